@@ -1,0 +1,161 @@
+"""The ``onetomany`` command: a thin layer over the Python API.
+
+Every command is a few lines over :mod:`onetomany`'s public classes, so a host can do in code
+whatever the CLI does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from onetomany import __version__
+from onetomany.builtin.outbox_folder import OutboxFolderChannel
+from onetomany.engine import Engine, RunReport, store_url_for
+from onetomany.errors import ConfigErrors, OnetomanyError
+from onetomany.plugins import Plugins
+from onetomany.program import load_program
+from onetomany.store import Store
+
+app = typer.Typer(
+    name="onetomany",
+    help="Run one-to-many customer-success programs: journeys, triggers and touches.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+ProgramPath = Annotated[
+    Path, typer.Argument(help="A program folder (with program.toml) or the file itself.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"onetomany {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+@app.command()
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List plugins: name, distribution, version, hooks and status."""
+    infos = Plugins(strict=False).infos()
+    if as_json:
+        typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    table = Table("plugin", "distribution", "version", "hooks", "status")
+    for info in infos:
+        status = (
+            info.status if info.status == "ok" else f"[red]{info.status}[/]: {info.error or ''}"
+        )
+        table.add_row(
+            info.name, info.distribution or "", info.version or "", "\n".join(info.hooks), status
+        )
+    console.print(table)
+
+
+@app.command()
+def validate(path: ProgramPath) -> None:
+    """Check a program: every problem is listed with its file, key and reason."""
+    program = load_program(path)
+    Engine(program).close()
+    console.print(f"[green]ok[/]: program {program.name!r}, {len(program.touches)} touch(es)")
+
+
+@app.command()
+def run(
+    path: ProgramPath,
+    once: Annotated[bool, typer.Option("--once", help="Run one round, then exit.")] = False,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between rounds when running continuously.")
+    ] = 60.0,
+) -> None:
+    """Run a program: sync its sources, queue triggered touches, deliver what is due."""
+    program = load_program(path)
+    with Engine(program) as engine:
+        if not once:
+            console.print(f"running {program.name!r} every {interval:g}s; Ctrl-C stops")
+            try:
+                engine.run_forever(interval=interval)
+            except KeyboardInterrupt:
+                console.print("stopped")
+            return
+        report = engine.run_once()
+        _print_round(engine, report)
+
+
+def _print_round(engine: Engine, report: RunReport) -> None:
+    for synced in report.synced:
+        console.print(
+            f"synced [bold]{synced.source}[/]: {synced.accounts} accounts, "
+            f"{synced.contacts} contacts, {synced.events} events ({synced.new_events} new)"
+        )
+    sent = report.dispatched
+    console.print(
+        f"queued {report.queued} touch(es); delivered {sent.sent}, "
+        f"retrying {sent.retrying}, dead-lettered {sent.dead}"
+    )
+    table = Table("touch", "channel", "status", "rows", title="Outbox")
+    for row in engine.store.outbox_summary():
+        table.add_row(row["touch"], row["channel"], row["status"], str(row["rows"]))
+    console.print(table)
+    for name, channel in engine.channels.items():
+        if isinstance(channel, OutboxFolderChannel):
+            console.print(f"channel [bold]{name}[/] wrote its messages to {channel.folder}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    target: Annotated[
+        str, typer.Argument(help="A program folder, a SQLite file path or a SQLAlchemy URL.")
+    ],
+) -> None:
+    """Apply pending migrations to the store."""
+    url = target
+    candidate = Path(target)
+    if candidate.is_dir() or candidate.name == "program.toml":
+        url = store_url_for(load_program(candidate))
+    store = Store(url, migrate=False)
+    applied = store.upgrade()
+    store.close()
+    console.print(f"{store!r}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+
+
+def main() -> None:
+    """Entry point: runs the app and turns onetomany errors into a clear message and exit 1."""
+    try:
+        app()
+    except ConfigErrors as exc:
+        errors.print(f"[red]error[/]: {len(exc.errors)} problem(s)", highlight=False)
+        for error in exc.errors:
+            errors.print(f"  {error}", highlight=False, markup=False)
+        raise SystemExit(1) from None
+    except OnetomanyError as exc:
+        errors.print(f"[red]error[/]: {type(exc).__name__}:", highlight=False, end=" ")
+        errors.print(str(exc), highlight=False, markup=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,330 @@
+"""The engine: what a host embeds.
+
+``identify`` and ``track`` only write to the store and return; they never send inline, so they
+are safe on a request path. ``tick`` turns stored events into queued touches (one outbox row
+per idempotency key), ``dispatch`` sends what is due, and ``run_once`` does a whole round:
+sync sources, tick, dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from onetomany.channels import Channel, Runtime
+from onetomany.clock import Clock, SystemClock
+from onetomany.compose import Composer
+from onetomany.dispatcher import Dispatcher, DispatchReport, RetryPolicy
+from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.model import Account, Contact, Event
+from onetomany.plugins import Plugins
+from onetomany.program import Program, Touch
+from onetomany.store import InboxItem, NewTouch, Store
+from onetomany.templating import TemplateSet
+
+log = logging.getLogger(__name__)
+
+EVENT_CURSOR = "triggers:events"
+
+
+@attrs.frozen(kw_only=True)
+class SyncReport:
+    source: str
+    accounts: int
+    contacts: int
+    events: int
+    new_events: int
+    cursor: str | None
+
+
+@attrs.frozen(kw_only=True)
+class RunReport:
+    """What one :meth:`Engine.run_once` did."""
+
+    synced: tuple[SyncReport, ...]
+    queued: int
+    dispatched: DispatchReport
+
+
+def idempotency_key(program: str, touch: str, recipient: str, occurrence: str) -> str:
+    """The key that makes a touch happen at most once per recipient and occurrence."""
+    return f"{program}:{touch}:{recipient}:{occurrence}"
+
+
+def store_url_for(program: Program) -> str:
+    """The program's store URL, a relative SQLite path read from the program's folder."""
+    url = program.store_url
+    if "://" in url:
+        return url
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else program.base_dir / path)
+
+
+class Engine:
+    """Runs one program against one store.
+
+    :param program: what to run (:func:`onetomany.load_program` or built in Python).
+    :param store: where state lives; by default the program's own ``store`` setting.
+    :param clock: the time source; inject a :class:`~onetomany.FrozenClock` in tests.
+    :param plugins: the plugin manager; by default built-ins plus installed entry points.
+    :param channels: channel instances that replace (or add to) the program's, by name.
+    :param retry: how transient delivery failures are retried.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        plugins: Plugins | None = None,
+        channels: Mapping[str, Channel] | None = None,
+        retry: RetryPolicy | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        batch_size: int = 200,
+    ) -> None:
+        self.program = program
+        self.clock = clock or SystemClock()
+        self.plugins = plugins or Plugins()
+        self.store = store or Store(store_url_for(program))
+        self.templates = TemplateSet(
+            program.base_dir / program.templates_dir,
+            filters={r.name: r.value for r in self.plugins.template_filters()},
+            constants={"constants": dict(program.constants)},
+        )
+        problems = program.problems(templates=set(self.templates.names()))
+        self.channels = self._build_channels(channels or {}, problems)
+        if problems:
+            raise ConfigErrors(problems)
+        self.dispatcher = Dispatcher(
+            store=self.store,
+            composer=Composer(program, self.templates),
+            channels=self.channels,
+            clock=self.clock,
+            plugins=self.plugins,
+            retry=retry,
+            lease=lease,
+            batch_size=batch_size,
+        )
+
+    def _build_channels(
+        self, overrides: Mapping[str, Channel], problems: list[ConfigError]
+    ) -> dict[str, Channel]:
+        registry = self.plugins.channels()
+        runtime = Runtime(clock=self.clock, store=self.store)
+        built: dict[str, Channel] = {}
+        for name, settings in self.program.channels.items():
+            if name in overrides:
+                continue
+            key = f"channels.{name}.plugin"
+            if settings.plugin not in registry:
+                known = ", ".join(registry.names()) or "none"
+                problems.append(
+                    ConfigError(
+                        f"no channel plugin {settings.plugin!r} is installed (installed: {known})",
+                        file=self.program.origin,
+                        key=key,
+                    )
+                )
+                continue
+            try:
+                built[name] = registry.get(settings.plugin).value(settings, runtime=runtime)
+            except ConfigError as exc:
+                problems.append(exc)
+        return built | dict(overrides)
+
+    def close(self) -> None:
+        for channel in self.channels.values():
+            channel.close()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- writing: safe on a request path ----------------------------------------------------
+
+    def identify(self, *profiles: Account | Contact) -> None:
+        """Create or update accounts and contacts (validated on construction)."""
+        self.store.save_profiles(
+            accounts=[p for p in profiles if isinstance(p, Account)],
+            contacts=[p for p in profiles if isinstance(p, Contact)],
+            now=self.clock.now(),
+        )
+
+    def track(
+        self,
+        event: Event | str,
+        *,
+        account_id: str | None = None,
+        contact_id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        id: str | None = None,
+    ) -> Event:
+        """Record an event and return it; sends nothing (``tick`` and ``dispatch`` do).
+
+        Pass an :class:`~onetomany.Event`, or its name and fields. Tracking the same event id
+        twice stores it once.
+        """
+        if isinstance(event, str):
+            fields: dict[str, Any] = {
+                "name": event,
+                "account_id": account_id,
+                "contact_id": contact_id,
+                "properties": properties or {},
+                "occurred_at": occurred_at or self.clock.now(),
+            }
+            if id is not None:
+                fields["id"] = id
+            event = Event(**fields)
+        self.store.add_events([event], now=self.clock.now())
+        return event
+
+    # -- sources ----------------------------------------------------------------------------
+
+    def sync(self, names: Iterable[str] | None = None) -> list[SyncReport]:
+        """Pull from the program's sources (all, or those named), each in one transaction."""
+        registry = self.plugins.sources()
+        reports = []
+        for name in names if names is not None else list(self.program.sources):
+            settings = self.program.sources.get(name)
+            if settings is None:
+                raise ConfigError(f"unknown source {name!r}", file=self.program.origin)
+            entry = registry.get(settings.plugin, wanted_by=f"sources.{name}.plugin")
+            source = entry.value(settings)
+            cursor_name = f"source:{name}"
+            result = source.sync(cursor=self.store.get_cursor(cursor_name))
+            added = self.store.save_profiles(
+                accounts=result.accounts,
+                contacts=result.contacts,
+                events=result.events,
+                now=self.clock.now(),
+                cursor=(cursor_name, result.cursor) if result.cursor is not None else None,
+            )
+            reports.append(
+                SyncReport(
+                    source=name,
+                    accounts=len(result.accounts),
+                    contacts=len(result.contacts),
+                    events=len(result.events),
+                    new_events=added,
+                    cursor=result.cursor,
+                )
+            )
+        return reports
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def tick(self, *, batch: int = 1000) -> int:
+        """Queue the touches that stored events trigger; returns how many rows were new.
+
+        Progress through the event log is committed with the rows it produced, so a crash
+        between the two cannot lose or double a touch.
+        """
+        queued = 0
+        position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
+        while True:
+            events = self.store.events_after(position, limit=batch)
+            if not events:
+                return queued
+            touches = [t for _, event in events for t in self._touches_for(event)]
+            position = events[-1][0]
+            queued += self.store.enqueue(
+                touches, now=self.clock.now(), cursor=(EVENT_CURSOR, str(position))
+            )
+
+    def _touches_for(self, event: Event) -> list[NewTouch]:
+        due = self.clock.now()
+        touches = []
+        for touch in self.program.touches_for_event(event.name):
+            for contact in self.audience(touch, event):
+                touches.append(
+                    NewTouch(
+                        idempotency_key=idempotency_key(
+                            self.program.name, touch.name, contact.id, event.id
+                        ),
+                        program=self.program.name,
+                        touch=touch.name,
+                        channel=touch.channel,
+                        template=touch.template,
+                        contact_id=contact.id,
+                        account_id=contact.account_id or event.account_id,
+                        event_id=event.id,
+                        payload={"event": _event_context(event)},
+                        available_at=due,
+                    )
+                )
+        return touches
+
+    def audience(self, touch: Touch, event: Event) -> list[Contact]:
+        """The contacts ``touch`` goes to for ``event`` (rules: ``Audience``)."""
+        audience = touch.audience
+        named = self.store.get_contact(event.contact_id) if event.contact_id else None
+        if named is not None and not audience.roles:
+            return [named]
+        account_id = event.account_id or (named.account_id if named else None)
+        if account_id is None:
+            return []
+        contacts = self.store.contacts_of(account_id)
+        if audience.roles:
+            for role in audience.roles:
+                matching = [c for c in contacts if c.role == role]
+                if matching:
+                    return matching if audience.every else matching[:1]
+            return []
+        return contacts if audience.every else contacts[:1]
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def dispatch(self, limit: int | None = None) -> DispatchReport:
+        """Send every outbox row due now (at most ``limit``)."""
+        return self.dispatcher.dispatch(limit)
+
+    def run_once(self) -> RunReport:
+        """Sync every source, queue what events trigger, and send what is due."""
+        synced = tuple(self.sync())
+        queued = self.tick()
+        return RunReport(synced=synced, queued=queued, dispatched=self.dispatch())
+
+    def run_forever(self, *, interval: float = 60.0, rounds: int | None = None) -> None:
+        """Run rounds until interrupted (or ``rounds`` are done), sleeping between them."""
+        done = 0
+        while rounds is None or done < rounds:
+            report = self.run_once()
+            done += 1
+            log.info("round %d: queued %d, %s", done, report.queued, report.dispatched)
+            next_due = self.store.next_due()
+            wait = interval
+            if next_due is not None:
+                wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
+            self.clock.sleep(wait)
+
+    # -- in-app inbox -----------------------------------------------------------------------
+
+    def inbox(self, contact_id: str, *, unread_only: bool = False) -> list[InboxItem]:
+        """A contact's in-app messages, newest first."""
+        return self.store.inbox(contact_id, unread_only=unread_only)
+
+    def unread_count(self, contact_id: str) -> int:
+        return self.store.unread_count(contact_id)
+
+    def mark_read(self, contact_id: str, item_ids: Iterable[int] | None = None) -> int:
+        """Mark items (or all, with ``None``) read; returns how many changed."""
+        return self.store.mark_read(contact_id, item_ids, now=self.clock.now())
+
+
+def _event_context(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "name": event.name,
+        "occurred_at": event.occurred_at.isoformat(),
+        "properties": dict(event.properties),
+    }

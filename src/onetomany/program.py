@@ -1,0 +1,329 @@
+"""A program: the touches one product runs, the channels and sources they use, and where.
+
+A program is built in Python (construct :class:`Program`) or loaded from a folder holding a
+``program.toml`` and its templates (:func:`load_program`). Both give the same objects. Loading
+reports every problem at once, each with the file, the key and the reason.
+
+A minimal ``program.toml``::
+
+    [program]
+    name = "acme"
+    sender = "Acme Success <success@acme.test>"
+
+    [channels.email]
+    plugin = "outbox"
+    folder = "var/outbox"
+
+    [touches.welcome]
+    trigger = { event = "signed_up" }
+    channel = "email"
+    template = "welcome"
+    audience = { roles = ["admin", "sponsor"] }
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.settings import PluginSettings
+
+PROGRAM_FILE = "program.toml"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+@attrs.frozen(kw_only=True)
+class EventTrigger:
+    """Fires once for every stored event named ``event``."""
+
+    event: str
+
+    def describe(self) -> str:
+        return f"on event {self.event!r}"
+
+
+@attrs.frozen(kw_only=True)
+class Audience:
+    """Who inside an account receives a touch.
+
+    ``roles`` is a fallback order: the first role with at least one contact wins (sponsor,
+    then leader). With no roles, an event that names a contact goes to that contact. ``every``
+    sends to every contact of the winning role (or of the account) instead of the first one.
+    """
+
+    roles: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    every: bool = False
+
+    def describe(self) -> str:
+        who = " then ".join(self.roles) if self.roles else "the event's contact"
+        return f"{'every' if self.every else 'one'}: {who}"
+
+
+@attrs.frozen(kw_only=True)
+class Touch:
+    """What to send when a trigger fires: through which channel, with which template, to whom."""
+
+    name: str
+    trigger: EventTrigger
+    channel: str
+    template: str
+    audience: Audience = attrs.field(factory=Audience)
+
+
+@attrs.frozen(kw_only=True)
+class Program:
+    """Everything one product's one-to-many program consists of."""
+
+    name: str
+    touches: tuple[Touch, ...] = attrs.field(default=(), converter=tuple[Touch, ...])
+    channels: Mapping[str, PluginSettings] = attrs.field(factory=dict)
+    sources: Mapping[str, PluginSettings] = attrs.field(factory=dict)
+    templates_dir: Path = attrs.field(factory=lambda: Path("templates"), converter=Path)
+    store_url: str = "onetomany.db"
+    sender: str | None = None
+    unsubscribe_url: str = ""
+    constants: Mapping[str, Any] = attrs.field(factory=dict)
+    base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
+    origin: str = "<python>"
+
+    def touch(self, name: str) -> Touch:
+        for touch in self.touches:
+            if touch.name == name:
+                return touch
+        known = ", ".join(t.name for t in self.touches) or "none"
+        raise ConfigError(f"unknown touch {name!r} (touches: {known})", file=self.origin)
+
+    def touches_for_event(self, event_name: str) -> list[Touch]:
+        return [t for t in self.touches if t.trigger.event == event_name]
+
+    def problems(self, *, templates: set[str] | None = None) -> list[ConfigError]:
+        """Every reference that does not resolve: channels, templates, duplicate names."""
+        errors: list[ConfigError] = []
+        seen: set[str] = set()
+        for touch in self.touches:
+            key = f"touches.{touch.name}"
+            if touch.name in seen:
+                errors.append(ConfigError("touch defined twice", file=self.origin, key=key))
+            seen.add(touch.name)
+            if touch.channel not in self.channels:
+                known = ", ".join(sorted(self.channels)) or "none configured"
+                errors.append(
+                    ConfigError(
+                        f"unknown channel {touch.channel!r} (channels: {known})",
+                        file=self.origin,
+                        key=f"{key}.channel",
+                    )
+                )
+            if templates is not None and touch.template not in templates:
+                known = ", ".join(sorted(templates)) or "none"
+                errors.append(
+                    ConfigError(
+                        f"unknown template {touch.template!r} in {self.templates_dir} "
+                        f"(templates: {known})",
+                        file=self.origin,
+                        key=f"{key}.template",
+                    )
+                )
+        return errors
+
+
+# -- loading from TOML ------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads typed values out of parsed TOML, collecting errors with their keys."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.errors: list[ConfigError] = []
+
+    def error(self, key: str, reason: str) -> None:
+        self.errors.append(ConfigError(reason, file=self.origin, key=key))
+
+    def table(self, data: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.error(path, f"expected a table, got {type(value).__name__}")
+            return {}
+        return value
+
+    def string(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: str | None = None,
+        *,
+        required: bool = False,
+    ) -> str | None:
+        value = data.get(key, default)
+        if value is not None and not isinstance(value, str):
+            self.error(path, f"expected a string, got {value!r}")
+            return default
+        if value is None and required:
+            self.error(path, "is required")
+        return str(value) if value is not None else None
+
+    def name(self, name: str, path: str) -> bool:
+        if _NAME.match(name):
+            return True
+        self.error(path, "names start with a letter and use letters, digits, '-' and '_'")
+        return False
+
+
+_TOUCH_KEYS = {"trigger", "channel", "template", "audience"}
+
+
+def load_program(path: str | Path) -> Program:
+    """Load a program folder (or its ``program.toml``).
+
+    Raises :class:`~onetomany.errors.ConfigErrors` listing every problem found, each with the
+    file, the key and the reason.
+    """
+    path = Path(path)
+    file = path / PROGRAM_FILE if path.is_dir() else path
+    origin = str(file)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no {PROGRAM_FILE} here; a program folder holds one", file=origin
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML: {exc}", file=origin) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=origin) from exc
+    reader = _Reader(origin)
+    program = _read_program(data, reader, file.parent)
+    if reader.errors:
+        raise ConfigErrors(reader.errors)
+    assert program is not None
+    errors = program.problems(templates=_template_names(program.base_dir / program.templates_dir))
+    if errors:
+        raise ConfigErrors(errors)
+    return program
+
+
+def _template_names(folder: Path) -> set[str]:
+    from onetomany.templating import TemplateSet
+
+    return set(TemplateSet(folder).names()) if folder.is_dir() else set()
+
+
+def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Program | None:
+    for key in data:
+        if key not in {"program", "channels", "sources", "touches"}:
+            reader.error(key, "unknown section (known: program, channels, sources, touches)")
+    head = reader.table(data, "program", "program")
+    name = reader.string(head, "name", "program.name", required=True)
+    if name is not None:
+        reader.name(name, "program.name")
+    constants = reader.table(head, "constants", "program.constants")
+    program = Program(
+        name=name or "program",
+        touches=_read_touches(reader.table(data, "touches", "touches"), reader),
+        channels=_read_plugins(
+            reader.table(data, "channels", "channels"), "channels", reader, base
+        ),
+        sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
+        templates_dir=reader.string(head, "templates", "program.templates", "templates") or "",
+        store_url=reader.string(head, "store", "program.store", "onetomany.db") or "",
+        sender=reader.string(head, "sender", "program.sender", ""),
+        unsubscribe_url=reader.string(head, "unsubscribe_url", "program.unsubscribe_url", "") or "",
+        constants=constants,
+        base_dir=base,
+        origin=reader.origin,
+    )
+    return program if not reader.errors else None
+
+
+def _read_plugins(
+    section: Mapping[str, Any], kind: str, reader: _Reader, base: Path
+) -> dict[str, PluginSettings]:
+    result: dict[str, PluginSettings] = {}
+    for name, body in section.items():
+        path = f"{kind}.{name}"
+        if not reader.name(name, path):
+            continue
+        if not isinstance(body, dict):
+            reader.error(path, "expected a table")
+            continue
+        plugin = reader.string(body, "plugin", f"{path}.plugin", required=True)
+        if plugin is None:
+            continue
+        options = {k: v for k, v in body.items() if k != "plugin"}
+        result[name] = PluginSettings(
+            name=name, plugin=plugin, options=options, base_dir=base, origin=reader.origin
+        )
+    return result
+
+
+def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
+    touches = []
+    for name, body in section.items():
+        path = f"touches.{name}"
+        if not reader.name(name, path):
+            continue
+        if not isinstance(body, dict):
+            reader.error(path, "expected a table")
+            continue
+        for key in body:
+            if key not in _TOUCH_KEYS:
+                reader.error(
+                    f"{path}.{key}", f"unknown key (known: {', '.join(sorted(_TOUCH_KEYS))})"
+                )
+        trigger = _read_trigger(body.get("trigger"), f"{path}.trigger", reader)
+        channel = reader.string(body, "channel", f"{path}.channel", required=True)
+        template = reader.string(body, "template", f"{path}.template", name)
+        audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
+        if trigger and channel and template and audience:
+            touches.append(
+                Touch(
+                    name=name,
+                    trigger=trigger,
+                    channel=channel,
+                    template=template,
+                    audience=audience,
+                )
+            )
+    return touches
+
+
+def _read_trigger(body: object, path: str, reader: _Reader) -> EventTrigger | None:
+    if body is None:
+        reader.error(path, 'is required, e.g. trigger = { event = "signed_up" }')
+        return None
+    if not isinstance(body, dict):
+        reader.error(path, 'expected a table, e.g. { event = "signed_up" }')
+        return None
+    unknown = set(body) - {"event"}
+    if unknown:
+        reader.error(path, f"unknown trigger key(s) {sorted(unknown)} (known: event)")
+        return None
+    event = reader.string(body, "event", f"{path}.event", required=True)
+    return EventTrigger(event=event) if event else None
+
+
+def _read_audience(body: object, path: str, reader: _Reader) -> Audience | None:
+    if not isinstance(body, dict):
+        reader.error(path, 'expected a table, e.g. { roles = ["sponsor", "leader"] }')
+        return None
+    roles = body.get("roles", [])
+    every = body.get("every", False)
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        reader.error(f"{path}.roles", f"expected a list of role names, got {roles!r}")
+        return None
+    if not isinstance(every, bool):
+        reader.error(f"{path}.every", f"expected true or false, got {every!r}")
+        return None
+    unknown = set(body) - {"roles", "every"}
+    if unknown:
+        reader.error(path, f"unknown key(s) {sorted(unknown)} (known: roles, every)")
+        return None
+    return Audience(roles=tuple(roles), every=every)

@@ -1,0 +1,5 @@
+"""Persistence: profiles, events, the outbox, deliveries and the in-app inbox."""
+
+from onetomany.store.store import DEFAULT_URL, InboxItem, NewTouch, OutboxRow, Store, normalize_url
+
+__all__ = ["DEFAULT_URL", "InboxItem", "NewTouch", "OutboxRow", "Store", "normalize_url"]

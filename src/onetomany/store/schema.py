@@ -1,0 +1,136 @@
+"""The store's tables, in SQLAlchemy Core.
+
+The migrations in ``migrations/versions`` create these tables; a test checks that the two agree.
+Timestamps are stored in UTC and handed back timezone-aware (:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, whatever the database keeps."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+metadata = sa.MetaData()
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, default=""),
+    sa.Column("traits", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("account_id", sa.String(255), index=True),
+    sa.Column("name", sa.String(255), nullable=False, default=""),
+    sa.Column("email", sa.String(320)),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("role", sa.String(64)),
+    sa.Column("locale", sa.String(35), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("consent", sa.JSON, nullable=False),
+    sa.Column("traits", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("account_id", sa.String(255)),
+    sa.Column("contact_id", sa.String(255)),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Index("ix_events_account_name_time", "account_id", "name", "occurred_at"),
+    sa.Index("ix_events_contact_name_time", "contact_id", "name", "occurred_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(512), nullable=False, unique=True),
+    sa.Column("program", sa.String(128), nullable=False),
+    sa.Column("touch", sa.String(128), nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False),
+    sa.Column("template", sa.String(255), nullable=False),
+    sa.Column("contact_id", sa.String(255)),
+    sa.Column("account_id", sa.String(255)),
+    sa.Column("event_id", sa.String(64)),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("available_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_outbox_due", "status", "available_at"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", sa.Integer, nullable=False, index=True),
+    sa.Column("idempotency_key", sa.String(512), nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider_message_id", sa.String(512)),
+    sa.Column("error", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(255), nullable=False, index=True),
+    sa.Column("idempotency_key", sa.String(512), nullable=False, unique=True),
+    sa.Column("touch", sa.String(128), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("read_at", UTCDateTime),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,587 @@
+"""The store: every row onetomany keeps, behind one class.
+
+SQLite (a file, in WAL mode) is the embedded default; any SQLAlchemy URL works, PostgreSQL
+being the one to scale out on. All SQL lives here. Writes that belong together (a sync, a tick's
+queued touches and its cursor, a delivery and its row's new status) share one transaction, so
+a crash at any point leaves either all of them or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from onetomany.errors import StoreError
+from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
+from onetomany.store import schema
+from onetomany.store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///onetomany.db"
+
+
+@attrs.frozen(kw_only=True)
+class OutboxRow:
+    """One queued touch for one recipient: what to render, where, and its delivery state."""
+
+    id: int
+    idempotency_key: str
+    program: str
+    touch: str
+    channel: str
+    template: str
+    contact_id: str | None
+    account_id: str | None
+    event_id: str | None
+    payload: Mapping[str, Any]
+    status: str
+    attempts: int
+    available_at: datetime
+    last_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> OutboxRow:
+        m = row._mapping
+        return cls(**{field.name: m[field.name] for field in attrs.fields(cls)})
+
+
+@attrs.frozen(kw_only=True)
+class NewTouch:
+    """A touch the engine decided to queue; becomes an :class:`OutboxRow`."""
+
+    idempotency_key: str
+    program: str
+    touch: str
+    channel: str
+    template: str
+    contact_id: str | None
+    account_id: str | None
+    event_id: str | None = None
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+    available_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class InboxItem:
+    """One in-app message kept for a contact."""
+
+    id: int
+    contact_id: str
+    touch: str
+    title: str
+    body: str
+    url: str | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+def normalize_url(url: str | Path) -> str:
+    """A SQLAlchemy URL; a bare path means a SQLite file at that path."""
+    text = str(url)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser()}"
+
+
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets track() write while a dispatcher reads; NORMAL is durable in WAL mode except
+    # for the last transactions on power loss, never corrupting the file.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for store {path}: {exc}") from exc
+    engine = sa.create_engine(url)
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    """Everything onetomany persists.
+
+    :param url: a SQLAlchemy URL or a path to a SQLite file (created if missing).
+    :param migrate: apply pending migrations on open (the default).
+    """
+
+    def __init__(self, url: str | Path = DEFAULT_URL, *, migrate: bool = True) -> None:
+        self.url = normalize_url(url)
+        self.engine = _create_engine(self.url)
+        self.dialect = self.engine.dialect.name
+        if migrate:
+            self.upgrade()
+        else:
+            self._check_usable()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; returns the revisions applied."""
+        try:
+            with self.engine.begin() as conn:
+                return upgrade(conn)
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot open or migrate store {self!r}: {exc.orig}") from exc
+
+    def _check_usable(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot open store {self!r}: {exc.orig}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot write to store {self!r}: {exc.orig}") from exc
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        raise StoreError(f"unsupported database dialect {self.dialect!r}; use SQLite or PostgreSQL")
+
+    def _upsert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        stmt = self._insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+    # -- profiles ---------------------------------------------------------------------------
+
+    def save_profiles(
+        self,
+        *,
+        accounts: Iterable[Account] = (),
+        contacts: Iterable[Contact] = (),
+        events: Iterable[Event] = (),
+        now: datetime,
+        cursor: tuple[str, str] | None = None,
+    ) -> int:
+        """Upsert accounts and contacts, add events and set a cursor, in one transaction.
+
+        Returns the number of events that were new.
+        """
+        with self._write() as conn:
+            self._upsert(conn, schema.accounts, [_account_row(a, now) for a in accounts])
+            self._upsert(conn, schema.contacts, [_contact_row(c, now) for c in contacts])
+            added = self._add_events(conn, events, now)
+            if cursor is not None:
+                self._set_cursor(conn, cursor[0], cursor[1], now)
+        return added
+
+    def get_account(self, account_id: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(schema.accounts).where(schema.accounts.c.id == account_id)
+            ).first()
+        return _account(row) if row else None
+
+    def get_contact(self, contact_id: str) -> Contact | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(schema.contacts).where(schema.contacts.c.id == contact_id)
+            ).first()
+        return _contact(row) if row else None
+
+    def contacts_of(self, account_id: str) -> list[Contact]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.contacts)
+                .where(schema.contacts.c.account_id == account_id)
+                .order_by(schema.contacts.c.id)
+            )
+            return [_contact(row) for row in rows]
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(schema.metadata.tables[table])
+                ).scalar_one()
+            )
+
+    # -- events -----------------------------------------------------------------------------
+
+    def add_events(self, events: Iterable[Event], *, now: datetime) -> int:
+        """Store events, ignoring ids already stored; returns how many were new."""
+        with self._write() as conn:
+            return self._add_events(conn, events, now)
+
+    def _add_events(self, conn: Connection, events: Iterable[Event], now: datetime) -> int:
+        rows = [_event_row(e, now) for e in events]
+        if not rows:
+            return 0
+        stmt = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
+        return sum(max(conn.execute(stmt, row).rowcount, 0) for row in rows)
+
+    def events_after(self, seq: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Events stored after position ``seq``, oldest first, with their positions."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(schema.events)
+                .where(schema.events.c.seq > seq)
+                .order_by(schema.events.c.seq)
+                .limit(limit)
+            )
+            return [(row.seq, _event(row)) for row in rows]
+
+    # -- cursors ----------------------------------------------------------------------------
+
+    def get_cursor(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(schema.cursors.c.value).where(schema.cursors.c.name == name)
+            ).scalar_one_or_none()
+
+    def _set_cursor(self, conn: Connection, name: str, value: str, now: datetime) -> None:
+        self._upsert(conn, schema.cursors, [{"name": name, "value": value, "updated_at": now}])
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def enqueue(
+        self, touches: Sequence[NewTouch], *, now: datetime, cursor: tuple[str, str] | None = None
+    ) -> int:
+        """Queue touches, skipping idempotency keys already queued; returns how many were new.
+
+        ``cursor`` is set in the same transaction, so a trigger's progress and the touches it
+        produced are committed together.
+        """
+        with self._write() as conn:
+            added = 0
+            if touches:
+                stmt = self._insert(schema.outbox).on_conflict_do_nothing(
+                    index_elements=["idempotency_key"]
+                )
+                for touch in touches:
+                    added += max(conn.execute(stmt, _outbox_row(touch, now)).rowcount, 0)
+            if cursor is not None:
+                self._set_cursor(conn, cursor[0], cursor[1], now)
+        return added
+
+    def claim(self, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxRow]:
+        """Take up to ``limit`` due rows for ``worker`` until ``now + lease``.
+
+        A row whose lease ran out (its worker died) is due again. On PostgreSQL concurrent
+        workers skip each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite has one writer.
+        """
+        t = schema.outbox
+        due = sa.or_(
+            sa.and_(t.c.status == OutboxStatus.PENDING, t.c.available_at <= now),
+            sa.and_(t.c.status == OutboxStatus.CLAIMED, t.c.lease_until < now),
+        )
+        candidates = (
+            sa.select(t.c.id)
+            .where(due)
+            .order_by(t.c.available_at, t.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            sa.update(t)
+            .where(t.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=OutboxStatus.CLAIMED,
+                claimed_by=worker,
+                lease_until=now + lease,
+                updated_at=now,
+            )
+            .returning(*t.c)
+        )
+        with self._write() as conn:
+            rows = [OutboxRow.from_row(row) for row in conn.execute(stmt)]
+        return sorted(rows, key=lambda r: (r.available_at, r.id))
+
+    def record(self, delivery: Delivery, *, retry_at: datetime | None = None) -> None:
+        """Record one attempt and move its outbox row on, in one transaction.
+
+        ``status`` ``sent`` and ``dead`` are final; ``retrying`` puts the row back as pending
+        until ``retry_at``.
+        """
+        t = schema.outbox
+        values: dict[str, Any] = {
+            "attempts": delivery.attempt,
+            "updated_at": delivery.at,
+            "lease_until": None,
+            "claimed_by": None,
+            "last_error": delivery.error,
+        }
+        if delivery.status == "retrying":
+            if retry_at is None:
+                raise ValueError("a retrying delivery needs retry_at")
+            values |= {"status": OutboxStatus.PENDING, "available_at": retry_at}
+        elif delivery.status == "sent":
+            values["status"] = OutboxStatus.SENT
+        else:
+            values["status"] = OutboxStatus.DEAD
+        with self._write() as conn:
+            conn.execute(sa.update(t).where(t.c.id == delivery.outbox_id).values(**values))
+            conn.execute(sa.insert(schema.deliveries).values(**_delivery_row(delivery)))
+            self._add_events(conn, [_delivery_event(delivery)], delivery.at)
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending or claimed row becomes due, if any."""
+        t = schema.outbox
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                sa.select(sa.func.min(t.c.available_at)).where(t.c.status == OutboxStatus.PENDING)
+            ).scalar_one_or_none()
+            leased = conn.execute(
+                sa.select(sa.func.min(t.c.lease_until)).where(t.c.status == OutboxStatus.CLAIMED)
+            ).scalar_one_or_none()
+        times = [
+            schema.UTCDateTime().process_result_value(v, self.engine.dialect)
+            for v in (pending, leased)
+        ]
+        present = [v for v in times if v is not None]
+        return min(present) if present else None
+
+    def outbox_rows(self, *, status: str | None = None) -> list[OutboxRow]:
+        t = schema.outbox
+        query = sa.select(t).order_by(t.c.id)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        with self.engine.connect() as conn:
+            return [OutboxRow.from_row(row) for row in conn.execute(query)]
+
+    def outbox_summary(self) -> list[dict[str, Any]]:
+        """Rows per touch, channel and status: what the CLI's summary table shows."""
+        t = schema.outbox
+        query = (
+            sa.select(t.c.touch, t.c.channel, t.c.status, sa.func.count().label("rows"))
+            .group_by(t.c.touch, t.c.channel, t.c.status)
+            .order_by(t.c.touch, t.c.channel, t.c.status)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def deliveries(self, *, outbox_id: int | None = None) -> list[Delivery]:
+        t, o = schema.deliveries, schema.outbox
+        query = (
+            sa.select(
+                *(c for c in t.c if c.name != "id"), o.c.touch, o.c.contact_id, o.c.account_id
+            )
+            .join(o, o.c.id == t.c.outbox_id)
+            .order_by(t.c.id)
+        )
+        if outbox_id is not None:
+            query = query.where(t.c.outbox_id == outbox_id)
+        with self.engine.connect() as conn:
+            return [Delivery(**row._mapping) for row in conn.execute(query)]
+
+    # -- in-app inbox -----------------------------------------------------------------------
+
+    def inbox_add(
+        self,
+        *,
+        contact_id: str,
+        idempotency_key: str,
+        touch: str,
+        title: str,
+        body: str,
+        url: str | None,
+        now: datetime,
+    ) -> int:
+        """Keep an in-app message; the same key twice keeps one. Returns the item's id."""
+        t = schema.inbox
+        stmt = self._insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        with self._write() as conn:
+            conn.execute(
+                stmt,
+                {
+                    "contact_id": contact_id,
+                    "idempotency_key": idempotency_key,
+                    "touch": touch,
+                    "title": title,
+                    "body": body,
+                    "url": url,
+                    "created_at": now,
+                },
+            )
+            return int(
+                conn.execute(
+                    sa.select(t.c.id).where(t.c.idempotency_key == idempotency_key)
+                ).scalar_one()
+            )
+
+    def inbox(self, contact_id: str, *, unread_only: bool = False) -> list[InboxItem]:
+        t = schema.inbox
+        query = sa.select(t).where(t.c.contact_id == contact_id).order_by(t.c.id.desc())
+        if unread_only:
+            query = query.where(t.c.read_at.is_(None))
+        with self.engine.connect() as conn:
+            return [
+                InboxItem(**{f.name: row._mapping[f.name] for f in attrs.fields(InboxItem)})
+                for row in conn.execute(query)
+            ]
+
+    def unread_count(self, contact_id: str) -> int:
+        t = schema.inbox
+        query = (
+            sa.select(sa.func.count())
+            .select_from(t)
+            .where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def mark_read(self, contact_id: str, item_ids: Iterable[int] | None, *, now: datetime) -> int:
+        """Mark some (or, with ``None``, all) of a contact's items read; returns how many."""
+        t = schema.inbox
+        query = sa.update(t).where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
+        if item_ids is not None:
+            query = query.where(t.c.id.in_(list(item_ids)))
+        with self._write() as conn:
+            return int(conn.execute(query.values(read_at=now)).rowcount)
+
+
+# -- row <-> value ---------------------------------------------------------------------------
+
+
+def _account_row(account: Account, now: datetime) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "name": account.name,
+        "traits": dict(account.traits),
+        "updated_at": now,
+    }
+
+
+def _account(row: sa.Row[Any]) -> Account:
+    return Account(id=row.id, name=row.name, traits=row.traits)
+
+
+def _contact_row(contact: Contact, now: datetime) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "account_id": contact.account_id,
+        "name": contact.name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "role": contact.role,
+        "locale": contact.locale,
+        "timezone": contact.timezone,
+        "consent": dict(contact.consent),
+        "traits": dict(contact.traits),
+        "updated_at": now,
+    }
+
+
+def _contact(row: sa.Row[Any]) -> Contact:
+    m = row._mapping
+    return Contact(
+        **{
+            k: m[k]
+            for k in (
+                "id",
+                "account_id",
+                "name",
+                "email",
+                "phone",
+                "role",
+                "locale",
+                "timezone",
+                "consent",
+                "traits",
+            )
+        }
+    )
+
+
+def _event_row(event: Event, now: datetime) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "name": event.name,
+        "account_id": event.account_id,
+        "contact_id": event.contact_id,
+        "occurred_at": event.occurred_at,
+        "received_at": now,
+        "properties": dict(event.properties),
+    }
+
+
+def _event(row: sa.Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        name=row.name,
+        account_id=row.account_id,
+        contact_id=row.contact_id,
+        occurred_at=row.occurred_at,
+        properties=row.properties,
+    )
+
+
+def _outbox_row(touch: NewTouch, now: datetime) -> dict[str, Any]:
+    return attrs.asdict(touch) | {
+        "payload": dict(touch.payload),
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _delivery_row(delivery: Delivery) -> dict[str, Any]:
+    return attrs.asdict(delivery, filter=lambda field, _: field.name not in _DELIVERY_ONLY)
+
+
+#: Delivery fields that live on the outbox row rather than in the deliveries table.
+_DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
+
+
+#: The event each delivery outcome emits, so triggers can react to what happened.
+DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}
+
+
+def _delivery_event(delivery: Delivery) -> Event:
+    digest = hashlib.sha256(
+        f"{delivery.idempotency_key}#{delivery.attempt}#{delivery.status}".encode()
+    ).hexdigest()[:32]
+    return Event(
+        id=digest,
+        name=DELIVERY_EVENTS[delivery.status],
+        occurred_at=delivery.at,
+        account_id=delivery.account_id,
+        contact_id=delivery.contact_id,
+        properties={
+            "idempotency_key": delivery.idempotency_key,
+            "touch": delivery.touch,
+            "channel": delivery.channel,
+            "attempt": delivery.attempt,
+            "error": delivery.error,
+        },
+    )
