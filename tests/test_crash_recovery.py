@@ -16,7 +16,6 @@ import pytest
 from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.program import load_program
-from onetomany.testing import make_plugins
 
 from .smtp_sink import SmtpSink
 
@@ -85,7 +84,7 @@ def _worker(tmp_path):
 
 def test_sigkill_mid_batch_then_restart_delivers_every_row(tmp_path, slow_sink):
     program = _program(tmp_path, slow_sink.port)
-    with Engine(program, plugins=make_plugins()) as engine:
+    with Engine(program) as engine:
         engine.identify(Account(id="a1", name="Acme"))
         engine.identify(
             *(
@@ -119,7 +118,7 @@ def test_sigkill_mid_batch_then_restart_delivers_every_row(tmp_path, slow_sink):
     # At most the rows in flight when the worker died can arrive twice.
     assert len(recipients) - ROWS <= BATCH
 
-    with Engine(load_program(tmp_path), plugins=make_plugins()) as engine:
+    with Engine(load_program(tmp_path)) as engine:
         rows = engine.store.outbox_rows()
         assert len(rows) == ROWS
         assert {row.status for row in rows} == {"sent"}

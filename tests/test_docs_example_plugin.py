@@ -91,6 +91,7 @@ def test_the_example_maps_400_to_a_permanent_error(channel, httpserver):
         channel.send(MESSAGE)
 
 
+@pytest.mark.slow
 def test_the_examples_own_tests_pass():
     paths = [str(EXAMPLE / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = os.environ | {"PYTHONPATH": os.pathsep.join(paths)}

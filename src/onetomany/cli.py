@@ -32,8 +32,9 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: paths and messages stay on one line, so they can be copied and searched.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 ProgramPath = Annotated[
     Path, typer.Argument(help="A program folder (with program.toml) or the file itself.")

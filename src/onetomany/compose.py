@@ -10,6 +10,7 @@ reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.utils import formataddr
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +38,7 @@ def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> s
     if not contact.allows(kind):
         raise PermanentDeliveryError(f"contact {contact.id!r} has not consented to {kind}")
     if kind is ChannelKind.EMAIL:
-        address = contact.email
+        address = formataddr((contact.name, contact.email)) if contact.email else None
     elif kind in (ChannelKind.SMS, ChannelKind.WHATSAPP):
         address = contact.phone
     elif kind is ChannelKind.CSM:

@@ -57,7 +57,7 @@ class RetryPolicy:
     def wait(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         strategy = tenacity.wait_exponential_jitter(
-            initial=self.initial, max=self.maximum, jitter=self.jitter
+            multiplier=self.initial, max=self.maximum, jitter=self.jitter
         )
         state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = attempt
@@ -244,7 +244,4 @@ class Dispatcher:
         setattr(report, status, getattr(report, status) + 1)
         if status != "sent":
             log.warning("%s %s: %s", status, row.idempotency_key, error)
-        try:
-            self.plugins.hook.onetomany_delivery_recorded(delivery=delivery)
-        except Exception:
-            log.exception("a onetomany_delivery_recorded hook raised; delivery is unaffected")
+        self.plugins.notify("onetomany_delivery_recorded", delivery=delivery)

@@ -25,6 +25,7 @@ from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
 from onetomany.program import Program, Touch
 from onetomany.store import InboxItem, NewTouch, Store
+from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ class Engine:
         due = self.clock.now()
         touches = []
         for touch in self.program.touches_for_event(event.name):
+            if event.properties.get("touch") == touch.name and event.name in DELIVERY_EVENT_NAMES:
+                continue  # a touch reacting to its own deliveries would feed itself forever
             for contact in self.audience(touch, event):
                 touches.append(
                     NewTouch(

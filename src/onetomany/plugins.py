@@ -204,6 +204,14 @@ class Plugins:
         self.manager.unregister(name=name)
         self._infos.pop(name, None)
 
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin; one plugin raising never stops the others."""
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(**kwargs)
+            except Exception:
+                log.exception("plugin %r raised in %s; carrying on", impl.plugin_name, hook_name)
+
     def infos(self) -> list[PluginInfo]:
         """Every plugin seen: loaded, broken or disabled, sorted by name."""
         return sorted(self._infos.values(), key=lambda info: info.name)

@@ -177,6 +177,7 @@ class _Reader:
         return False
 
 
+_PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
 _TOUCH_KEYS = {"trigger", "channel", "template", "audience"}
 
 
@@ -221,6 +222,8 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         if key not in {"program", "channels", "sources", "touches"}:
             reader.error(key, "unknown section (known: program, channels, sources, touches)")
     head = reader.table(data, "program", "program")
+    for key in set(head) - _PROGRAM_KEYS:
+        reader.error(f"program.{key}", f"unknown key (known: {', '.join(sorted(_PROGRAM_KEYS))})")
     name = reader.string(head, "name", "program.name", required=True)
     if name is not None:
         reader.name(name, "program.name")

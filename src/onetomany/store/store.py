@@ -565,6 +565,7 @@ _DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
 
 #: The event each delivery outcome emits, so triggers can react to what happened.
 DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}
+DELIVERY_EVENT_NAMES = frozenset(DELIVERY_EVENTS.values())
 
 
 def _delivery_event(delivery: Delivery) -> Event:
