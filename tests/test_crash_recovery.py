@@ -111,7 +111,7 @@ def test_sigkill_mid_batch_then_restart_delivers_every_row(tmp_path, slow_sink):
     assert second.returncode == 0, err
 
     recipients = [
-        email.message_from_bytes(raw, policy=email.policy.default)["To"]
+        email.message_from_bytes(raw, policy=email.policy.default)["To"].addresses[0].addr_spec
         for raw in slow_sink.messages
     ]
     assert set(recipients) == {f"p{i}@acme.test" for i in range(ROWS)}

@@ -91,6 +91,10 @@ class Dispatcher:
     :param channels: channel instances by the name the program gives them.
     :param lease: how long a claimed row stays with this worker before another may take it.
     :param batch_size: rows claimed at once.
+    :param record_every: outcomes written to the store in one transaction. After a crash,
+        rows sent but not yet recorded are sent again when their lease runs out, so this
+        bounds the duplicates a crash can cause (the Message-ID stays the same, so receivers
+        can drop them); 1 records every message on its own, at a cost in throughput.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(minutes=5),
         batch_size: int = 200,
+        record_every: int = 20,
     ) -> None:
         self.store = store
         self.composer = composer
@@ -113,7 +118,9 @@ class Dispatcher:
         self.retry = retry or RetryPolicy()
         self.lease = lease
         self.batch_size = batch_size
+        self.record_every = max(1, record_every)
         self.worker = worker_id()
+        self._unrecorded: list[tuple[Delivery, datetime | None]] = []
 
     def dispatch(self, limit: int | None = None) -> DispatchReport:
         """Send every row due now (at most ``limit``); returns the counts."""
@@ -139,22 +146,31 @@ class Dispatcher:
                 for row in group:
                     self._finish(row, report, error=f"unknown channel {name!r}", final=True)
                 continue
-            ready = [(row, message) for row, message in self._compose(channel, group, report)]
-            if ready:
-                with channel:
-                    self._send(channel, ready, report)
+            try:
+                ready = list(self._compose(channel, group, report))
+                if ready:
+                    with channel:
+                        self._send(channel, ready, report)
+            finally:
+                # What was sent is recorded even when a stop interrupts the batch.
+                self._flush()
         return report
 
     def _compose(
         self, channel: Channel, rows: Sequence[OutboxRow], report: DispatchReport
     ) -> Iterator[tuple[OutboxRow, Message]]:
+        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
+        accounts = self.store.get_accounts(
+            {c.account_id for c in contacts.values() if c.account_id}
+            | {r.account_id for r in rows if r.account_id}
+        )
         for row in rows:
             try:
-                contact = self.store.get_contact(row.contact_id) if row.contact_id else None
+                contact = contacts.get(row.contact_id) if row.contact_id else None
                 if contact is None:
                     raise DeliveryError(f"contact {row.contact_id!r} is not in the store")
                 account_id = contact.account_id or row.account_id
-                account = self.store.get_account(account_id) if account_id else None
+                account = accounts.get(account_id) if account_id else None
                 yield (
                     row,
                     self.composer.compose(
@@ -240,8 +256,15 @@ class Dispatcher:
             provider_message_id=provider_message_id,
             error=error,
         )
-        self.store.record(delivery, retry_at=retry_at)
+        self._unrecorded.append((delivery, retry_at))
         setattr(report, status, getattr(report, status) + 1)
         if status != "sent":
             log.warning("%s %s: %s", status, row.idempotency_key, error)
-        self.plugins.notify("onetomany_delivery_recorded", delivery=delivery)
+        if len(self._unrecorded) >= self.record_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        outcomes, self._unrecorded = self._unrecorded, []
+        self.store.record_many(outcomes)
+        for delivery, _ in outcomes:
+            self.plugins.notify("onetomany_delivery_recorded", delivery=delivery)

@@ -75,6 +75,8 @@ class Engine:
     :param plugins: the plugin manager; by default built-ins plus installed entry points.
     :param channels: channel instances that replace (or add to) the program's, by name.
     :param retry: how transient delivery failures are retried.
+    :param lease, batch_size, record_every: dispatcher tuning; see
+        :class:`~onetomany.dispatcher.Dispatcher`.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Engine:
         retry: RetryPolicy | None = None,
         lease: timedelta = timedelta(minutes=5),
         batch_size: int = 200,
+        record_every: int = 20,
     ) -> None:
         self.program = program
         self.clock = clock or SystemClock()
@@ -111,6 +114,7 @@ class Engine:
             retry=retry,
             lease=lease,
             batch_size=batch_size,
+            record_every=record_every,
         )
 
     def _build_channels(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from email.header import Header
@@ -38,9 +39,14 @@ def message_id(idempotency_key: str, domain: str) -> str:
     return f"<{digest}@{domain}>"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _checked(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise PermanentDeliveryError(f"header {name} contains a line break: {value[:60]!r}")
+    if _CONTROL.search(value):
+        raise PermanentDeliveryError(f"header {name} contains a control character: {value[:60]!r}")
     return value
 
 
@@ -55,9 +61,20 @@ def _encode_header(name: str, value: str) -> str:
 def _encode_address(name: str, value: str) -> str:
     _checked(name, value)
     display, address = parseaddr(value)
-    if not address or "@" not in address:
+    local, _, domain = address.rpartition("@")
+    if not local or not domain:
         raise PermanentDeliveryError(f"header {name} is not an email address: {value!r}")
-    return formataddr((display, address), charset="utf-8")
+    if not local.isascii():
+        # A non-ASCII mailbox name needs SMTPUTF8 end to end, which this serializer does not
+        # promise; refusing here is clearer than a half-delivered message.
+        raise PermanentDeliveryError(
+            f"header {name}: {address!r} has a non-ASCII mailbox name, which needs SMTPUTF8"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise PermanentDeliveryError(f"header {name}: domain {domain!r} is not valid") from exc
+    return formataddr((display, f"{local}@{ascii_domain}"), charset="utf-8")
 
 
 def _qp(body: str) -> bytes:

@@ -211,6 +211,20 @@ class Store:
             ).first()
         return _account(row) if row else None
 
+    def get_contacts(self, ids: Iterable[str]) -> dict[str, Contact]:
+        """The contacts with these ids, by id (missing ids are simply absent)."""
+        wanted = list(set(ids))
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(schema.contacts).where(schema.contacts.c.id.in_(wanted)))
+            return {row.id: _contact(row) for row in rows}
+
+    def get_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        """The accounts with these ids, by id (missing ids are simply absent)."""
+        wanted = list(set(ids))
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(schema.accounts).where(schema.accounts.c.id.in_(wanted)))
+            return {row.id: _account(row) for row in rows}
+
     def get_contact(self, contact_id: str) -> Contact | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -327,31 +341,53 @@ class Store:
         return sorted(rows, key=lambda r: (r.available_at, r.id))
 
     def record(self, delivery: Delivery, *, retry_at: datetime | None = None) -> None:
-        """Record one attempt and move its outbox row on, in one transaction.
+        """Record one attempt and move its outbox row on; see :meth:`record_many`."""
+        self.record_many([(delivery, retry_at)])
 
-        ``status`` ``sent`` and ``dead`` are final; ``retrying`` puts the row back as pending
-        until ``retry_at``.
+    def record_many(self, outcomes: Sequence[tuple[Delivery, datetime | None]]) -> None:
+        """Record attempts and move their outbox rows on, all in one transaction.
+
+        A ``sent`` or ``dead`` delivery is final; a ``retrying`` one puts its row back to
+        pending until the datetime paired with it. Each delivery also becomes an event
+        (``message_sent``, ``message_failed``, ``message_dead``) for triggers to react to.
         """
+        if not outcomes:
+            return
         t = schema.outbox
-        values: dict[str, Any] = {
-            "attempts": delivery.attempt,
-            "updated_at": delivery.at,
-            "lease_until": None,
-            "claimed_by": None,
-            "last_error": delivery.error,
-        }
-        if delivery.status == "retrying":
-            if retry_at is None:
+        move = (
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("row_id"))
+            .values(
+                status=sa.bindparam("new_status"),
+                attempts=sa.bindparam("attempt"),
+                available_at=sa.func.coalesce(
+                    sa.bindparam("retry_at", type_=schema.UTCDateTime), t.c.available_at
+                ),
+                updated_at=sa.bindparam("at", type_=schema.UTCDateTime),
+                last_error=sa.bindparam("error"),
+                lease_until=None,
+                claimed_by=None,
+            )
+        )
+        moves = []
+        for delivery, retry_at in outcomes:
+            if delivery.status == "retrying" and retry_at is None:
                 raise ValueError("a retrying delivery needs retry_at")
-            values |= {"status": OutboxStatus.PENDING, "available_at": retry_at}
-        elif delivery.status == "sent":
-            values["status"] = OutboxStatus.SENT
-        else:
-            values["status"] = OutboxStatus.DEAD
+            moves.append(
+                {
+                    "row_id": delivery.outbox_id,
+                    "new_status": _ROW_STATUS[delivery.status],
+                    "attempt": delivery.attempt,
+                    "retry_at": retry_at,
+                    "at": delivery.at,
+                    "error": delivery.error,
+                }
+            )
+        events = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
         with self._write() as conn:
-            conn.execute(sa.update(t).where(t.c.id == delivery.outbox_id).values(**values))
-            conn.execute(sa.insert(schema.deliveries).values(**_delivery_row(delivery)))
-            self._add_events(conn, [_delivery_event(delivery)], delivery.at)
+            conn.execute(move, moves)
+            conn.execute(sa.insert(schema.deliveries), [_delivery_row(d) for d, _ in outcomes])
+            conn.execute(events, [_event_row(_delivery_event(d), d.at) for d, _ in outcomes])
 
     def next_due(self) -> datetime | None:
         """When the earliest pending or claimed row becomes due, if any."""
@@ -562,6 +598,12 @@ def _delivery_row(delivery: Delivery) -> dict[str, Any]:
 #: Delivery fields that live on the outbox row rather than in the deliveries table.
 _DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
 
+
+_ROW_STATUS = {
+    "sent": OutboxStatus.SENT,
+    "retrying": OutboxStatus.PENDING,
+    "dead": OutboxStatus.DEAD,
+}
 
 #: The event each delivery outcome emits, so triggers can react to what happened.
 DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}

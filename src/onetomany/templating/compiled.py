@@ -1,0 +1,126 @@
+"""A compiled template, ready to render per recipient, and what rendering it gives.
+
+Rendering is the hot path: for the "mjml-first" strategy it is one Jinja render of the
+precompiled HTML, one per front matter value and the plain-text derivation. Only templates whose
+Jinja tags MJML could mangle pay for an MJML compile per render ("jinja-first").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from onetomany.errors import TemplateError
+from onetomany.templating.environment import BoundTemplate
+from onetomany.templating.mjml import MjmlCompiler, RenderingLoader, run_mjml
+from onetomany.templating.text import html_to_text
+
+__all__ = ["CompiledTemplate", "Rendered", "Strategy"]
+
+Strategy = Literal["mjml-first", "jinja-first"]
+
+# Front matter values that end up in message headers: a line break in them would let a
+# recipient-controlled value (a name, a trait) add headers of its own.
+_SINGLE_LINE = frozenset({"subject", "from", "reply_to", "url"})
+
+
+@attrs.frozen(kw_only=True)
+class Rendered:
+    """One template rendered for one recipient."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    sender: str | None
+    reply_to: str | None
+    url: str | None
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class CompiledTemplate:
+    """Everything needed to render one template; built by :class:`TemplateSet`.
+
+    ``strategy`` says how the body renders: ``"mjml-first"`` (MJML compiled once, ``body`` is
+    Jinja over the compiled HTML) or ``"jinja-first"`` (``body`` is Jinja over the MJML source,
+    compiled by MJML on every render; ``reason`` says why). ``source``, ``text_source`` and
+    ``includes`` are the file contents it was built from (``include_paths`` says where each
+    include was found), used to notice edits.
+    """
+
+    name: str
+    path: str
+    strategy: Strategy
+    reason: str | None
+    source: str
+    text_source: str | None
+    includes: Mapping[str, str]
+    include_paths: Mapping[str, Path]
+    front_matter: Mapping[str, BoundTemplate]
+    field_lines: Mapping[str, int]
+    body: BoundTemplate
+    partials: Mapping[str, BoundTemplate]
+    text_template: BoundTemplate | None
+    compile_mjml: MjmlCompiler
+    max_bytes: int
+
+    def render(self, context: Mapping[str, Any]) -> Rendered:
+        """Render for one recipient; every failure is a TemplateError naming the file."""
+        context = dict(context)
+        subject = self._field("subject", context) or ""
+        preheader = self._field("preheader", context) or ""
+        sender = self._field("from", context)
+        reply_to = self._field("reply_to", context)
+        url = self._field("url", context)
+        html = self._html(context)
+        self._check_size("HTML", html, self.path)
+        if self.text_template is None:
+            text = html_to_text(html)
+        else:
+            text = self.text_template.render(context).lstrip("\n").rstrip()
+            self._check_size("text", text, self.text_template.origin)
+        return Rendered(
+            subject=subject,
+            preheader=preheader,
+            html=html,
+            text=text,
+            sender=sender or None,
+            reply_to=reply_to or None,
+            url=url or None,
+        )
+
+    def _html(self, context: Mapping[str, Any]) -> str:
+        if self.strategy == "mjml-first":
+            return self.body.render(context)
+        source = self.body.render(context)
+        loader = RenderingLoader(self.partials, context, self.path)
+        return run_mjml(self.compile_mjml, source, loader, template=self.path, first_line=None)
+
+    def _field(self, key: str, context: Mapping[str, Any]) -> str | None:
+        template = self.front_matter.get(key)
+        if template is None:
+            return None
+        # Surrounding whitespace (a TOML multi-line string's last newline) is never meant.
+        value = template.render(context).strip()
+        if key in _SINGLE_LINE and len(value.splitlines()) > 1:
+            raise TemplateError(
+                f"the rendered {key!r} contains a line break, which could inject mail headers: "
+                f"{value!r}",
+                template=self.path,
+                line=self.field_lines.get(key),
+            )
+        return value
+
+    def _check_size(self, what: str, value: str, origin: str) -> None:
+        # len() is a lower bound of the UTF-8 size; only encode when it might matter.
+        if len(value) * 4 <= self.max_bytes:
+            return
+        size = len(value.encode("utf-8"))
+        if size > self.max_bytes:
+            raise TemplateError(
+                f"rendered {what} is {size} bytes, over the {self.max_bytes}-byte cap",
+                template=origin,
+            )
