@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onetomany_csv import CsvSource
 
 from onetomany.settings import PluginSettings
+from onetomany_csv import CsvSource
 
 WriteCsv = Callable[..., Path]
 MakeSource = Callable[..., CsvSource]

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onetomany_csv import CsvSource
 
 from onetomany.errors import SourceDataError
+from onetomany_csv import CsvSource
 
 ACCOUNTS_HEADER = "id,name,seats"
 CONTACTS_HEADER = "id,account_id,email,phone,timezone,consent_sms"

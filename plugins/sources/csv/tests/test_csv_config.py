@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onetomany_csv import CsvSource
 
 from onetomany.errors import ConfigError, ConfigErrors, InputError
+from onetomany_csv import CsvSource
 
 
 def test_missing_file_names_the_option_and_the_path(

@@ -9,9 +9,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onetomany_csv import CsvSource
 
 from onetomany.settings import PluginSettings
+from onetomany_csv import CsvSource
 
 OFFSETS = st.sampled_from(
     [UTC, timezone(timedelta(hours=-3)), timezone(timedelta(hours=5, minutes=30))]

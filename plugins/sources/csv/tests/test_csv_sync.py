@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from onetomany_csv import CsvSource
 
 from onetomany import Account, Contact, Event
 from onetomany.plugins import Plugins
 from onetomany.store import Store
+from onetomany_csv import CsvSource
 
 ACCOUNTS = [
     "id,name,plan,seats,mrr,active,renews_on,signed_at",
