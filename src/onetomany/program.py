@@ -19,10 +19,14 @@ A minimal ``program.toml``::
     channel = "email"
     template = "welcome"
     audience = { roles = ["admin", "sponsor"] }
+
+Channel and source options may name environment variables as ``${NAME}`` (``password =
+"${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one is an error.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -260,11 +264,37 @@ def _read_plugins(
         plugin = reader.string(body, "plugin", f"{path}.plugin", required=True)
         if plugin is None:
             continue
-        options = {k: v for k, v in body.items() if k != "plugin"}
+        options = {
+            key: _expand_env(value, f"{path}.{key}", reader)
+            for key, value in body.items()
+            if key != "plugin"
+        }
         result[name] = PluginSettings(
             name=name, plugin=plugin, options=options, base_dir=base, origin=reader.origin
         )
     return result
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
+    """Replace ``${NAME}`` with the environment variable, so secrets stay out of the file."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{path}.{k}", reader) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, path, reader) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            reader.error(path, f"environment variable {name} is not set")
+            return ""
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, value)
 
 
 def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:

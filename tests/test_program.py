@@ -1,0 +1,140 @@
+import textwrap
+
+import pytest
+
+from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.program import Audience, EventTrigger, Program, Touch, load_program
+from onetomany.settings import PluginSettings
+
+from .conftest import WELCOME, write_templates
+
+GOOD = """
+[program]
+name = "acme"
+sender = "Acme <success@acme.test>"
+store = "var/store.db"
+
+[program.constants]
+product = "Acme"
+
+[channels.email]
+plugin = "smtp"
+host = "smtp.acme.test"
+password = "${ACME_SMTP_PASSWORD}"
+
+[touches.welcome]
+trigger = { event = "signed_up" }
+channel = "email"
+template = "welcome"
+audience = { roles = ["admin", "sponsor"], every = true }
+"""
+
+
+def _folder(tmp_path, toml):
+    write_templates(tmp_path / "templates", welcome=WELCOME)
+    (tmp_path / "program.toml").write_text(textwrap.dedent(toml))
+    return tmp_path
+
+
+def test_toml_and_python_build_the_same_program(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "s3cret")
+    loaded = load_program(_folder(tmp_path, GOOD))
+    built = Program(
+        name="acme",
+        sender="Acme <success@acme.test>",
+        store_url="var/store.db",
+        constants={"product": "Acme"},
+        templates_dir="templates",
+        channels={
+            "email": PluginSettings(
+                name="email",
+                plugin="smtp",
+                options={"host": "smtp.acme.test", "password": "s3cret"},
+                base_dir=tmp_path,
+                origin=str(tmp_path / "program.toml"),
+            )
+        },
+        touches=(
+            Touch(
+                name="welcome",
+                trigger=EventTrigger(event="signed_up"),
+                channel="email",
+                template="welcome",
+                audience=Audience(roles=("admin", "sponsor"), every=True),
+            ),
+        ),
+        base_dir=tmp_path,
+        origin=str(tmp_path / "program.toml"),
+    )
+    assert loaded == built
+
+
+def test_secrets_come_from_the_environment_and_never_show(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "s3cret")
+    settings = load_program(_folder(tmp_path, GOOD)).channels["email"]
+    assert settings.options["password"] == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in str(settings)
+
+
+def test_an_unset_environment_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("ACME_SMTP_PASSWORD", raising=False)
+    with pytest.raises(
+        ConfigErrors,
+        match=r"channels\.email\.password: environment variable ACME_SMTP_PASSWORD is not set",
+    ):
+        load_program(_folder(tmp_path, GOOD))
+
+
+def test_every_problem_is_reported_at_once_with_file_and_key(tmp_path):
+    broken = """
+    [program]
+    name = "acme"
+    sendr = "typo@acme.test"
+
+    [channels.email]
+    host = "no plugin given"
+
+    [touches.welcome]
+    trigger = { evnt = "signed_up" }
+    channel = "email"
+
+    [touches.nudge]
+    trigger = { event = "inactive" }
+    template = "welcome"
+    audience = { roles = "admin" }
+    colour = "blue"
+    """
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, broken))
+    found = {(e.key, e.reason.split(" (")[0]) for e in info.value.errors}
+    assert found == {
+        ("program.sendr", "unknown key"),
+        ("channels.email.plugin", "is required"),
+        ("touches.welcome.trigger", "unknown trigger key(s) ['evnt']"),
+        ("touches.nudge.channel", "is required"),
+        ("touches.nudge.audience.roles", "expected a list of role names, got 'admin'"),
+        ("touches.nudge.colour", "unknown key"),
+    }
+    assert all(e.file == str(tmp_path / "program.toml") for e in info.value.errors)
+
+
+def test_malformed_toml_names_the_file(tmp_path):
+    (tmp_path / "program.toml").write_text("[program\nname = 1\n")
+    with pytest.raises(ConfigError, match=r"program\.toml: malformed TOML"):
+        load_program(tmp_path)
+
+
+def test_a_folder_without_a_program_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"no program\.toml here"):
+        load_program(tmp_path)
+
+
+def test_references_that_do_not_resolve_are_listed(tmp_path):
+    toml = GOOD.replace('channel = "email"', 'channel = "mail"').replace(
+        'template = "welcome"', 'template = "hello"'
+    )
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, toml.replace("${ACME_SMTP_PASSWORD}", "x")))
+    keys = sorted(e.key for e in info.value.errors)
+    assert keys == ["touches.welcome.channel", "touches.welcome.template"]
