@@ -3,10 +3,10 @@ from datetime import timedelta
 import pytest
 
 from onetomany import Event
-from onetomany.dispatcher import RetryPolicy
 from onetomany.engine import Engine
 from onetomany.errors import ConfigErrors, PermanentDeliveryError, TransientDeliveryError
 from onetomany.program import Audience, EventTrigger, Touch
+from onetomany.retry import RetryPolicy
 from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.testing import RecordingChannel, make_plugins
@@ -295,3 +295,26 @@ def test_lease_expiry_returns_a_dead_workers_rows(tmp_path, frozen_clock, record
         assert engine.dispatch().claimed == 0
         frozen_clock.advance(minutes=6)
         assert engine.dispatch().sent == 1
+
+
+def test_a_touch_never_reacts_to_its_own_deliveries(tmp_path, frozen_clock, recorder):
+    echo = Touch(
+        name="echo",
+        trigger=EventTrigger(event="message_sent"),
+        channel="email",
+        template="welcome",
+        audience=Audience(roles=("admin",)),
+    )
+    welcome = Touch(
+        name="welcome",
+        trigger=EventTrigger(event="signed_up"),
+        channel="email",
+        template="welcome",
+        audience=Audience(roles=("admin",)),
+    )
+    with _engine(tmp_path, frozen_clock, recorder, touches=(welcome, echo)) as engine:
+        engine.track("signed_up", account_id="a1", id="ev-14")
+        for _ in range(4):
+            engine.tick()
+            engine.dispatch()
+        assert [m.touch for m in recorder.sent] == ["welcome", "echo"]

@@ -138,3 +138,29 @@ def test_references_that_do_not_resolve_are_listed(tmp_path):
         load_program(_folder(tmp_path, toml.replace("${ACME_SMTP_PASSWORD}", "x")))
     keys = sorted(e.key for e in info.value.errors)
     assert keys == ["touches.welcome.channel", "touches.welcome.template"]
+
+
+def test_delivery_retries_are_tuned_in_toml(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "x")
+    toml = GOOD + "\n[delivery]\nmax_attempts = 8\ninitial = 5\nmaximum = 600\njitter = 0\n"
+    program = load_program(_folder(tmp_path, toml))
+    assert program.retry.max_attempts == 8
+    assert [program.retry.wait(n) for n in (1, 2, 8)] == [5, 10, 600]
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "reason"),
+    [
+        ("max_attempts = 0", "delivery.max_attempts", "expected a whole number >= 1"),
+        ("max_attempts = 2.5", "delivery.max_attempts", "expected a whole number >= 1"),
+        ('initial = "soon"', "delivery.initial", "expected a number >= 0"),
+        ("retries = 3", "delivery.retries", "unknown key"),
+    ],
+)
+def test_bad_delivery_settings_are_named(tmp_path, monkeypatch, line, key, reason):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "x")
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, GOOD + f"\n[delivery]\n{line}\n"))
+    [error] = info.value.errors
+    assert error.key == key
+    assert error.reason.startswith(reason)

@@ -19,11 +19,12 @@ import attrs
 from onetomany.channels import Channel, Runtime
 from onetomany.clock import Clock, SystemClock
 from onetomany.compose import Composer
-from onetomany.dispatcher import Dispatcher, DispatchReport, RetryPolicy
+from onetomany.dispatcher import Dispatcher, DispatchReport
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
 from onetomany.program import Program, Touch
+from onetomany.retry import RetryPolicy
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
@@ -74,7 +75,7 @@ class Engine:
     :param clock: the time source; inject a :class:`~onetomany.FrozenClock` in tests.
     :param plugins: the plugin manager; by default built-ins plus installed entry points.
     :param channels: channel instances that replace (or add to) the program's, by name.
-    :param retry: how transient delivery failures are retried.
+    :param retry: how transient delivery failures are retried; by default the program's.
     :param lease, batch_size, record_every: dispatcher tuning; see
         :class:`~onetomany.dispatcher.Dispatcher`.
     """
@@ -111,7 +112,7 @@ class Engine:
             channels=self.channels,
             clock=self.clock,
             plugins=self.plugins,
-            retry=retry,
+            retry=retry or program.retry,
             lease=lease,
             batch_size=batch_size,
             record_every=record_every,

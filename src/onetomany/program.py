@@ -20,6 +20,10 @@ A minimal ``program.toml``::
     template = "welcome"
     audience = { roles = ["admin", "sponsor"] }
 
+An optional ``[delivery]`` table tunes retries of transient failures: ``max_attempts``
+(default 5), ``initial`` seconds before the first retry (30, doubling each time), ``maximum``
+seconds between attempts (3600) and ``jitter`` seconds (5).
+
 Channel and source options may name environment variables as ``${NAME}`` (``password =
 "${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one is an error.
 """
@@ -36,6 +40,7 @@ from typing import Any
 import attrs
 
 from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.retry import RetryPolicy
 from onetomany.settings import PluginSettings
 
 PROGRAM_FILE = "program.toml"
@@ -93,6 +98,7 @@ class Program:
     sender: str | None = None
     unsubscribe_url: str = ""
     constants: Mapping[str, Any] = attrs.field(factory=dict)
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -181,6 +187,8 @@ class _Reader:
         return False
 
 
+_SECTIONS = {"program", "delivery", "channels", "sources", "touches"}
+_RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
 _TOUCH_KEYS = {"trigger", "channel", "template", "audience"}
 
@@ -223,8 +231,8 @@ def _template_names(folder: Path) -> set[str]:
 
 def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Program | None:
     for key in data:
-        if key not in {"program", "channels", "sources", "touches"}:
-            reader.error(key, "unknown section (known: program, channels, sources, touches)")
+        if key not in _SECTIONS:
+            reader.error(key, f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
     head = reader.table(data, "program", "program")
     for key in set(head) - _PROGRAM_KEYS:
         reader.error(f"program.{key}", f"unknown key (known: {', '.join(sorted(_PROGRAM_KEYS))})")
@@ -244,10 +252,27 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         sender=reader.string(head, "sender", "program.sender", ""),
         unsubscribe_url=reader.string(head, "unsubscribe_url", "program.unsubscribe_url", "") or "",
         constants=constants,
+        retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        kind = _RETRY_KEYS.get(key)
+        path = f"delivery.{key}"
+        if kind is None:
+            reader.error(path, f"unknown key (known: {', '.join(sorted(_RETRY_KEYS))})")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            reader.error(path, f"expected a number >= 0, got {value!r}")
+        elif kind is int and (not isinstance(value, int) or value < 1):
+            reader.error(path, f"expected a whole number >= 1, got {value!r}")
+        else:
+            values[key] = kind(value)
+    return RetryPolicy(**values)
 
 
 def _read_plugins(
