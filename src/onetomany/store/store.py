@@ -260,8 +260,23 @@ class Store:
         rows = [_event_row(e, now) for e in events]
         if not rows:
             return 0
-        stmt = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
-        return sum(max(conn.execute(stmt, row).rowcount, 0) for row in rows)
+        return self._insert_new(conn, schema.events, "id", rows)
+
+    def _insert_new(
+        self, conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]
+    ) -> int:
+        """Insert ``rows``, skipping those whose unique ``key`` exists; returns how many were new.
+
+        Counted with RETURNING: drivers disagree on what ``rowcount`` means for an upsert.
+        """
+        if not rows:
+            return 0
+        stmt = (
+            self._insert(table)
+            .on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c[key])
+        )
+        return len(conn.execute(stmt, rows).all())
 
     def events_after(self, seq: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
         """Events stored after position ``seq``, oldest first, with their positions."""
@@ -296,13 +311,8 @@ class Store:
         produced are committed together.
         """
         with self._write() as conn:
-            added = 0
-            if touches:
-                stmt = self._insert(schema.outbox).on_conflict_do_nothing(
-                    index_elements=["idempotency_key"]
-                )
-                for touch in touches:
-                    added += max(conn.execute(stmt, _outbox_row(touch, now)).rowcount, 0)
+            rows = [_outbox_row(touch, now) for touch in touches]
+            added = self._insert_new(conn, schema.outbox, "idempotency_key", rows)
             if cursor is not None:
                 self._set_cursor(conn, cursor[0], cursor[1], now)
         return added
