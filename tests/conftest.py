@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from onetomany import Account, Contact
 from onetomany.engine import Engine
@@ -13,6 +17,8 @@ from onetomany.program import Audience, EventTrigger, Program, Touch
 from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.testing import RecordingChannel, make_plugins
+
+from .postgres import PostgresUnavailable, running_postgres, unavailable
 
 WELCOME = """\
 +++
@@ -90,14 +96,72 @@ def recorder() -> RecordingChannel:
 
 
 @pytest.fixture
-def engine(tmp_path, frozen_clock, recorder):
-    engine = Engine(
-        make_program(tmp_path),
-        store=Store(tmp_path / "store.db"),
-        clock=frozen_clock,
-        plugins=make_plugins(),
-        channels={"email": recorder},
-    )
-    engine.identify(*PEOPLE)
+def make_engine(tmp_path, frozen_clock, store):
+    """Build an engine on ``store`` (each database in turn) with ``PEOPLE`` identified."""
+
+    def build(channel, retry=None, touches=()):
+        engine = Engine(
+            make_program(tmp_path, *touches),
+            store=store,
+            clock=frozen_clock,
+            plugins=make_plugins(),
+            channels={"email": channel},
+            retry=retry,
+        )
+        engine.identify(*PEOPLE)
+        return engine
+
+    return build
+
+
+@pytest.fixture
+def engine(make_engine, recorder):
+    engine = make_engine(recorder)
     yield engine
     engine.close()
+
+
+# -- stores on every supported database --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session, as the URL of its test database."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(running_postgres())
+        except PostgresUnavailable as exc:
+            unavailable(str(exc))
+        yield cluster.url()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_url: str) -> Iterator[sa.Engine]:
+    """An AUTOCOMMIT engine on the cluster, for CREATE/DROP DATABASE."""
+    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres_url: str, postgres_admin: sa.Engine) -> Iterator[str]:
+    """The URL of a fresh, empty database, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex}"
+    with postgres_admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with postgres_admin.connect() as conn:
+        # FORCE: a test that failed half-way may have left a connection open.
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store on each supported database in turn."""
+    if request.param == "sqlite":
+        url = str(tmp_path / "store.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+    store = Store(url)
+    yield store
+    store.close()

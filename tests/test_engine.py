@@ -8,7 +8,6 @@ from onetomany.errors import ConfigErrors, PermanentDeliveryError, TransientDeli
 from onetomany.program import Audience, EventTrigger, Touch
 from onetomany.retry import RetryPolicy
 from onetomany.settings import PluginSettings
-from onetomany.store import Store
 from onetomany.testing import RecordingChannel, make_plugins
 
 from .conftest import make_program
@@ -48,13 +47,11 @@ def test_the_same_event_never_queues_a_second_touch(engine, recorder):
     assert recorder.keys() == ["acme:welcome:c1:ev-3"]
 
 
-def test_transient_failures_are_retried_then_delivered_exactly_once(tmp_path, frozen_clock):
+def test_transient_failures_are_retried_then_delivered_exactly_once(frozen_clock, make_engine):
     flaky = RecordingChannel(
         failures=[TransientDeliveryError("421 busy"), TransientDeliveryError("421 busy"), None]
     )
-    with _engine(
-        tmp_path, frozen_clock, flaky, RetryPolicy(max_attempts=5, initial=10, jitter=0)
-    ) as engine:
+    with make_engine(flaky, RetryPolicy(max_attempts=5, initial=10, jitter=0)) as engine:
         engine.track("signed_up", account_id="a1", id="ev-4")
         engine.tick()
         assert engine.dispatch().retrying == 1
@@ -73,9 +70,9 @@ def test_transient_failures_are_retried_then_delivered_exactly_once(tmp_path, fr
         assert (row.status, row.attempts) == ("sent", 3)
 
 
-def test_retry_after_from_the_provider_is_honoured(tmp_path, frozen_clock):
+def test_retry_after_from_the_provider_is_honoured(frozen_clock, make_engine):
     limited = RecordingChannel(failures=[TransientDeliveryError("429", retry_after=600), None])
-    with _engine(tmp_path, frozen_clock, limited, RetryPolicy(initial=1, jitter=0)) as engine:
+    with make_engine(limited, RetryPolicy(initial=1, jitter=0)) as engine:
         engine.track("signed_up", account_id="a1", id="ev-5")
         engine.tick()
         engine.dispatch()
@@ -85,9 +82,9 @@ def test_retry_after_from_the_provider_is_honoured(tmp_path, frozen_clock):
         assert engine.dispatch().sent == 1
 
 
-def test_a_permanent_failure_is_dead_lettered_with_its_reason(tmp_path, frozen_clock):
+def test_a_permanent_failure_is_dead_lettered_with_its_reason(frozen_clock, make_engine):
     refusing = RecordingChannel(failures=[PermanentDeliveryError("550 mailbox unavailable")])
-    with _engine(tmp_path, frozen_clock, refusing) as engine:
+    with make_engine(refusing) as engine:
         engine.track("signed_up", account_id="a1", id="ev-6")
         engine.tick()
         assert engine.dispatch().dead == 1
@@ -99,11 +96,9 @@ def test_a_permanent_failure_is_dead_lettered_with_its_reason(tmp_path, frozen_c
         assert engine.dispatch().claimed == 0
 
 
-def test_exhausted_retries_are_dead_lettered(tmp_path, frozen_clock):
+def test_exhausted_retries_are_dead_lettered(frozen_clock, make_engine):
     down = RecordingChannel(failures=[TransientDeliveryError("timeout")] * 3)
-    with _engine(
-        tmp_path, frozen_clock, down, RetryPolicy(max_attempts=3, initial=1, jitter=0)
-    ) as engine:
+    with make_engine(down, RetryPolicy(max_attempts=3, initial=1, jitter=0)) as engine:
         engine.track("signed_up", account_id="a1", id="ev-7")
         engine.tick()
         for _ in range(3):
@@ -114,7 +109,7 @@ def test_exhausted_retries_are_dead_lettered(tmp_path, frozen_clock):
         assert row.last_error == "gave up after 3 attempts: timeout"
 
 
-def test_a_missing_template_variable_dead_letters_with_its_name(tmp_path, frozen_clock, recorder):
+def test_a_missing_template_variable_dead_letters_with_its_name(recorder, make_engine):
     touch = Touch(
         name="oops",
         trigger=EventTrigger(event="signed_up"),
@@ -122,7 +117,7 @@ def test_a_missing_template_variable_dead_letters_with_its_name(tmp_path, frozen
         template="broken",
         audience=Audience(roles=("admin",)),
     )
-    with _engine(tmp_path, frozen_clock, recorder, touches=(touch,)) as engine:
+    with make_engine(recorder, touches=(touch,)) as engine:
         engine.track("signed_up", account_id="a1", id="ev-8")
         engine.tick()
         assert engine.dispatch().dead == 1
@@ -131,7 +126,7 @@ def test_a_missing_template_variable_dead_letters_with_its_name(tmp_path, frozen
         assert recorder.attempts == []
 
 
-def test_a_plugin_bug_is_charged_to_one_message_only(tmp_path, frozen_clock):
+def test_a_plugin_bug_is_charged_to_one_message_only(make_engine):
     class Buggy(RecordingChannel):
         def send(self, message):
             if "nancy@" in message.to:
@@ -146,7 +141,7 @@ def test_a_plugin_bug_is_charged_to_one_message_only(tmp_path, frozen_clock):
         template="welcome",
         audience=Audience(every=True),
     )
-    with _engine(tmp_path, frozen_clock, buggy, touches=(touch,)) as engine:
+    with make_engine(buggy, touches=(touch,)) as engine:
         engine.track("signed_up", account_id="a1", id="ev-9")
         engine.tick()
         report = engine.dispatch()
@@ -182,24 +177,22 @@ def test_delivery_outcomes_become_events(engine):
     assert names == ["signed_up", "message_sent"]
 
 
-def test_a_touch_naming_an_unknown_channel_is_a_config_error(tmp_path, frozen_clock):
+def test_a_touch_naming_an_unknown_channel_is_a_config_error(tmp_path, store):
     touch = Touch(name="t", trigger=EventTrigger(event="x"), channel="pigeon", template="welcome")
     with pytest.raises(ConfigErrors) as info:
-        Engine(
-            make_program(tmp_path, touch), store=Store(tmp_path / "s.db"), plugins=make_plugins()
-        )
+        Engine(make_program(tmp_path, touch), store=store, plugins=make_plugins())
     assert "touches.t.channel: unknown channel 'pigeon'" in str(info.value)
 
 
-def test_a_channel_naming_an_uninstalled_plugin_is_a_config_error(tmp_path):
+def test_a_channel_naming_an_uninstalled_plugin_is_a_config_error(tmp_path, store):
     program = make_program(tmp_path, email=PluginSettings(name="email", plugin="carrier_pigeon"))
     with pytest.raises(
         ConfigErrors, match=r"channels\.email\.plugin: no channel plugin 'carrier_pigeon'"
     ):
-        Engine(program, store=Store(tmp_path / "s.db"), plugins=make_plugins())
+        Engine(program, store=store, plugins=make_plugins())
 
 
-def test_in_app_inbox_lists_counts_and_marks_read(tmp_path, frozen_clock):
+def test_in_app_inbox_lists_counts_and_marks_read(tmp_path, frozen_clock, store):
     touch = Touch(
         name="tip",
         trigger=EventTrigger(event="report_created"),
@@ -207,9 +200,7 @@ def test_in_app_inbox_lists_counts_and_marks_read(tmp_path, frozen_clock):
         template="welcome",
     )
     program = make_program(tmp_path, touch, inapp=PluginSettings(name="inapp", plugin="inapp"))
-    with Engine(
-        program, store=Store(tmp_path / "s.db"), clock=frozen_clock, plugins=make_plugins()
-    ) as engine:
+    with Engine(program, store=store, clock=frozen_clock, plugins=make_plugins()) as engine:
         from .conftest import PEOPLE
 
         engine.identify(*PEOPLE)
@@ -228,7 +219,7 @@ def test_in_app_inbox_lists_counts_and_marks_read(tmp_path, frozen_clock):
         assert engine.unread_count("c2") == 0
 
 
-def test_hook_onetomany_delivery_recorded(tmp_path, frozen_clock, recorder):
+def test_hook_onetomany_delivery_recorded(tmp_path, frozen_clock, recorder, store):
     seen = []
 
     class Observer:
@@ -248,7 +239,7 @@ def test_hook_onetomany_delivery_recorded(tmp_path, frozen_clock, recorder):
     plugins = make_plugins(("observer", Observer()), ("exploding", Exploding()))
     engine = Engine(
         make_program(tmp_path),
-        store=Store(tmp_path / "s.db"),
+        store=store,
         clock=frozen_clock,
         plugins=plugins,
         channels={"email": recorder},
@@ -262,21 +253,6 @@ def test_hook_onetomany_delivery_recorded(tmp_path, frozen_clock, recorder):
     assert seen == [("acme:welcome:c1:ev-12", "sent", 1)]
 
 
-def _engine(tmp_path, clock, channel, retry=None, touches=()):
-    from .conftest import PEOPLE
-
-    engine = Engine(
-        make_program(tmp_path, *touches),
-        store=Store(tmp_path / "store.db"),
-        clock=clock,
-        plugins=make_plugins(),
-        channels={"email": channel},
-        retry=retry,
-    )
-    engine.identify(*PEOPLE)
-    return engine
-
-
 def test_retry_waits_grow_and_respect_the_cap():
     policy = RetryPolicy(initial=30, maximum=100, jitter=0)
     assert [policy.wait(n) for n in (1, 2, 3, 4)] == [30, 60, 100, 100]
@@ -285,8 +261,8 @@ def test_retry_waits_grow_and_respect_the_cap():
     assert all(30 <= jittery.wait(1) <= 35 for _ in range(50))
 
 
-def test_lease_expiry_returns_a_dead_workers_rows(tmp_path, frozen_clock, recorder):
-    with _engine(tmp_path, frozen_clock, recorder) as engine:
+def test_lease_expiry_returns_a_dead_workers_rows(frozen_clock, recorder, make_engine):
+    with make_engine(recorder) as engine:
         engine.track("signed_up", account_id="a1", id="ev-13")
         engine.tick()
         engine.store.claim(
@@ -297,7 +273,7 @@ def test_lease_expiry_returns_a_dead_workers_rows(tmp_path, frozen_clock, record
         assert engine.dispatch().sent == 1
 
 
-def test_a_touch_never_reacts_to_its_own_deliveries(tmp_path, frozen_clock, recorder):
+def test_a_touch_never_reacts_to_its_own_deliveries(recorder, make_engine):
     echo = Touch(
         name="echo",
         trigger=EventTrigger(event="message_sent"),
@@ -312,7 +288,7 @@ def test_a_touch_never_reacts_to_its_own_deliveries(tmp_path, frozen_clock, reco
         template="welcome",
         audience=Audience(roles=("admin",)),
     )
-    with _engine(tmp_path, frozen_clock, recorder, touches=(welcome, echo)) as engine:
+    with make_engine(recorder, touches=(welcome, echo)) as engine:
         engine.track("signed_up", account_id="a1", id="ev-14")
         for _ in range(4):
             engine.tick()

@@ -1,3 +1,7 @@
+"""The store's guarantees, on SQLite and on PostgreSQL (``store`` runs each test on both)."""
+
+from __future__ import annotations
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -7,20 +11,61 @@ from alembic.runtime.migration import MigrationContext
 
 from onetomany import Account, Contact, Event
 from onetomany.errors import StoreError
+from onetomany.model import Delivery, OutboxStatus
 from onetomany.store import NewTouch, Store
 from onetomany.store.migrate import head
 from onetomany.store.schema import metadata
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
 
 
-def test_migrations_apply_on_first_use_and_match_the_schema(tmp_path):
-    store = Store(tmp_path / "nested" / "store.db")
+def touch(key: str, at: datetime = NOW) -> NewTouch:
+    return NewTouch(
+        idempotency_key=key,
+        program="p",
+        touch="t",
+        channel="email",
+        template="welcome",
+        contact_id="c1",
+        account_id="a1",
+        available_at=at,
+    )
+
+
+def delivery(row_id: int, key: str, status: str, *, attempt: int = 1, **extra: object) -> Delivery:
+    # As the dispatcher builds it: the touch, contact and account come from the outbox row.
+    return Delivery(
+        outbox_id=row_id,
+        idempotency_key=key,
+        channel="email",
+        attempt=attempt,
+        status=status,
+        at=NOW + timedelta(minutes=1),
+        touch="t",
+        contact_id="c1",
+        account_id="a1",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_migrations_apply_on_first_use_and_match_the_schema(store):
     with store.engine.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == head()
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     assert store.upgrade() == []
+    reopened = Store(store.url)
+    assert reopened.upgrade() == []
+    reopened.close()
+
+
+# -- SQLite only ------------------------------------------------------------------------------
+
+
+def test_sqlite_creates_missing_folders(tmp_path):
+    Store(tmp_path / "nested" / "deeper" / "store.db").close()
+    assert (tmp_path / "nested" / "deeper" / "store.db").exists()
 
 
 def test_sqlite_store_runs_in_wal_mode(temp_store):
@@ -46,45 +91,185 @@ def test_a_read_only_database_file_keeps_its_data(tmp_path):
     assert readonly.get_account("a1") == Account(id="a1", name="Acme")
 
 
-def test_profiles_are_upserted_and_events_deduplicated(temp_store):
-    temp_store.save_profiles(
+# -- every database -------------------------------------------------------------------------
+
+
+def test_profiles_are_upserted_and_events_deduplicated(store):
+    contact = Contact(id="c1", account_id="a1", email="ana@acme.test", role="admin")
+    store.save_profiles(
         accounts=[Account(id="a1", name="Acme", traits={"plan": "pro"})],
-        contacts=[Contact(id="c1", account_id="a1", email="ana@acme.test", role="admin")],
+        contacts=[contact],
         now=NOW,
     )
-    temp_store.save_profiles(accounts=[Account(id="a1", name="Acme Inc", traits={})], now=NOW)
-    assert temp_store.get_account("a1").name == "Acme Inc"
+    store.save_profiles(accounts=[Account(id="a1", name="Acme Inc", traits={})], now=NOW)
+    assert store.get_account("a1") == Account(id="a1", name="Acme Inc", traits={})
+    assert store.get_contact("c1") == contact
+    assert store.contacts_of("a1") == [contact]
+    assert store.count("accounts") == 1
     event = Event(id="e1", name="login", occurred_at=NOW, contact_id="c1")
-    assert temp_store.add_events([event, event], now=NOW) == 1
-    assert temp_store.add_events([event], now=NOW) == 0
-    assert [e for _, e in temp_store.events_after(0)] == [event]
+    assert store.add_events([event, event], now=NOW) == 1
+    assert store.add_events([event], now=NOW) == 0
+    assert [e for _, e in store.events_after(0)] == [event]
 
 
-def _touch(key: str, at: datetime = NOW) -> NewTouch:
-    return NewTouch(
-        idempotency_key=key,
-        program="p",
-        touch="t",
-        channel="email",
-        template="welcome",
-        contact_id="c1",
-        account_id="a1",
-        available_at=at,
-    )
+def test_contacts_are_upserted_and_json_round_trips(store):
+    traits = {"plan": "pro", "seats": 12, "tags": ["a", "ü"], "nested": {"x": None}}
+    first = Contact(id="c1", account_id="a1", email="ana@acme.test", traits=traits)
+    store.save_profiles(contacts=[first], now=NOW, cursor=("crm", "page-1"))
+    second = Contact(
+        id="c1", account_id="a1", name="Ana", locale="pt-BR", timezone="America/Sao_Paulo",
+        consent={"email": True}, traits={"plan": "team"},
+    )  # fmt: skip
+    store.save_profiles(contacts=[second], now=NOW, cursor=("crm", "page-2"))
+    assert store.get_contact("c1") == second
+    assert store.get_cursor("crm") == "page-2"
+    store.save_profiles(contacts=[first], now=NOW)
+    assert store.get_contact("c1").traits == traits
 
 
-def test_outbox_keys_are_unique_and_claims_are_leased(temp_store):
-    assert temp_store.enqueue([_touch("k1"), _touch("k2"), _touch("k1")], now=NOW) == 2
-    assert temp_store.enqueue([_touch("k2")], now=NOW) == 0
-    first = temp_store.claim(worker="w1", now=NOW, lease=timedelta(minutes=5), limit=10)
-    assert [r.idempotency_key for r in first] == ["k1", "k2"]
-    assert temp_store.claim(worker="w2", now=NOW, lease=timedelta(minutes=5), limit=10) == []
+def test_events_after_pages_in_order(store):
+    events = [
+        Event(id=f"e{i}", name="login", occurred_at=NOW + timedelta(seconds=i), account_id="a1")
+        for i in range(5)
+    ]
+    assert store.add_events(events, now=NOW) == 5
+    first = store.events_after(0, limit=3)
+    assert [e for _, e in first] == events[:3]
+    rest = store.events_after(first[-1][0])
+    assert [e for _, e in rest] == events[3:]
+
+
+def test_outbox_keys_are_unique_and_claims_are_leased(store):
+    assert store.enqueue([touch("k1"), touch("k2"), touch("k1")], now=NOW) == 2
+    assert store.enqueue([touch("k2")], now=NOW) == 0
+    assert store.enqueue([touch("k3")], now=NOW, cursor=("tick", "1")) == 1
+    assert store.get_cursor("tick") == "1"
+    first = store.claim(worker="w1", now=NOW, lease=LEASE, limit=10)
+    assert [r.idempotency_key for r in first] == ["k1", "k2", "k3"]
+    assert {r.status for r in first} == {OutboxStatus.CLAIMED}
+    assert store.claim(worker="w2", now=NOW, lease=LEASE, limit=10) == []
+    assert store.next_due() == NOW + LEASE
     later = NOW + timedelta(minutes=6)
-    again = temp_store.claim(worker="w2", now=later, lease=timedelta(minutes=5), limit=10)
-    assert [r.idempotency_key for r in again] == ["k1", "k2"]
+    again = store.claim(worker="w2", now=later, lease=LEASE, limit=10)
+    assert [r.idempotency_key for r in again] == ["k1", "k2", "k3"]
+    with store.engine.connect() as conn:
+        owners = conn.execute(sa.text("SELECT DISTINCT claimed_by FROM outbox")).scalars().all()
+    assert owners == ["w2"]
 
 
-def test_rows_are_not_claimed_before_they_are_due(temp_store):
-    temp_store.enqueue([_touch("soon", NOW + timedelta(hours=1))], now=NOW)
-    assert temp_store.claim(worker="w", now=NOW, lease=timedelta(minutes=1), limit=5) == []
-    assert temp_store.next_due() == NOW + timedelta(hours=1)
+def test_claims_take_the_oldest_due_rows_up_to_the_limit(store):
+    store.enqueue(
+        [touch(f"k{i}", NOW - timedelta(minutes=i)) for i in range(5)]
+        + [touch("soon", NOW + timedelta(hours=1))],
+        now=NOW,
+    )
+    first = store.claim(worker="w", now=NOW, lease=LEASE, limit=2)
+    assert [r.idempotency_key for r in first] == ["k4", "k3"]
+    rest = store.claim(worker="w", now=NOW, lease=LEASE, limit=10)
+    assert [r.idempotency_key for r in rest] == ["k2", "k1", "k0"]
+    assert store.claim(worker="w", now=NOW, lease=LEASE, limit=10) == []
+
+
+def test_rows_are_not_claimed_before_they_are_due(store):
+    store.enqueue([touch("soon", NOW + timedelta(hours=1))], now=NOW)
+    assert store.claim(worker="w", now=NOW, lease=timedelta(minutes=1), limit=5) == []
+    assert store.next_due() == NOW + timedelta(hours=1)
+
+
+def test_record_moves_rows_on_and_writes_deliveries(store):
+    store.enqueue([touch("ok"), touch("bad"), touch("flaky")], now=NOW)
+    rows = {r.idempotency_key: r for r in store.claim(worker="w", now=NOW, lease=LEASE, limit=9)}
+    retry_at = NOW + timedelta(minutes=30)
+
+    sent = delivery(rows["ok"].id, "ok", "sent", provider_message_id="<m1@test>")
+    store.record(sent)
+    dead = delivery(rows["bad"].id, "bad", "dead", error="550 no such user")
+    store.record(dead)
+    retrying = delivery(rows["flaky"].id, "flaky", "retrying", error="timeout")
+    with pytest.raises(ValueError, match="retry_at"):
+        store.record(retrying)
+    store.record(retrying, retry_at=retry_at)
+
+    by_key = {r.idempotency_key: r for r in store.outbox_rows()}
+    assert by_key["ok"].status == OutboxStatus.SENT
+    assert by_key["bad"].status == OutboxStatus.DEAD
+    assert by_key["bad"].last_error == "550 no such user"
+    assert by_key["flaky"].status == OutboxStatus.PENDING
+    assert by_key["flaky"].available_at == retry_at
+    assert {r.attempts for r in by_key.values()} == {1}
+    with store.engine.connect() as conn:
+        leases = conn.execute(sa.text("SELECT lease_until, claimed_by FROM outbox")).all()
+    assert set(leases) == {(None, None)}
+
+    assert store.deliveries() == [sent, dead, retrying]
+    assert store.deliveries(outbox_id=rows["bad"].id) == [dead]
+    assert [e.name for _, e in store.events_after(0)] == [
+        "message_sent",
+        "message_dead",
+        "message_failed",
+    ]
+    summary = {(s["status"], s["rows"]) for s in store.outbox_summary()}
+    assert summary == {("sent", 1), ("dead", 1), ("pending", 1)}
+
+    assert store.next_due() == retry_at
+    assert store.claim(worker="w", now=NOW + timedelta(minutes=10), lease=LEASE, limit=9) == []
+    again = store.claim(worker="w", now=retry_at, lease=LEASE, limit=9)
+    assert [(r.idempotency_key, r.attempts) for r in again] == [("flaky", 1)]
+
+
+def test_record_many_moves_several_rows_in_one_transaction(store):
+    store.enqueue([touch("ok"), touch("bad"), touch("flaky")], now=NOW)
+    rows = {r.idempotency_key: r for r in store.claim(worker="w", now=NOW, lease=LEASE, limit=9)}
+    retry_at = NOW + timedelta(minutes=30)
+    outcomes = [
+        (delivery(rows["ok"].id, "ok", "sent"), None),
+        (delivery(rows["bad"].id, "bad", "dead", error="550"), None),
+        (delivery(rows["flaky"].id, "flaky", "retrying", error="timeout"), retry_at),
+    ]
+    store.record_many(outcomes)
+    by_key = {r.idempotency_key: r for r in store.outbox_rows()}
+    assert {k: r.status for k, r in by_key.items()} == {
+        "ok": OutboxStatus.SENT,
+        "bad": OutboxStatus.DEAD,
+        "flaky": OutboxStatus.PENDING,
+    }
+    assert by_key["ok"].available_at == NOW
+    assert by_key["flaky"].available_at == retry_at
+    assert store.deliveries() == [d for d, _ in outcomes]
+    assert store.count("events") == 3
+
+
+def test_inbox_add_list_unread_and_mark_read(store):
+    def add(key: str, minutes: int = 0) -> int:
+        return store.inbox_add(
+            contact_id="c1",
+            idempotency_key=key,
+            touch="t",
+            title=f"Title {key}",
+            body="Body",
+            url="https://acme.test/x" if key == "m1" else None,
+            now=NOW + timedelta(minutes=minutes),
+        )
+
+    first = add("m1")
+    assert add("m1") == first
+    second = add("m2", 1)
+    third = add("m3", 2)
+    assert store.count("inbox") == 3
+    items = store.inbox("c1")
+    assert [i.id for i in items] == [third, second, first]
+    assert items[-1].url == "https://acme.test/x"
+    assert items[-1].created_at == NOW
+    assert store.inbox("other") == []
+    assert store.unread_count("c1") == 3
+
+    assert store.mark_read("c1", [first], now=NOW) == 1
+    assert store.mark_read("c1", [first], now=NOW) == 0
+    assert store.mark_read("other", [second], now=NOW) == 0
+    assert store.unread_count("c1") == 2
+    assert [i.id for i in store.inbox("c1", unread_only=True)] == [third, second]
+    assert store.mark_read("c1", [], now=NOW) == 0
+    assert store.mark_read("c1", None, now=NOW + timedelta(hours=1)) == 2
+    assert store.unread_count("c1") == 0
+    read = {i.id: i.read_at for i in store.inbox("c1")}
+    assert read == {first: NOW, second: NOW + timedelta(hours=1), third: NOW + timedelta(hours=1)}
