@@ -272,9 +272,7 @@ class Store:
         if not rows:
             return 0
         stmt = (
-            self._insert(table)
-            .on_conflict_do_nothing(index_elements=[key])
-            .returning(table.c[key])
+            self._insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
         )
         return len(conn.execute(stmt, rows).all())
 
