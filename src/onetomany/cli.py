@@ -130,6 +130,46 @@ def _print_round(engine: Engine, report: RunReport) -> None:
             console.print(f"channel [bold]{name}[/] wrote its messages to {channel.folder}")
 
 
+@app.command()
+def broadcast(
+    path: ProgramPath,
+    touch: Annotated[str, typer.Argument(help="The touch to send.")],
+    segment: Annotated[
+        str | None, typer.Option(help="The segment to reach; by default the touch's own.")
+    ] = None,
+    occurrence: Annotated[
+        str | None,
+        typer.Option(help="Names this broadcast in idempotency keys; default broadcast-<today>."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
+) -> None:
+    """Send one touch to a segment now: shows who would get it, then asks before queuing."""
+    with Engine(load_program(path)) as engine:
+        plan = engine.broadcast(touch, segment=segment, occurrence=occurrence)
+        table = Table("contact", "account", "role", title=f"{plan.count} recipient(s)")
+        for contact in plan.recipients[:20]:
+            table.add_row(contact.id, contact.account_id or "", contact.role or "")
+        console.print(table)
+        if plan.count > 20:
+            console.print(f"... and {plan.count - 20} more")
+        console.print(
+            f"touch {plan.touch!r} to segment {plan.segment!r} as {plan.occurrence!r}: "
+            f"{plan.count} recipient(s), {plan.already_queued} already queued before"
+        )
+        if plan.count == plan.already_queued:
+            console.print("nothing new to send")
+            return
+        if not yes and not typer.confirm("Queue and send it now?", default=False):
+            console.print("nothing queued")
+            raise typer.Exit(1)
+        sent = engine.broadcast(touch, segment=segment, occurrence=occurrence, send=True)
+        report = engine.dispatch()
+        console.print(
+            f"queued {sent.queued}; delivered {report.sent}, retrying {report.retrying}, "
+            f"dead-lettered {report.dead}"
+        )
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     target: Annotated[

@@ -23,7 +23,7 @@ from onetomany.dispatcher import Dispatcher, DispatchReport
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
-from onetomany.program import Program, Touch
+from onetomany.program import Audience, Program, Touch
 from onetomany.retry import RetryPolicy
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
@@ -42,6 +42,22 @@ class SyncReport:
     events: int
     new_events: int
     cursor: str | None
+
+
+@attrs.frozen(kw_only=True)
+class BroadcastPlan:
+    """Who a broadcast reaches; ``queued`` is 0 for a preview."""
+
+    touch: str
+    segment: str
+    occurrence: str
+    recipients: tuple[Contact, ...]
+    already_queued: int
+    queued: int
+
+    @property
+    def count(self) -> int:
+        return len(self.recipients)
 
 
 @attrs.frozen(kw_only=True)
@@ -106,6 +122,7 @@ class Engine:
         self.channels = self._build_channels(channels or {}, problems)
         if problems:
             raise ConfigErrors(problems)
+        self.segments = program.segment_set()
         self.dispatcher = Dispatcher(
             store=self.store,
             composer=Composer(program, self.templates),
@@ -273,22 +290,89 @@ class Engine:
         return touches
 
     def audience(self, touch: Touch, event: Event) -> list[Contact]:
-        """The contacts ``touch`` goes to for ``event`` (rules: ``Audience``)."""
-        audience = touch.audience
+        """The contacts ``touch`` goes to for ``event``: its audience rules, then its segment."""
         named = self.store.get_contact(event.contact_id) if event.contact_id else None
-        if named is not None and not audience.roles:
-            return [named]
-        account_id = event.account_id or (named.account_id if named else None)
-        if account_id is None:
-            return []
-        contacts = self.store.contacts_of(account_id)
-        if audience.roles:
-            for role in audience.roles:
-                matching = [c for c in contacts if c.role == role]
-                if matching:
-                    return matching if audience.every else matching[:1]
-            return []
-        return contacts if audience.every else contacts[:1]
+        if named is not None and not touch.audience.roles:
+            recipients = [named]
+        else:
+            account_id = event.account_id or (named.account_id if named else None)
+            contacts = self.store.contacts_of(account_id) if account_id else []
+            recipients = pick(touch.audience, contacts)
+        return self._in_segment(touch.segment, recipients)
+
+    def _in_segment(self, segment: str | None, contacts: list[Contact]) -> list[Contact]:
+        if segment is None or not contacts:
+            return contacts
+        inside = set(
+            self.segments.matching_contact_ids(
+                self.store, segment, now=self.clock.now(), among=[c.id for c in contacts]
+            )
+        )
+        return [c for c in contacts if c.id in inside]
+
+    # -- manual broadcast -------------------------------------------------------------------
+
+    def broadcast(
+        self,
+        touch_name: str,
+        *,
+        segment: str | None = None,
+        occurrence: str | None = None,
+        send: bool = False,
+    ) -> BroadcastPlan:
+        """Send one touch to a segment now, or (``send=False``) only say who would get it.
+
+        Recipients are the segment's contacts (the touch's own segment by default), filtered
+        per account by the touch's audience rules. ``occurrence`` names this broadcast in the
+        idempotency keys (by default ``broadcast-<today>``), so repeating it reaches nobody
+        twice. With ``send=True`` the touches are queued; ``dispatch`` delivers them.
+        """
+        touch = self.program.touch(touch_name)
+        segment = segment or touch.segment
+        now = self.clock.now()
+        if segment is None:
+            raise ConfigError(
+                f"broadcasting {touch_name!r} needs a segment: pass one, or give the touch one",
+                file=self.program.origin,
+                key=f"touches.{touch_name}.segment",
+            )
+        ids = self.segments.matching_contact_ids(self.store, segment, now=now)
+        by_account: dict[str | None, list[Contact]] = {}
+        for contact in self.store.get_contacts(ids).values():
+            by_account.setdefault(contact.account_id, []).append(contact)
+        recipients = sorted(
+            (
+                c
+                for group in by_account.values()
+                for c in pick(touch.audience, sorted(group, key=_id))
+            ),
+            key=_id,
+        )
+        occurrence = occurrence or f"broadcast-{now.date().isoformat()}"
+        touches = [
+            NewTouch(
+                idempotency_key=idempotency_key(self.program.name, touch.name, c.id, occurrence),
+                program=self.program.name,
+                touch=touch.name,
+                channel=touch.channel,
+                template=touch.template,
+                contact_id=c.id,
+                account_id=c.account_id,
+                payload={"event": None, "broadcast": occurrence},
+                available_at=now,
+            )
+            for c in recipients
+        ]
+        known = self.store.existing_keys([t.idempotency_key for t in touches])
+        queued = self.store.enqueue(touches, now=now) if send else 0
+        return BroadcastPlan(
+            touch=touch.name,
+            segment=segment,
+            occurrence=occurrence,
+            recipients=tuple(recipients),
+            already_queued=len(known),
+            queued=queued,
+        )
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -327,6 +411,21 @@ class Engine:
     def mark_read(self, contact_id: str, item_ids: Iterable[int] | None = None) -> int:
         """Mark items (or all, with ``None``) read; returns how many changed."""
         return self.store.mark_read(contact_id, item_ids, now=self.clock.now())
+
+
+def pick(audience: Audience, contacts: list[Contact]) -> list[Contact]:
+    """Apply an audience's role fallback to one account's ``contacts`` (in a stable order)."""
+    if audience.roles:
+        for role in audience.roles:
+            matching = [c for c in contacts if c.role == role]
+            if matching:
+                return matching if audience.every else matching[:1]
+        return []
+    return contacts if audience.every else contacts[:1]
+
+
+def _id(contact: Contact) -> str:
+    return contact.id
 
 
 def _event_context(event: Event) -> dict[str, Any]:

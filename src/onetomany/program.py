@@ -41,6 +41,7 @@ import attrs
 
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.retry import RetryPolicy
+from onetomany.segments import SegmentSet
 from onetomany.settings import PluginSettings
 
 PROGRAM_FILE = "program.toml"
@@ -76,13 +77,18 @@ class Audience:
 
 @attrs.frozen(kw_only=True)
 class Touch:
-    """What to send when a trigger fires: through which channel, with which template, to whom."""
+    """What to send when a trigger fires: through which channel, with which template, to whom.
+
+    A touch without a trigger is sent only by a manual broadcast. ``segment`` names a segment
+    the recipient must be in when the touch is queued.
+    """
 
     name: str
-    trigger: EventTrigger
+    trigger: EventTrigger | None
     channel: str
     template: str
     audience: Audience = attrs.field(factory=Audience)
+    segment: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -98,6 +104,7 @@ class Program:
     sender: str | None = None
     unsubscribe_url: str = ""
     constants: Mapping[str, Any] = attrs.field(factory=dict)
+    segments: Mapping[str, str] = attrs.field(factory=dict)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
@@ -110,11 +117,24 @@ class Program:
         raise ConfigError(f"unknown touch {name!r} (touches: {known})", file=self.origin)
 
     def touches_for_event(self, event_name: str) -> list[Touch]:
-        return [t for t in self.touches if t.trigger.event == event_name]
+        return [t for t in self.touches if t.trigger and t.trigger.event == event_name]
+
+    def segment_set(self) -> SegmentSet:
+        """The program's named segments, parsed; raises ConfigErrors keyed ``segments.NAME``."""
+        try:
+            return SegmentSet(self.segments, file=self.origin)
+        except ConfigErrors as exc:
+            raise ConfigErrors([_segment_error(e) for e in exc.errors]) from None
+        except ConfigError as exc:
+            raise ConfigErrors([_segment_error(exc)]) from None
 
     def problems(self, *, templates: set[str] | None = None) -> list[ConfigError]:
         """Every reference that does not resolve: channels, templates, duplicate names."""
         errors: list[ConfigError] = []
+        try:
+            self.segment_set()
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
         seen: set[str] = set()
         for touch in self.touches:
             key = f"touches.{touch.name}"
@@ -130,6 +150,15 @@ class Program:
                         key=f"{key}.channel",
                     )
                 )
+            if touch.segment is not None and touch.segment not in self.segments:
+                known = ", ".join(sorted(self.segments)) or "none"
+                errors.append(
+                    ConfigError(
+                        f"unknown segment {touch.segment!r} (segments: {known})",
+                        file=self.origin,
+                        key=f"{key}.segment",
+                    )
+                )
             if templates is not None and touch.template not in templates:
                 known = ", ".join(sorted(templates)) or "none"
                 errors.append(
@@ -141,6 +170,10 @@ class Program:
                     )
                 )
         return errors
+
+
+def _segment_error(error: ConfigError) -> ConfigError:
+    return ConfigError(error.reason, file=error.file, key=f"segments.{error.key}")
 
 
 # -- loading from TOML ------------------------------------------------------------------------
@@ -187,10 +220,10 @@ class _Reader:
         return False
 
 
-_SECTIONS = {"program", "delivery", "channels", "sources", "touches"}
+_SECTIONS = {"program", "delivery", "segments", "channels", "sources", "touches"}
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
-_TOUCH_KEYS = {"trigger", "channel", "template", "audience"}
+_TOUCH_KEYS = {"trigger", "channel", "template", "audience", "segment"}
 
 
 def load_program(path: str | Path) -> Program:
@@ -253,10 +286,26 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         unsubscribe_url=reader.string(head, "unsubscribe_url", "program.unsubscribe_url", "") or "",
         constants=constants,
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
+        segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_segments(section: Mapping[str, Any], reader: _Reader) -> dict[str, str]:
+    segments = {}
+    for name, text in section.items():
+        path = f"segments.{name}"
+        if not reader.name(name, path):
+            continue
+        if not isinstance(text, str):
+            reader.error(
+                path, f'expected an expression string, e.g. "account.mrr >= 500", got {text!r}'
+            )
+            continue
+        segments[name] = text
+    return segments
 
 
 def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
@@ -340,7 +389,8 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         channel = reader.string(body, "channel", f"{path}.channel", required=True)
         template = reader.string(body, "template", f"{path}.template", name)
         audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
-        if trigger and channel and template and audience:
+        segment = reader.string(body, "segment", f"{path}.segment")
+        if channel and template and audience:
             touches.append(
                 Touch(
                     name=name,
@@ -348,6 +398,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     channel=channel,
                     template=template,
                     audience=audience,
+                    segment=segment,
                 )
             )
     return touches
@@ -355,8 +406,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
 
 def _read_trigger(body: object, path: str, reader: _Reader) -> EventTrigger | None:
     if body is None:
-        reader.error(path, 'is required, e.g. trigger = { event = "signed_up" }')
-        return None
+        return None  # a manual touch: only a broadcast sends it
     if not isinstance(body, dict):
         reader.error(path, 'expected a table, e.g. { event = "signed_up" }')
         return None

@@ -7,7 +7,7 @@ its ``key``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -120,8 +120,10 @@ class SegmentSet(Mapping[str, Expr]):
 
         return to_sql(self.expr(name), now=now, dialect_name=dialect_name, segments=self)
 
-    def matching_contact_ids(self, store: Store, name: str, *, now: datetime) -> list[str]:
+    def matching_contact_ids(
+        self, store: Store, name: str, *, now: datetime, among: Iterable[str] | None = None
+    ) -> list[str]:
         """Ids of the contacts in ``store`` that are in segment ``name``, sorted."""
         from onetomany.segments.sql import matching_contact_ids
 
-        return matching_contact_ids(store, self.expr(name), now=now, segments=self)
+        return matching_contact_ids(store, self.expr(name), now=now, segments=self, among=among)

@@ -14,7 +14,7 @@ bad input where the language wants a missing value (rules in :mod:`.dates`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -104,11 +104,21 @@ def population() -> sa.Select[tuple[str]]:
 
 
 def matching_contact_ids(
-    store: Store, expr: Expr | str, *, now: datetime, segments: SegmentSet | None = None
+    store: Store,
+    expr: Expr | str,
+    *,
+    now: datetime,
+    segments: SegmentSet | None = None,
+    among: Iterable[str] | None = None,
 ) -> list[str]:
-    """Ids of the contacts in ``store`` that are in the segment ``expr``, sorted."""
+    """Ids of the contacts in ``store`` that are in the segment ``expr``, sorted.
+
+    ``among`` limits the question to those contacts (a trigger's audience, say).
+    """
     condition = to_sql(expr, now=now, dialect_name=store.dialect, segments=segments)
     stmt = population().where(condition).order_by(contacts.c.id)
+    if among is not None:
+        stmt = stmt.where(contacts.c.id.in_(list(among)))
     with store.engine.connect() as conn:
         return sorted(conn.scalars(stmt))
 

@@ -30,6 +30,7 @@ from onetomany.store.migrate import upgrade
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///onetomany.db"
+_CHUNK = 500
 
 
 @attrs.frozen(kw_only=True)
@@ -211,19 +212,21 @@ class Store:
             ).first()
         return _account(row) if row else None
 
+    def _by_id(self, table: sa.Table, ids: Iterable[str]) -> Iterator[sa.Row[Any]]:
+        wanted = sorted(set(ids))
+        with self.engine.connect() as conn:
+            # Chunks keep each IN list under SQLite's bound-parameter limit.
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                yield from conn.execute(sa.select(table).where(table.c.id.in_(chunk)))
+
     def get_contacts(self, ids: Iterable[str]) -> dict[str, Contact]:
         """The contacts with these ids, by id (missing ids are simply absent)."""
-        wanted = list(set(ids))
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(schema.contacts).where(schema.contacts.c.id.in_(wanted)))
-            return {row.id: _contact(row) for row in rows}
+        return {row.id: _contact(row) for row in self._by_id(schema.contacts, ids)}
 
     def get_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
         """The accounts with these ids, by id (missing ids are simply absent)."""
-        wanted = list(set(ids))
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(schema.accounts).where(schema.accounts.c.id.in_(wanted)))
-            return {row.id: _account(row) for row in rows}
+        return {row.id: _account(row) for row in self._by_id(schema.accounts, ids)}
 
     def get_contact(self, contact_id: str) -> Contact | None:
         with self.engine.connect() as conn:
@@ -314,6 +317,21 @@ class Store:
             if cursor is not None:
                 self._set_cursor(conn, cursor[0], cursor[1], now)
         return added
+
+    def existing_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` are already in the outbox."""
+        wanted = sorted(set(keys))
+        t = schema.outbox
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                found.update(
+                    conn.scalars(
+                        sa.select(t.c.idempotency_key).where(t.c.idempotency_key.in_(chunk))
+                    )
+                )
+        return found
 
     def claim(self, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxRow]:
         """Take up to ``limit`` due rows for ``worker`` until ``now + lease``.
