@@ -134,3 +134,21 @@ def test_an_unwritable_store_is_a_clear_error(example, tmp_path):
     result = run_cli("run", str(example), "--once")
     assert result.returncode == 1
     assert "StoreError" in result.stderr and "cannot create the folder" in result.stderr
+
+
+def test_capacity_on_the_example_uses_the_domains_numbers(example):
+    result = run_cli("capacity", str(example))
+    assert result.returncode == 0, result.stderr
+    assert "-> 40 accounts per CSM" in result.stdout
+    assert "one more CSM every 4 months" in result.stdout
+    assert "Book now: 4 accounts (high 1, mid 1, low 1, tech 1)" in result.stdout
+
+
+def test_capacity_without_costs_is_a_clear_error(example):
+    toml = example / "program.toml"
+    text = toml.read_text()
+    start, end = text.index("[tiers]"), text.index("# The emails land")
+    toml.write_text(text[:start] + text[end:])
+    result = run_cli("capacity", str(example))
+    assert result.returncode == 1
+    assert "capacity: no capacity inputs" in result.stderr

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from onetomany import __version__
 from onetomany.builtin.outbox_folder import OutboxFolderChannel
+from onetomany.capacity import render_plan
 from onetomany.engine import Engine, RunReport, store_url_for
 from onetomany.errors import ConfigErrors, OnetomanyError
 from onetomany.plugins import Plugins
@@ -168,6 +169,21 @@ def broadcast(
             f"queued {sent.queued}; delivered {report.sent}, retrying {report.retrying}, "
             f"dead-lettered {report.dead}"
         )
+
+
+@app.command()
+def capacity(
+    path: ProgramPath,
+    sync: Annotated[
+        bool, typer.Option("--sync/--no-sync", help="Pull the program's sources first.")
+    ] = True,
+) -> None:
+    """Plan CSM capacity from the tier mix: accounts per CSM, CSMs needed, next hire."""
+    with Engine(load_program(path)) as engine:
+        if sync:
+            engine.sync()
+        for line in render_plan(engine.capacity_plan()):
+            console.print(line, highlight=False)
 
 
 @db_app.command("upgrade")

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from onetomany.capacity import CapacityPlan, capacity_from_counts
 from onetomany.channels import Channel, Runtime
 from onetomany.clock import Clock, SystemClock
 from onetomany.compose import Composer
@@ -28,6 +29,7 @@ from onetomany.retry import RetryPolicy
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
+from onetomany.tiers import TIERS, Tier
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +311,27 @@ class Engine:
             )
         )
         return [c for c in contacts if c.id in inside]
+
+    # -- tiers and capacity -----------------------------------------------------------------
+
+    def tier_counts(self) -> dict[Tier, int]:
+        """How many accounts each tier's rules assign right now."""
+        counts = dict.fromkeys(TIERS, 0)
+        for account in self.store.accounts():
+            counts[self.program.tiers.rules.assign(account)] += 1
+        return counts
+
+    def capacity_plan(self) -> CapacityPlan:
+        """The CSM capacity plan for today's tier mix (``[capacity]`` in the program)."""
+        inputs = self.program.tiers.capacity
+        if inputs is None:
+            raise ConfigError(
+                "no capacity inputs: give tiers an hours cost ([tiers.high] hours_per_month) "
+                "or add a [capacity] table",
+                file=self.program.origin,
+                key="capacity",
+            )
+        return capacity_from_counts(self.tier_counts(), inputs)
 
     # -- manual broadcast -------------------------------------------------------------------
 

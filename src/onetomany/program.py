@@ -43,6 +43,7 @@ from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.retry import RetryPolicy
 from onetomany.segments import SegmentSet
 from onetomany.settings import PluginSettings
+from onetomany.tier_config import TierSettings, read_tiers
 
 PROGRAM_FILE = "program.toml"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -105,6 +106,7 @@ class Program:
     unsubscribe_url: str = ""
     constants: Mapping[str, Any] = attrs.field(factory=dict)
     segments: Mapping[str, str] = attrs.field(factory=dict)
+    tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
@@ -220,7 +222,16 @@ class _Reader:
         return False
 
 
-_SECTIONS = {"program", "delivery", "segments", "channels", "sources", "touches"}
+_SECTIONS = {
+    "program",
+    "delivery",
+    "segments",
+    "tiers",
+    "capacity",
+    "channels",
+    "sources",
+    "touches",
+}
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
 _TOUCH_KEYS = {"trigger", "channel", "template", "audience", "segment"}
@@ -287,10 +298,19 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         constants=constants,
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
+        tiers=_read_tiers(data, reader),
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_tiers(data: Mapping[str, Any], reader: _Reader) -> TierSettings:
+    settings, errors = read_tiers(
+        data.get("tiers"), capacity=data.get("capacity"), file=reader.origin
+    )
+    reader.errors.extend(errors)
+    return settings
 
 
 def _read_segments(section: Mapping[str, Any], reader: _Reader) -> dict[str, str]:

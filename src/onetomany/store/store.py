@@ -228,6 +228,20 @@ class Store:
         """The accounts with these ids, by id (missing ids are simply absent)."""
         return {row.id: _account(row) for row in self._by_id(schema.accounts, ids)}
 
+    def accounts(self) -> Iterator[Account]:
+        """Every account, in id order, read in pages."""
+        t = schema.accounts
+        last = ""
+        while True:
+            with self.engine.connect() as conn:
+                page = list(
+                    conn.execute(sa.select(t).where(t.c.id > last).order_by(t.c.id).limit(1000))
+                )
+            if not page:
+                return
+            yield from (_account(row) for row in page)
+            last = page[-1].id
+
     def get_contact(self, contact_id: str) -> Contact | None:
         with self.engine.connect() as conn:
             row = conn.execute(
