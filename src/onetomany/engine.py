@@ -8,6 +8,7 @@ sync sources, tick, dispatch.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -29,7 +30,7 @@ from onetomany.retry import RetryPolicy
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
-from onetomany.tiers import TIERS, Tier
+from onetomany.tiers import TIERS, Tier, TierChange, TierState
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,46 @@ class Engine:
 
     # -- tiers and capacity -----------------------------------------------------------------
 
+    def update_tiers(self) -> list[TierChange]:
+        """Re-tier every account, with hysteresis; each change becomes a ``tier_changed`` event.
+
+        An account moves only after its computed tier has differed from its current one for
+        ``[tiers] hold_days`` days in a row; a first assignment moves at once (``from`` is
+        empty in its event).
+        """
+        if not self.program.tiers.rules.rules:
+            return []  # a program without tier rules serves everyone alike; nothing to track
+        now = self.clock.now()
+        tracker = self.program.tiers.tracker
+        states = self.store.tier_states()
+        updated: dict[str, TierState] = {}
+        changes: list[TierChange] = []
+        for account in self.store.accounts():
+            old = states.get(account.id)
+            new, change = tracker.step(old, account, now)
+            if new != old:
+                updated[account.id] = new
+            if change is not None:
+                changes.append(change)
+        events = [
+            Event(
+                id=hashlib.sha256(f"tier:{c.account_id}:{c.at.isoformat()}".encode()).hexdigest()[
+                    :32
+                ],
+                name="tier_changed",
+                occurred_at=c.at,
+                account_id=c.account_id,
+                properties={
+                    "from": str(c.from_tier) if c.from_tier else None,
+                    "to": str(c.to_tier),
+                },
+            )
+            for c in changes
+        ]
+        if updated:
+            self.store.save_tier_states(updated, events=events, now=now)
+        return changes
+
     def tier_counts(self) -> dict[Tier, int]:
         """How many accounts each tier's rules assign right now."""
         counts = dict.fromkeys(TIERS, 0)
@@ -404,8 +445,9 @@ class Engine:
         return self.dispatcher.dispatch(limit)
 
     def run_once(self) -> RunReport:
-        """Sync every source, queue what events trigger, and send what is due."""
+        """Sync every source, re-tier accounts, queue what events trigger, send what is due."""
         synced = tuple(self.sync())
+        self.update_tiers()
         queued = self.tick()
         return RunReport(synced=synced, queued=queued, dispatched=self.dispatch())
 

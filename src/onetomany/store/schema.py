@@ -134,3 +134,13 @@ cursors = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+tier_states = sa.Table(
+    "tier_states",
+    metadata,
+    sa.Column("account_id", sa.String(255), primary_key=True),
+    sa.Column("tier", sa.String(8), nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Column("candidate", sa.String(8)),
+    sa.Column("candidate_since", UTCDateTime),
+)

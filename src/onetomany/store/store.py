@@ -26,6 +26,7 @@ from onetomany.errors import StoreError
 from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
 from onetomany.store import schema
 from onetomany.store.migrate import upgrade
+from onetomany.tiers import TierState
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,37 @@ class Store:
                 return
             yield from (_account(row) for row in page)
             last = page[-1].id
+
+    def tier_states(self) -> dict[str, TierState]:
+        """Every account's tier state, by account id."""
+        with self.engine.connect() as conn:
+            return {
+                row.account_id: TierState(
+                    tier=row.tier,
+                    since=row.since,
+                    candidate=row.candidate,
+                    candidate_since=row.candidate_since,
+                )
+                for row in conn.execute(sa.select(schema.tier_states))
+            }
+
+    def save_tier_states(
+        self, states: Mapping[str, TierState], *, events: Iterable[Event] = (), now: datetime
+    ) -> None:
+        """Store tier states and the events their changes emit, in one transaction."""
+        rows = [
+            {
+                "account_id": account_id,
+                "tier": str(state.tier),
+                "since": state.since,
+                "candidate": str(state.candidate) if state.candidate else None,
+                "candidate_since": state.candidate_since,
+            }
+            for account_id, state in states.items()
+        ]
+        with self._write() as conn:
+            self._upsert(conn, schema.tier_states, rows)
+            self._add_events(conn, events, now)
 
     def get_contact(self, contact_id: str) -> Contact | None:
         with self.engine.connect() as conn:
