@@ -164,3 +164,31 @@ def test_bad_delivery_settings_are_named(tmp_path, monkeypatch, line, key, reaso
     [error] = info.value.errors
     assert error.key == key
     assert error.reason.startswith(reason)
+
+
+def test_validate_checks_segments_against_declared_trait_types(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "x")
+    toml = (
+        GOOD
+        + """
+[traits]
+account = { mrr = "float", plan = "str", signed_up_at = "date" }
+
+[segments]
+big = "account.mrr >= 'lots'"
+old = "days_since(account.plan) > 30"
+fine = "account.mrr >= 500 and days_since(account.signed_up_at) > 30"
+"""
+    )
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, toml))
+    keys = sorted(e.key for e in info.value.errors)
+    assert keys == ["segments.big", "segments.old"]
+
+
+def test_unknown_trait_types_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "x")
+    toml = GOOD + '\n[traits]\naccount = { mrr = "money" }\nperson = {}\n'
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, toml))
+    assert sorted(e.key for e in info.value.errors) == ["traits.account.mrr", "traits.person"]

@@ -41,7 +41,7 @@ import attrs
 
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.retry import RetryPolicy
-from onetomany.segments import SegmentSet
+from onetomany.segments import TRAIT_TYPES, SegmentSet, check_types
 from onetomany.settings import PluginSettings
 from onetomany.tier_config import TierSettings, read_tiers
 
@@ -106,6 +106,7 @@ class Program:
     unsubscribe_url: str = ""
     constants: Mapping[str, Any] = attrs.field(factory=dict)
     segments: Mapping[str, str] = attrs.field(factory=dict)
+    traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
@@ -130,13 +131,31 @@ class Program:
         except ConfigError as exc:
             raise ConfigErrors([_segment_error(exc)]) from None
 
+    def _segment_type_errors(self, segments: SegmentSet) -> list[ConfigError]:
+        """Segment expressions checked against the trait types ``[traits]`` declares."""
+        errors: list[ConfigError] = []
+        for name in segments:
+            errors.extend(
+                check_types(
+                    segments[name],
+                    account_traits=self.traits.get("account", {}),
+                    contact_traits=self.traits.get("contact", {}),
+                    segments=segments,
+                    file=self.origin,
+                    key=f"segments.{name}",
+                )
+            )
+        return errors
+
     def problems(self, *, templates: set[str] | None = None) -> list[ConfigError]:
         """Every reference that does not resolve: channels, templates, duplicate names."""
         errors: list[ConfigError] = []
         try:
-            self.segment_set()
+            segments = self.segment_set()
         except ConfigErrors as exc:
             errors.extend(exc.errors)
+        else:
+            errors.extend(self._segment_type_errors(segments))
         seen: set[str] = set()
         for touch in self.touches:
             key = f"touches.{touch.name}"
@@ -224,6 +243,7 @@ class _Reader:
 
 _SECTIONS = {
     "program",
+    "traits",
     "delivery",
     "segments",
     "tiers",
@@ -298,11 +318,33 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         constants=constants,
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
+        traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[str, str]]:
+    """``[traits] account = { mrr = "float" }``: the types segments are checked against."""
+    declared: dict[str, dict[str, str]] = {}
+    for subject, table in section.items():
+        path = f"traits.{subject}"
+        if subject not in ("account", "contact"):
+            reader.error(path, "unknown key (known: account, contact)")
+            continue
+        if not isinstance(table, dict):
+            reader.error(path, 'expected a table, e.g. { mrr = "float" }')
+            continue
+        for trait, kind in table.items():
+            if kind not in TRAIT_TYPES:
+                reader.error(
+                    f"{path}.{trait}", f"unknown type {kind!r} (types: {', '.join(TRAIT_TYPES)})"
+                )
+            else:
+                declared.setdefault(subject, {})[trait] = kind
+    return declared
 
 
 def _read_tiers(data: Mapping[str, Any], reader: _Reader) -> TierSettings:
