@@ -152,3 +152,41 @@ def test_capacity_without_costs_is_a_clear_error(example):
     result = run_cli("capacity", str(example))
     assert result.returncode == 1
     assert "capacity: no capacity inputs" in result.stderr
+
+
+def test_validate_renders_every_template_and_names_a_missing_variable(example):
+    ok = run_cli("validate", str(example))
+    assert ok.returncode == 0, ok.stderr
+    assert "rendered for 7 contact(s)" in ok.stdout
+    assert not (example / "var").exists()  # validate leaves the program's store alone
+
+    welcome = example / "templates" / "welcome.pt-BR.mjml"
+    welcome.write_text(
+        welcome.read_text().replace("{{ contact.first_name }}", "{{ contact.nickname }}", 1)
+    )
+    bad = run_cli("validate", str(example))
+    assert bad.returncode == 1
+    assert "touches.welcome" in bad.stderr
+    assert "welcome.pt-BR.mjml" in bad.stderr
+    assert "'nickname'" in bad.stderr
+
+
+def test_preview_all_writes_every_touch_in_three_locales(example, tmp_path):
+    out = tmp_path / "preview"
+    result = run_cli("preview", str(example), "--all", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    for locale in ("en", "pt-BR", "id"):
+        folder = out / "ct-004" / locale
+        for touch in ("welcome", "day_recap", "first_report_tip"):
+            assert (folder / f"{touch}.{locale}.html").exists()
+            assert (folder / f"{touch}.{locale}.txt").exists()
+    pt = (out / "ct-004" / "pt-BR" / "welcome.pt-BR.txt").read_text()
+    assert "Olá" in pt or "Oi" in pt
+
+
+def test_preview_of_one_touch_for_one_contact(example, tmp_path):
+    result = run_cli(
+        "preview", str(example), "welcome", "--contact", "ct-007", "--out", str(tmp_path / "p")
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p" / "welcome.id.html").exists()  # Budi reads Indonesian

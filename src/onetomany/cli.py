@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
+import webbrowser
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +23,10 @@ from onetomany.capacity import render_plan
 from onetomany.engine import Engine, RunReport, store_url_for
 from onetomany.errors import ConfigErrors, OnetomanyError
 from onetomany.plugins import Plugins
+from onetomany.preview import write_preview, write_previews
 from onetomany.program import load_program
 from onetomany.store import Store
+from onetomany.validation import render_problems
 
 app = typer.Typer(
     name="onetomany",
@@ -83,10 +87,31 @@ def plugins(
 
 @app.command()
 def validate(path: ProgramPath) -> None:
-    """Check a program: every problem is listed with its file, key and reason."""
+    """Check a program: its file, then every template rendered for its sources' contacts.
+
+    Every problem is listed with its file, key and reason. Nothing is sent, and the program's
+    own store is left alone: the sources are read into a scratch store.
+    """
     program = load_program(path)
-    Engine(program).close()
-    console.print(f"[green]ok[/]: program {program.name!r}, {len(program.touches)} touch(es)")
+    with (
+        tempfile.TemporaryDirectory(prefix="onetomany-validate-") as scratch,
+        Engine(program, store=Store(Path(scratch) / "validate.db")) as engine,
+    ):
+        engine.sync()
+        samples = [
+            (c, engine.store.get_account(c.account_id) if c.account_id else None)
+            for c in engine.store.all_contacts()[:50]
+        ]
+        problems = render_problems(program, samples, templates=engine.templates)
+    if problems:
+        errors.print(f"[red]error[/]: {len(problems)} template problem(s)", highlight=False)
+        for problem in problems:
+            errors.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    console.print(
+        f"[green]ok[/]: program {program.name!r}, {len(program.touches)} touch(es), "
+        f"rendered for {len(samples)} contact(s)"
+    )
 
 
 @app.command()
@@ -169,6 +194,67 @@ def broadcast(
             f"queued {sent.queued}; delivered {report.sent}, retrying {report.retrying}, "
             f"dead-lettered {report.dead}"
         )
+
+
+@app.command()
+def preview(
+    path: ProgramPath,
+    touch: Annotated[
+        str | None, typer.Argument(help="The touch to render; every touch with --all.")
+    ] = None,
+    contact: Annotated[
+        str | None, typer.Option(help="Render for this contact (from the program's store).")
+    ] = None,
+    locale: Annotated[
+        str | None, typer.Option(help="Render in this locale instead of the contact's.")
+    ] = None,
+    all_touches: Annotated[
+        bool,
+        typer.Option("--all", help="Every touch, for every contact, in en, pt-BR and id."),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write; default <program>/var/preview.")
+    ] = None,
+    open_: Annotated[
+        bool, typer.Option("--open", help="Open the first HTML file in a browser.")
+    ] = False,
+) -> None:
+    """Render touches to files (HTML, text, SMS, WhatsApp, in-app) without sending anything."""
+    program = load_program(path)
+    out_dir = out or program.base_dir / "var" / "preview"
+    with Engine(program) as engine:
+        engine.sync()
+        if all_touches:
+            samples = [
+                (c, engine.store.get_account(c.account_id) if c.account_id else None)
+                for c in engine.store.all_contacts()
+            ]
+            written = write_previews(
+                program, samples, out_dir=out_dir, touch_name=touch, templates=engine.templates
+            )
+        else:
+            if touch is None or contact is None:
+                raise typer.BadParameter("name a TOUCH and --contact ID, or use --all")
+            person = engine.store.get_contact(contact)
+            if person is None:
+                raise typer.BadParameter(f"no contact {contact!r} in the program's store")
+            account = engine.store.get_account(person.account_id) if person.account_id else None
+            written = write_preview(
+                program,
+                touch,
+                contact=person,
+                account=account,
+                locale=locale,
+                out_dir=out_dir,
+                templates=engine.templates,
+            )
+    console.print(f"wrote {len(written)} file(s) to {out_dir}")
+    for file in written[:12]:
+        console.print(f"  {file}")
+    if open_:
+        html = next((f for f in written if f.suffix == ".html"), None)
+        if html is not None:
+            webbrowser.open(html.resolve().as_uri())
 
 
 @app.command()

@@ -19,8 +19,11 @@ import attrs
 from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.program import Program
+from onetomany.sms import count_segments
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
+from onetomany.templating.channels import WhatsAppTemplate
+from onetomany.templating.locales import canonical_locale
 
 
 def contact_context(contact: Contact) -> dict[str, Any]:
@@ -55,11 +58,29 @@ def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> s
 
 
 class Composer:
-    """Renders outbox rows with a program's templates."""
+    """Renders outbox rows with a program's templates, per channel kind.
 
-    def __init__(self, program: Program, templates: TemplateSet) -> None:
+    * EMAIL (and CSM): the ``.mjml`` template: HTML, text, subject, preheader.
+    * SMS: the ``.sms.txt`` template -> ``text``; ``data`` holds ``sms_encoding`` (``GSM-7`` or
+      ``UCS-2``) and ``sms_segments``. More segments than the file's ``max_segments`` (else
+      ``max_sms_segments``) is a PermanentDeliveryError naming the template.
+    * WHATSAPP: ``.whatsapp.toml`` -> ``data`` holds ``whatsapp_template``,
+      ``whatsapp_language`` and ``whatsapp_parameters`` (``text`` is empty); or
+      ``.whatsapp.txt`` -> ``text`` (a session message).
+    * INAPP: ``subject`` is the front matter ``title`` (else the subject), ``text`` the
+      ``.inapp.txt`` rendering (else the email's text), ``url`` the front matter ``url``.
+
+    Every kind picks its files' variant from the contact's locale and role.
+    """
+
+    def __init__(
+        self, program: Program, templates: TemplateSet, *, max_sms_segments: int = 3
+    ) -> None:
+        if max_sms_segments < 1:
+            raise ValueError(f"max_sms_segments must be positive, not {max_sms_segments}")
         self.program = program
         self.templates = templates
+        self.max_sms_segments = max_sms_segments
 
     def context(self, row: OutboxRow, contact: Contact, account: Account | None) -> dict[str, Any]:
         base: dict[str, Any] = {
@@ -69,6 +90,8 @@ class Composer:
             "event": row.payload.get("event"),
             "program": {"name": self.program.name, "constants": dict(self.program.constants)},
             "unsubscribe_url": "",
+            "locale": contact.locale,
+            "timezone": contact.timezone,
         }
         if self.program.unsubscribe_url:
             # Plain substitution, not str.format: the URL comes from configuration and
@@ -88,10 +111,16 @@ class Composer:
         extra: Mapping[str, Any] | None = None,
     ) -> Message:
         to = recipient(contact, kind, account)
+        context = self.context(row, contact, account)
         try:
-            rendered = self.templates.render(row.template, self.context(row, contact, account))
+            fields = self.render_fields(
+                row.template, context, kind=kind, locale=contact.locale, persona=contact.role
+            )
         except TemplateError as exc:
             raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
+        data = {**fields.pop("data"), **(extra or {})}
+        if fields.get("sender") is None:
+            fields["sender"] = self.program.sender or None
         return Message(
             idempotency_key=row.idempotency_key,
             channel=row.channel,
@@ -100,12 +129,84 @@ class Composer:
             touch=row.touch,
             contact_id=contact.id,
             account_id=contact.account_id or row.account_id,
-            subject=rendered.subject,
-            preheader=rendered.preheader,
-            html=rendered.html,
-            text=rendered.text,
-            sender=rendered.sender or self.program.sender or None,
-            reply_to=rendered.reply_to,
-            url=rendered.url,
-            data=dict(extra or {}),
+            data=data,
+            **fields,
         )
+
+    def render_fields(
+        self,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        kind: ChannelKind,
+        locale: str | None,
+        persona: str | None,
+    ) -> dict[str, Any]:
+        """The Message fields (``subject``, ``preheader``, ``html``, ``text``, ``sender``,
+        ``reply_to``, ``url``, ``data``) of ``template`` rendered for ``kind``. Raises
+        TemplateError, or PermanentDeliveryError for an SMS over its segment limit."""
+        templates = self.templates
+        if kind is ChannelKind.SMS:
+            return self._sms(template, context, locale=locale, persona=persona)
+        if kind is ChannelKind.WHATSAPP:
+            whatsapp = templates.whatsapp(template, locale=locale, persona=persona)
+            if whatsapp is None:
+                raise TemplateError(
+                    f"no {template}.whatsapp.toml or {template}.whatsapp.txt for the WhatsApp "
+                    "channel",
+                    template=template,
+                )
+            if isinstance(whatsapp, WhatsAppTemplate):
+                rendered = whatsapp.render(
+                    context, locale=canonical_locale(locale, template=template) if locale else None
+                )
+                return {
+                    "text": "",
+                    "data": {
+                        "whatsapp_template": rendered.template,
+                        "whatsapp_language": rendered.language,
+                        "whatsapp_parameters": rendered.parameters,
+                    },
+                }
+            return {"text": whatsapp.render(context), "data": {}}
+        email = templates.render(template, context, locale=locale, persona=persona)
+        fields: dict[str, Any] = {
+            "subject": email.subject,
+            "preheader": email.preheader,
+            "html": email.html,
+            "text": email.text,
+            "sender": email.sender,
+            "reply_to": email.reply_to,
+            "url": email.url,
+            "data": {},
+        }
+        if kind is ChannelKind.INAPP:
+            fields["subject"] = email.title or email.subject
+            body = templates.inapp_text(template, locale=locale, persona=persona)
+            if body is not None:
+                fields["text"] = body.render(context)
+        return fields
+
+    def _sms(
+        self,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        locale: str | None,
+        persona: str | None,
+    ) -> dict[str, Any]:
+        sms = self.templates.sms(template, locale=locale, persona=persona)
+        if sms is None:
+            raise TemplateError(f"no {template}.sms.txt for the SMS channel", template=template)
+        text = sms.render(context)
+        counted = count_segments(text)
+        limit = sms.max_segments or self.max_sms_segments
+        if counted.segments > limit:
+            raise PermanentDeliveryError(
+                f"template {sms.path!r}: the SMS takes {counted.segments} {counted.encoding} "
+                f"segments ({counted.units} characters), over the limit of {limit}"
+            )
+        return {
+            "text": text,
+            "data": {"sms_encoding": counted.encoding, "sms_segments": counted.segments},
+        }

@@ -229,6 +229,12 @@ class Store:
         """The accounts with these ids, by id (missing ids are simply absent)."""
         return {row.id: _account(row) for row in self._by_id(schema.accounts, ids)}
 
+    def all_contacts(self) -> list[Contact]:
+        """Every contact, in id order."""
+        t = schema.contacts
+        with self.engine.connect() as conn:
+            return [_contact(row) for row in conn.execute(sa.select(t).order_by(t.c.id))]
+
     def accounts(self) -> Iterator[Account]:
         """Every account, in id order, read in pages."""
         t = schema.accounts

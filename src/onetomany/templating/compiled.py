@@ -15,6 +15,7 @@ import attrs
 
 from onetomany.errors import TemplateError
 from onetomany.templating.environment import BoundTemplate
+from onetomany.templating.fasttext import FastText
 from onetomany.templating.mjml import MjmlCompiler, RenderingLoader, run_mjml
 from onetomany.templating.text import html_to_text
 
@@ -24,7 +25,7 @@ Strategy = Literal["mjml-first", "jinja-first"]
 
 # Front matter values that end up in message headers: a line break in them would let a
 # recipient-controlled value (a name, a trait) add headers of its own.
-_SINGLE_LINE = frozenset({"subject", "from", "reply_to", "url"})
+_SINGLE_LINE = frozenset({"subject", "from", "reply_to", "url", "title"})
 
 
 @attrs.frozen(kw_only=True)
@@ -38,6 +39,7 @@ class Rendered:
     sender: str | None
     reply_to: str | None
     url: str | None
+    title: str | None = None
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -48,7 +50,9 @@ class CompiledTemplate:
     Jinja over the compiled HTML) or ``"jinja-first"`` (``body`` is Jinja over the MJML source,
     compiled by MJML on every render; ``reason`` says why). ``source``, ``text_source`` and
     ``includes`` are the file contents it was built from (``include_paths`` says where each
-    include was found), used to notice edits.
+    include was found), used to notice edits. ``fast_text`` is the precompiled text template
+    used instead of parsing the HTML per recipient (``None``, with ``fast_text_reason``, when
+    the template has a hand-written text, renders "jinja-first", or its shape is not safe).
     """
 
     name: str
@@ -66,6 +70,10 @@ class CompiledTemplate:
     text_template: BoundTemplate | None
     compile_mjml: MjmlCompiler
     max_bytes: int
+    fast_text: FastText | None = None
+    fast_text_reason: str | None = None
+    # Front matter values without any Jinja: the same for everyone, so never rendered.
+    constant_fields: Mapping[str, str] = attrs.field(factory=dict)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; every failure is a TemplateError naming the file."""
@@ -75,10 +83,11 @@ class CompiledTemplate:
         sender = self._field("from", context)
         reply_to = self._field("reply_to", context)
         url = self._field("url", context)
+        title = self._field("title", context)
         html = self._html(context)
         self._check_size("HTML", html, self.path)
         if self.text_template is None:
-            text = html_to_text(html)
+            text = self.derived_text(context, html)
         else:
             text = self.text_template.render(context).lstrip("\n").rstrip()
             self._check_size("text", text, self.text_template.origin)
@@ -90,7 +99,22 @@ class CompiledTemplate:
             sender=sender or None,
             reply_to=reply_to or None,
             url=url or None,
+            title=title or None,
         )
+
+    def derived_text(self, context: Mapping[str, Any], html: str) -> str:
+        """``html_to_text(html)``, through the precompiled text template when there is one.
+
+        ``html`` must be this template's rendering for ``context``. The text template renders
+        the same text (see :mod:`onetomany.templating.fasttext`); a recipient whose values it
+        cannot follow (markup values), or any failure of its own, takes the real derivation.
+        """
+        if self.fast_text is not None:
+            try:
+                return self.fast_text.render(context)
+            except TemplateError:
+                pass
+        return html_to_text(html)
 
     def _html(self, context: Mapping[str, Any]) -> str:
         if self.strategy == "mjml-first":
@@ -100,11 +124,15 @@ class CompiledTemplate:
         return run_mjml(self.compile_mjml, source, loader, template=self.path, first_line=None)
 
     def _field(self, key: str, context: Mapping[str, Any]) -> str | None:
-        template = self.front_matter.get(key)
-        if template is None:
-            return None
+        if key in self.constant_fields:
+            value = self.constant_fields[key]
+        else:
+            template = self.front_matter.get(key)
+            if template is None:
+                return None
+            value = template.render(context)
         # Surrounding whitespace (a TOML multi-line string's last newline) is never meant.
-        value = template.render(context).strip()
+        value = value.strip()
         if key in _SINGLE_LINE and len(value.splitlines()) > 1:
             raise TemplateError(
                 f"the rendered {key!r} contains a line break, which could inject mail headers: "

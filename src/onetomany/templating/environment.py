@@ -171,8 +171,10 @@ def compile_template(
         raise TemplateError(
             f"template syntax error: {exc.message}", template=origin, line=line
         ) from exc
+    # A plain dict, not the ChainMap make_globals returns: every render copies the globals into
+    # a new context, and copying a ChainMap runs in Python (about half of a small render).
     template = environment.template_class.from_code(
-        environment, code, environment.make_globals(None)
+        environment, code, dict(environment.make_globals(None))
     )
     return BoundTemplate(
         template=template,

@@ -24,9 +24,10 @@ from onetomany.errors import TemplateError
 
 __all__ = ["FIELDS", "FrontMatter", "split_front_matter"]
 
-# The keys a template may set, in the order Rendered lists them. Unknown keys are refused so a
+# The keys a template may set, in the order Rendered lists them (``title`` is the in-app
+# title, the subject when absent). Unknown keys are refused so a
 # typo such as ``reply-to`` fails loudly instead of silently dropping the header.
-FIELDS = ("subject", "preheader", "from", "reply_to", "url")
+FIELDS = ("subject", "preheader", "from", "reply_to", "url", "title")
 _REQUIRED = ("subject",)
 _DELIMITER = "+++"
 _TOML_LINE = re.compile(r"at line (\d+)")

@@ -2,10 +2,23 @@
 
 Layout of the folder::
 
-    welcome.mjml          a template: TOML front matter between +++ lines, then MJML
-    welcome.txt           optional hand-written plain text (else derived from the HTML)
-    partials/header.mjml  included with <mj-include path="partials/header.mjml" />
-    _draft.mjml           ignored: names starting with "_" are not templates
+    welcome.mjml              a template: TOML front matter between +++ lines, then MJML
+    welcome.txt               optional hand-written plain text (else derived from the HTML)
+    welcome.pt-BR.mjml        a locale variant (and welcome.pt-BR.txt its hand-written text)
+    welcome.sponsor.mjml      a persona variant (the contact's role)
+    welcome.sponsor.pt-BR.mjml  persona and locale: persona first, then locale
+    welcome.sms.txt           SMS text; also .whatsapp.toml, .whatsapp.txt, .inapp.txt (see
+                              :mod:`onetomany.templating.channels`), with the same variants
+    partials/header.mjml      included with <mj-include path="partials/header.mjml" />
+    _draft.mjml               ignored: names starting with "_" are not templates
+
+A template's name is the file name up to its first dot, so names hold no dots. For a contact
+with locale ``pt-BR`` and role ``sponsor`` a file kind is looked up as ``welcome.sponsor.pt-BR``,
+``welcome.sponsor.pt``, ``welcome.sponsor``, ``welcome.pt-BR``, ``welcome.pt``, ``welcome``:
+the first that exists wins. A ``.txt`` belongs to the ``.mjml`` of the same variant: the
+``welcome.pt-BR.mjml`` email uses ``welcome.pt-BR.txt`` or else its own derived text, never the
+default's ``welcome.txt``. Includes are not resolved: a variant names its partials
+(``partials/footer.pt-BR.mjml``).
 
 Compiling a template parses its front matter, compiles MJML once (cached by content, see
 :class:`~onetomany.templating.mjml.MjmlCache`) and compiles the resulting HTML with Jinja. The
@@ -26,6 +39,14 @@ import jinja2
 import mjml as mjml_python
 
 from onetomany.errors import TemplateError
+from onetomany.templating.channels import (
+    SmsTemplate,
+    TextTemplate,
+    WhatsAppTemplate,
+    compile_sms,
+    compile_text,
+    compile_whatsapp,
+)
 from onetomany.templating.compiled import CompiledTemplate, Rendered, Strategy
 from onetomany.templating.environment import (
     BoundTemplate,
@@ -33,8 +54,11 @@ from onetomany.templating.environment import (
     compile_template,
     make_environment,
 )
+from onetomany.templating.fasttext import FILTERS as FAST_TEXT_FILTERS
+from onetomany.templating.fasttext import FastText, compile_fast_text
 from onetomany.templating.files import read_text
 from onetomany.templating.frontmatter import split_front_matter
+from onetomany.templating.locales import canonical_locale, locale_chain, locale_filters
 from onetomany.templating.mjml import MjmlCache, MjmlCompiler, MjmlOutput
 from onetomany.templating.placement import (
     JINJA_TAG,
@@ -48,14 +72,27 @@ __all__ = ["TemplateSet"]
 _SUFFIX = ".mjml"
 _TEXT_SUFFIX = ".txt"
 _BAD_NAME = re.compile(r"[/\\\x00]|^[._]|^$")
+_PERSONA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# The channel files, by suffix (longest first, so ".sms.txt" is not taken for ".txt").
+SMS_SUFFIX = ".sms.txt"
+WHATSAPP_SUFFIX = ".whatsapp.toml"
+WHATSAPP_TEXT_SUFFIX = ".whatsapp.txt"
+INAPP_SUFFIX = ".inapp.txt"
+_CHANNEL_SUFFIXES = (SMS_SUFFIX, WHATSAPP_SUFFIX, WHATSAPP_TEXT_SUFFIX, INAPP_SUFFIX)
+_TEMPLATE_SUFFIXES = (*_CHANNEL_SUFFIXES, _SUFFIX)
+
+ChannelFile = TextTemplate | SmsTemplate | WhatsAppTemplate
 
 
 class TemplateSet:
     """The templates of one program, in ``folder``.
 
     ``filters`` and ``constants`` (Jinja filters and globals, typically from plugins and the
-    program) are available to every template. ``max_bytes`` caps the rendered HTML (and text).
+    program) are available to every template, on top of the locale-aware filters of
+    :mod:`onetomany.templating.locales`. ``max_bytes`` caps the rendered HTML (and text).
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
+    ``fast_text`` (on by default) derives the plain text through a precompiled text template
+    when that provably gives the same text (see :mod:`onetomany.templating.fasttext`).
     Safe to share between threads.
     """
 
@@ -67,6 +104,7 @@ class TemplateSet:
         constants: Mapping[str, Any] | None = None,
         max_bytes: int = 512 * 1024,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
+        fast_text: bool = True,
     ) -> None:
         folder = Path(folder)
         if max_bytes <= 0:
@@ -74,34 +112,94 @@ class TemplateSet:
         self.folder = folder
         self._root = folder.resolve()
         self._html_env, self._text_env = make_environment(
-            filters=filters or {}, constants=constants or {}, max_bytes=max_bytes
+            filters={**locale_filters(), **(filters or {}), **FAST_TEXT_FILTERS},
+            constants=constants or {},
+            max_bytes=max_bytes,
         )
         self._compile_mjml = compile_mjml
         self._mjml = MjmlCache(self._root, compile_mjml)
         self._max_bytes = max_bytes
+        self._fast_text = fast_text
         self._compiled: dict[str, CompiledTemplate] = {}
+        self._channel_files: dict[str, ChannelFile] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        """The template names: stems of the ``.mjml`` files at the top of the folder.
+        """The template names: the part before the first dot of the ``.mjml`` and channel files
+        at the top of the folder (so ``welcome``, never ``welcome.pt-BR``).
 
         A folder that does not exist has no templates (so a program naming one gets an
         "unknown template" problem rather than a crash while it is loaded).
         """
         if not self._root.is_dir():
             return []
-        return sorted(
-            path.stem
-            for path in self._root.glob(f"*{_SUFFIX}")
-            if path.is_file() and not _BAD_NAME.search(path.stem)
-        )
+        names = set()
+        for path in self._root.iterdir():
+            if not path.name.endswith(_TEMPLATE_SUFFIXES) or not path.is_file():
+                continue
+            base = path.name.split(".", 1)[0]
+            if not _BAD_NAME.search(base):
+                names.add(base)
+        return sorted(names)
+
+    def variants(self, name: str, suffix: str = _SUFFIX) -> list[str]:
+        """Every variant of ``name`` that has a ``suffix`` file (``welcome``, ``welcome.pt-BR``,
+        ...), sorted."""
+        if _BAD_NAME.search(name) or "." in name or not self._root.is_dir():
+            return []
+        found = []
+        for path in self._root.glob(f"{name}*{suffix}"):
+            variant = path.name[: -len(suffix)]
+            if not path.is_file() or (variant != name and not variant.startswith(name + ".")):
+                continue
+            if suffix == _TEXT_SUFFIX and variant.endswith((".sms", ".whatsapp", ".inapp")):
+                continue  # welcome.sms.txt is not the text of a "welcome.sms" variant
+            found.append(variant)
+        return sorted(found)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._exists(name)
+        return isinstance(name, str) and name in self.names()
+
+    def candidates(self, name: str, *, locale: str | None, persona: str | None) -> list[str]:
+        """The variant names tried for ``locale`` and ``persona``, in order: persona with each
+        locale fallback, persona alone, each locale fallback, then ``name``."""
+        locales = locale_chain(locale, template=name) if locale else []
+        found: list[str] = []
+        if persona and _PERSONA.match(persona):
+            found += [f"{name}.{persona}.{tag}" for tag in locales] + [f"{name}.{persona}"]
+        return [*found, *(f"{name}.{tag}" for tag in locales), name]
+
+    def find(
+        self, name: str, suffix: str, *, locale: str | None = None, persona: str | None = None
+    ) -> str | None:
+        """The variant of ``name`` chosen for ``locale`` and ``persona`` among its ``suffix``
+        files, or ``None`` when it has none."""
+        if _BAD_NAME.search(name) or "." in name:
+            return None
+        for variant in self.candidates(name, locale=locale, persona=persona):
+            if (self._root / f"{variant}{suffix}").is_file():
+                return variant
+        return None
+
+    def resolve(self, name: str, *, locale: str | None = None, persona: str | None = None) -> str:
+        """The variant of email template ``name`` (its ``.mjml`` file, without the suffix)
+        rendered for a contact with ``locale`` and ``persona`` (role). A malformed locale or an
+        unknown template is a TemplateError."""
+        variant = self.find(name, _SUFFIX, locale=locale, persona=persona)
+        if variant is None:
+            known = ", ".join(self.names()) or f"(none in {self.folder})"
+            what = (
+                f"template {name!r} has no .mjml file"
+                if name in self
+                else f"unknown template {name!r}"
+            )
+            raise TemplateError(f"{what}; known templates: {known}", template=name)
+        return variant
 
     def compiled(self, name: str) -> CompiledTemplate:
-        """The compiled template ``name``; compiled on first use and again after any of its
-        files (``.mjml``, ``.txt``, includes) changes."""
+        """The compiled template ``name`` (a base name or a variant such as
+        ``welcome.pt-BR``); compiled on first use and again after any of its files (``.mjml``,
+        ``.txt``, includes) changes."""
         if not self._exists(name):
             known = ", ".join(self.names()) or f"(none in {self.folder})"
             raise TemplateError(
@@ -123,16 +221,94 @@ class TemplateSet:
             self._compiled[name] = compiled
             return compiled
 
-    def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
-        """Render template ``name`` with ``context`` (see :meth:`CompiledTemplate.render`)."""
-        return self.compiled(name).render(context)
+    def render(
+        self,
+        name: str,
+        context: Mapping[str, Any],
+        *,
+        locale: str | None = None,
+        persona: str | None = None,
+    ) -> Rendered:
+        """Render template ``name`` with ``context`` (see :meth:`CompiledTemplate.render`),
+        in the variant :meth:`resolve` picks. ``locale``, when given, is also the ``locale``
+        context variable the locale-aware filters use."""
+        variant = self.resolve(name, locale=locale, persona=persona)
+        if locale is not None:
+            context = {**context, "locale": canonical_locale(locale, template=name)}
+        return self.compiled(variant).render(context)
+
+    def sms(
+        self, name: str, *, locale: str | None = None, persona: str | None = None
+    ) -> SmsTemplate | None:
+        """The compiled ``.sms.txt`` variant of ``name`` for ``locale``/``persona``, if any."""
+        found = self._channel(name, SMS_SUFFIX, locale, persona)
+        assert found is None or isinstance(found, SmsTemplate)
+        return found
+
+    def whatsapp(
+        self, name: str, *, locale: str | None = None, persona: str | None = None
+    ) -> WhatsAppTemplate | TextTemplate | None:
+        """The ``.whatsapp.toml`` (approved template) or ``.whatsapp.txt`` (session text)
+        variant of ``name``; for the same variant, the approved template wins."""
+        template = self.find(name, WHATSAPP_SUFFIX, locale=locale, persona=persona)
+        text = self.find(name, WHATSAPP_TEXT_SUFFIX, locale=locale, persona=persona)
+        if template is None and text is None:
+            return None
+        order = self.candidates(name, locale=locale, persona=persona)
+        if text is None or (template is not None and order.index(template) <= order.index(text)):
+            return self._load_channel(f"{template}{WHATSAPP_SUFFIX}")
+        return self._load_channel(f"{text}{WHATSAPP_TEXT_SUFFIX}")
+
+    def inapp_text(
+        self, name: str, *, locale: str | None = None, persona: str | None = None
+    ) -> TextTemplate | None:
+        """The ``.inapp.txt`` variant of ``name`` for ``locale``/``persona``, if any."""
+        found = self._channel(name, INAPP_SUFFIX, locale, persona)
+        assert found is None or isinstance(found, TextTemplate)
+        return found
 
     def check(self, name: str) -> None:
-        """Compile ``name`` without rendering it; raises TemplateError on any problem."""
-        self.compiled(name)
+        """Compile every variant of ``name`` (email and channel files) without rendering;
+        raises TemplateError on the first problem."""
+        if name not in self:
+            known = ", ".join(self.names()) or f"(none in {self.folder})"
+            raise TemplateError(
+                f"unknown template {name!r}; known templates: {known}", template=name
+            )
+        for variant in self.variants(name):
+            self.compiled(variant)
+        for suffix in _CHANNEL_SUFFIXES:
+            for variant in self.variants(name, suffix):
+                self._load_channel(f"{variant}{suffix}")
+
+    def _channel(self, name: str, suffix: str, locale: str | None, persona: str | None) -> Any:
+        variant = self.find(name, suffix, locale=locale, persona=persona)
+        return None if variant is None else self._load_channel(f"{variant}{suffix}")
+
+    def _load_channel(self, filename: str) -> ChannelFile:
+        source = read_text(self._root / filename, template=filename)
+        cached = self._channel_files.get(filename)
+        if cached is not None and cached.source == source:
+            return cached
+        compiled: ChannelFile
+        if filename.endswith(SMS_SUFFIX):
+            compiled = compile_sms(self._text_env, source, path=filename)
+        elif filename.endswith(WHATSAPP_SUFFIX):
+            compiled = compile_whatsapp(self._text_env, source, path=filename)
+        else:
+            compiled = compile_text(self._text_env, source, path=filename)
+        with self._lock:
+            self._channel_files[filename] = compiled
+        return compiled
 
     def _exists(self, name: str) -> bool:
-        return not _BAD_NAME.search(name) and (self._root / f"{name}{_SUFFIX}").is_file()
+        base = name.split(".", 1)[0]
+        return (
+            not _BAD_NAME.search(base)
+            and not _BAD_NAME.search(name)
+            and ".." not in name
+            and (self._root / f"{name}{_SUFFIX}").is_file()
+        )
 
     def _fresh(self, cached: CompiledTemplate, source: str, text_source: str | None) -> bool:
         if cached.source != source or cached.text_source != text_source:
@@ -181,6 +357,12 @@ class TemplateSet:
         }
         body, reason = self._fast_body(path, head.body, head.body_line, output)
         text_template = None
+        fast_text: FastText | None = None
+        fast_reason: str | None = "the template has a hand-written text"
+        if text_source is None:
+            fast_reason = f"renders jinja-first: {reason}" if reason else "fast text is off"
+            if body is not None and self._fast_text:
+                fast_text, fast_reason = compile_fast_text(self._html_env, output.html, origin=path)
         if text_source is not None:
             text_template = compile_template(
                 self._text_env, text_source, origin=f"{name}{_TEXT_SUFFIX}"
@@ -202,6 +384,13 @@ class TemplateSet:
             text_template=text_template,
             compile_mjml=self._compile_mjml,
             max_bytes=self._max_bytes,
+            fast_text=fast_text,
+            fast_text_reason=fast_reason,
+            constant_fields={
+                key: value
+                for key, value in head.fields.items()
+                if "{" not in value and "}" not in value
+            },
         )
 
     def _fast_body(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-__all__ = ["html_to_text"]
+__all__ = ["LINE_BREAK", "PARAGRAPH_BREAK", "assemble", "html_to_text", "prepare"]
 
 # Elements whose whole content is never shown as text.
 _DROPPED = frozenset({"head", "style", "script", "title", "template", "noscript"})
@@ -36,8 +36,9 @@ _BODY = re.compile(r"<body[\s>]", re.IGNORECASE)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 # Break markers live in the output stream as control characters that HTML text never holds
 # (html.parser passes them through, but they are stripped from text data below).
-_LINE_BREAK = "\x01"
-_PARAGRAPH_BREAK = "\x02"
+LINE_BREAK = _LINE_BREAK = "\x01"
+PARAGRAPH_BREAK = _PARAGRAPH_BREAK = "\x02"
+_BREAKS = re.compile(f"([{LINE_BREAK}{PARAGRAPH_BREAK}])")
 
 
 class _TextExtractor(HTMLParser):
@@ -110,31 +111,41 @@ class _TextExtractor(HTMLParser):
         return
 
     def text(self) -> str:
-        lines: list[str] = []
-        pending = 0  # newlines owed before the next words: 1 for a line break, 2 for a paragraph
-        for piece in re.split(f"([{_LINE_BREAK}{_PARAGRAPH_BREAK}])", "".join(self.out)):
-            if piece in (_LINE_BREAK, _PARAGRAPH_BREAK):
-                pending = max(pending, 1 if piece == _LINE_BREAK else 2)
-            elif piece.strip():
-                if lines and pending:
-                    lines.extend([""] * (pending - 1) + [piece])
-                elif lines:
-                    lines[-1] += piece
-                else:
-                    lines.append(piece)
-                pending = 0
-            elif lines and not pending:
-                lines[-1] += piece  # the space between two inline runs
-        # str.split() also splits on no-break spaces, which only ever pad layouts in email HTML.
-        return "\n".join(" ".join(line.split()) for line in lines).strip()
+        return assemble("".join(self.out))
+
+
+def assemble(stream: str) -> str:
+    """Turn the extractor's output stream (text with break markers) into the final text."""
+    lines: list[str] = []
+    pending = 0  # newlines owed before the next words: 1 for a line break, 2 for a paragraph
+    for piece in _BREAKS.split(stream):
+        if piece in (LINE_BREAK, PARAGRAPH_BREAK):
+            pending = max(pending, 1 if piece == LINE_BREAK else 2)
+        elif piece.strip():
+            if lines and pending:
+                lines.extend([""] * (pending - 1) + [piece])
+            elif lines:
+                lines[-1] += piece
+            else:
+                lines.append(piece)
+            pending = 0
+        elif lines and not pending:
+            lines[-1] += piece  # the space between two inline runs
+    # str.split() also splits on no-break spaces, which only ever pad layouts in email HTML.
+    return "\n".join(" ".join(line.split()) for line in lines).strip()
 
 
 def html_to_text(html: str) -> str:
     """Return the readable text of ``html``: one blank line between paragraphs, links as
     ``text (url)``, entities decoded, and no trailing newline."""
-    html = _COMMENT.sub("", html)
-    body = _BODY.search(html)
     parser = _TextExtractor()
-    parser.feed(html[body.start() :] if body else html)
+    parser.feed(prepare(html))
     parser.close()
     return parser.text()
+
+
+def prepare(html: str) -> str:
+    """What the parser reads of ``html``: comments removed, from ``<body`` on if there is one."""
+    html = _COMMENT.sub("", html)
+    body = _BODY.search(html)
+    return html[body.start() :] if body else html

@@ -1,0 +1,192 @@
+"""Templates: the per-recipient cost of rendering an email (HTML + text + subject).
+
+For each bundled template of examples/onboarding (every locale variant) and for a synthetic
+~20 KB newsletter, times per recipient, each with a fresh context (a different name per
+recipient):
+
+* bare   one Jinja render of the compiled HTML: the floor (MJML compiled once, no text)
+* html+subject  the HTML, subject and preheader, without the text
+* full   ``CompiledTemplate.render``: HTML, subject, preheader and the text through the
+         precompiled text template (the fast path)
+* slow   the same with ``fast_text=False``: the text derived by parsing the HTML per recipient
+* mjml   Jinja on the MJML source, then MJML per recipient (what compiling once avoids)
+
+and prints the ratios full/bare and slow/bare, and the text alone (fast vs slow).
+
+    .venv/bin/python bench/bench_render.py [--repeat 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mjml
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from onetomany.templating import TemplateSet, html_to_text
+from onetomany.templating.locales import locale_filters
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "onboarding" / "templates"
+CONSTANTS = {"product": "Acme Analytics", "help_url": "https://help.acme-analytics.test"}
+
+_ITEM = """
+    <mj-section background-color="#ffffff" padding="12px 24px">
+      <mj-column width="30%">
+        <mj-image src="https://cdn.acme-analytics.test/tips/{n}.png" alt="Tip {n}"
+          href="https://app.acme-analytics.test/tips/{n}?c={{{{ contact.id }}}}" />
+      </mj-column>
+      <mj-column width="70%">
+        <mj-text font-size="16px" line-height="24px">
+          <h3>Tip {n}: make {{{{ account.name }}}} dashboards faster</h3>
+          {{{{ contact.first_name }}}}, teams on the {{{{ account.traits.plan }}}} plan who pin
+          their top reports save about {{{{ account.traits.seats }}}} minutes a week. Pin a
+          report from its menu, then reorder the pins by dragging them.
+          <a href="https://help.acme-analytics.test/tips/{n}">Read the guide</a>.
+        </mj-text>
+        <mj-button href="https://app.acme-analytics.test/tips/{n}/try?c={{{{ contact.id }}}}">
+          Try it now</mj-button>
+      </mj-column>
+    </mj-section>"""
+
+NEWSLETTER = (
+    """+++
+subject = "Five tips for {{ account.name }}, {{ contact.first_name }}"
+preheader = "Small changes, big savings"
++++
+<mjml>
+  <mj-head>
+    <mj-attributes><mj-all font-family="Helvetica, Arial, sans-serif" /></mj-attributes>
+    <mj-preview>Small changes, big savings</mj-preview>
+  </mj-head>
+  <mj-body background-color="#f3f4f6">
+    <mj-include path="partials/header.mjml" />"""
+    + "".join(_ITEM.format(n=n) for n in range(1, 9))
+    + """
+    <mj-include path="partials/footer.mjml" />
+  </mj-body>
+</mjml>
+"""
+)
+
+
+def context(i: int) -> dict[str, Any]:
+    return {
+        "contact": {
+            "id": f"ct-{i}",
+            "name": f"Person {i} Example",
+            "first_name": f"Person{i}",
+            "locale": "en",
+            "timezone": "UTC",
+        },
+        "account": {
+            "id": f"acc-{i}",
+            "name": f"Company {i} & Sons",
+            "traits": {"plan": "pro", "seats": 10 + i % 40},
+        },
+        "touch": {"name": "bench", "key": f"k{i}"},
+        "event": {
+            "occurred_at": "2026-11-03T01:00:00+00:00",
+            "properties": {
+                "day": 1 + i % 5,
+                "completed": "two data sources and a dashboard",
+                "next_step": "invite your analysts",
+                "report_id": f"r{i}",
+                "title": f"Weekly revenue {i}",
+            },
+        },
+        "program": {"name": "acme-onboarding", "constants": CONSTANTS},
+        "unsubscribe_url": f"https://app.acme-analytics.test/unsubscribe?c=ct-{i}",
+        "locale": "en",
+        "timezone": "UTC",
+    }
+
+
+def per_call(function: Callable[[dict[str, Any]], object], repeat: int) -> float:
+    contexts = [context(i) for i in range(repeat)]
+    for warm in range(20):
+        function(context(10**6 + warm))  # other recipients: no cache may help the timed ones
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for each in contexts:
+            function(each)
+        best = min(best, (time.perf_counter() - start) / repeat)
+    return best
+
+
+def bench(folder: Path, variant: str, repeat: int, *, mjml_repeat: int) -> None:
+    fast = TemplateSet(folder, constants={})
+    slow = TemplateSet(folder, constants={}, fast_text=False)
+    compiled = fast.compiled(variant)
+    compiled_slow = slow.compiled(variant)
+    html_size = len(compiled.body.render(context(0)).encode())
+    bare = per_call(compiled.body.render, repeat)
+    full = per_call(compiled.render, repeat)
+    full_slow = per_call(compiled_slow.render, repeat)
+
+    def html_and_fields(ctx: dict[str, Any]) -> None:
+        compiled.body.render(ctx)
+        compiled._field("subject", ctx)
+        compiled._field("preheader", ctx)
+
+    html_only = per_call(html_and_fields, repeat)
+    htmls = {c["contact"]["id"]: compiled.body.render(c) for c in map(context, range(repeat))}
+
+    def text_only_slow(ctx: dict[str, Any]) -> str:
+        html = htmls.get(ctx["contact"]["id"]) or compiled.body.render(ctx)
+        return html_to_text(html)
+
+    text_slow = per_call(text_only_slow, repeat)
+    text_fast = per_call(compiled.fast_text.render, repeat) if compiled.fast_text else float("nan")
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+    env.filters.update(locale_filters())
+    source = (folder / f"{variant}.mjml").read_text().split("+++\n", 2)[2]
+    body = env.from_string(source)
+
+    partials: dict[str, Any] = {}
+
+    def per_recipient_mjml(ctx: dict[str, Any]) -> str:
+        def load(path: str) -> str:
+            if path not in partials:  # Jinja compiles once; only MJML runs per recipient
+                partials[path] = env.from_string((folder / path).read_text())
+            return str(partials[path].render(ctx))
+
+        return mjml.mjml2html(body.render(ctx), include_loader=load)
+
+    per_mjml = per_call(per_recipient_mjml, mjml_repeat)
+    ms = 1000
+    print(
+        f"{variant:<22} {html_size / 1024:5.1f} KB  bare {bare * ms:6.3f} ms  "
+        f"html+subject {html_only * ms:6.3f} ms ({html_only / bare:4.2f}x)  "
+        f"full {full * ms:6.3f} ms ({full / bare:4.2f}x)  "
+        f"slow {full_slow * ms:6.3f} ms ({full_slow / bare:4.2f}x)  "
+        f"text fast {text_fast * ms:6.3f} / slow {text_slow * ms:6.3f} ms  "
+        f"mjml/recipient {per_mjml * ms:7.2f} ms ({per_mjml / bare:5.0f}x)"
+        + ("" if compiled.fast_text else f"  [no fast text: {compiled.fast_text_reason}]")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=300)
+    args = parser.parse_args()
+    print("per recipient; full = HTML + subject + preheader + text (fast path)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "templates"
+        shutil.copytree(EXAMPLE, folder)
+        (folder / "newsletter.mjml").write_text(NEWSLETTER)
+        templates = TemplateSet(folder, constants={})
+        for name in templates.names():
+            for variant in templates.variants(name):
+                bench(folder, variant, args.repeat, mjml_repeat=max(10, args.repeat // 10))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""One touch, one Message per channel kind; and previews of the bundled program."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from templating_support import WriteFiles, page, section, template
+
+from onetomany.compose import Composer
+from onetomany.errors import PermanentDeliveryError
+from onetomany.model import Account, ChannelKind, Contact
+from onetomany.preview import write_preview, write_previews
+from onetomany.program import Program, load_program
+from onetomany.store import OutboxRow
+from onetomany.templating import TemplateSet
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onboarding"
+
+BODY = page(section("<mj-text>Hi {{ contact.first_name }}, see {{ account.name }}.</mj-text>"))
+
+
+def _row(template_name: str = "tip", payload: dict[str, Any] | None = None) -> OutboxRow:
+    return OutboxRow(
+        id=1,
+        idempotency_key="k1",
+        program="p",
+        touch="tip",
+        channel="x",
+        template=template_name,
+        contact_id="c1",
+        account_id="a1",
+        event_id=None,
+        payload=payload or {"event": None},
+        status="pending",
+        attempts=0,
+        available_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def _contact(**changes: Any) -> Contact:
+    fields: dict[str, Any] = {
+        "id": "c1",
+        "account_id": "a1",
+        "name": "Ana Souza",
+        "email": "ana@x.test",
+        "phone": "+5511912345678",
+        "role": "admin",
+        "locale": "pt-BR",
+        "timezone": "America/Sao_Paulo",
+    }
+    return Contact(**(fields | changes))
+
+
+@pytest.fixture
+def composer(write: WriteFiles, folder: Path) -> Composer:
+    write(
+        {
+            "tip.mjml": template(
+                BODY,
+                subject="Tip for {{ contact.first_name }}",
+                title="A tip",
+                url="https://x.test/{{ account.id }}",
+            ),
+            "tip.pt-BR.mjml": template(BODY, subject="Dica, {{ contact.first_name }}"),
+            "tip.sms.txt": "Oi {{ contact.first_name }}, {{ account.name }}",
+            "tip.pt-BR.inapp.txt": "Corpo {{ contact.first_name }}",
+            "tip.whatsapp.toml": 'template = "tip_v1"\nparameters = ["contact.first_name", '
+            "\"account.name ~ '!'\"]\n",
+            "tip.id.whatsapp.txt": "Halo {{ contact.first_name }}",
+            "long.mjml": template(BODY),
+            "long.sms.txt": "+++\nmax_segments = 1\n+++\n{{ 'x' * 200 }}",
+            "long.pt-BR.sms.txt": "{{ 'ã' * 150 }}",
+        }
+    )
+    program = Program(name="p", templates_dir=folder, sender="S <s@x.test>")
+    return Composer(program, TemplateSet(folder))
+
+
+ACCOUNT = Account(id="a1", name="Contoso")
+
+
+def test_email(composer: Composer) -> None:
+    message = composer.compose(_row(), contact=_contact(), account=ACCOUNT, kind=ChannelKind.EMAIL)
+    assert message.subject == "Dica, Ana"
+    assert "Hi Ana, see Contoso." in message.text and "<html" in message.html
+    assert message.sender == "S <s@x.test>"
+
+
+def test_sms(composer: Composer) -> None:
+    message = composer.compose(_row(), contact=_contact(), account=ACCOUNT, kind=ChannelKind.SMS)
+    assert message.text == "Oi Ana, Contoso"
+    assert message.data == {"sms_encoding": "GSM-7", "sms_segments": 1}
+    assert message.html == ""
+
+
+def test_sms_over_the_limit_names_the_template(composer: Composer) -> None:
+    with pytest.raises(
+        PermanentDeliveryError, match=r"long\.sms\.txt.*2 GSM-7 segments.*limit of 1"
+    ):
+        composer.compose(
+            _row("long"), contact=_contact(locale="en"), account=ACCOUNT, kind=ChannelKind.SMS
+        )
+    # No max_segments in the pt-BR file: the Composer's default, 3; 150 UCS-2 chars take 3.
+    message = composer.compose(
+        _row("long"), contact=_contact(), account=ACCOUNT, kind=ChannelKind.SMS
+    )
+    assert message.data == {"sms_encoding": "UCS-2", "sms_segments": 3}
+    strict = Composer(composer.program, composer.templates, max_sms_segments=2)
+    with pytest.raises(PermanentDeliveryError, match=r"long\.pt-BR\.sms\.txt"):
+        strict.compose(_row("long"), contact=_contact(), account=ACCOUNT, kind=ChannelKind.SMS)
+
+
+def test_whatsapp_template_and_session_text(composer: Composer) -> None:
+    message = composer.compose(
+        _row(), contact=_contact(), account=ACCOUNT, kind=ChannelKind.WHATSAPP
+    )
+    assert message.data == {
+        "whatsapp_template": "tip_v1",
+        "whatsapp_language": "pt_BR",
+        "whatsapp_parameters": ["Ana", "Contoso!"],
+    }
+    session = composer.compose(
+        _row(), contact=_contact(locale="id"), account=ACCOUNT, kind=ChannelKind.WHATSAPP
+    )
+    assert session.text == "Halo Ana" and "whatsapp_template" not in session.data
+
+
+def test_inapp(composer: Composer) -> None:
+    english = composer.compose(
+        _row(), contact=_contact(locale="en"), account=ACCOUNT, kind=ChannelKind.INAPP
+    )
+    assert english.subject == "A tip"
+    assert english.url == "https://x.test/a1"
+    assert english.text == "Hi Ana, see Contoso."
+    brazil = composer.compose(_row(), contact=_contact(), account=ACCOUNT, kind=ChannelKind.INAPP)
+    assert brazil.subject == "Dica, Ana"  # no title in tip.pt-BR.mjml: the subject
+    assert brazil.text == "Corpo Ana"
+
+
+def test_missing_channel_file_is_permanent(composer: Composer) -> None:
+    with pytest.raises(PermanentDeliveryError, match=r"no long\.whatsapp\.toml"):
+        composer.compose(
+            _row("long"), contact=_contact(), account=ACCOUNT, kind=ChannelKind.WHATSAPP
+        )
+
+
+def test_bundled_program_renders_for_every_example_contact(tmp_path: Path) -> None:
+    program = load_program(EXAMPLE / "program.toml")
+    contacts = [
+        _contact(id="ct-001", locale="en", role="admin"),
+        _contact(id="ct-004", locale="pt-BR", role="sponsor"),
+        _contact(id="ct-007", locale="id", role="sponsor", timezone="Asia/Jakarta"),
+    ]
+    event = {
+        "id": "ev-1",
+        "name": "x",
+        "occurred_at": "2026-11-03T01:00:00+00:00",
+        "properties": {
+            "day": 1,
+            "completed": "SSO",
+            "next_step": "dashboards",
+            "report_id": "r1",
+            "title": "Weekly",
+        },
+    }
+    account = Account(id="a1", name="Contoso Pharma", traits={"plan": "enterprise"})
+    paths = write_previews(program, [(c, account) for c in contacts], out_dir=tmp_path, event=event)
+    names = {path.relative_to(tmp_path).as_posix() for path in paths}
+    assert "ct-004/pt-BR/welcome.pt-BR.html" in names
+    assert "ct-004/pt-BR/day_recap.pt-BR.sms.txt" in names
+    assert "ct-007/id/first_report_tip.id.inapp.txt" in names
+    recap = (tmp_path / "ct-004/pt-BR/day_recap.pt-BR.txt").read_text()
+    assert "Template: day_recap.pt-BR.mjml" in recap
+    assert "2 de novembro de 2026" in recap  # 01:00 UTC is the evening before in Sao Paulo
+    assert "Cancelar inscrição" in recap
+    welcome = (tmp_path / "ct-007/id/welcome.id.txt").read_text()
+    assert "Template: welcome.sponsor.id.mjml" in welcome and "Berhenti berlangganan" in welcome
+    sms = (tmp_path / "ct-004/pt-BR/day_recap.pt-BR.sms.txt").read_text()
+    assert "UCS-2" in sms
+    # One touch, the contact's own locale, placeholders for a missing event.
+    single = write_preview(
+        program,
+        "day_recap",
+        contact=contacts[0],
+        account=account,
+        locale=None,
+        out_dir=tmp_path / "one",
+    )
+    assert [p.name for p in single] == [
+        "day_recap.en.html",
+        "day_recap.en.txt",
+        "day_recap.en.sms.txt",
+    ]
+    assert "[completed]" in single[1].read_text()

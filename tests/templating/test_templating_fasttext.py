@@ -1,0 +1,312 @@
+"""The precompiled text template gives exactly ``html_to_text`` of the rendered HTML.
+
+The property is checked over every bundled template (every variant) of the example program
+and over templates built to exercise each rule (loops, conditions, dynamic links and labels,
+images in links, hidden blocks), with random values: whitespace, newlines, markup characters,
+empty strings, unicode and the extractor's own break markers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markupsafe import Markup
+from templating_support import WriteFiles, page, section, template
+
+from onetomany.templating import TemplateSet, html_to_text
+from onetomany.templating.fasttext import SlowPath
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onboarding" / "templates"
+
+TRICKY = page(
+    '<mj-include path="partials/header.mjml" />',
+    section(
+        "<mj-text><h1>Hi {{ contact.first_name }}</h1>"
+        "{% if contact.vip %}<p>VIP: {{ contact.name }}</p>{% else %}{{ contact.name }}"
+        "{% endif %}<ul>{% for item in items %}<li>{{ loop.index }}. {{ item }}</li>"
+        "{% endfor %}</ul>{% set shout = contact.name | upper %}<p>{{ shout }}</p>"
+        '<p><a href="{{ url }}">{{ label }}</a> and <a href="mailto:{{ email }}">{{ email }}</a>'
+        ' <a href="#{{ label }}">top</a> <a href="{{ url }}"><img src="x.png" alt="{{ label }}"'
+        ' /></a> <a href="{{ url }}"> </a> <a href="https://x.test/{{ label }}">{{ label }}</a>'
+        ' <a href="{{ url }}">{% for item in items %}{{ item }}<br />{% endfor %}</a></p>'
+        '<div style="display:none">{{ label }}{% if contact.vip %}x{% endif %}</div>'
+        "{# a comment #}{{ '{ not a tag }' }} &amp; {{ contact.name ~ label }}</mj-text>"
+        '<mj-button href="{{ url }}">{{ label }}</mj-button>'
+    ),
+    head="<mj-title>{{ contact.name }}</mj-title><mj-preview>Hi {{ label }}</mj-preview>",
+)
+
+# Characters that stress the extraction: whitespace of every kind, markup, the break markers.
+_ALPHABET = st.sampled_from(
+    [*" \t\n\r\x0b\x0c\xa0\u2003\x1c<>&\"'#;:/ab1é€{}%\x01\x02", "&amp;", "<b>", "mailto:"]
+)
+TEXT = st.one_of(
+    st.just(""),
+    st.lists(_ALPHABET, max_size=12).map("".join),
+    st.text(max_size=12),
+)
+
+
+def _values() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "first_name": TEXT,
+            "name": TEXT,
+            "account": TEXT,
+            "plan": TEXT,
+            "product": TEXT,
+            "help_url": TEXT,
+            "unsubscribe": TEXT,
+            "label": TEXT,
+            "url": TEXT,
+            "email": TEXT,
+            "vip": st.booleans(),
+            "items": st.lists(TEXT, max_size=3),
+            "properties": st.fixed_dictionaries(
+                {key: TEXT for key in ("day", "completed", "next_step", "report_id", "title")}
+            ),
+            "occurred_at": st.datetimes(
+                min_value=datetime(1971, 1, 1),
+                max_value=datetime(2100, 1, 1),
+                timezones=st.just(UTC),
+            ).map(lambda moment: moment.isoformat()),
+            "locale": st.sampled_from(["en", "pt-BR", "id", "pt-XX"]),
+        }
+    )
+
+
+def _has_marker(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x01" in value or "\x02" in value
+    if isinstance(value, dict):
+        return any(map(_has_marker, value.values()))
+    if isinstance(value, list):
+        return any(map(_has_marker, value))
+    return False
+
+
+def _context(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "contact": {
+            "id": "c1",
+            "first_name": values["first_name"],
+            "name": values["name"],
+            "vip": values["vip"],
+            "locale": values["locale"],
+            "timezone": "America/Sao_Paulo",
+        },
+        "account": {"id": "a1", "name": values["account"], "traits": {"plan": values["plan"]}},
+        "program": {
+            "name": "p",
+            "constants": {"product": values["product"], "help_url": values["help_url"]},
+        },
+        "unsubscribe_url": values["unsubscribe"],
+        "event": {"occurred_at": values["occurred_at"], "properties": values["properties"]},
+        "items": values["items"],
+        "label": values["label"],
+        "url": values["url"],
+        "email": values["email"],
+        "locale": values["locale"],
+    }
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory) -> TemplateSet:
+    folder = tmp_path_factory.mktemp("bundled") / "templates"
+    shutil.copytree(EXAMPLE, folder)
+    (folder / "tricky.mjml").write_text(template(TRICKY), encoding="utf-8")
+    return TemplateSet(folder)
+
+
+def _variants(templates: TemplateSet) -> list[str]:
+    return [variant for name in templates.names() for variant in templates.variants(name)]
+
+
+def test_every_bundled_template_has_a_fast_text(bundled: TemplateSet) -> None:
+    variants = _variants(bundled)
+    assert len(variants) >= 12
+    for variant in variants:
+        compiled = bundled.compiled(variant)
+        assert compiled.fast_text is not None, (variant, compiled.fast_text_reason)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(values=_values(), which=st.integers(min_value=0))
+def test_fast_text_equals_html_to_text(
+    bundled: TemplateSet, values: dict[str, Any], which: int
+) -> None:
+    variants = _variants(bundled)
+    compiled = bundled.compiled(variants[which % len(variants)])
+    context = _context(values)
+    assert compiled.fast_text is not None
+    expected = html_to_text(compiled.body.render(context))
+    try:
+        assert compiled.fast_text.render(context) == expected
+    except SlowPath:
+        # Only a break marker in a link target or image text sends a plain value there.
+        assert _has_marker(values)
+    assert compiled.derived_text(context, compiled.body.render(context)) == expected
+
+
+def test_fast_text_on_every_variant_with_edge_values(bundled: TemplateSet) -> None:
+    edge = {
+        "first_name": " \n ",
+        "name": "<b>bold</b> & co",
+        "account": "",
+        "plan": "\x01\x02",
+        "product": "P&amp;Q",
+        "help_url": "  https://help.test/?a=1&b=2  ",
+        "unsubscribe": "Unsubscribe",
+        "label": "https://x.test/",
+        "url": "https://x.test/",
+        "email": "a@b.test",
+        "vip": True,
+        "items": ["", " ", "x"],
+        "properties": dict.fromkeys(("day", "completed", "next_step", "report_id", "title"), ""),
+        "occurred_at": "2026-01-01T02:00:00+00:00",
+        "locale": "pt-BR",
+    }
+    for variant in _variants(bundled):
+        compiled = bundled.compiled(variant)
+        context = _context(edge)
+        assert compiled.fast_text is not None
+        html = compiled.body.render(context)
+        assert compiled.derived_text(context, html) == html_to_text(html), variant
+
+
+def test_markup_values_take_the_slow_path(bundled: TemplateSet) -> None:
+    compiled = bundled.compiled("tricky")
+    values = {
+        "first_name": Markup("<i>Ann</i><p>para</p>"),
+        "name": "N",
+        "account": "A",
+        "plan": "p",
+        "product": "P",
+        "help_url": "h",
+        "unsubscribe": "u",
+        "label": Markup("<b>L</b>"),
+        "url": "https://u.test",
+        "email": "e@x.test",
+        "vip": False,
+        "items": [],
+        "properties": {},
+        "occurred_at": "2026-01-01T00:00:00+00:00",
+        "locale": "en",
+    }
+    context = _context(values)
+    html = compiled.body.render(context)
+    assert compiled.derived_text(context, html) == html_to_text(html)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('<mj-text><p style="color: {{ c }}">x</p></mj-text>', "style"),
+        ("<mj-text>{%- if a %}x{% endif %}</mj-text>", "whitespace control"),
+        ("<mj-text>{% macro m() %}x{% endmacro %}{{ m() }}</mj-text>", "macro"),
+        ("<mj-text>{{ items|random }}</mj-text>", "random"),
+        ("<mj-text>&amp{{ a }}</mj-text>", "could form markup"),
+        ("<mj-text>{% if a %}<a href='x'>{% endif %}y</a></mj-text>", "spans a change"),
+        ("<mj-text><!-- {% if a %} -->x<!-- {% endif %} --></mj-text>", "comment"),
+        ("<mj-text>&#xe000;0&#xe001; {{ a }}</mj-text>", "reserved"),
+        (
+            "<mj-text>{% set x = 1 %}<a href='{{ u }}'>{% set x = 2 %}</a>{{ x }}</mj-text>",
+            "inside a link",
+        ),
+    ],
+)
+def test_unsafe_shapes_keep_the_slow_path(
+    write: WriteFiles, body: str, reason: str, context: dict[str, Any]
+) -> None:
+    folder = write({"t.mjml": template(page(section(body)))})
+    compiled = TemplateSet(folder).compiled("t")
+    if compiled.strategy == "mjml-first":
+        assert compiled.fast_text is None
+        assert reason in (compiled.fast_text_reason or "")
+
+
+def test_hand_written_text_and_switch_off_have_no_fast_text(write: WriteFiles) -> None:
+    folder = write(
+        {
+            "a.mjml": template(page(section("<mj-text>{{ contact.name }}</mj-text>"))),
+            "a.txt": "plain {{ contact.name }}",
+        }
+    )
+    assert TemplateSet(folder).compiled("a").fast_text is None
+    assert TemplateSet(folder, fast_text=False).compiled("a").fast_text is None
+
+
+# --- random template shapes -----------------------------------------------------------------
+
+_LEAVES = st.sampled_from(
+    [
+        "Hello ",
+        " ",
+        "\n  ",
+        "&amp; ",
+        "a&lt;b",
+        "{{ label }}",
+        "{{ url }}",
+        "{{ email }}",
+        "{{ items|join(', ') }}",
+        "{{ label ~ email }}",
+        "<br />",
+        '<img src="x.png" alt="{{ label }}" />',
+        '<img src="x.png" alt="static" />',
+        "{% for item in items %}<li>{{ item }}</li>{% endfor %}",
+    ]
+)
+_WRAPPERS = [
+    "<p>{}</p>",
+    "<ul>{}</ul>",
+    "<span>{}</span>",
+    '<a href="{{{{ url }}}}">{}</a>',
+    '<a href="https://x.test/{{{{ label }}}}">{}</a>',
+    '<a href="mailto:{{{{ email }}}}">{}</a>',
+    '<a href="#top">{}</a>',
+    '<a href="https://x.test/static">{}</a>',
+    '<div style="display:none">{}</div>',
+    "{{% if contact.vip %}}{}{{% endif %}}",
+    "{{% if contact.vip %}}{}{{% else %}}<b>no</b>{{% endif %}}",
+    "{{% for item in items %}}{}{{% endfor %}}",
+]
+SHAPES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.tuples(st.sampled_from(_WRAPPERS), inner).map(lambda pair: pair[0].format(pair[1])),
+        st.lists(inner, min_size=2, max_size=4).map("".join),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(shape=SHAPES, values=st.lists(_values(), min_size=3, max_size=3))
+def test_fast_text_on_random_shapes(
+    tmp_path_factory: pytest.TempPathFactory, shape: str, values: list[dict[str, Any]]
+) -> None:
+    folder = tmp_path_factory.mktemp("shape")
+    (folder / "t.mjml").write_text(
+        template(page(section(f"<mj-text>{shape}</mj-text>"))), encoding="utf-8"
+    )
+    compiled = TemplateSet(folder).compiled("t")
+    for each in values:
+        context = _context(each)
+        html = compiled.body.render(context)
+        assert compiled.derived_text(context, html) == html_to_text(html)
+        if compiled.fast_text is not None and not _has_marker(each):
+            assert compiled.fast_text.render(context) == html_to_text(html)

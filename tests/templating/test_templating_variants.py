@@ -1,0 +1,258 @@
+"""Locale and persona variants, the locale-aware filters, SMS counting."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from templating_support import WriteFiles, page, section, template
+
+from onetomany.errors import TemplateError
+from onetomany.sms import GSM7, UCS2, count_segments, encoding_of
+from onetomany.templating import TemplateSet
+from onetomany.templating.locales import babel_locale, canonical_locale, locale_chain
+
+
+def _mjml(word: str) -> str:
+    return template(page(section(f"<mj-text>{word}</mj-text>")), subject=word)
+
+
+ALL = ["", ".pt-BR", ".pt", ".id", ".sponsor", ".sponsor.pt-BR", ".sponsor.pt"]
+
+
+@pytest.fixture
+def variants(write: WriteFiles) -> TemplateSet:
+    files = {f"welcome{suffix}.mjml": _mjml(f"welcome{suffix}") for suffix in ALL}
+    files["welcome.pt-BR.txt"] = "texto {{ contact.first_name }}"
+    files["welcome.txt"] = "text {{ contact.first_name }}"
+    files["welcome.sms.txt"] = "sms"
+    files["welcome.pt.sms.txt"] = "sms pt"
+    files["other.sms.txt"] = "only sms"
+    return TemplateSet(write(files))
+
+
+@pytest.mark.parametrize(
+    ("locale", "persona", "expected"),
+    [
+        ("pt-BR", "sponsor", "welcome.sponsor.pt-BR"),
+        ("pt-PT", "sponsor", "welcome.sponsor.pt"),
+        ("pt_br", "sponsor", "welcome.sponsor.pt-BR"),
+        ("id", "sponsor", "welcome.sponsor"),
+        ("pt-BR", None, "welcome.pt-BR"),
+        ("pt-PT", "analyst", "welcome.pt"),
+        ("id", "analyst", "welcome.id"),
+        ("en", None, "welcome"),
+        (None, None, "welcome"),
+        (None, "sponsor", "welcome.sponsor"),
+        ("pt-BR", "../etc", "welcome.pt-BR"),
+    ],
+)
+def test_resolution_order(
+    variants: TemplateSet, locale: str | None, persona: str | None, expected: str
+) -> None:
+    assert variants.resolve("welcome", locale=locale, persona=persona) == expected
+
+
+def test_names_are_base_names(variants: TemplateSet) -> None:
+    assert variants.names() == ["other", "welcome"]
+    assert "welcome" in variants and "welcome.pt-BR" not in variants
+    assert variants.variants("welcome") == sorted(f"welcome{suffix}" for suffix in ALL)
+    assert variants.variants("welcome", ".sms.txt") == ["welcome", "welcome.pt"]
+
+
+def test_render_uses_the_variant_and_its_own_text(
+    variants: TemplateSet, context: dict[str, Any]
+) -> None:
+    rendered = variants.render("welcome", context, locale="pt-BR")
+    assert rendered.subject == "welcome.pt-BR"
+    assert rendered.text == "texto Ann"
+    # welcome.pt has no .txt of its own: its text is derived, never the default's welcome.txt
+    derived = variants.render("welcome", context, locale="pt-PT")
+    assert derived.text == "welcome.pt"
+    assert variants.render("welcome", context).text == "text Ann"
+
+
+def test_channel_files_resolve_on_their_own(variants: TemplateSet) -> None:
+    sms = variants.sms("welcome", locale="pt-BR", persona="sponsor")
+    assert sms is not None and sms.path == "welcome.pt.sms.txt"
+    default = variants.sms("welcome", locale="id")
+    assert default is not None and default.path == "welcome.sms.txt"
+    assert variants.whatsapp("welcome", locale="id") is None
+
+
+def test_template_without_mjml_is_reported(variants: TemplateSet) -> None:
+    with pytest.raises(TemplateError, match=r"'other' has no \.mjml file"):
+        variants.resolve("other", locale="en", persona=None)
+    variants.check("other")
+
+
+def test_malformed_locale_names_it(variants: TemplateSet, context: dict[str, Any]) -> None:
+    with pytest.raises(TemplateError, match="malformed locale 'pt BR!'"):
+        variants.render("welcome", context, locale="pt BR!")
+
+
+def test_check_compiles_every_variant(write: WriteFiles) -> None:
+    folder = write(
+        {
+            "welcome.mjml": _mjml("ok"),
+            "welcome.id.mjml": _mjml("{{ broken"),
+        }
+    )
+    with pytest.raises(TemplateError, match=r"welcome\.id\.mjml"):
+        TemplateSet(folder).check("welcome")
+
+
+def test_locale_helpers() -> None:
+    assert canonical_locale("pt_br") == "pt-BR"
+    assert canonical_locale("zh-hant-tw") == "zh-Hant-TW"
+    assert locale_chain("zh-Hant-TW") == ["zh-Hant-TW", "zh-Hant", "zh"]
+    assert str(babel_locale("pt-XX")) == "pt"  # unknown region: the language
+    assert str(babel_locale("xx")) == "en"  # unknown language: English
+    for bad in ("", "p", "pt BR", "portuguese!", "12"):
+        with pytest.raises(TemplateError, match="malformed locale"):
+            canonical_locale(bad)
+
+
+FILTERS = (
+    "{{ when|date('long') }}|{{ when|datetime('short') }}|{{ big|number }}|{{ ratio|percent }}|"
+    "{{ big|money('BRL') }}|{{ '2026-11-02'|date }}"
+)
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone", "expected"),
+    [
+        (
+            "pt-BR",
+            "America/Sao_Paulo",
+            "1 de novembro de 2026|01/11/2026 23:30|1.234,5|25%|R$\xa01.234,50|2 de nov. de 2026",
+        ),
+        (
+            "id",
+            "Asia/Jakarta",
+            "2 November 2026|02/11/26 09.30|1.234,5|25%|R$1.234,50|2 Nov 2026",
+        ),
+        ("en", "UTC", "November 2, 2026|11/2/26, 2:30\u202fAM|1,234.5|25%|R$1,234.50|Nov 2, 2026"),
+        (
+            "pt-XX",
+            "UTC",
+            "2 de novembro de 2026|02/11/2026 02:30|1.234,5|25%|R$\xa01.234,50|2 de nov. de 2026",
+        ),
+    ],
+)
+def test_locale_filters(write: WriteFiles, locale: str, zone: str, expected: str) -> None:
+    folder = write({"f.mjml": template(page(section("<mj-text>x</mj-text>")), subject=FILTERS)})
+    context = {
+        "when": datetime(2026, 11, 2, 2, 30, tzinfo=UTC),
+        "big": Decimal("1234.5"),
+        "ratio": 0.25,
+        "contact": {"locale": "en", "timezone": zone},
+    }
+    assert TemplateSet(folder).render("f", context, locale=locale).subject == expected
+
+
+def test_filters_read_the_contact_locale_without_a_bound_one(write: WriteFiles) -> None:
+    folder = write(
+        {
+            "f.mjml": template(
+                page(section("<mj-text>x</mj-text>")), subject="{{ 0.5|percent }} {{ 1234|number }}"
+            )
+        }
+    )
+    context = {"contact": {"locale": "pt-BR", "timezone": "UTC"}}
+    assert TemplateSet(folder).render("f", context).subject == "50% 1.234"
+
+
+def test_filter_errors_name_the_template(write: WriteFiles) -> None:
+    folder = write(
+        {
+            "f.mjml": template(
+                page(section("<mj-text>x</mj-text>")), subject="{{ 'x'|money('BRL') }}"
+            )
+        }
+    )
+    with pytest.raises(TemplateError, match=r"f\.mjml:2.*not a number"):
+        TemplateSet(folder).render("f", {}, locale="en")
+
+
+# --- SMS segments ------------------------------------------------------------------------
+
+GSM_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
+@given(st.text(alphabet=GSM_BASIC, max_size=1000))
+def test_pure_gsm7_text(text: str) -> None:
+    counted = count_segments(text)
+    assert counted.encoding == GSM7
+    assert counted.units == len(text)
+    expected = 1 if len(text) <= 160 else math.ceil(len(text) / 153)
+    assert counted.segments == expected
+
+
+@given(st.text(alphabet=GSM_BASIC, max_size=400), st.text(alphabet="{}[]~\\^|€", max_size=100))
+def test_extended_characters_count_twice(basic: str, extended: str) -> None:
+    counted = count_segments(basic + extended)
+    assert counted.encoding == GSM7
+    assert counted.units == len(basic) + 2 * len(extended)
+    if counted.units <= 160:
+        assert counted.segments == 1
+    else:
+        # An escape pair never straddles two parts, so at most one extra part.
+        assert math.ceil(counted.units / 153) <= counted.segments <= math.ceil(counted.units / 152)
+
+
+@given(
+    st.text(alphabet=GSM_BASIC, max_size=300),
+    st.characters(blacklist_characters=GSM_BASIC + "{}[]~\\^|€\f", codec="utf-16"),
+    st.text(alphabet=GSM_BASIC, max_size=300),
+)
+def test_any_other_character_switches_to_ucs2(before: str, other: str, after: str) -> None:
+    text = before + other + after
+    assert encoding_of(text) == UCS2
+    counted = count_segments(text)
+    assert counted.encoding == UCS2
+    units = len(text.encode("utf-16-le")) // 2
+    assert counted.units == units
+    if units <= 70:
+        assert counted.segments == 1
+    elif units == len(text):  # no surrogate pairs
+        assert counted.segments == math.ceil(units / 67)
+
+
+def test_sms_examples() -> None:
+    assert count_segments("").segments == 1
+    assert count_segments("a" * 160).segments == 1
+    assert count_segments("a" * 161).segments == 2
+    assert count_segments("€" * 80).segments == 1
+    assert count_segments("€" * 81).segments == 2
+    assert count_segments("ã" * 70).segments == 1
+    assert count_segments("ã" * 71).segments == 2
+
+
+def test_bundled_templates_are_valid() -> None:
+    folder = Path(__file__).resolve().parents[2] / "examples" / "onboarding" / "templates"
+    templates = TemplateSet(folder)
+    assert templates.names() == ["day_recap", "first_report_tip", "welcome"]
+    for name in templates.names():
+        templates.check(name)
+        for locale in ("en", "pt-BR", "id"):
+            assert templates.resolve(name, locale=locale, persona=None).endswith(
+                "" if locale == "en" else f".{locale}"
+            )
+
+
+def test_filter_on_a_missing_variable_names_it(write: WriteFiles) -> None:
+    folder = write(
+        {"f.mjml": template(page(section("<mj-text>x</mj-text>")), subject="{{ nope|date }}")}
+    )
+    with pytest.raises(TemplateError, match="undefined variable 'nope'"):
+        TemplateSet(folder).render("f", {}, locale="en")
