@@ -35,9 +35,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: the delivery benchmark (prints throughputs and ratios against baselines)
+## bench: every benchmark; each prints ratios against a baseline measured in the same run
 bench: install
 	$(BIN)/python bench/bench_smtp.py
+	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_segments.py
 
 clean:
 	rm -rf $(VENV) $(EXAMPLE)/var .pytest_cache .mypy_cache .ruff_cache
