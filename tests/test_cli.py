@@ -55,11 +55,11 @@ def test_plugins_json_lists_bundled_and_builtin_plugins():
 def test_run_once_on_the_example_writes_real_emails(example):
     result = run_cli("run", str(example), "--once")
     assert result.returncode == 0, result.stderr
-    assert "queued 8 touch(es); delivered 8, retrying 0, dead-lettered 0" in result.stdout
+    assert "queued 9 touch(es); delivered 9, retrying 0, dead-lettered 0" in result.stdout
     outbox = example / "var" / "outbox"
     assert str(outbox) in result.stdout.replace("\n", "")
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == 7
+    assert len(files) == 8
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert message.get_content_type() == "multipart/alternative"
@@ -73,7 +73,7 @@ def test_run_once_on_the_example_writes_real_emails(example):
 
     again = run_cli("run", str(example), "--once")
     assert "queued 0 touch(es); delivered 0" in again.stdout  # nothing is sent twice
-    assert len(list(outbox.glob("*.eml"))) == 7
+    assert len(list(outbox.glob("*.eml"))) == 8
 
 
 def test_run_names_every_problem_of_a_broken_program(example):
@@ -112,7 +112,7 @@ def test_a_malformed_csv_row_is_named_and_nothing_stored_is_lost(example):
 
     store = Store(example / "var" / "onetomany.db")
     assert store.count("contacts") == 7
-    assert store.count("outbox") == 8
+    assert store.count("outbox") == 9
 
 
 def test_db_upgrade(tmp_path):

@@ -27,6 +27,7 @@ from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
 from onetomany.program import Audience, Program, Touch
 from onetomany.retry import RetryPolicy
+from onetomany.segments import matching_contact_ids
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
@@ -260,7 +261,7 @@ class Engine:
         while True:
             events = self.store.events_after(position, limit=batch)
             if not events:
-                return queued
+                return queued + self._queue_absences()
             touches = [t for _, event in events for t in self._touches_for(event)]
             position = events[-1][0]
             queued += self.store.enqueue(
@@ -291,6 +292,46 @@ class Engine:
                     )
                 )
         return touches
+
+    def _queue_absences(self) -> int:
+        """Queue absence touches: one per recipient per absence, found set-based in SQL."""
+        now = self.clock.now()
+        touches: list[NewTouch] = []
+        for touch, trigger in self.program.absence_touches():
+            ids = matching_contact_ids(
+                self.store, trigger.condition(), now=now, segments=self.segments
+            )
+            contacts = sorted(self.store.get_contacts(ids).values(), key=_id)
+            groups: dict[str | None, list[Contact]] = {}
+            for contact in contacts:
+                subject = contact.account_id if trigger.by == "account" else contact.id
+                groups.setdefault(subject, []).append(contact)
+            latest = self.store.latest_events(
+                trigger.event, by=trigger.by, ids=[s for s in groups if s], until=now
+            )
+            for subject, members in groups.items():
+                last = latest.get(subject) if subject else None
+                if last is None:
+                    continue
+                recipients = self._in_segment(touch.segment, pick(touch.audience, members))
+                touches += [
+                    NewTouch(
+                        idempotency_key=idempotency_key(
+                            self.program.name, touch.name, c.id, f"absence-{last.id}"
+                        ),
+                        program=self.program.name,
+                        touch=touch.name,
+                        channel=touch.channel,
+                        template=touch.template,
+                        contact_id=c.id,
+                        account_id=c.account_id,
+                        event_id=last.id,
+                        payload={"event": _event_context(last)},
+                        available_at=now,
+                    )
+                    for c in recipients
+                ]
+        return self.store.enqueue(touches, now=now) if touches else 0
 
     def audience(self, touch: Touch, event: Event) -> list[Contact]:
         """The contacts ``touch`` goes to for ``event``: its audience rules, then its segment."""

@@ -60,6 +60,31 @@ class EventTrigger:
 
 
 @attrs.frozen(kw_only=True)
+class AbsenceTrigger:
+    """Fires when the latest ``event`` is at least ``days`` whole days old, once per absence.
+
+    ``by`` says whose events count: the contact's account (``"account"``, the default: nobody
+    at the company logged in) or the contact's own. An account or contact that never had the
+    event is not absent from it; a segment with ``missing(last("login"))`` finds those. A new
+    ``event`` ends the absence, and the next absence fires again.
+    """
+
+    event: str = attrs.field(validator=attrs.validators.matches_re(r"^[A-Za-z0-9_.:-]{1,128}$"))
+    days: int = attrs.field(validator=attrs.validators.ge(1))
+    by: str = attrs.field(default="account", validator=attrs.validators.in_(("account", "contact")))
+
+    def describe(self) -> str:
+        return f"no {self.event!r} by the {self.by} for {self.days} days"
+
+    def condition(self) -> str:
+        """The segment expression that selects the absent contacts."""
+        return f'days_since(last("{self.event}", by="{self.by}")) >= {self.days}'
+
+
+Trigger = EventTrigger | AbsenceTrigger
+
+
+@attrs.frozen(kw_only=True)
 class Audience:
     """Who inside an account receives a touch.
 
@@ -85,7 +110,7 @@ class Touch:
     """
 
     name: str
-    trigger: EventTrigger | None
+    trigger: Trigger | None
     channel: str
     template: str
     audience: Audience = attrs.field(factory=Audience)
@@ -120,7 +145,14 @@ class Program:
         raise ConfigError(f"unknown touch {name!r} (touches: {known})", file=self.origin)
 
     def touches_for_event(self, event_name: str) -> list[Touch]:
-        return [t for t in self.touches if t.trigger and t.trigger.event == event_name]
+        return [
+            t
+            for t in self.touches
+            if isinstance(t.trigger, EventTrigger) and t.trigger.event == event_name
+        ]
+
+    def absence_touches(self) -> list[tuple[Touch, AbsenceTrigger]]:
+        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, AbsenceTrigger)]
 
     def segment_set(self) -> SegmentSet:
         """The program's named segments, parsed; raises ConfigErrors keyed ``segments.NAME``."""
@@ -466,18 +498,48 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
     return touches
 
 
-def _read_trigger(body: object, path: str, reader: _Reader) -> EventTrigger | None:
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def _read_trigger(body: object, path: str, reader: _Reader) -> Trigger | None:
     if body is None:
         return None  # a manual touch: only a broadcast sends it
     if not isinstance(body, dict):
         reader.error(path, 'expected a table, e.g. { event = "signed_up" }')
         return None
+    if "absence" in body:
+        return _read_absence(body, path, reader)
     unknown = set(body) - {"event"}
     if unknown:
-        reader.error(path, f"unknown trigger key(s) {sorted(unknown)} (known: event)")
+        reader.error(
+            path, f"unknown trigger key(s) {sorted(unknown)} (known: event; absence, days, by)"
+        )
         return None
     event = reader.string(body, "event", f"{path}.event", required=True)
     return EventTrigger(event=event) if event else None
+
+
+def _read_absence(body: Mapping[str, Any], path: str, reader: _Reader) -> AbsenceTrigger | None:
+    unknown = set(body) - {"absence", "days", "by"}
+    if unknown:
+        reader.error(path, f"unknown trigger key(s) {sorted(unknown)} (known: absence, days, by)")
+        return None
+    event = reader.string(body, "absence", f"{path}.absence", required=True)
+    days = body.get("days")
+    by = body.get("by", "account")
+    ok = True
+    if event is not None and not _EVENT_NAME.match(event):
+        reader.error(f"{path}.absence", f"not an event name: {event!r}")
+        ok = False
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        reader.error(f"{path}.days", f"expected a whole number of days >= 1, got {days!r}")
+        ok = False
+    if by not in ("account", "contact"):
+        reader.error(f"{path}.by", f"expected 'account' or 'contact', got {by!r}")
+        ok = False
+    if not ok or event is None or not isinstance(days, int):
+        return None
+    return AbsenceTrigger(event=event, days=days, by=by)
 
 
 def _read_audience(body: object, path: str, reader: _Reader) -> Audience | None:

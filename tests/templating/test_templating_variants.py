@@ -241,7 +241,7 @@ def test_sms_examples() -> None:
 def test_bundled_templates_are_valid() -> None:
     folder = Path(__file__).resolve().parents[2] / "examples" / "onboarding" / "templates"
     templates = TemplateSet(folder)
-    assert templates.names() == ["day_recap", "first_report_tip", "welcome"]
+    assert templates.names() == ["day_recap", "first_report_tip", "inactivity_nudge", "welcome"]
     for name in templates.names():
         templates.check(name)
         for locale in ("en", "pt-BR", "id"):

@@ -331,6 +331,27 @@ class Store:
         )
         return len(conn.execute(stmt, rows).all())
 
+    def latest_events(
+        self, name: str, *, by: str, ids: Iterable[str], until: datetime
+    ) -> dict[str, Event]:
+        """The latest event ``name`` at or before ``until`` for each account (``by="account"``)
+        or contact (``by="contact"``) among ``ids``, by that id."""
+        t = schema.events
+        column = t.c.account_id if by == "account" else t.c.contact_id
+        wanted = sorted(set(ids))
+        latest: dict[str, Event] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                query = (
+                    sa.select(t)
+                    .where(t.c.name == name, column.in_(wanted[start : start + _CHUNK]))
+                    .where(t.c.occurred_at <= until)
+                    .order_by(t.c.occurred_at, t.c.seq)
+                )
+                for row in conn.execute(query):
+                    latest[row.account_id if by == "account" else row.contact_id] = _event(row)
+        return latest
+
     def events_after(self, seq: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
         """Events stored after position ``seq``, oldest first, with their positions."""
         with self.engine.connect() as conn:
