@@ -251,10 +251,11 @@ class Engine:
     # -- deciding ---------------------------------------------------------------------------
 
     def tick(self, *, batch: int = 1000) -> int:
-        """Queue the touches that stored events trigger; returns how many rows were new.
+        """Queue the touches that stored events and absences trigger; returns the new rows.
 
         Progress through the event log is committed with the rows it produced, so a crash
-        between the two cannot lose or double a touch.
+        between the two cannot lose or double a touch; absences are keyed by the event that
+        started them, so evaluating them again queues nothing twice.
         """
         queued = 0
         position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
@@ -274,24 +275,35 @@ class Engine:
         for touch in self.program.touches_for_event(event.name):
             if event.properties.get("touch") == touch.name and event.name in DELIVERY_EVENT_NAMES:
                 continue  # a touch reacting to its own deliveries would feed itself forever
-            for contact in self.audience(touch, event):
-                touches.append(
-                    NewTouch(
-                        idempotency_key=idempotency_key(
-                            self.program.name, touch.name, contact.id, event.id
-                        ),
-                        program=self.program.name,
-                        touch=touch.name,
-                        channel=touch.channel,
-                        template=touch.template,
-                        contact_id=contact.id,
-                        account_id=contact.account_id or event.account_id,
-                        event_id=event.id,
-                        payload={"event": _event_context(event)},
-                        available_at=due,
-                    )
-                )
+            touches += [
+                self._new_touch(touch, contact, occurrence=event.id, now=due, event=event)
+                for contact in self.audience(touch, event)
+            ]
         return touches
+
+    def _new_touch(
+        self,
+        touch: Touch,
+        contact: Contact,
+        *,
+        occurrence: str,
+        now: datetime,
+        event: Event | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> NewTouch:
+        """The outbox row of ``touch`` for ``contact``, keyed by ``occurrence``."""
+        return NewTouch(
+            idempotency_key=idempotency_key(self.program.name, touch.name, contact.id, occurrence),
+            program=self.program.name,
+            touch=touch.name,
+            channel=touch.channel,
+            template=touch.template,
+            contact_id=contact.id,
+            account_id=contact.account_id or (event.account_id if event else None),
+            event_id=event.id if event else None,
+            payload={"event": _event_context(event) if event else None, **(extra or {})},
+            available_at=now,
+        )
 
     def _queue_absences(self) -> int:
         """Queue absence touches: one per recipient per absence, found set-based in SQL."""
@@ -315,20 +327,7 @@ class Engine:
                     continue
                 recipients = self._in_segment(touch.segment, pick(touch.audience, members))
                 touches += [
-                    NewTouch(
-                        idempotency_key=idempotency_key(
-                            self.program.name, touch.name, c.id, f"absence-{last.id}"
-                        ),
-                        program=self.program.name,
-                        touch=touch.name,
-                        channel=touch.channel,
-                        template=touch.template,
-                        contact_id=c.id,
-                        account_id=c.account_id,
-                        event_id=last.id,
-                        payload={"event": _event_context(last)},
-                        available_at=now,
-                    )
+                    self._new_touch(touch, c, occurrence=f"absence-{last.id}", now=now, event=last)
                     for c in recipients
                 ]
         return self.store.enqueue(touches, now=now) if touches else 0
@@ -455,16 +454,8 @@ class Engine:
         )
         occurrence = occurrence or f"broadcast-{now.date().isoformat()}"
         touches = [
-            NewTouch(
-                idempotency_key=idempotency_key(self.program.name, touch.name, c.id, occurrence),
-                program=self.program.name,
-                touch=touch.name,
-                channel=touch.channel,
-                template=touch.template,
-                contact_id=c.id,
-                account_id=c.account_id,
-                payload={"event": None, "broadcast": occurrence},
-                available_at=now,
+            self._new_touch(
+                touch, c, occurrence=occurrence, now=now, extra={"broadcast": occurrence}
             )
             for c in recipients
         ]
