@@ -26,6 +26,7 @@ from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
 from onetomany.program import Audience, Program, Touch
+from onetomany.reentry import apply_reentry, idempotency_key
 from onetomany.retry import RetryPolicy
 from onetomany.segments import matching_contact_ids
 from onetomany.store import InboxItem, NewTouch, Store
@@ -71,11 +72,6 @@ class RunReport:
     synced: tuple[SyncReport, ...]
     queued: int
     dispatched: DispatchReport
-
-
-def idempotency_key(program: str, touch: str, recipient: str, occurrence: str) -> str:
-    """The key that makes a touch happen at most once per recipient and occurrence."""
-    return f"{program}:{touch}:{recipient}:{occurrence}"
 
 
 def store_url_for(program: Program) -> str:
@@ -251,32 +247,53 @@ class Engine:
     # -- deciding ---------------------------------------------------------------------------
 
     def tick(self, *, batch: int = 1000) -> int:
-        """Queue the touches that stored events and absences trigger; returns the new rows.
+        """Queue the touches that stored events and time-driven triggers make due.
 
-        Progress through the event log is committed with the rows it produced, so a crash
-        between the two cannot lose or double a touch; absences are keyed by the event that
-        started them, so evaluating them again queues nothing twice.
+        Returns the new outbox rows. Progress through the event log is committed with the
+        rows it produced, so a crash between the two cannot lose or double a touch;
+        time-driven triggers key each firing by what started it (the absence's last event,
+        the cadence's date, the unengaged message), so evaluating them again queues nothing
+        twice.
         """
+        queued = self._queue_events(batch)
+        now = self.clock.now()
+        for candidates in (self._absence_candidates(now),):
+            queued += self._enqueue(candidates, now=now)
+        return queued
+
+    def _enqueue(
+        self,
+        candidates: list[tuple[Touch, NewTouch]],
+        *,
+        now: datetime,
+        cursor: tuple[str, str] | None = None,
+    ) -> int:
+        """Queue ``candidates`` that their touches' re-entry rules let through."""
+        if not candidates and cursor is None:
+            return 0
+        return self.store.enqueue(apply_reentry(self.store, candidates), now=now, cursor=cursor)
+
+    def _queue_events(self, batch: int) -> int:
         queued = 0
         position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
         while True:
             events = self.store.events_after(position, limit=batch)
             if not events:
-                return queued + self._queue_absences()
+                return queued
             touches = [t for _, event in events for t in self._touches_for(event)]
             position = events[-1][0]
-            queued += self.store.enqueue(
+            queued += self._enqueue(
                 touches, now=self.clock.now(), cursor=(EVENT_CURSOR, str(position))
             )
 
-    def _touches_for(self, event: Event) -> list[NewTouch]:
+    def _touches_for(self, event: Event) -> list[tuple[Touch, NewTouch]]:
         due = self.clock.now()
         touches = []
-        for touch in self.program.touches_for_event(event.name):
+        for touch in self.program.touches_for_event(event):
             if event.properties.get("touch") == touch.name and event.name in DELIVERY_EVENT_NAMES:
                 continue  # a touch reacting to its own deliveries would feed itself forever
             touches += [
-                self._new_touch(touch, contact, occurrence=event.id, now=due, event=event)
+                (touch, self._new_touch(touch, contact, occurrence=event.id, now=due, event=event))
                 for contact in self.audience(touch, event)
             ]
         return touches
@@ -305,10 +322,9 @@ class Engine:
             available_at=now,
         )
 
-    def _queue_absences(self) -> int:
-        """Queue absence touches: one per recipient per absence, found set-based in SQL."""
-        now = self.clock.now()
-        touches: list[NewTouch] = []
+    def _absence_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:
+        """Absence touches: one per recipient per absence, found set-based in SQL."""
+        touches: list[tuple[Touch, NewTouch]] = []
         for touch, trigger in self.program.absence_touches():
             ids = matching_contact_ids(
                 self.store, trigger.condition(), now=now, segments=self.segments
@@ -327,10 +343,15 @@ class Engine:
                     continue
                 recipients = self._in_segment(touch.segment, pick(touch.audience, members))
                 touches += [
-                    self._new_touch(touch, c, occurrence=f"absence-{last.id}", now=now, event=last)
+                    (
+                        touch,
+                        self._new_touch(
+                            touch, c, occurrence=f"absence-{last.id}", now=now, event=last
+                        ),
+                    )
                     for c in recipients
                 ]
-        return self.store.enqueue(touches, now=now) if touches else 0
+        return touches
 
     def audience(self, touch: Touch, event: Event) -> list[Contact]:
         """The contacts ``touch`` goes to for ``event``: its audience rules, then its segment."""
@@ -453,12 +474,18 @@ class Engine:
             key=_id,
         )
         occurrence = occurrence or f"broadcast-{now.date().isoformat()}"
-        touches = [
-            self._new_touch(
-                touch, c, occurrence=occurrence, now=now, extra={"broadcast": occurrence}
-            )
-            for c in recipients
-        ]
+        touches = apply_reentry(
+            self.store,
+            [
+                (
+                    touch,
+                    self._new_touch(
+                        touch, c, occurrence=occurrence, now=now, extra={"broadcast": occurrence}
+                    ),
+                )
+                for c in recipients
+            ],
+        )
         known = self.store.existing_keys([t.idempotency_key for t in touches])
         queued = self.store.enqueue(touches, now=now) if send else 0
         return BroadcastPlan(

@@ -212,7 +212,8 @@ def _write_touch(
 
 
 def _preview_event(touch: Touch) -> dict[str, Any]:
-    name = touch.trigger.event if touch.trigger is not None else touch.name
+    trigger = touch.trigger
+    name = getattr(trigger, "event_name", None) or getattr(trigger, "event", None) or touch.name
     return {
         "id": "preview",
         "name": name,

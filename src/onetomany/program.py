@@ -40,48 +40,74 @@ from typing import Any
 import attrs
 
 from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.journeys import Journey, read_journeys
+from onetomany.model import Event
 from onetomany.retry import RetryPolicy
-from onetomany.segments import TRAIT_TYPES, SegmentSet, check_types
+from onetomany.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.settings import PluginSettings
 from onetomany.tier_config import TierSettings, read_tiers
+from onetomany.triggers import (
+    EVENT_DRIVEN,
+    AbsenceTrigger,
+    CadenceTrigger,
+    EngagementTrigger,
+    EventTrigger,
+    SegmentTrigger,
+    StageTrigger,
+    Trigger,
+    read_trigger,
+)
+
+__all__ = [
+    "AbsenceTrigger",
+    "Audience",
+    "CadenceTrigger",
+    "EngagementTrigger",
+    "EventTrigger",
+    "Program",
+    "Reentry",
+    "SegmentTrigger",
+    "StageTrigger",
+    "Touch",
+    "Trigger",
+    "load_program",
+]
 
 PROGRAM_FILE = "program.toml"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
-@attrs.frozen(kw_only=True)
-class EventTrigger:
-    """Fires once for every stored event named ``event``."""
-
-    event: str
-
-    def describe(self) -> str:
-        return f"on event {self.event!r}"
+REENTRY_KINDS = ("occurrence", "once", "stage", "period")
 
 
 @attrs.frozen(kw_only=True)
-class AbsenceTrigger:
-    """Fires when the latest ``event`` is at least ``days`` whole days old, once per absence.
+class Reentry:
+    """How often one touch may reach one recipient.
 
-    ``by`` says whose events count: the contact's account (``"account"``, the default: nobody
-    at the company logged in) or the contact's own. An account or contact that never had the
-    event is not absent from it; a segment with ``missing(last("login"))`` finds those. A new
-    ``event`` ends the absence, and the next absence fires again.
+    * ``occurrence`` (the default): once per trigger occurrence (each event, each absence,
+      each cadence date);
+    * ``once``: once ever;
+    * ``stage``: once per entry into the account's current stage of ``journey``;
+    * ``period``: at most once in any ``days`` days.
     """
 
-    event: str = attrs.field(validator=attrs.validators.matches_re(r"^[A-Za-z0-9_.:-]{1,128}$"))
-    days: int = attrs.field(validator=attrs.validators.ge(1))
-    by: str = attrs.field(default="account", validator=attrs.validators.in_(("account", "contact")))
+    kind: str = attrs.field(default="occurrence", validator=attrs.validators.in_(REENTRY_KINDS))
+    journey: str | None = None
+    days: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.kind == "stage") != (self.journey is not None):
+            raise ValueError("a 'stage' re-entry rule names its journey, and only it does")
+        if (self.kind == "period") != (self.days is not None and self.days >= 1):
+            raise ValueError("a 'period' re-entry rule has days >= 1, and only it does")
 
     def describe(self) -> str:
-        return f"no {self.event!r} by the {self.by} for {self.days} days"
-
-    def condition(self) -> str:
-        """The segment expression that selects the absent contacts."""
-        return f'days_since(last("{self.event}", by="{self.by}")) >= {self.days}'
-
-
-Trigger = EventTrigger | AbsenceTrigger
+        return {
+            "occurrence": "once per occurrence",
+            "once": "once ever",
+            "stage": f"once per entry into a {self.journey} stage",
+            "period": f"at most once every {self.days} days",
+        }[self.kind]
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +141,7 @@ class Touch:
     template: str
     audience: Audience = attrs.field(factory=Audience)
     segment: str | None = None
+    reentry: Reentry = attrs.field(factory=Reentry)
 
 
 @attrs.frozen(kw_only=True)
@@ -131,6 +158,7 @@ class Program:
     unsubscribe_url: str = ""
     constants: Mapping[str, Any] = attrs.field(factory=dict)
     segments: Mapping[str, str] = attrs.field(factory=dict)
+    journeys: Mapping[str, Journey] = attrs.field(factory=dict)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -144,15 +172,39 @@ class Program:
         known = ", ".join(t.name for t in self.touches) or "none"
         raise ConfigError(f"unknown touch {name!r} (touches: {known})", file=self.origin)
 
-    def touches_for_event(self, event_name: str) -> list[Touch]:
-        return [
-            t
-            for t in self.touches
-            if isinstance(t.trigger, EventTrigger) and t.trigger.event == event_name
-        ]
+    def touches_for_event(self, event: Event | str) -> list[Touch]:
+        """The event-driven touches ``event`` fires (by name alone when given a name)."""
+        found = []
+        for touch in self.touches:
+            trigger = touch.trigger
+            if not isinstance(trigger, EVENT_DRIVEN):
+                continue
+            if trigger.matches(event) if isinstance(event, Event) else trigger.event_name == event:
+                found.append(touch)
+        return found
 
     def absence_touches(self) -> list[tuple[Touch, AbsenceTrigger]]:
         return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, AbsenceTrigger)]
+
+    def cadence_touches(self) -> list[tuple[Touch, CadenceTrigger]]:
+        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, CadenceTrigger)]
+
+    def engagement_touches(self) -> list[tuple[Touch, EngagementTrigger]]:
+        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, EngagementTrigger)]
+
+    def watched_segments(self) -> list[str]:
+        """Segments whose entries and exits the engine records, for segment triggers."""
+        names = {t.trigger.segment for t in self.touches if isinstance(t.trigger, SegmentTrigger)}
+        return sorted(names)
+
+    def journey(self, name: str) -> Journey:
+        try:
+            return self.journeys[name]
+        except KeyError:
+            known = ", ".join(sorted(self.journeys)) or "none"
+            raise ConfigError(
+                f"unknown journey {name!r} (journeys: {known})", file=self.origin
+            ) from None
 
     def segment_set(self) -> SegmentSet:
         """The program's named segments, parsed; raises ConfigErrors keyed ``segments.NAME``."""
@@ -179,6 +231,119 @@ class Program:
             )
         return errors
 
+    def _journey_errors(self, segments: SegmentSet) -> list[ConfigError]:
+        """Stage criteria that do not parse, or do not type-check against ``[traits]``."""
+        errors: list[ConfigError] = []
+        for journey in self.journeys.values():
+            for key, text in journey.expressions().items():
+                try:
+                    expr = parse(text)
+                except ConfigError as exc:
+                    errors.append(ConfigError(exc.reason, file=self.origin, key=key))
+                    continue
+                errors.extend(
+                    check_types(
+                        expr,
+                        account_traits=self.traits.get("account", {}),
+                        contact_traits=self.traits.get("contact", {}),
+                        segments=segments,
+                        file=self.origin,
+                        key=key,
+                    )
+                )
+        return errors
+
+    def _reachability_errors(self) -> list[ConfigError]:
+        """Triggers and rules naming what does not exist, so no trigger can reach the touch."""
+        errors: list[ConfigError] = []
+        names = {t.name for t in self.touches}
+
+        def unreachable(touch: Touch, key: str, why: str) -> None:
+            errors.append(
+                ConfigError(
+                    f"{why}, so no trigger can reach this touch",
+                    file=self.origin,
+                    key=f"touches.{touch.name}.{key}",
+                )
+            )
+
+        for touch in self.touches:
+            trigger = touch.trigger
+            if isinstance(trigger, SegmentTrigger) and trigger.segment not in self.segments:
+                known = ", ".join(sorted(self.segments)) or "none"
+                unreachable(touch, "trigger", f"unknown segment {trigger.segment!r} ({known})")
+            elif isinstance(trigger, StageTrigger):
+                journey = self.journeys.get(trigger.journey)
+                if journey is None:
+                    known = ", ".join(sorted(self.journeys)) or "none"
+                    unreachable(touch, "trigger", f"unknown journey {trigger.journey!r} ({known})")
+                elif trigger.stage not in [s.name for s in journey.stages]:
+                    known = ", ".join(s.name for s in journey.stages)
+                    unreachable(
+                        touch,
+                        "trigger",
+                        f"journey {journey.name!r} has no stage {trigger.stage!r} ({known})",
+                    )
+                elif trigger.on == "overdue" and journey.stage(trigger.stage).ideal_days is None:
+                    unreachable(
+                        touch,
+                        "trigger",
+                        f"stage {journey.name}.{trigger.stage} has no "
+                        "ideal_days, so it is never overdue",
+                    )
+            elif isinstance(trigger, EngagementTrigger):
+                if trigger.touch not in names:
+                    unreachable(touch, "trigger", f"unknown touch {trigger.touch!r}")
+                elif trigger.touch == touch.name:
+                    unreachable(touch, "trigger", "it waits on its own engagement")
+            if touch.reentry.journey is not None and touch.reentry.journey not in self.journeys:
+                known = ", ".join(sorted(self.journeys)) or "none"
+                errors.append(
+                    ConfigError(
+                        f"unknown journey {touch.reentry.journey!r} (journeys: {known})",
+                        file=self.origin,
+                        key=f"touches.{touch.name}.reentry.journey",
+                    )
+                )
+        errors.extend(self._ladder_cycles())
+        return errors
+
+    def _ladder_cycles(self) -> list[ConfigError]:
+        waits = {
+            t.name: t.trigger.touch
+            for t in self.touches
+            if isinstance(t.trigger, EngagementTrigger)
+        }
+        errors = []
+        for start in sorted(waits):
+            seen = [start]
+            current = waits.get(start)
+            while current is not None and current not in seen:
+                seen.append(current)
+                current = waits.get(current)
+            if current == start:
+                errors.append(
+                    ConfigError(
+                        "escalation ladder loops: " + " -> ".join([*seen, start]),
+                        file=self.origin,
+                        key=f"touches.{start}.trigger",
+                    )
+                )
+        return errors
+
+    def ladder(self, touch_name: str) -> list[str]:
+        """The touches ``touch_name`` escalates from, nearest first (its ladder's earlier steps)."""
+        by_name = {t.name: t for t in self.touches}
+        steps: list[str] = []
+        current = by_name.get(touch_name)
+        while current is not None and isinstance(current.trigger, EngagementTrigger):
+            previous = current.trigger.touch
+            if previous in steps or previous == touch_name:
+                break
+            steps.append(previous)
+            current = by_name.get(previous)
+        return steps
+
     def problems(self, *, templates: set[str] | None = None) -> list[ConfigError]:
         """Every reference that does not resolve: channels, templates, duplicate names."""
         errors: list[ConfigError] = []
@@ -188,6 +353,8 @@ class Program:
             errors.extend(exc.errors)
         else:
             errors.extend(self._segment_type_errors(segments))
+            errors.extend(self._journey_errors(segments))
+        errors.extend(self._reachability_errors())
         seen: set[str] = set()
         for touch in self.touches:
             key = f"touches.{touch.name}"
@@ -278,6 +445,7 @@ _SECTIONS = {
     "traits",
     "delivery",
     "segments",
+    "journeys",
     "tiers",
     "capacity",
     "channels",
@@ -286,7 +454,7 @@ _SECTIONS = {
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
-_TOUCH_KEYS = {"trigger", "channel", "template", "audience", "segment"}
+_TOUCH_KEYS = {"trigger", "channel", "template", "audience", "segment", "reentry"}
 
 
 def load_program(path: str | Path) -> Program:
@@ -350,6 +518,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         constants=constants,
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
+        journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
         base_dir=base,
@@ -479,12 +648,13 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                 reader.error(
                     f"{path}.{key}", f"unknown key (known: {', '.join(sorted(_TOUCH_KEYS))})"
                 )
-        trigger = _read_trigger(body.get("trigger"), f"{path}.trigger", reader)
+        trigger = read_trigger(body.get("trigger"), f"{path}.trigger", reader)
         channel = reader.string(body, "channel", f"{path}.channel", required=True)
         template = reader.string(body, "template", f"{path}.template", name)
         audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
         segment = reader.string(body, "segment", f"{path}.segment")
-        if channel and template and audience:
+        reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
+        if channel and template and audience and reentry:
             touches.append(
                 Touch(
                     name=name,
@@ -493,53 +663,31 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     template=template,
                     audience=audience,
                     segment=segment,
+                    reentry=reentry,
                 )
             )
     return touches
 
 
-_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_REENTRY_FORMS = (
+    '"occurrence" (the default), "once", { per = "stage", journey = "onboarding" } '
+    "or { per_days = 30 }"
+)
 
 
-def _read_trigger(body: object, path: str, reader: _Reader) -> Trigger | None:
-    if body is None:
-        return None  # a manual touch: only a broadcast sends it
-    if not isinstance(body, dict):
-        reader.error(path, 'expected a table, e.g. { event = "signed_up" }')
-        return None
-    if "absence" in body:
-        return _read_absence(body, path, reader)
-    unknown = set(body) - {"event"}
-    if unknown:
-        reader.error(
-            path, f"unknown trigger key(s) {sorted(unknown)} (known: event; absence, days, by)"
-        )
-        return None
-    event = reader.string(body, "event", f"{path}.event", required=True)
-    return EventTrigger(event=event) if event else None
-
-
-def _read_absence(body: Mapping[str, Any], path: str, reader: _Reader) -> AbsenceTrigger | None:
-    unknown = set(body) - {"absence", "days", "by"}
-    if unknown:
-        reader.error(path, f"unknown trigger key(s) {sorted(unknown)} (known: absence, days, by)")
-        return None
-    event = reader.string(body, "absence", f"{path}.absence", required=True)
-    days = body.get("days")
-    by = body.get("by", "account")
-    ok = True
-    if event is not None and not _EVENT_NAME.match(event):
-        reader.error(f"{path}.absence", f"not an event name: {event!r}")
-        ok = False
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        reader.error(f"{path}.days", f"expected a whole number of days >= 1, got {days!r}")
-        ok = False
-    if by not in ("account", "contact"):
-        reader.error(f"{path}.by", f"expected 'account' or 'contact', got {by!r}")
-        ok = False
-    if not ok or event is None or not isinstance(days, int):
-        return None
-    return AbsenceTrigger(event=event, days=days, by=by)
+def _read_reentry(body: object, path: str, reader: _Reader) -> Reentry | None:
+    if body in ("occurrence", "once"):
+        return Reentry(kind=str(body))
+    if isinstance(body, dict) and set(body) == {"per", "journey"} and body["per"] == "stage":
+        journey = body["journey"]
+        if isinstance(journey, str) and journey:
+            return Reentry(kind="stage", journey=journey)
+    if isinstance(body, dict) and set(body) == {"per_days"}:
+        days = body["per_days"]
+        if isinstance(days, int) and not isinstance(days, bool) and days >= 1:
+            return Reentry(kind="period", days=days)
+    reader.error(path, f"expected {_REENTRY_FORMS}, got {body!r}")
+    return None
 
 
 def _read_audience(body: object, path: str, reader: _Reader) -> Audience | None:

@@ -144,3 +144,49 @@ tier_states = sa.Table(
     sa.Column("candidate", sa.String(8)),
     sa.Column("candidate_since", UTCDateTime),
 )
+
+segment_members = sa.Table(
+    "segment_members",
+    metadata,
+    sa.Column("segment", sa.String(128), primary_key=True),
+    sa.Column("contact_id", sa.String(255), primary_key=True),
+    sa.Column("since", UTCDateTime, nullable=False),
+)
+
+journey_states = sa.Table(
+    "journey_states",
+    metadata,
+    sa.Column("journey", sa.String(128), primary_key=True),
+    sa.Column("account_id", sa.String(255), primary_key=True),
+    sa.Column("stage", sa.String(128), nullable=False),
+    sa.Column("entry_id", sa.String(64), nullable=False),
+    sa.Column("entered_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime),
+    sa.Column("overdue_at", UTCDateTime),
+)
+
+journey_history = sa.Table(
+    "journey_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("journey", sa.String(128), nullable=False),
+    sa.Column("account_id", sa.String(255), nullable=False),
+    sa.Column("stage", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("entry_id", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_journey_history_account", "journey", "account_id", "id"),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("touch", sa.String(128), primary_key=True),
+    sa.Column("contact_id", sa.String(255), primary_key=True),
+    sa.Column("anchor_id", sa.String(64), nullable=False),
+    sa.Column("anchor_at", UTCDateTime, nullable=False),
+    sa.Column("next_at", UTCDateTime, index=False),
+    sa.Column("fired", sa.Integer, nullable=False, default=0),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_schedules_due", "next_at"),
+)

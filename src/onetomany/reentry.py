@@ -1,0 +1,112 @@
+"""Re-entry rules: how often one touch may reach one recipient (:class:`~onetomany.Reentry`).
+
+The rules act on candidate outbox rows before they are queued, a batch at a time, so a tick
+asks the store one question per touch rather than one per recipient:
+
+* ``once`` and ``stage`` change the idempotency key's occurrence (``once``;
+  ``stage-<entry id>``), so the outbox's unique key enforces them even across concurrent ticks;
+* ``period`` keeps the natural occurrence and drops a candidate when the same touch was
+  queued for the same contact within the last ``days`` days (or earlier in the batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import sqlalchemy as sa
+
+from onetomany.program import Touch
+from onetomany.store import NewTouch, Store, schema
+
+_CHUNK = 500
+
+
+def idempotency_key(program: str, touch: str, recipient: str, occurrence: str) -> str:
+    """The key that makes a touch happen at most once per recipient and occurrence."""
+    return f"{program}:{touch}:{recipient}:{occurrence}"
+
+
+def apply_reentry(store: Store, candidates: Sequence[tuple[Touch, NewTouch]]) -> list[NewTouch]:
+    """The candidates each touch's re-entry rule lets through, keyed accordingly."""
+    kept: list[NewTouch] = []
+    by_touch: dict[str, list[NewTouch]] = {}
+    touches: dict[str, Touch] = {}
+    for touch, row in candidates:
+        by_touch.setdefault(touch.name, []).append(row)
+        touches[touch.name] = touch
+    for name, rows in by_touch.items():
+        touch = touches[name]
+        rule = touch.reentry
+        if rule.kind == "once":
+            kept += [_with_occurrence(r, "once") for r in rows]
+        elif rule.kind == "stage":
+            assert rule.journey is not None
+            entries = stage_entries(store, rule.journey, {r.account_id for r in rows})
+            kept += [
+                _with_occurrence(r, f"stage-{entries[r.account_id]}")
+                for r in rows
+                if r.account_id in entries
+            ]
+        elif rule.kind == "period":
+            assert rule.days is not None
+            kept += _outside_period(store, name, rows, days=rule.days)
+        else:
+            kept += rows
+    return kept
+
+
+def _with_occurrence(row: NewTouch, occurrence: str) -> NewTouch:
+    key = idempotency_key(row.program, row.touch, row.contact_id or "", occurrence)
+    return attrs.evolve(row, idempotency_key=key)
+
+
+def stage_entries(store: Store, journey: str, account_ids: Iterable[str | None]) -> dict[str, str]:
+    """The entry id of each account's current stage of ``journey`` (absent: not in it)."""
+    wanted = sorted({a for a in account_ids if a})
+    t = schema.journey_states
+    found: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), _CHUNK):
+            stmt = sa.select(t.c.account_id, t.c.entry_id).where(
+                t.c.journey == journey, t.c.account_id.in_(wanted[start : start + _CHUNK])
+            )
+            found.update({row.account_id: row.entry_id for row in conn.execute(stmt)})
+    return found
+
+
+def last_queued(store: Store, touch: str, contact_ids: Iterable[str]) -> dict[str, datetime]:
+    """When ``touch`` was last queued for each of ``contact_ids`` (absent: never)."""
+    wanted = sorted(set(contact_ids))
+    t = schema.outbox
+    found: dict[str, datetime] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), _CHUNK):
+            stmt = (
+                sa.select(t.c.contact_id, sa.func.max(t.c.created_at).label("at"))
+                .where(t.c.touch == touch, t.c.contact_id.in_(wanted[start : start + _CHUNK]))
+                .group_by(t.c.contact_id)
+            )
+            found.update({row.contact_id: _aware(row.at) for row in conn.execute(stmt)})
+    return found
+
+
+def _aware(value: datetime | str) -> datetime:
+    # max() loses the column's type on SQLite, which hands back the stored text.
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _outside_period(store: Store, touch: str, rows: list[NewTouch], *, days: int) -> list[NewTouch]:
+    window = timedelta(days=days)
+    last = last_queued(store, touch, [r.contact_id for r in rows if r.contact_id])
+    kept = []
+    for row in sorted(rows, key=lambda r: r.available_at):
+        contact = row.contact_id or ""
+        previous = last.get(contact)
+        if previous is not None and row.available_at - previous < window:
+            continue
+        last[contact] = row.available_at
+        kept.append(row)
+    return kept
