@@ -504,11 +504,19 @@ class Engine:
         return self.dispatcher.dispatch(limit)
 
     def run_once(self) -> RunReport:
-        """Sync every source, re-tier accounts, queue what events trigger, send what is due."""
+        """Sync every source, then :meth:`step`."""
         synced = tuple(self.sync())
+        return attrs.evolve(self.step(), synced=synced)
+
+    def step(self) -> RunReport:
+        """One round on what is stored: re-tier accounts, queue what is due, send it.
+
+        :meth:`run_once` is a sync followed by this; the simulator calls it alone, feeding
+        the events itself as its clock passes them.
+        """
         self.update_tiers()
         queued = self.tick()
-        return RunReport(synced=synced, queued=queued, dispatched=self.dispatch())
+        return RunReport(synced=(), queued=queued, dispatched=self.dispatch())
 
     def run_forever(self, *, interval: float = 60.0, rounds: int | None = None) -> None:
         """Run rounds until interrupted (or ``rounds`` are done), sleeping between them."""
