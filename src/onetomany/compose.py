@@ -88,6 +88,10 @@ class Composer:
             "account": account_context(account),
             "touch": {"name": row.touch, "key": row.idempotency_key},
             "event": row.payload.get("event"),
+            # A cadence's firing: {"at", "number", "since"}, and the account's events between
+            # the previous firing (or the anchor) and this one, for recaps.
+            "occurrence": row.payload.get("occurrence"),
+            "activity": row.payload.get("activity") or [],
             "program": {"name": self.program.name, "constants": dict(self.program.constants)},
             "unsubscribe_url": "",
             "locale": contact.locale,

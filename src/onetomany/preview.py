@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import attrs
 from onetomany.compose import Composer
 from onetomany.errors import ConfigError, DeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact
-from onetomany.program import Program, Touch
+from onetomany.program import CadenceTrigger, Program, Touch
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
 
@@ -144,7 +144,10 @@ def _write_touch(
         contact_id=contact.id,
         account_id=contact.account_id,
         event_id=None,
-        payload={"event": dict(event) if event is not None else _preview_event(touch)},
+        payload={
+            "event": dict(event) if event is not None else _preview_event(touch),
+            **_preview_occurrence(touch),
+        },
         status="pending",
         attempts=0,
         available_at=datetime.now(UTC),
@@ -219,6 +222,22 @@ def _preview_event(touch: Touch) -> dict[str, Any]:
         "name": name,
         "occurred_at": datetime.now(UTC).isoformat(),
         "properties": _Placeholders(),
+    }
+
+
+def _preview_occurrence(touch: Touch) -> dict[str, Any]:
+    """A cadence touch's first firing, with a day of sample activity to recap."""
+    if not isinstance(touch.trigger, CadenceTrigger):
+        return {}
+    at = datetime.now(UTC)
+    since = at - timedelta(days=1)
+    activity = [
+        {"id": f"preview-{n}", "name": name, "occurred_at": since.isoformat(), "properties": {}}
+        for n, name in enumerate(("integration_connected", "report_created", "teammate_invited"))
+    ]
+    return {
+        "occurrence": {"at": at.isoformat(), "number": 1, "since": since.isoformat()},
+        "activity": activity,
     }
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import attrs
 from dateutil import rrule as rr
@@ -150,7 +151,9 @@ class CadenceTrigger:
     """Fires at every occurrence of ``rrule``, counted from the subject's ``anchor`` event.
 
     The rule runs in the recipient contact's timezone (``BYHOUR=17`` is 17:00 where they are),
-    starting at the first ``anchor`` event of the account (``by = "account"``) or the contact.
+    starting at the first ``anchor`` event of the account (``by = "account"``) or the contact,
+    ``after_days`` later (``after_days = 90`` with ``FREQ=DAILY;INTERVAL=90`` is "every 90
+    days, the first 90 days after signing up").
     ``FREQ=DAILY;BYHOUR=17;BYMINUTE=0;COUNT=5`` is "every day at 17:00 for the first five
     days"; ``FREQ=MONTHLY;INTERVAL=3`` a quarterly review; ``FREQ=DAILY;INTERVAL=90`` NPS
     every 90 days. Each occurrence is sent once (its instant is the idempotency occurrence).
@@ -159,17 +162,29 @@ class CadenceTrigger:
     rrule: str
     anchor: str = attrs.field(validator=attrs.validators.matches_re(EVENT_NAME))
     by: str = attrs.field(default="account", validator=attrs.validators.in_(_BY))
+    after_days: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         problem = cadence_problem(self.rrule)
         if problem:
             raise ValueError(problem)
 
+    def start(self, anchor_at: datetime, timezone: str) -> datetime:
+        """The rule's DTSTART in ``timezone``: the anchor's instant, or with ``after_days``
+        the start of the local day that many days later, so that day's ``BYHOUR`` counts.
+        """
+        local = anchor_at.astimezone(ZoneInfo(timezone))
+        if not self.after_days:
+            return local
+        day = (local + timedelta(days=self.after_days)).date()
+        return datetime.combine(day, time(), tzinfo=local.tzinfo)
+
     def rule(self, dtstart: datetime) -> rr.rrule:
         return parse_rrule(self.rrule, dtstart)
 
     def describe(self) -> str:
-        return f"every {self.rrule!r} from the {self.by}'s first {self.anchor!r}"
+        start = f"{self.after_days} days after" if self.after_days else "from"
+        return f"every {self.rrule!r} {start} the {self.by}'s first {self.anchor!r}"
 
 
 def cadence_problem(text: str) -> str | None:
@@ -222,7 +237,8 @@ _FORMS = (
     '{ segment = "low_adoption", on = "enter" | "leave" }',
     '{ stage = "onboarding.setup", on = "enter" | "complete" | "overdue" }',
     '{ absence = "login", days = 30, by = "account" | "contact" }',
-    '{ rrule = "FREQ=MONTHLY;INTERVAL=3", anchor = "signed_up", by = "account" | "contact" }',
+    '{ rrule = "FREQ=MONTHLY;INTERVAL=3", anchor = "signed_up", by = "account" | "contact", '
+    "after_days = 0 }",
     '{ not_opened = "welcome", days = 3 } or { not_clicked = "welcome", days = 3 }',
 )
 _KEYS: dict[str, set[str]] = {
@@ -230,7 +246,7 @@ _KEYS: dict[str, set[str]] = {
     "segment": {"segment", "on"},
     "stage": {"stage", "on"},
     "absence": {"absence", "days", "by"},
-    "rrule": {"rrule", "anchor", "by"},
+    "rrule": {"rrule", "anchor", "by", "after_days"},
     "not_opened": {"not_opened", "days"},
     "not_clicked": {"not_clicked", "days"},
 }
@@ -339,9 +355,13 @@ def _read_cadence(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigg
     if problem:
         reader.error(f"{path}.rrule", problem)
         return None
+    after = body.get("after_days", 0)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        reader.error(f"{path}.after_days", f"expected a whole number of days >= 0, got {after!r}")
+        return None
     if anchor is None or by is None:
         return None
-    return CadenceTrigger(rrule=text, anchor=anchor, by=by)
+    return CadenceTrigger(rrule=text, anchor=anchor, by=by, after_days=after)
 
 
 def _read_engagement(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
