@@ -57,10 +57,38 @@ def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> s
     return address
 
 
+def csm_task(
+    row: OutboxRow, contact: Contact, account: Account | None, *, owner: str
+) -> dict[str, Any]:
+    """What a CSM needs beside the rendered text: whom to call, why, and what came before.
+
+    ``reason`` and ``ladder`` (the earlier steps, each with its touch, channel, key and send
+    time) come from an escalation step's payload; other CSM touches say which touch fired.
+    """
+    escalation = row.payload.get("escalation")
+    escalation = escalation if isinstance(escalation, Mapping) else {}
+    return {
+        "owner": owner,
+        "account": {"id": account.id, "name": account.name} if account else None,
+        "contact": {
+            "id": contact.id,
+            "name": contact.name,
+            "email": contact.email,
+            "phone": contact.phone,
+            "role": contact.role,
+        },
+        "reason": escalation.get("reason") or f"touch {row.touch!r} fired",
+        "ladder": list(escalation.get("steps", [])),
+        "queued_at": row.available_at.isoformat(),
+    }
+
+
 class Composer:
     """Renders outbox rows with a program's templates, per channel kind.
 
-    * EMAIL (and CSM): the ``.mjml`` template: HTML, text, subject, preheader.
+    * EMAIL (and CSM): the ``.mjml`` template: HTML, text, subject, preheader. A CSM
+      message is addressed to the account's ``owner`` trait, and ``data["task"]`` holds
+      :func:`csm_task` (the contact to reach, the reason, the ladder history).
     * SMS: the ``.sms.txt`` template -> ``text``; ``data`` holds ``sms_encoding`` (``GSM-7`` or
       ``UCS-2``) and ``sms_segments``. More segments than the file's ``max_segments`` (else
       ``max_sms_segments``) is a PermanentDeliveryError naming the template.
@@ -92,6 +120,7 @@ class Composer:
             # the previous firing (or the anchor) and this one, for recaps.
             "occurrence": row.payload.get("occurrence"),
             "activity": row.payload.get("activity") or [],
+            "escalation": row.payload.get("escalation"),
             "program": {"name": self.program.name, "constants": dict(self.program.constants)},
             "unsubscribe_url": "",
             "locale": contact.locale,
@@ -123,6 +152,8 @@ class Composer:
         except TemplateError as exc:
             raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
         data = {**fields.pop("data"), **(extra or {})}
+        if kind is ChannelKind.CSM:
+            data.setdefault("task", csm_task(row, contact, account, owner=to))
         if fields.get("sender") is None:
             fields["sender"] = self.program.sender or None
         return Message(

@@ -22,6 +22,7 @@ from onetomany.channels import Channel, Runtime
 from onetomany.clock import Clock, SystemClock
 from onetomany.compose import Composer
 from onetomany.dispatcher import Dispatcher, DispatchReport
+from onetomany.engagement import engagement_event, occurrence, unengaged
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
@@ -211,6 +212,25 @@ class Engine:
         self.store.add_events([event], now=self.clock.now())
         return event
 
+    def track_engagement(
+        self,
+        idempotency_key: str,
+        kind: str = "opened",
+        *,
+        at: datetime | None = None,
+        id: str | None = None,
+    ) -> Event:
+        """Record that the message keyed ``idempotency_key`` was ``"opened"`` or ``"clicked"``.
+
+        Call it from a provider's webhook or a tracking pixel or link handler. The event
+        (``message_opened`` / ``message_clicked``) names the row's contact, account, touch and
+        channel, and stops the escalation ladders waiting on the message. ``id`` (the
+        provider's event id) makes a redelivered webhook count once. An unknown key is an
+        InputError naming it, and nothing is stored.
+        """
+        now = self.clock.now()
+        return engagement_event(self.store, idempotency_key, kind, at=at or now, now=now, id=id)
+
     # -- sources ----------------------------------------------------------------------------
 
     def sync(self, names: Iterable[str] | None = None) -> list[SyncReport]:
@@ -257,7 +277,7 @@ class Engine:
         """
         queued = self._queue_events(batch)
         now = self.clock.now()
-        for candidates in (self._absence_candidates(now),):
+        for candidates in (self._absence_candidates(now), self._engagement_candidates(now)):
             queued += self._enqueue(candidates, now=now)
         return queued
 
@@ -351,6 +371,33 @@ class Engine:
                     )
                     for c in recipients
                 ]
+        return touches
+
+    def _engagement_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:
+        """Escalation steps: one per sent message nobody engaged with in time, found in SQL.
+
+        A step goes to the contact the message went to (a CSM channel's composer addresses
+        the account's owner instead) and carries its ladder run in the payload.
+        """
+        touches: list[tuple[Touch, NewTouch]] = []
+        for touch, trigger in self.program.engagement_touches():
+            due = unengaged(self.store, self.program.name, touch, trigger, now=now)
+            contacts = self.store.get_contacts(c.row.contact_id for c in due if c.row.contact_id)
+            allowed = {c.id for c in self._in_segment(touch.segment, list(contacts.values()))}
+            touches += [
+                (
+                    touch,
+                    self._new_touch(
+                        touch,
+                        contacts[c.row.contact_id],
+                        occurrence=occurrence(c.row.id),
+                        now=now,
+                        extra=c.payload(trigger),
+                    ),
+                )
+                for c in due
+                if c.row.contact_id in allowed
+            ]
         return touches
 
     def audience(self, touch: Touch, event: Event) -> list[Contact]:

@@ -1,8 +1,10 @@
 """The outbox-folder channel: writes each message into a folder instead of sending it.
 
 For local runs and demos: emails become ``.eml`` files any mail client opens, other kinds
-become ``.json``. A file is named after the message's idempotency key and written atomically,
-so delivering the same key again rewrites the same file rather than adding a second one.
+become ``.json``. With ``kind = "csm"`` each file is a task record for the account's owner;
+``due_days`` (default 2) sets its ``data.task.due`` date, counted from when it is written.
+A file is named after the message's idempotency key and written atomically, so delivering
+the same key again rewrites the same file rather than adding a second one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import attrs
@@ -34,7 +37,8 @@ def file_stem(idempotency_key: str) -> str:
 
 
 class OutboxFolderChannel(Channel):
-    """Options: ``folder`` (required), ``kind`` (default ``email``), ``sender``."""
+    """Options: ``folder`` (required), ``kind`` (default ``email``), ``sender``, and for
+    ``kind = "csm"`` ``due_days`` (default 2)."""
 
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
@@ -50,6 +54,13 @@ class OutboxFolderChannel(Channel):
                 key=f"{settings.name}.kind",
             ) from None
         self.sender = settings.get("sender", str, "")
+        self.due_days = settings.get("due_days", int, 2)
+        if self.due_days < 0:
+            raise ConfigError(
+                f"due_days must be 0 or more, not {self.due_days}",
+                file=settings.origin or None,
+                key=f"{settings.name}.due_days",
+            )
 
     @property
     def serves(self) -> ChannelKind:
@@ -80,6 +91,10 @@ class OutboxFolderChannel(Channel):
             path = self.folder / f"{stem}.eml"
         else:
             document = attrs.asdict(message, recurse=True, value_serializer=_json_value)
+            task = document["data"].get("task")
+            if message.kind is ChannelKind.CSM and isinstance(task, dict):
+                due = self.runtime.clock.now() + timedelta(days=self.due_days)
+                task.setdefault("due", due.date().isoformat())
             payload = json.dumps(document, indent=2, ensure_ascii=False).encode()
             provider_id = stem
             path = self.folder / f"{stem}.json"
