@@ -24,11 +24,19 @@ from onetomany.compose import Composer
 from onetomany.dispatcher import Dispatcher, DispatchReport
 from onetomany.engagement import engagement_event, occurrence, unengaged
 from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.journey_tracking import (
+    JourneyState,
+    StageChange,
+    journey_history,
+    journey_states,
+    update_journeys,
+)
 from onetomany.model import Account, Contact, Event
 from onetomany.plugins import Plugins
 from onetomany.program import Audience, Program, Touch
 from onetomany.reentry import apply_reentry, idempotency_key
 from onetomany.retry import RetryPolicy
+from onetomany.segment_tracking import SegmentChange, update_segment_members
 from onetomany.segments import matching_contact_ids
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
@@ -482,6 +490,45 @@ class Engine:
             )
         return capacity_from_counts(self.tier_counts(), inputs)
 
+    # -- segments and journeys --------------------------------------------------------------
+
+    def update_segments(self) -> list[SegmentChange]:
+        """Record who entered or left the segments that segment triggers watch.
+
+        Each crossing becomes a ``segment_entered`` or ``segment_left`` event, which the next
+        :meth:`tick` turns into touches. The first evaluation of a segment counts its current
+        members as entering.
+        """
+        return update_segment_members(
+            self.store,
+            self.segments,
+            self.program.watched_segments(),
+            now=self.clock.now(),
+        )
+
+    def update_journeys(self) -> list[StageChange]:
+        """Move accounts through the program's journeys; each step becomes a stage event.
+
+        Events are ``stage_entered``, ``stage_completed`` and ``stage_overdue``, with the
+        journey, stage and entry id in their properties (docs/journeys.md).
+        """
+        if not self.program.journeys:
+            return []
+        return update_journeys(
+            self.store,
+            self.program.journeys.values(),
+            now=self.clock.now(),
+            segments=self.segments,
+        )
+
+    def journey_states(self, account_id: str) -> list[JourneyState]:
+        """The stage ``account_id`` is in for each journey it has entered."""
+        return journey_states(self.store, account_id)
+
+    def journey_history(self, account_id: str, journey: str | None = None) -> list[StageChange]:
+        """Every stage ``account_id`` entered, completed or overran, oldest first."""
+        return journey_history(self.store, account_id, journey)
+
     # -- manual broadcast -------------------------------------------------------------------
 
     def broadcast(
@@ -556,12 +603,14 @@ class Engine:
         return attrs.evolve(self.step(), synced=synced)
 
     def step(self) -> RunReport:
-        """One round on what is stored: re-tier accounts, queue what is due, send it.
+        """One round on what is stored: tiers, segments, journeys, then queue and send.
 
         :meth:`run_once` is a sync followed by this; the simulator calls it alone, feeding
         the events itself as its clock passes them.
         """
         self.update_tiers()
+        self.update_segments()
+        self.update_journeys()
         queued = self.tick()
         return RunReport(synced=(), queued=queued, dispatched=self.dispatch())
 

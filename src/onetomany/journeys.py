@@ -28,6 +28,8 @@ from typing import Any
 
 import attrs
 
+from onetomany.errors import ConfigError
+from onetomany.segments.parser import parse
 from onetomany.triggers import Reporter
 
 _STAGE_KEYS = {"name", "entry", "complete", "ideal_days"}
@@ -95,6 +97,13 @@ def read_journeys(section: Mapping[str, Any], reader: Reporter) -> dict[str, Jou
             reader.error(f"{path}.stages", "expected a non-empty array of stage tables")
             continue
         stages = [_read_stage(row, f"{path}.stages[{i}]", reader) for i, row in enumerate(rows)]
+        if isinstance(rows[0], dict) and rows[0].get("entry") is None:
+            # Reported here, not by Journey(), so it shows up beside the other stages' errors.
+            reader.error(
+                f"{path}.stages[0].entry",
+                "is required for the first stage: it says which accounts start the journey",
+            )
+            continue
         read = [s for s in stages if s is not None]
         if len(read) != len(stages):
             continue
@@ -127,6 +136,14 @@ def _read_stage(row: object, path: str, reader: Reporter) -> Stage | None:
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
         reader.error(f"{path}.ideal_days", f"expected a whole number of days >= 1, got {days!r}")
         ok = False
+    for key in ("entry", "complete"):
+        text = row.get(key)
+        if isinstance(text, str) and (key == "entry" or text.strip()):
+            try:
+                parse(text)
+            except ConfigError as exc:
+                reader.error(f"{path}.{key}", exc.reason)
+                ok = False
     if not ok:
         return None
     return Stage(name=row["name"], entry=entry, complete=row["complete"], ideal_days=days)
