@@ -37,8 +37,12 @@ def account_context(account: Account | None) -> dict[str, Any]:
 
 
 def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> str:
-    """The address ``kind`` reaches ``contact`` at, after checking consent."""
-    if not contact.allows(kind):
+    """The address ``kind`` reaches ``contact`` at, after checking consent.
+
+    A CSM task goes to the account's owner, not to the contact, so the contact's consent
+    does not apply to it.
+    """
+    if kind is not ChannelKind.CSM and not contact.allows(kind):
         raise PermanentDeliveryError(f"contact {contact.id!r} has not consented to {kind}")
     if kind is ChannelKind.EMAIL:
         address = formataddr((contact.name, contact.email)) if contact.email else None
