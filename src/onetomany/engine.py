@@ -23,7 +23,7 @@ from onetomany.clock import Clock, SystemClock
 from onetomany.compose import Composer
 from onetomany.dispatcher import Dispatcher, DispatchReport
 from onetomany.engagement import engagement_event, occurrence, unengaged
-from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.journey_tracking import (
     JourneyState,
     StageChange,
@@ -38,6 +38,7 @@ from onetomany.reentry import apply_reentry, idempotency_key
 from onetomany.retry import RetryPolicy
 from onetomany.segment_tracking import SegmentChange, update_segment_members
 from onetomany.segments import matching_contact_ids
+from onetomany.sources import Source
 from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
@@ -56,6 +57,8 @@ class SyncReport:
     events: int
     new_events: int
     cursor: str | None
+    #: Events dated further ahead of the engine's clock than its tolerance: not stored.
+    skipped_future: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -103,6 +106,8 @@ class Engine:
     :param retry: how transient delivery failures are retried; by default the program's.
     :param lease, batch_size, record_every: dispatcher tuning; see
         :class:`~onetomany.dispatcher.Dispatcher`.
+    :param future_tolerance: how far ahead of the clock an event may be dated; ``track``
+        refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
     """
 
     def __init__(
@@ -117,8 +122,10 @@ class Engine:
         lease: timedelta = timedelta(minutes=5),
         batch_size: int = 200,
         record_every: int = 20,
+        future_tolerance: timedelta = timedelta(minutes=5),
     ) -> None:
         self.program = program
+        self.future_tolerance = future_tolerance
         self.clock = clock or SystemClock()
         self.plugins = plugins or Plugins()
         self.store = store or Store(store_url_for(program))
@@ -204,7 +211,9 @@ class Engine:
         """Record an event and return it; sends nothing (``tick`` and ``dispatch`` do).
 
         Pass an :class:`~onetomany.Event`, or its name and fields. Tracking the same event id
-        twice stores it once.
+        twice stores it once. An event dated more than ``future_tolerance`` ahead of the clock
+        raises :class:`~onetomany.errors.InvalidEventError`: a trigger cannot wait for it, and
+        it would count as the latest activity long before it happened.
         """
         if isinstance(event, str):
             fields: dict[str, Any] = {
@@ -217,7 +226,14 @@ class Engine:
             if id is not None:
                 fields["id"] = id
             event = Event(**fields)
-        self.store.add_events([event], now=self.clock.now())
+        now = self.clock.now()
+        if self._from_the_future(event, now):
+            raise InvalidEventError(
+                f"event {event.name!r} ({event.id}): occurred_at {event.occurred_at.isoformat()} "
+                f"is ahead of the engine's clock ({now.isoformat()}) by more than "
+                f"{self.future_tolerance}"
+            )
+        self.store.add_events([event], now=now)
         return event
 
     def track_engagement(
@@ -239,26 +255,51 @@ class Engine:
         now = self.clock.now()
         return engagement_event(self.store, idempotency_key, kind, at=at or now, now=now, id=id)
 
+    def _from_the_future(self, event: Event, now: datetime) -> bool:
+        return event.occurred_at > now + self.future_tolerance
+
     # -- sources ----------------------------------------------------------------------------
 
+    def source(self, name: str) -> Source:
+        """The program's source ``name``, built by its plugin (nothing is read yet)."""
+        settings = self.program.sources.get(name)
+        if settings is None:
+            raise ConfigError(f"unknown source {name!r}", file=self.program.origin)
+        entry = self.plugins.sources().get(settings.plugin, wanted_by=f"sources.{name}.plugin")
+        return entry.value(settings)
+
     def sync(self, names: Iterable[str] | None = None) -> list[SyncReport]:
-        """Pull from the program's sources (all, or those named), each in one transaction."""
-        registry = self.plugins.sources()
+        """Pull from the program's sources (all, or those named), each in one transaction.
+
+        Events dated further ahead of the clock than ``future_tolerance`` are skipped with a
+        warning and counted in :attr:`SyncReport.skipped_future`; the rest are stored. The
+        source's cursor then stays where it was, because a time cursor moved to the skipped
+        event's date would hide every event the source receives before that date.
+        """
         reports = []
         for name in names if names is not None else list(self.program.sources):
-            settings = self.program.sources.get(name)
-            if settings is None:
-                raise ConfigError(f"unknown source {name!r}", file=self.program.origin)
-            entry = registry.get(settings.plugin, wanted_by=f"sources.{name}.plugin")
-            source = entry.value(settings)
+            source = self.source(name)
             cursor_name = f"source:{name}"
             result = source.sync(cursor=self.store.get_cursor(cursor_name))
+            now = self.clock.now()
+            future = [e for e in result.events if self._from_the_future(e, now)]
+            for event in future:
+                log.warning(
+                    "source %r: skipped event %r (%s) dated %s, ahead of the clock (%s)",
+                    name,
+                    event.name,
+                    event.id,
+                    event.occurred_at.isoformat(),
+                    now.isoformat(),
+                )
             added = self.store.save_profiles(
                 accounts=result.accounts,
                 contacts=result.contacts,
-                events=result.events,
-                now=self.clock.now(),
-                cursor=(cursor_name, result.cursor) if result.cursor is not None else None,
+                events=[e for e in result.events if not self._from_the_future(e, now)],
+                now=now,
+                cursor=(cursor_name, result.cursor)
+                if result.cursor is not None and not future
+                else None,
             )
             reports.append(
                 SyncReport(
@@ -268,6 +309,7 @@ class Engine:
                     events=len(result.events),
                     new_events=added,
                     cursor=result.cursor,
+                    skipped_future=len(future),
                 )
             )
         return reports
@@ -288,6 +330,21 @@ class Engine:
         for candidates in (self._absence_candidates(now), self._engagement_candidates(now)):
             queued += self._enqueue(candidates, now=now)
         return queued
+
+    def skip_stored_events(self) -> int:
+        """Treat every event stored so far as handled: no event trigger fires for them.
+
+        For loading history (a backfill; the simulator's events before its range): segments
+        and time-driven triggers still see the events. Returns how many were skipped.
+        """
+        position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
+        skipped = 0
+        while events := self.store.events_after(position, limit=1000):
+            position = events[-1][0]
+            skipped += len(events)
+        if skipped:
+            self.store.enqueue([], now=self.clock.now(), cursor=(EVENT_CURSOR, str(position)))
+        return skipped
 
     def _enqueue(
         self,
