@@ -287,6 +287,8 @@ def test_an_absence_says_when_it_becomes_due(build, frozen_clock):
     )
     assert leader.next_due is not None
     assert leader.next_due.at == frozen_clock.now() + timedelta(days=18)
+    data = json.loads(explain(engine, "ct-3", "nudge").to_json())  # datetimes in values too
+    assert data["recipients"][0]["checks"][1]["values"]["due_at"] == "2026-02-04T09:00:00+00:00"
     frozen_clock.advance(days=18)
     assert explain(engine, "ct-3", "nudge").recipient("ct-3").state == "would fire"
     assert engine.tick() == 1
