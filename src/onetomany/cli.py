@@ -24,6 +24,8 @@ from onetomany.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.capacity import render_plan
 from onetomany.engine import Engine, RunReport, store_url_for
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
+from onetomany.explain import explain as explain_touch
+from onetomany.explain import render as render_explanation
 from onetomany.plugins import Plugins
 from onetomany.preview import write_preview, write_previews
 from onetomany.program import load_program
@@ -358,6 +360,24 @@ def _print_simulation(report: SimulationReport) -> None:
         f"{len(report.touches)} planned touch(es): {report.count('sent')} sent, "
         f"{report.count('dead')} dead-lettered, {report.count('pending')} still pending"
     )
+
+
+def explain(
+    path: ProgramPath,
+    subject: Annotated[str, typer.Argument(help="An account id or a contact id.")],
+    touch: Annotated[str, typer.Argument(help="The touch to explain.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Say why a touch did or did not fire for an account or contact, and when it is due."""
+    with Engine(load_program(path)) as engine:
+        explanation = explain_touch(engine, subject, touch)
+    if as_json:
+        typer.echo(explanation.to_json())
+        return
+    lines = render_explanation(explanation)
+    console.print(lines[0], style="bold", markup=False, highlight=False)
+    for line in lines[1:]:
+        console.print(line, markup=False, highlight=False)
 
 
 @db_app.command("upgrade")

@@ -467,14 +467,16 @@ class Engine:
 
     def audience(self, touch: Touch, event: Event) -> list[Contact]:
         """The contacts ``touch`` goes to for ``event``: its audience rules, then its segment."""
+        return self._in_segment(touch.segment, self.addressees(touch, event))
+
+    def addressees(self, touch: Touch, event: Event) -> list[Contact]:
+        """The contacts ``touch``'s audience rules pick for ``event``, before its segment."""
         named = self.store.get_contact(event.contact_id) if event.contact_id else None
         if named is not None and not touch.audience.roles:
-            recipients = [named]
-        else:
-            account_id = event.account_id or (named.account_id if named else None)
-            contacts = self.store.contacts_of(account_id) if account_id else []
-            recipients = pick(touch.audience, contacts)
-        return self._in_segment(touch.segment, recipients)
+            return [named]
+        account_id = event.account_id or (named.account_id if named else None)
+        contacts = self.store.contacts_of(account_id) if account_id else []
+        return pick(touch.audience, contacts)
 
     def _in_segment(self, segment: str | None, contacts: list[Contact]) -> list[Contact]:
         if segment is None or not contacts:

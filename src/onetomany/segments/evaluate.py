@@ -88,6 +88,21 @@ def evaluate(
     return _Evaluator(profile, now, segments).truth(node) is True
 
 
+def value_of(
+    expr: Expr,
+    profile: Profile,
+    *,
+    now: datetime,
+    segments: SegmentSet | None = None,
+) -> Value:
+    """The value of any (sub-)expression for ``profile``, uncollapsed: ``None`` is unknown.
+
+    What :func:`evaluate` computes on the way; :mod:`onetomany.explain` uses it to show why
+    a contact is outside a segment, leaf by leaf.
+    """
+    return _Evaluator(profile, now, segments).value(expr)
+
+
 def normalize(value: Any) -> Value:
     """A stored trait or column value as the language sees it."""
     if isinstance(value, bool | str):
