@@ -21,10 +21,12 @@ $(STAMP): $(BIN)/python pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 ## install: the core, every bundled plugin (editable) and the dev tools, into .venv
 install: $(STAMP)
 
-## demo: run the main example on embedded defaults (SQLite, a local outbox folder)
+## demo: simulate 90 days of the main example on embedded defaults (SQLite, a local outbox folder)
 demo: install
 	rm -rf $(EXAMPLE)/var
-	$(BIN)/onetomany run $(EXAMPLE) --once
+	$(BIN)/onetomany validate $(EXAMPLE)
+	$(BIN)/onetomany simulate $(EXAMPLE) --from 2026-09-01 --to 2026-11-30 \
+		--store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/touches.csv
 
 ## test: every test (core and plugins), ruff and mypy
 test: install lint
