@@ -4,7 +4,11 @@ compiler selects are exactly those the Python evaluator puts in the segment, on 
 
 Populations mix the awkward cases on purpose: missing keys, JSON nulls, lists, values of
 the wrong kind, invalid and boundary dates, contacts without an account or with a dangling
-one, events exactly on window edges and in the future.
+one, events exactly on window edges and in the future, accounts with and without a tier or
+a journey stage (a dangling account may have them too), stages entered on day edges.
+
+Python's side is checked twice: with profiles built from the population itself, and with
+profiles :func:`load_profiles` reads back from the store.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onetomany import Account, Contact, Event
-from onetomany.segments import Profile, evaluate, matching_contact_ids, unparse
+from onetomany.segments import Profile, evaluate, load_profiles, matching_contact_ids, unparse
 from onetomany.segments.ast import (
     And,
     Arith,
     Between,
     Compare,
     Count,
+    CurrentTier,
+    DaysInStage,
     DaysSince,
     Exists,
     Expr,
@@ -40,9 +46,10 @@ from onetomany.segments.ast import (
     Neg,
     Not,
     Or,
+    StageOf,
 )
 from onetomany.store import Store
-from onetomany.store.schema import accounts, contacts, events
+from onetomany.store.schema import accounts, contacts, events, journey_states, tier_states
 from tests.postgres import PostgresUnavailable, running_postgres, unavailable
 
 EXPRESSIONS_PER_POPULATION = 6
@@ -112,16 +119,30 @@ def trait_maps(draw: st.DrawFn) -> dict[str, Any]:
     return traits
 
 
+TIER_NAMES = ("tech", "low", "mid", "high")
+JOURNEYS = ("onboarding", "adoption")
+STAGES = ("setup", "first_value", "active", "Setup")
+
+
 @attrs.frozen
 class Population:
     accounts: tuple[Account, ...]
     contacts: tuple[Contact, ...]
     events: tuple[Event, ...]
+    #: account id -> tier, and account id -> journey -> (stage, entered_at).
+    tiers: dict[str, str] = attrs.field(factory=dict)
+    stages: dict[str, dict[str, tuple[str, datetime]]] = attrs.field(factory=dict)
 
     def profile(self, contact: Contact) -> Profile:
         by_id = {a.id: a for a in self.accounts}
-        account = by_id.get(contact.account_id) if contact.account_id else None
-        return Profile(contact=contact, account=account, events=self.events)
+        owner = contact.account_id
+        return Profile(
+            contact=contact,
+            account=by_id.get(owner) if owner else None,
+            events=self.events,
+            tier=self.tiers.get(owner) if owner else None,
+            stages=self.stages.get(owner, {}) if owner else {},
+        )
 
 
 EVENT_SECONDS = st.one_of(
@@ -164,7 +185,16 @@ def populations(draw: st.DrawFn) -> Population:
                 occurred_at=NOW + timedelta(seconds=draw(EVENT_SECONDS), microseconds=micro),
             )
         )
-    return Population(accounts_, contacts_, tuple(events_))
+    tiers: dict[str, str] = {}
+    stages: dict[str, dict[str, tuple[str, datetime]]] = {}
+    for account_id in [*account_ids, "ghost"]:
+        if draw(st.booleans()):
+            tiers[account_id] = draw(st.sampled_from(TIER_NAMES))
+        for journey in draw(st.lists(st.sampled_from(JOURNEYS), unique=True)):
+            micro = draw(st.sampled_from([0, 250000, 999999]))
+            entered_at = NOW + timedelta(seconds=draw(EVENT_SECONDS), microseconds=micro)
+            stages.setdefault(account_id, {})[journey] = (draw(st.sampled_from(STAGES)), entered_at)
+    return Population(accounts_, contacts_, tuple(events_), tiers, stages)
 
 
 # -- expressions -------------------------------------------------------------------------------
@@ -185,8 +215,17 @@ column_fields = st.sampled_from(
 )
 # Small integers too: day counts and event counts only meet literals of their size.
 scalar_literals = st.builds(
-    Literal, st.one_of(st.none(), st.booleans(), numbers, st.integers(-3, 40), strings)
+    Literal,
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        numbers,
+        st.integers(-3, 40),
+        strings,
+        st.sampled_from(TIER_NAMES + STAGES),
+    ),
 )
+journey_names = st.sampled_from([*JOURNEYS, "renewal"])  # renewal: nobody is in it
 value_leaves = st.one_of(
     trait_fields,
     trait_fields,
@@ -199,6 +238,9 @@ value_leaves = st.one_of(
         st.sampled_from(["account", "contact"]),
     ),
     st.builds(DaysSince, trait_fields),
+    st.just(CurrentTier()),
+    st.builds(StageOf, journey_names),
+    st.builds(DaysInStage, journey_names),
     st.builds(
         lambda e, b: DaysSince(Last(e, b)),
         st.sampled_from(["login", "report"]),
@@ -241,12 +283,16 @@ conditions = st.recursive(
 
 
 def _check(store: Store, population: Population, exprs: Sequence[Expr]) -> None:
+    loaded = load_profiles(store)
+    assert sorted(loaded) == sorted(c.id for c in population.contacts)
     for expr in exprs:
         in_sql = set(matching_contact_ids(store, expr, now=NOW))
         in_python = {
             c.id for c in population.contacts if evaluate(expr, population.profile(c), now=NOW)
         }
         assert in_sql == in_python, f"disagree on: {unparse(expr)}"
+        in_loaded = {i for i, profile in loaded.items() if evaluate(expr, profile, now=NOW)}
+        assert in_loaded == in_python, f"loaded profiles disagree on: {unparse(expr)}"
 
 
 def _save(store: Store, population: Population) -> None:
@@ -256,6 +302,28 @@ def _save(store: Store, population: Population) -> None:
         events=population.events,
         now=NOW,
     )
+    # Written directly: tier tracking and journeys own these tables, and both may hold rows
+    # for an account the store has no profile of.
+    tier_rows = [
+        {"account_id": a, "tier": tier, "since": NOW - timedelta(days=1)}
+        for a, tier in population.tiers.items()
+    ]
+    stage_rows = [
+        {
+            "journey": journey,
+            "account_id": a,
+            "stage": stage,
+            "entry_id": f"{journey}-{a}",
+            "entered_at": entered_at,
+        }
+        for a, journeys in population.stages.items()
+        for journey, (stage, entered_at) in journeys.items()
+    ]
+    with store.engine.begin() as conn:
+        if tier_rows:
+            conn.execute(sa.insert(tier_states), tier_rows)
+        if stage_rows:
+            conn.execute(sa.insert(journey_states), stage_rows)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -294,7 +362,7 @@ def test_sql_agrees_with_python_on_postgresql(
     pg_store: Store, population: Population, exprs: list[Expr]
 ) -> None:
     with pg_store.engine.begin() as conn:
-        for table in (events, contacts, accounts):
+        for table in (events, contacts, accounts, tier_states, journey_states):
             conn.execute(sa.delete(table))
     _save(pg_store, population)
     _check(pg_store, population, exprs)

@@ -16,6 +16,8 @@ from onetomany.segments.ast import (
     Between,
     Compare,
     Count,
+    CurrentTier,
+    DaysInStage,
     DaysSince,
     Exists,
     Expr,
@@ -27,6 +29,7 @@ from onetomany.segments.ast import (
     Not,
     Or,
     SegmentRef,
+    StageOf,
 )
 
 plan = Field("account", ("plan",))
@@ -213,6 +216,9 @@ leaves = st.one_of(
     st.builds(lambda e, b: DaysSince(Last(e, b)), event_names, bys),
     st.builds(lambda e, b, m: Exists(Last(e, b), m), event_names, bys, st.booleans()),
     st.builds(SegmentRef, st.text(max_size=6)),
+    st.just(CurrentTier()),
+    st.builds(StageOf, st.text(max_size=6)),
+    st.builds(DaysInStage, st.text(max_size=6)),
 )
 
 

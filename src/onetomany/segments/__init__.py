@@ -23,6 +23,7 @@ Grammar (lowest precedence first; ``|`` separates alternatives, ``?`` optional, 
                 | "count" "(" STRING ("," "days" "=" INTEGER)? ("," "by" "=" BY)? ")"
                 | "last" "(" STRING ("," "by" "=" BY)? ")"
                 | "segment" "(" STRING ")"
+                | "tier" "(" ")" | "stage" "(" STRING ")" | "days_in_stage" "(" STRING ")"
     BY         := "account" | "contact"  (in quotes; "account" is the default)
     NUMBER     := digits ("." digits)? (("e" | "E") ("+" | "-")? digits)?
     STRING     := '"' ... '"' | "'" ... "'"   (escapes: \\\\ \\" \\' \\n \\t \\r)
@@ -46,6 +47,12 @@ Semantics (SQL's three-valued logic, collapsed at the top):
   from ``last()`` to ``now``; ``count(e, days=N)``: events named ``e`` of the contact's
   account (``by="contact"``: of the contact) with ``now - N days <= occurred_at <= now``;
   ``last(e)``: the latest such event at or before ``now``, missing when there is none.
+- ``tier()``: the tier of the contact's account (``tier_states.tier``: "tech", "low", "mid"
+  or "high"), a string; missing when the account has no tier state (or the contact no
+  account). ``stage("j")``: the name of the account's current stage in journey ``j``
+  (``journey_states.stage``), a string; missing when the account is not in ``j`` or no
+  journey ``j`` exists. ``days_in_stage("j")``: whole days (rounded down) from entering that
+  stage (``entered_at``) to ``now``; missing when ``stage("j")`` is.
 - A contact is in the segment only when the result is true.
 """
 
@@ -53,6 +60,7 @@ from onetomany.segments.ast import Expr, unparse
 from onetomany.segments.evaluate import Profile, evaluate
 from onetomany.segments.named import SegmentSet, references
 from onetomany.segments.parser import parse
+from onetomany.segments.profiles import load_profiles
 from onetomany.segments.sql import matching_contact_ids, population, to_sql
 from onetomany.segments.typecheck import TRAIT_TYPES, check_types
 
@@ -63,6 +71,7 @@ __all__ = [
     "SegmentSet",
     "check_types",
     "evaluate",
+    "load_profiles",
     "matching_contact_ids",
     "parse",
     "population",

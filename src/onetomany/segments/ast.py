@@ -127,6 +127,25 @@ class SegmentRef:
     name: str
 
 
+@attrs.frozen
+class CurrentTier:
+    """``tier()``: the service tier the contact's account is currently served at."""
+
+
+@attrs.frozen
+class StageOf:
+    """``stage("journey")``: the name of the account's current stage in that journey."""
+
+    journey: str
+
+
+@attrs.frozen
+class DaysInStage:
+    """``days_in_stage("journey")``: whole days since the account entered its current stage."""
+
+    journey: str
+
+
 Expr: TypeAlias = (
     Literal
     | Field
@@ -143,6 +162,9 @@ Expr: TypeAlias = (
     | Count
     | Last
     | SegmentRef
+    | CurrentTier
+    | StageOf
+    | DaysInStage
 )
 
 
@@ -190,7 +212,18 @@ def _atomic(node: Expr) -> bool:
     if isinstance(node, Literal):
         # "-5" reads back as the literal -5, but "-5 * 2" must not absorb a negative literal.
         return not (isinstance(node.value, int | float) and _scalar(node.value).startswith("-"))
-    return isinstance(node, Field | Exists | DaysSince | Count | Last | SegmentRef)
+    return isinstance(
+        node,
+        Field
+        | Exists
+        | DaysSince
+        | Count
+        | Last
+        | SegmentRef
+        | CurrentTier
+        | StageOf
+        | DaysInStage,
+    )
 
 
 def _wrap(node: Expr) -> str:
@@ -239,4 +272,10 @@ def unparse(node: Expr) -> str:
             return f"last({_string(event)}{_by(by)})"
         case SegmentRef(name):
             return f"segment({_string(name)})"
+        case CurrentTier():
+            return "tier()"
+        case StageOf(journey):
+            return f"stage({_string(journey)})"
+        case DaysInStage(journey):
+            return f"days_in_stage({_string(journey)})"
     raise TypeError(f"not a segment expression node: {node!r}")

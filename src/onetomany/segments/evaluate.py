@@ -29,6 +29,8 @@ from onetomany.segments.ast import (
     By,
     Compare,
     Count,
+    CurrentTier,
+    DaysInStage,
     DaysSince,
     Exists,
     Expr,
@@ -40,6 +42,7 @@ from onetomany.segments.ast import (
     Not,
     Or,
     SegmentRef,
+    StageOf,
 )
 from onetomany.segments.dates import epoch, iso_epoch, whole_days
 from onetomany.segments.parser import parse
@@ -58,6 +61,17 @@ class Instant:
 Value = float | str | bool | Instant | None
 
 
+def _aware_stages(
+    _profile: Profile, _attribute: attrs.Attribute[Any], stages: Mapping[str, tuple[str, datetime]]
+) -> None:
+    for journey, (_stage, entered_at) in stages.items():
+        if entered_at.tzinfo is None or entered_at.utcoffset() is None:
+            raise ValueError(
+                f"stages[{journey!r}]: entered_at {entered_at.isoformat()} has no timezone; "
+                "pass an aware datetime"
+            )
+
+
 @attrs.frozen(kw_only=True)
 class Profile:
     """What one contact's segments are evaluated over.
@@ -66,11 +80,20 @@ class Profile:
     look at: those of the contact's account (matched on ``Event.account_id ==
     contact.account_id``) and those of the contact (``Event.contact_id == contact.id``).
     Others are ignored, so handing over a larger list is harmless.
+
+    ``tier`` is the account's current tier (``tier_states.tier``: "tech", "low", "mid" or
+    "high"), None when it has none. ``stages`` maps a journey name to the account's current
+    stage in it and when it entered that stage (``journey_states``); a journey the account is
+    not in is simply absent. Both belong to the contact's ``account_id``, whether or not
+    ``account`` is given. :func:`~onetomany.segments.profiles.load_profiles` builds profiles
+    with all of this from a store.
     """
 
     contact: Contact
     account: Account | None = None
     events: Sequence[Event] = ()
+    tier: str | None = None
+    stages: Mapping[str, tuple[str, datetime]] = attrs.field(factory=dict, validator=_aware_stages)
 
 
 def evaluate(
@@ -240,6 +263,16 @@ class _Evaluator:
                 return Instant(epoch(max(times))) if times else None
             case SegmentRef(name):
                 return self.segment(name)
+            case CurrentTier():
+                return normalize(self.profile.tier)
+            case StageOf(journey):
+                current = self.profile.stages.get(journey)
+                return None if current is None else normalize(current[0])
+            case DaysInStage(journey):
+                current = self.profile.stages.get(journey)
+                if current is None:
+                    return None
+                return float(whole_days(self.now_epoch, epoch(current[1])))
         raise TypeError(f"not a segment expression node: {node!r}")
 
     def field(self, node: Field) -> Value:

@@ -18,6 +18,8 @@ from onetomany.segments.ast import (
     By,
     Compare,
     Count,
+    CurrentTier,
+    DaysInStage,
     DaysSince,
     Exists,
     Expr,
@@ -29,12 +31,23 @@ from onetomany.segments.ast import (
     Not,
     Or,
     SegmentRef,
+    StageOf,
     Subject,
     walk,
 )
 from onetomany.segments.tokens import Kind, Token, syntax_error, tokenize
 
-FUNCTIONS = ("days_since", "count", "last", "exists", "missing", "segment")
+FUNCTIONS = (
+    "days_since",
+    "count",
+    "last",
+    "exists",
+    "missing",
+    "segment",
+    "tier",
+    "stage",
+    "days_in_stage",
+)
 #: Words that cannot start an operand; a field or function never has these names.
 KEYWORDS = ("and", "or", "not", "in", "between", "true", "false", "null")
 
@@ -296,6 +309,13 @@ class _Parser:
             segment = self.expect_string('a segment name in quotes, e.g. segment("at_risk")')
             self.expect(")", "')' to close segment(")
             return SegmentRef(segment)
+        if name == "tier":
+            self.expect(")", "')' after tier(: tier() takes no arguments")
+            return CurrentTier()
+        if name in ("stage", "days_in_stage"):
+            journey = self.expect_string(f'a journey name in quotes, e.g. {name}("onboarding")')
+            self.expect(")", f"')' to close {name}(")
+            return StageOf(journey) if name == "stage" else DaysInStage(journey)
         event = self.expect_string(f'an event name in quotes, e.g. {name}("login")')
         days: int | None = None
         by: By = "account"

@@ -31,6 +31,8 @@ from onetomany.segments.ast import (
     By,
     Compare,
     Count,
+    CurrentTier,
+    DaysInStage,
     DaysSince,
     Exists,
     Expr,
@@ -42,11 +44,12 @@ from onetomany.segments.ast import (
     Not,
     Or,
     SegmentRef,
+    StageOf,
 )
 from onetomany.segments.dates import SECONDS_PER_DAY, epoch
 from onetomany.segments.evaluate import normalize
 from onetomany.segments.parser import parse
-from onetomany.store.schema import accounts, contacts, events
+from onetomany.store.schema import accounts, contacts, events, journey_states, tier_states
 
 if TYPE_CHECKING:
     from onetomany.segments.named import SegmentSet
@@ -83,8 +86,8 @@ def to_sql(
     """A condition true exactly for the contacts :func:`~.evaluate.evaluate` puts in ``expr``.
 
     Use it on ``contacts`` outer-joined to ``accounts`` (see :func:`population`); event
-    aggregates are subqueries correlated to ``contacts``. ``dialect_name`` is ``"sqlite"``
-    or ``"postgresql"`` (``Store.dialect``).
+    aggregates, ``tier()`` and the journey calls are subqueries correlated to ``contacts``.
+    ``dialect_name`` is ``"sqlite"`` or ``"postgresql"`` (``Store.dialect``).
     """
     if dialect_name not in DIALECTS:
         raise ConfigError(f"segments compile to SQLite or PostgreSQL, not {dialect_name!r}")
@@ -193,6 +196,13 @@ class _Compiler:
                 return _Typed(instant=self.last(event, by))
             case SegmentRef(name):
                 return _Typed(bool=self.segment(name))
+            case CurrentTier():
+                return _Typed(str=self.account_state(tier_states.c.tier))
+            case StageOf(journey):
+                return _Typed(str=self.account_state(journey_states.c.stage, journey))
+            case DaysInStage(journey):
+                entered = self.account_state(journey_states.c.entered_at, journey)
+                return self.days_since(_Typed(instant=self.epoch_of(entered)))
         raise TypeError(f"not a segment expression node: {node!r}")
 
     def truth(self, node: Expr) -> SQL:
@@ -352,11 +362,27 @@ class _Compiler:
         return sa.select(column).select_from(events).where(*conditions).scalar_subquery()
 
     def last(self, name: str, by: By) -> SQL:
-        latest = self.events(sa.func.max(events.c.occurred_at), name, by, None)
+        return self.epoch_of(self.events(sa.func.max(events.c.occurred_at), name, by, None))
+
+    def epoch_of(self, moment: SQL) -> SQL:
+        """Whole seconds since the epoch of a stored (UTC) timestamp, rounded down."""
         if self.pg:
-            return _int(sa.cast(sa.func.floor(sa.extract("epoch", latest)), sa.BigInteger()))
+            return _int(sa.cast(sa.func.floor(sa.extract("epoch", moment)), sa.BigInteger()))
         # SQLite keeps 'YYYY-MM-DD HH:MM:SS.ffffff'; %s rounds down to whole seconds.
-        return _int(sa.cast(sa.func.strftime("%s", latest), sa.BigInteger()))
+        return _int(sa.cast(sa.func.strftime("%s", moment), sa.BigInteger()))
+
+    # -- account state --------------------------------------------------------------------
+
+    def account_state(self, column: sa.Column[Any], journey: str | None = None) -> SQL:
+        """``column`` of the contact's account's row in ``tier_states`` (or, given a
+        journey, in ``journey_states``): a scalar subquery on the table's primary key, NULL
+        when there is no row."""
+        table = column.table
+        assert isinstance(table, sa.Table)
+        conditions = [table.c.account_id == contacts.c.account_id]
+        if journey is not None:
+            conditions.append(table.c.journey == journey)
+        return sa.select(column).where(*conditions).scalar_subquery()
 
     # -- dates (mirrors dates.iso_epoch) --------------------------------------------------
 

@@ -2,13 +2,13 @@
 
 Evaluation never fails on a type mismatch (it yields unknown, so the contact is not in the
 segment); that is safe but silent. This check turns the mismatches that can be seen before
-any data exists into ConfigErrors, e.g. comparing a ``str`` trait with a number, or
-``days_since()`` of a trait that is not a date.
+any data exists into ConfigErrors, e.g. comparing a ``str`` trait with a number,
+``days_since()`` of a trait that is not a date, or ``tier()`` with a name that is no tier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from onetomany.errors import ConfigError
 from onetomany.segments.ast import (
@@ -17,6 +17,8 @@ from onetomany.segments.ast import (
     Between,
     Compare,
     Count,
+    CurrentTier,
+    DaysInStage,
     DaysSince,
     Exists,
     Expr,
@@ -28,10 +30,12 @@ from onetomany.segments.ast import (
     Not,
     Or,
     SegmentRef,
+    StageOf,
     unparse,
 )
 from onetomany.segments.named import SegmentSet
 from onetomany.segments.parser import parse
+from onetomany.tiers import TIERS
 
 TRAIT_TYPES = ("int", "float", "str", "bool", "date", "datetime")
 _STATIC = {
@@ -60,6 +64,7 @@ def check_types(
     account_traits: Mapping[str, str] | None = None,
     contact_traits: Mapping[str, str] | None = None,
     segments: SegmentSet | None = None,
+    journeys: Mapping[str, Iterable[str]] | None = None,
     file: str | None = None,
     key: str | None = None,
 ) -> list[ConfigError]:
@@ -67,10 +72,15 @@ def check_types(
 
     ``account_traits``/``contact_traits`` map a trait name (``"billing.overdue"`` for a
     nested one) to one of :data:`TRAIT_TYPES`. Undeclared traits may hold anything and are
-    not checked. ``file`` and ``key`` locate the errors.
+    not checked. ``journeys`` (journey name to its stage names), when given, makes a
+    ``stage()``/``days_in_stage()`` of an unknown journey, or ``stage()`` compared with a
+    name that is not one of its stages, an error. ``file`` and ``key`` locate the errors.
     """
     node = parse(expr, file=file, key=key) if isinstance(expr, str) else expr
-    checker = _Checker(account_traits or {}, contact_traits or {}, segments, file, key)
+    known_journeys = None if journeys is None else {j: tuple(s) for j, s in journeys.items()}
+    checker = _Checker(
+        account_traits or {}, contact_traits or {}, segments, known_journeys, file, key
+    )
     for subject, declared in (("account", checker.account), ("contact", checker.contact)):
         for name, type_name in declared.items():
             if type_name not in _STATIC:
@@ -95,18 +105,22 @@ class _Checker:
         account: Mapping[str, str],
         contact: Mapping[str, str],
         segments: SegmentSet | None,
+        journeys: Mapping[str, tuple[str, ...]] | None,
         file: str | None,
         key: str | None,
     ) -> None:
         self.account = account
         self.contact = contact
         self.segments = segments
+        self.journeys = journeys
         self.file = file
         self.key = key
         self.errors: list[ConfigError] = []
 
     def error(self, reason: str) -> None:
-        self.errors.append(ConfigError(reason, file=self.file, key=self.key))
+        # "x between a and b" checks x twice; one mistake is reported once.
+        if all(e.reason != reason for e in self.errors):
+            self.errors.append(ConfigError(reason, file=self.file, key=self.key))
 
     def infer(self, node: Expr) -> str:
         match node:
@@ -167,6 +181,14 @@ class _Checker:
                 if self.segments is not None and name not in self.segments:
                     self.error(f'segment("{name}") names no known segment')
                 return "bool"
+            case CurrentTier():
+                return "str"
+            case StageOf(journey):
+                self.journey(node, journey)
+                return "str"
+            case DaysInStage(journey):
+                self.journey(node, journey)
+                return "number"
         raise TypeError(f"not a segment expression node: {node!r}")
 
     def number(self, node: Expr, operator: str) -> None:
@@ -193,3 +215,34 @@ class _Checker:
             )
         elif op not in ("==", "!=") and kinds[0] in ("bool", "instant"):
             self.error(f"{unparse(whole)} orders {_NAMES[kinds[0]]}s, which have no order")
+        else:
+            self.named_values(op, whole, left, right)
+            self.named_values(op, whole, right, left)
+
+    def journey(self, node: StageOf | DaysInStage, journey: str) -> None:
+        if self.journeys is not None and journey not in self.journeys:
+            known = ", ".join(sorted(self.journeys)) or "none"
+            self.error(f"{unparse(node)} names no known journey (journeys: {known})")
+
+    def named_values(self, op: str, whole: Expr, subject: Expr, other: Expr) -> None:
+        """``tier()`` and ``stage()`` hold one of a few known names: comparing them with any
+        other string can never be true, which is a typo rather than a condition."""
+        name = other.value if isinstance(other, Literal) else None
+        if isinstance(subject, CurrentTier):
+            if op not in ("==", "!="):
+                self.error(
+                    f"{unparse(whole)} orders tiers by their names, not tech < low < mid < "
+                    'high; list the tiers instead, e.g. tier() in ["mid", "high"]'
+                )
+            elif isinstance(name, str) and name not in TIERS:
+                self.error(
+                    f"{unparse(whole)} compares tier() with {name!r}, which is not a tier; "
+                    f"tiers are {', '.join(TIERS)}"
+                )
+        elif isinstance(subject, StageOf) and isinstance(name, str) and self.journeys:
+            stages = self.journeys.get(subject.journey)
+            if stages is not None and name not in stages:
+                self.error(
+                    f"{unparse(whole)} compares {unparse(subject)} with {name!r}, which is not "
+                    f"a stage of journey {subject.journey!r} (stages: {', '.join(stages)})"
+                )
