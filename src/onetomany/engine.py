@@ -283,14 +283,17 @@ class Engine:
             result = source.sync(cursor=self.store.get_cursor(cursor_name))
             now = self.clock.now()
             future = [e for e in result.events if self._from_the_future(e, now)]
-            for event in future:
+            if future:
+                first = min(future, key=lambda e: e.occurred_at)
                 log.warning(
-                    "source %r: skipped event %r (%s) dated %s, ahead of the clock (%s)",
+                    "source %r: skipped %d event(s) dated ahead of the clock (%s), the "
+                    "earliest %r (%s) at %s; they are stored once the clock reaches them",
                     name,
-                    event.name,
-                    event.id,
-                    event.occurred_at.isoformat(),
+                    len(future),
                     now.isoformat(),
+                    first.name,
+                    first.id,
+                    first.occurred_at.isoformat(),
                 )
             added = self.store.save_profiles(
                 accounts=result.accounts,

@@ -197,6 +197,10 @@ class Program:
         names = {t.trigger.segment for t in self.touches if isinstance(t.trigger, SegmentTrigger)}
         return sorted(names)
 
+    def stage_names(self) -> dict[str, list[str]]:
+        """Each journey's stage names, which ``stage("journey") == "name"`` is checked against."""
+        return {j.name: [s.name for s in j.stages] for j in self.journeys.values()}
+
     def journey(self, name: str) -> Journey:
         try:
             return self.journeys[name]
@@ -225,6 +229,7 @@ class Program:
                     account_traits=self.traits.get("account", {}),
                     contact_traits=self.traits.get("contact", {}),
                     segments=segments,
+                    journeys=self.stage_names(),
                     file=self.origin,
                     key=f"segments.{name}",
                 )
@@ -247,6 +252,7 @@ class Program:
                         account_traits=self.traits.get("account", {}),
                         contact_traits=self.traits.get("contact", {}),
                         segments=segments,
+                        journeys=self.stage_names(),
                         file=self.origin,
                         key=key,
                     )
