@@ -120,9 +120,9 @@ class Composer:
             "account": account_context(account),
             "touch": {"name": row.touch, "key": row.idempotency_key},
             "event": row.payload.get("event"),
-            # A cadence's firing: {"at", "number", "since"}, and the account's events between
-            # the previous firing (or the anchor) and this one, for recaps.
-            "occurrence": row.payload.get("occurrence"),
+            # A cadence's firing ({"at", "local", "number", "since", ...}), and the account's
+            # events between the previous firing (or the anchor) and this one, for recaps.
+            "occurrence": row.payload.get("cadence"),
             "activity": row.payload.get("activity") or [],
             "escalation": row.payload.get("escalation"),
             "program": {"name": self.program.name, "constants": dict(self.program.constants)},

@@ -17,6 +17,14 @@ from typing import Any
 
 import attrs
 
+from onetomany.cadence import (
+    Firing,
+    activity,
+    advance_schedules,
+    due_firings,
+    scheduled_next,
+    start_schedules,
+)
 from onetomany.capacity import CapacityPlan, capacity_from_counts
 from onetomany.channels import Channel, Runtime
 from onetomany.clock import Clock, SystemClock
@@ -43,6 +51,7 @@ from onetomany.store import InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
 from onetomany.tiers import TIERS, Tier, TierChange, TierState
+from onetomany.triggers import CadenceTrigger
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +148,7 @@ class Engine:
         if problems:
             raise ConfigErrors(problems)
         self.segments = program.segment_set()
+        self._cadence_fired: list[Firing] = []
         self.dispatcher = Dispatcher(
             store=self.store,
             composer=Composer(program, self.templates),
@@ -330,8 +340,14 @@ class Engine:
         """
         queued = self._queue_events(batch)
         now = self.clock.now()
-        for candidates in (self._absence_candidates(now), self._engagement_candidates(now)):
+        for candidates in (
+            self._absence_candidates(now),
+            self._cadence_candidates(now),
+            self._engagement_candidates(now),
+        ):
             queued += self._enqueue(candidates, now=now)
+        # Only after the occurrences are queued: a crash before this re-fires the same keys.
+        advance_schedules(self.store, self._cadence_fired, now=now)
         return queued
 
     def skip_stored_events(self) -> int:
@@ -467,6 +483,63 @@ class Engine:
                 if c.row.contact_id in allowed
             ]
         return touches
+
+    def _cadence_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:
+        """Cadence touches: the current occurrence of every due schedule (see cadence.py).
+
+        The due rows are kept for :func:`advance_schedules`, which ``tick`` calls once they
+        are queued; the touch's segment is checked now, at firing time.
+        """
+        touches: list[tuple[Touch, NewTouch]] = []
+        self._cadence_fired = []
+        for touch, trigger in self.program.cadence_touches():
+            start_schedules(self.store, touch, trigger, now=now, choose=pick)
+            due = due_firings(self.store, touch, trigger, now=now)
+            self._cadence_fired += [firing for firing, _ in due]
+            firing = [(f, zone) for f, zone in due if f.at is not None]
+            contacts = self.store.get_contacts(f.contact_id for f, _ in firing)
+            inside = {
+                c.id for c in self._in_segment(touch.segment, sorted(contacts.values(), key=_id))
+            }
+            touches += [
+                (
+                    touch,
+                    self._new_touch(
+                        touch,
+                        contacts[f.contact_id],
+                        occurrence=f.occurrence,
+                        now=now,
+                        extra={
+                            "cadence": f.context(zone),
+                            "activity": activity(
+                                self.store,
+                                contacts[f.contact_id],
+                                since=f.since or f.anchor_at,
+                                until=f.at or now,
+                            ),
+                        },
+                    ),
+                )
+                for f, zone in firing
+                if f.contact_id in inside
+            ]
+        return touches
+
+    def next_due(self, touch_name: str, contact_id: str) -> datetime | None:
+        """When cadence touch ``touch_name`` is next due for ``contact_id`` (UTC).
+
+        None when the contact has no schedule for it (yet: the next ``tick`` starts one once
+        the anchor event is stored) or its rule is exhausted. A time in the past means a tick
+        has not run since it came due.
+        """
+        touch = self.program.touch(touch_name)
+        if not isinstance(touch.trigger, CadenceTrigger):
+            raise ConfigError(
+                f"touch {touch_name!r} has no cadence trigger ({touch.trigger!r})",
+                file=self.program.origin,
+                key=f"touches.{touch_name}.trigger",
+            )
+        return scheduled_next(self.store, touch_name, contact_id)
 
     def audience(self, touch: Touch, event: Event) -> list[Contact]:
         """The contacts ``touch`` goes to for ``event``: its audience rules, then its segment."""

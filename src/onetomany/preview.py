@@ -236,7 +236,7 @@ def _preview_occurrence(touch: Touch) -> dict[str, Any]:
         for n, name in enumerate(("integration_connected", "report_created", "teammate_invited"))
     ]
     return {
-        "occurrence": {"at": at.isoformat(), "number": 1, "since": since.isoformat()},
+        "cadence": {"at": at.isoformat(), "number": 1, "since": since.isoformat()},
         "activity": activity,
     }
 

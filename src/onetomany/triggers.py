@@ -25,6 +25,7 @@ import attrs
 from dateutil import rrule as rr
 
 from onetomany.model import Event
+from onetomany.recurrence import HORIZON, Recurrence, never_fires
 
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _BY = ("account", "contact")
@@ -129,21 +130,15 @@ class AbsenceTrigger:
 def parse_rrule(text: str, dtstart: datetime) -> rr.rrule:
     """``text`` (an RFC 5545 RRULE, with or without the ``RRULE:`` prefix) from ``dtstart``.
 
-    Raises ValueError with dateutil's reason for a malformed rule.
+    Raises ValueError saying what is wrong with a malformed rule. The rule runs in
+    ``dtstart``'s timezone (UTC for a naive one); :mod:`onetomany.recurrence` has the rules.
     """
-    body = text.strip()
-    if body.upper().startswith("RRULE:"):
-        body = body[6:]
-    if "DTSTART" in body.upper():
-        raise ValueError("DTSTART comes from the anchor event; leave it out of the rule")
-    rule = rr.rrulestr(body, dtstart=dtstart, forceset=False)
-    if not isinstance(rule, rr.rrule):  # pragma: no cover - forceset=False and one RRULE
-        raise ValueError("expected a single RRULE")
-    return rule
+    zone = dtstart.tzinfo or UTC
+    return Recurrence.parse(text).rule(dtstart.replace(tzinfo=zone), zone)
 
 
 #: How far ahead ``validate`` looks for a first occurrence before calling a cadence dead.
-CADENCE_HORIZON = timedelta(days=3 * 366)
+CADENCE_HORIZON = HORIZON
 
 
 @attrs.frozen(kw_only=True)
@@ -182,22 +177,29 @@ class CadenceTrigger:
     def rule(self, dtstart: datetime) -> rr.rrule:
         return parse_rrule(self.rrule, dtstart)
 
+    @property
+    def recurrence(self) -> Recurrence:
+        """The parsed rule, to run per recipient (:meth:`Recurrence.occurrences`)."""
+        return Recurrence.parse(self.rrule)
+
     def describe(self) -> str:
         start = f"{self.after_days} days after" if self.after_days else "from"
         return f"every {self.rrule!r} {start} the {self.by}'s first {self.anchor!r}"
 
 
 def cadence_problem(text: str) -> str | None:
-    """Why ``text`` is not a usable cadence (malformed, or never fires), or None."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    """Why ``text`` is not a usable cadence (malformed, or never fires), or None.
+
+    "Never fires" covers a rule no date matches (``BYMONTH=2;BYMONTHDAY=30``), one whose
+    INTERVAL skips what it allows for some anchors (``FREQ=DAILY;INTERVAL=7;BYDAY=TU``), and
+    an UNTIL before 2026 (:data:`onetomany.recurrence.REFERENCE`).
+    """
     try:
-        rule = parse_rrule(text, start)
-        first = rule.after(start, inc=True)
-    except (ValueError, TypeError, OverflowError) as exc:
+        recurrence = Recurrence.parse(text)
+    except ValueError as exc:
         return f"not a valid RRULE {text!r}: {exc}"
-    if first is None or first - start > CADENCE_HORIZON:
-        return f"the cadence {text!r} never fires (no occurrence within three years of its start)"
-    return None
+    why = never_fires(recurrence)
+    return f"the cadence {text!r} never fires: {why}" if why else None
 
 
 @attrs.frozen(kw_only=True)
