@@ -117,6 +117,8 @@ def test_the_payload_and_key_name_the_occurrence(tmp_path, store, frozen_clock):
         engine.track("signed_up", account_id="a-jakarta", id="s1")
         engine.tick()
         assert engine.next_due("tip", "c-jakarta") == datetime(2026, 1, 5, 10, tzinfo=UTC)
+        frozen_clock.set(datetime(2026, 1, 5, 9, 30, tzinfo=UTC))
+        engine.track("report_created", account_id="a-jakarta", id="r1")
         frozen_clock.set(datetime(2026, 1, 5, 10, tzinfo=UTC))
         assert engine.tick() == 1
         [row] = engine.store.outbox_rows()
@@ -125,9 +127,18 @@ def test_the_payload_and_key_name_the_occurrence(tmp_path, store, frozen_clock):
             "at": "2026-01-05T10:00:00+00:00",
             "local": "2026-01-05T17:00:00+07:00",
             "number": 1,
+            "since": "2026-01-05T09:00:00+00:00",
             "anchor_id": "s1",
             "anchor_at": "2026-01-05T09:00:00+00:00",
         }
+        assert row.payload["activity"] == [
+            {
+                "id": "r1",
+                "name": "report_created",
+                "occurred_at": "2026-01-05T09:30:00+00:00",
+                "properties": {},
+            }
+        ]  # what happened since the anchor, which itself is not news
         assert engine.next_due("tip", "c-jakarta") == datetime(2026, 1, 6, 10, tzinfo=UTC)
 
 

@@ -24,7 +24,7 @@ to a program months later does not greet old accounts with its fifth day).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,7 +73,7 @@ class Firing:
             "at": self.at.isoformat(),
             "local": self.at.astimezone(ZoneInfo(zone)).isoformat(),
             "number": self.fired + 1,
-            "since": (self.since or self.anchor_at).isoformat(),
+            "since": (self.since or self.anchor_at).astimezone(UTC).isoformat(),
             "anchor_id": self.anchor_id,
             "anchor_at": self.anchor_at.isoformat(),
         }
