@@ -113,7 +113,7 @@ def per_call(function: Callable[[dict[str, Any]], object], repeat: int) -> float
     for warm in range(20):
         function(context(10**6 + warm))  # other recipients: no cache may help the timed ones
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         for each in contexts:
             function(each)

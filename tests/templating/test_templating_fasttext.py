@@ -8,19 +8,23 @@ empty strings, unicode and the extractor's own break markers.
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 from templating_support import WriteFiles, page, section, template
 
+from onetomany.errors import TemplateError
 from onetomany.templating import TemplateSet, html_to_text
 from onetomany.templating.fasttext import SlowPath
+from onetomany.templating.text import assemble
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onboarding" / "templates"
 
@@ -156,6 +160,16 @@ def test_fast_text_equals_html_to_text(
         # Only a break marker in a link target or image text sends a plain value there.
         assert _has_marker(values)
     assert compiled.derived_text(context, compiled.body.render(context)) == expected
+    # The one pass gives the compiled HTML byte for byte, and the front matter as rendered alone.
+    classic = attrs.evolve(compiled, fast_text=None)  # every part rendered on its own
+    try:
+        expected_rendered = classic.render(context)
+    except TemplateError as exc:  # e.g. a line break in the subject: refused either way
+        with pytest.raises(TemplateError, match=re.escape(str(exc))):
+            compiled.render(context)
+        return
+    assert compiled.render(context) == expected_rendered
+    assert expected_rendered.html == compiled.body.render(context)
 
 
 def test_fast_text_on_every_variant_with_edge_values(bundled: TemplateSet) -> None:
@@ -214,7 +228,6 @@ def test_markup_values_take_the_slow_path(bundled: TemplateSet) -> None:
         ('<mj-text><p style="color: {{ c }}">x</p></mj-text>', "style"),
         ("<mj-text>{%- if a %}x{% endif %}</mj-text>", "whitespace control"),
         ("<mj-text>{% macro m() %}x{% endmacro %}{{ m() }}</mj-text>", "macro"),
-        ("<mj-text>{{ items|random }}</mj-text>", "random"),
         ("<mj-text>&amp{{ a }}</mj-text>", "could form markup"),
         ("<mj-text>{% if a %}<a href='x'>{% endif %}y</a></mj-text>", "spans a change"),
         ("<mj-text><!-- {% if a %} -->x<!-- {% endif %} --></mj-text>", "comment"),
@@ -310,3 +323,86 @@ def test_fast_text_on_random_shapes(
         assert compiled.derived_text(context, html) == html_to_text(html)
         if compiled.fast_text is not None and not _has_marker(each):
             assert compiled.fast_text.render(context) == html_to_text(html)
+
+
+# --- one pass ---------------------------------------------------------------------------------
+
+
+def test_one_pass_evaluates_each_expression_once(write: WriteFiles) -> None:
+    calls: list[str] = []
+
+    def tick(value: str) -> str:
+        calls.append(value)
+        return f"{value}#{len(calls)}"
+
+    body = (
+        "<mj-text><p>Hi {{ contact.name|tick }}</p>{% for item in items %}<p>{{ item|tick }}</p>"
+        '{% endfor %}<a href="https://x.test/{{ contact.name|tick }}">{{ items|random }}</a>'
+        "</mj-text>"
+    )
+    folder = write({"t.mjml": template(page(section(body)), subject="For {{ contact.name|tick }}")})
+    compiled = TemplateSet(folder, filters={"tick": tick}).compiled("t")
+    assert compiled.fast_text is not None, compiled.fast_text_reason
+    assert compiled.fast_text.fields == ("subject",)
+    rendered = compiled.render({"contact": {"name": "Ann"}, "items": ["a", "b"]})
+    # Subject, two loop items and the link target: four calls, one per evaluated expression.
+    assert calls == ["Ann", "Ann", "a", "b", "Ann"]
+    assert rendered.subject == "For Ann#1"
+    assert rendered.text == html_to_text(rendered.html)
+    label = "a" if ">a</a>" in rendered.html else "b"
+    assert rendered.text.endswith(f"{label} (https://x.test/Ann#5)")
+
+
+def test_one_pass_failure_is_reported_as_the_ordinary_render_would(write: WriteFiles) -> None:
+    folder = write(
+        {"t.mjml": template(page(section("<mj-text>\n{{ contact.missing }}</mj-text>")))}
+    )
+    compiled = TemplateSet(folder).compiled("t")
+    assert compiled.fast_text is not None
+    with pytest.raises(TemplateError) as caught:
+        compiled.render({"contact": {"first_name": "Ann"}})
+    assert "missing" in str(caught.value)
+    assert caught.value.template == "t.mjml"
+    assert caught.value.line == 5
+
+
+def test_a_subject_using_a_name_the_body_sets_renders_on_its_own(write: WriteFiles) -> None:
+    folder = write(
+        {
+            "t.mjml": template(
+                page(section("<mj-text>{% set who = 'body' %}{{ who }}</mj-text>")),
+                subject="Hi {{ who }}",
+            )
+        }
+    )
+    compiled = TemplateSet(folder).compiled("t")
+    assert compiled.fast_text is not None
+    assert compiled.fast_text.fields == ()
+    assert compiled.render({"who": "context"}).subject == "Hi context"
+
+
+def _old_assemble(stream: str) -> str:
+    """The line-by-line assembly the regular expressions replaced, kept as the reference."""
+    lines: list[str] = []
+    pending = 0
+    for piece in re.split("([\x01\x02])", stream):
+        if piece in ("\x01", "\x02"):
+            pending = max(pending, 1 if piece == "\x01" else 2)
+        elif piece.strip():
+            if lines and pending:
+                lines.extend([""] * (pending - 1) + [piece])
+            elif lines:
+                lines[-1] += piece
+            else:
+                lines.append(piece)
+            pending = 0
+        elif lines and not pending:
+            lines[-1] += piece
+    return "\n".join(" ".join(line.split()) for line in lines).strip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(stream=st.lists(_ALPHABET | st.sampled_from(["\x01", "\x02", "word"]), max_size=30))
+def test_assemble_keeps_the_strongest_break_of_each_run(stream: list[str]) -> None:
+    text = "".join(stream)
+    assert assemble(text) == _old_assemble(text)

@@ -1,7 +1,8 @@
 """A compiled template, ready to render per recipient, and what rendering it gives.
 
-Rendering is the hot path: for the "mjml-first" strategy it is one Jinja render of the
-precompiled HTML, one per front matter value and the plain-text derivation. Only templates whose
+Rendering is the hot path: for the "mjml-first" strategy with a derived text it is one Jinja
+render of the one-pass template (:mod:`onetomany.templating.fasttext`), which writes the HTML,
+the text and the front matter values made of expressions at once. Only templates whose
 Jinja tags MJML could mangle pay for an MJML compile per render ("jinja-first").
 """
 
@@ -15,7 +16,7 @@ import attrs
 
 from onetomany.errors import TemplateError
 from onetomany.templating.environment import BoundTemplate
-from onetomany.templating.fasttext import FastText
+from onetomany.templating.fasttext import FastText, OnePass
 from onetomany.templating.mjml import MjmlCompiler, RenderingLoader, run_mjml
 from onetomany.templating.text import html_to_text
 
@@ -77,6 +78,13 @@ class CompiledTemplate:
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; every failure is a TemplateError naming the file."""
+        if self.fast_text is not None:
+            try:
+                one: OnePass | None = self.fast_text.render_all(context)
+            except Exception:  # rendered again below, the ordinary way, which reports it
+                one = None
+            if one is not None:
+                return self._one_pass(context, one)
         context = dict(context)
         subject = self._field("subject", context) or ""
         preheader = self._field("preheader", context) or ""
@@ -95,6 +103,34 @@ class CompiledTemplate:
             subject=subject,
             preheader=preheader,
             html=html,
+            text=text,
+            sender=sender or None,
+            reply_to=reply_to or None,
+            url=url or None,
+            title=title or None,
+        )
+
+    def _one_pass(self, context: Mapping[str, Any], one: OnePass) -> Rendered:
+        """The rendering from one pass of the one-pass template (HTML, text and the front
+        matter values it holds); the other front matter values render on their own."""
+
+        def field(key: str) -> str | None:
+            if key in one.fields:
+                return self._checked_field(key, one.fields[key])
+            return self._field(key, context)
+
+        subject = field("subject") or ""
+        preheader = field("preheader") or ""
+        sender = field("from")
+        reply_to = field("reply_to")
+        url = field("url")
+        title = field("title")
+        self._check_size("HTML", one.html, self.path)
+        text = html_to_text(one.html) if one.text is None else one.text
+        return Rendered(
+            subject=subject,
+            preheader=preheader,
+            html=one.html,
             text=text,
             sender=sender or None,
             reply_to=reply_to or None,
@@ -131,6 +167,9 @@ class CompiledTemplate:
             if template is None:
                 return None
             value = template.render(context)
+        return self._checked_field(key, value)
+
+    def _checked_field(self, key: str, value: str) -> str:
         # Surrounding whitespace (a TOML multi-line string's last newline) is never meant.
         value = value.strip()
         if key in _SINGLE_LINE and len(value.splitlines()) > 1:

@@ -1,72 +1,75 @@
-"""Derive the plain text per recipient without parsing the rendered HTML.
+"""One Jinja pass per recipient for the whole email: HTML, plain text, subject and preheader.
 
 :func:`~onetomany.templating.text.html_to_text` parses the whole rendered email per recipient.
 But the HTML is a fixed Jinja template (MJML compiled once): its tags, structure and most of its
-text are the same for everyone. So, once per template, the compiled HTML is run through the same
-extraction with each Jinja tag replaced by a placeholder, and the extractor's output stream
-(text plus line/paragraph break markers) becomes a *text template*: static text where the HTML
-was static, the tag's expression where it had one. Per recipient, rendering that template and
-assembling the stream (the cheap last step of ``html_to_text``) gives the text.
+text are the same for everyone. So, once per template version, the compiled HTML is walked the
+way ``html_to_text`` walks it (:class:`~onetomany.templating.text.BlockWalker`), with each Jinja
+tag replaced by a placeholder. That gives a *text plan*: for each tag, the text the static HTML
+before it contributes (words, break markers, links opening and closing), and what the tag's value
+is to the text (visible words, part of a link target, an image's text in a link, or nothing).
+
+The HTML template is then rewritten into the *one-pass template*: each expression the text needs
+becomes ``{{ (expression)|otm_v(n) }}`` and other tags get a ``{{ n|otm_s }}`` before them. Both
+filters write the planned text (and the value) into a per-render sink and return what the HTML
+would have held, so the HTML is byte for byte the compiled template's, every expression is
+evaluated once, and the text is assembled from the sink with a few regular expressions. Front
+matter values made only of expressions are rendered in the same pass (``{% set %}`` blocks at the
+top, autoescape off, as the text environment renders them).
 
 Why that is the same text, and what is refused (the template then keeps the slow path):
 
 * An expression's output is HTML-escaped and the parser decodes it again, so in the stream it is
-  the value's ``str()``, minus the break markers (as the parser strips them from text). The text
-  template is compiled in the same autoescaping environment, so expressions evaluate exactly as
-  in the HTML (``~``, ``join``, ``replace``...); a value that is already markup (``|safe``,
-  ``|e``...) would be parsed as HTML, so it sends that one render to the slow path.
+  the value's ``str()``, minus the break markers (as the parser strips them from text). A value
+  that is already markup (``|safe``, ``|e``...) would be parsed as HTML, so that one render
+  derives its text from its HTML.
 * Escaped values cannot open tags, comments or entities. Static text right before a tag that
   could combine with a value into one (``&amp``, ``<b``, ``<!-``) or after one (``>``) is refused.
 * Expressions must sit in text or in quoted attribute values. Only three attributes change the
   text: ``style`` (a hidden block; refused when it holds a tag), ``href`` of a link and ``alt`` of
-  an image inside one. For a link whose target or label holds a tag, what ``html_to_text``
-  appends (`` (url)``, nothing when label and target are equal, ...) is decided per render by
-  the same rule: a filter on the target when the label is fixed, else on both captured with
-  ``{% set %}`` blocks.
+  an image inside one. What ``html_to_text`` appends after a link whose target or label holds a
+  tag (`` (url)``, nothing when label and target are equal, ...) is decided per render by the
+  same rule (:func:`~onetomany.templating.text.link_suffix`).
 * Control tags (``if``/``elif``/``else``/``endif``, ``for``/``else``/``endfor``, ``set x = ...``)
-  are kept in the text template. Each block must leave the extractor in the same state at each of
-  its tags (same hidden region, same open links), so whichever branch runs, or however often a
-  loop runs, the extraction around it is unchanged. Anything else (``macro``, block ``set``,
-  ``raw``, ``include``, whitespace control ``-``) is refused, as is a control tag in a comment or
-  in the ``<head>``.
-* Filters and globals must be deterministic: the text template evaluates the expressions a
-  second time. ``random`` is refused; a program with impure filters of its own should pass
-  ``fast_text=False`` to :class:`~onetomany.templating.TemplateSet`.
+  run once, in the HTML. Each block must leave the walk in the same state at each of its tags
+  (same hidden region, same open links), so whichever branch runs, or however often a loop runs,
+  the text planned around it is unchanged; the planned text of a stretch of HTML is written from
+  a tag in the same block as that stretch. Anything else (``macro``, block ``set``, ``raw``,
+  ``include``, whitespace control ``-``) is refused, as is a control tag in a comment or in the
+  ``<head>``.
+* Nothing is evaluated twice, so impure filters (``random``, a plugin's counter) give the HTML
+  and the text the same value.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Mapping
 from html import unescape
-from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Final, cast
 
 import attrs
 import jinja2
-from markupsafe import Markup, escape
+from jinja2.runtime import Context
 
 from onetomany.errors import TemplateError
-from onetomany.templating.environment import BoundTemplate, compile_template
+from onetomany.templating.environment import compile_template
 from onetomany.templating.placement import JINJA_TAG
 from onetomany.templating.text import (
-    _DROPPED,
-    _HIDDEN_STYLE,
-    _LINE,
-    _PARAGRAPH,
-    _VOID,
     LINE_BREAK,
     PARAGRAPH_BREAK,
+    BlockWalker,
     assemble,
+    link_label,
+    link_suffix,
     prepare,
+    squeeze,
+    strip_markers,
 )
 
-__all__ = ["FastText", "SlowPath", "compile_fast_text"]
+__all__ = ["FILTERS", "FastText", "OnePass", "SlowPath", "compile_fast_text"]
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
-_MARKERS = (LINE_BREAK, PARAGRAPH_BREAK)
 _RESERVED = (LINE_BREAK, PARAGRAPH_BREAK, _OPEN, _CLOSE)
 # Static text right before a tag that a value could complete into an entity or a tag/comment
 # opener, and right after one that could complete a comment closer.
@@ -76,16 +79,16 @@ _QUOTED_VALUE = re.compile(r"""=\s*("[^"]*"|'[^']*')""")
 _BLOCK_OPEN = frozenset({"if", "for"})
 _BLOCK_MIDDLE = frozenset({"elif", "else"})
 _BLOCK_CLOSE = frozenset({"endif", "endfor"})
-_RAW_SPECIAL = re.compile(r"[{}\r]")
-_FILTERS = ("otm_attr", "otm_raw", "otm_label", "otm_suffix")
-# A run of whitespace (as str.split() sees it: \s is the same set) holding break markers.
-_BREAK_RUN = re.compile(
-    f"[\\s{LINE_BREAK}{PARAGRAPH_BREAK}]*[{LINE_BREAK}{PARAGRAPH_BREAK}][\\s{LINE_BREAK}{PARAGRAPH_BREAK}]*"
-)
+_TRAILING_NEWLINE = re.compile(r"(?:\r\n|\r|\n)\Z")
+_SET_NAMES = re.compile(r"\{%\s*set\s+([\w\s,]+?)\s*=")
+_WORD = re.compile(r"\w+")
+# The name of the per-render sink in the render context (tags using "otm_" are refused).
+_SINK: Final = "otm_sink"
+_FIELD_PREFIX: Final = "otm_f_"
 
 
 class SlowPath(TemplateError):
-    """Raised inside a fast text render when this recipient's values need the slow path."""
+    """Raised by :meth:`FastText.render` when this recipient's values need the slow path."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, template="(fast text)")
@@ -93,6 +96,10 @@ class SlowPath(TemplateError):
 
 class _Refused(Exception):
     pass
+
+
+# What a tag's value is to the text.
+_TEXT, _HREF, _ALT = "text", "href", "alt"
 
 
 @attrs.frozen
@@ -108,15 +115,34 @@ class _Tag:
 
 
 @attrs.frozen
-class _Link:
-    href: list[Any]  # fragment: str and _Tag
-    children: list[Any]
-    number: int
+class _Mark:
+    """A tag's place in the plan, and what its value is to the text (``None``: nothing)."""
+
+    index: int
+    role: str | None
 
 
 @attrs.frozen
-class _Attr:
-    fragment: list[Any]
+class _HrefStart:
+    """A dynamic link target starts: what follows until the link opens is its text."""
+
+
+@attrs.frozen
+class _HrefText:
+    text: str
+
+
+@attrs.frozen
+class _LinkOpen:
+    href: str | None  # None: the target just captured
+
+
+@attrs.frozen
+class _LinkClose:
+    pass
+
+
+_Op = str | _HrefStart | _HrefText | _LinkOpen | _LinkClose
 
 
 def _classify(index: int, text: str) -> _Tag:
@@ -125,15 +151,11 @@ def _classify(index: int, text: str) -> _Tag:
     if "otm_" in text:
         raise _Refused("a tag uses a reserved otm_ name")
     if text.startswith("{{"):
-        if re.search(r"\brandom\b", text):
-            raise _Refused("the random filter")
         return _Tag(index, text, "expr", "")
     if text.startswith("{#"):
         return _Tag(index, text, "comment", "")
     words = text[2:-2].split()
     word = words[0] if words else ""
-    if re.search(r"\brandom\b", text):
-        raise _Refused("the random filter")
     if word == "set" and "=" in text:
         return _Tag(index, text, "control", "set")
     if word in _BLOCK_OPEN | _BLOCK_MIDDLE | _BLOCK_CLOSE:
@@ -141,8 +163,8 @@ def _classify(index: int, text: str) -> _Tag:
     raise _Refused(f"{{% {word} %}}")
 
 
-def _fragment(value: str, tags: list[_Tag]) -> list[Any]:
-    parts: list[Any] = []
+def _fragment(value: str, tags: list[_Tag]) -> list[str | _Tag]:
+    parts: list[str | _Tag] = []
     last = 0
     for found in _PLACEHOLDER.finditer(value):
         if found.start() > last:
@@ -154,36 +176,26 @@ def _fragment(value: str, tags: list[_Tag]) -> list[Any]:
     return parts
 
 
-class _Recorder(HTMLParser):
-    """The extraction of :class:`~onetomany.templating.text._TextExtractor`, over HTML holding
-    placeholders, producing a stream of static text and tags instead of text."""
+class _Recorder(BlockWalker):
+    """The walk of :func:`~onetomany.templating.text.html_to_text` over HTML holding
+    placeholders, writing the text plan: static text and link operations, and a :class:`_Mark`
+    for each tag, in document order."""
 
     def __init__(self, tags: list[_Tag]) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.tags = tags
-        self.out: list[Any] = []
-        self.states: dict[int, Any] = {}  # control tag index -> extractor state there
+        self.plan: list[_Op | _Mark] = []
+        self.states: dict[int, Any] = {}  # control tag index -> walk state there
         self.accounted: set[int] = set()
-        self._skip_tag: str | None = None
-        self._skip_depth = 0
-        self._skip_id = 0
-        self._links: list[tuple[Any, int, int]] = []
-        self._ids = itertools.count(1)
+        # One entry per open link: where it opened in the plan, its static target, its number.
+        self._links: list[tuple[int, str | None, int]] = []
+        self._numbers = 0
+
+    def emit_break(self, marker: str) -> None:
+        self.plan.append(marker)
 
     def _state(self) -> Any:
-        skip = (self._skip_tag, self._skip_depth, self._skip_id) if self._skip_tag else None
-        return (skip, tuple(link[2] for link in self._links), self.cdata_elem)
-
-    def _attribute(self, value: str | None, *, relevant: bool) -> list[Any] | None:
-        if value is None or _OPEN not in value:
-            return None
-        parts = _fragment(value, self.tags)
-        tags = [part for part in parts if isinstance(part, _Tag)]
-        self.accounted.update(tag.index for tag in tags)
-        _check_balanced(tags)
-        if any(tag.word == "set" for tag in tags):
-            raise _Refused("{% set %} inside an attribute")
-        return parts if relevant else None
+        return (self.region, tuple(link[2] for link in self._links), self.cdata_elem)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         raw = self.get_starttag_text() or ""
@@ -191,87 +203,87 @@ class _Recorder(HTMLParser):
         if inside != len(_PLACEHOLDER.findall(raw)):
             raise _Refused(f"a tag sits in the markup of <{tag}>, not in a quoted value")
         attributes = dict(attrs)
-        skipping = self._skip_tag is not None
-        for name, value in attributes.items():
-            relevant = not skipping and (
-                (tag == "a" and name == "href") or (tag == "img" and name == "alt")
-            )
-            if name == "style" and value and _OPEN in value and not skipping:
-                raise _Refused("a tag in a style attribute (it could hide the block)")
-            self._attribute(value, relevant=relevant)
-        if skipping:
-            if tag == self._skip_tag:
-                self._skip_depth += 1
-            return
-        hidden = _HIDDEN_STYLE.search(attributes.get("style") or "") is not None
-        if (tag in _DROPPED or hidden) and tag not in _VOID:
-            self._skip_tag, self._skip_depth, self._skip_id = tag, 1, next(self._ids)
-            return
-        if tag in _PARAGRAPH:
-            self.out.append(PARAGRAPH_BREAK)
-        elif tag in _LINE:
-            self.out.append(LINE_BREAK)
-        if tag == "li":
-            self.out.append("- ")
-        elif tag == "a":
-            href = attributes.get("href") or ""
-            dynamic = _fragment(href, self.tags) if _OPEN in href else href.strip()
-            self._links.append((dynamic, len(self.out), next(self._ids)))
-        elif tag == "img" and self._links:
-            alt = attributes.get("alt") or ""
-            self.out.append(_Attr(_fragment(alt, self.tags)) if _OPEN in alt else alt)
+        if len(attributes) != len(attrs) and _OPEN in raw:
+            raise _Refused(f"<{tag}> repeats an attribute and holds a tag")
+        if not self.hidden and _OPEN in (attributes.get("style") or ""):
+            raise _Refused("a tag in a style attribute (it could hide the block)")
+        visible = self.enter(tag, attributes.get("style"))
+        if visible and tag == "li":
+            self.plan.append("- ")
+        link = visible and tag == "a"
+        image_text = visible and tag == "img" and bool(self._links)
+        href: str | None = None
+        for name, value in attrs:
+            parts = _fragment(value, self.tags) if value and _OPEN in value else None
+            if parts is not None:
+                self._check_attribute(parts)
+            if link and name == "href":
+                if parts is None:
+                    href = (value or "").strip()
+                else:
+                    self.plan.append(_HrefStart())
+                    self._write_attribute(parts, _HREF, _HrefText)
+            elif image_text and name == "alt":
+                if parts is None:
+                    self.plan.append(value or "")
+                else:
+                    self._write_attribute(parts, _ALT, str)
+            elif parts is not None:
+                for part in parts:
+                    if isinstance(part, _Tag) and part.kind == "control":
+                        self.plan.append(_Mark(part.index, None))
+        if link:
+            dynamic = "href" in attributes and _OPEN in (attributes["href"] or "")
+            self._numbers += 1
+            self._links.append((len(self.plan), None if dynamic else (href or ""), self._numbers))
+            self.plan.append(_LinkOpen(None if dynamic else (href or "")))
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
+    def _check_attribute(self, parts: list[str | _Tag]) -> None:
+        tags = [part for part in parts if isinstance(part, _Tag)]
+        self.accounted.update(tag.index for tag in tags)
+        _check_balanced(tags)
+        if any(tag.word == "set" for tag in tags):
+            raise _Refused("{% set %} inside an attribute")
+
+    def _write_attribute(
+        self, parts: list[str | _Tag], role: str, static: Callable[[str], _Op]
+    ) -> None:
+        for part in parts:
+            if isinstance(part, str):
+                self.plan.append(static(part))
+            elif part.kind == "expr":
+                self.plan.append(_Mark(part.index, role))
+            elif part.kind == "control":
+                self.plan.append(_Mark(part.index, None))
 
     def handle_endtag(self, tag: str) -> None:
-        if self._skip_tag is not None:
-            if tag == self._skip_tag:
-                self._skip_depth -= 1
-                if self._skip_depth == 0:
-                    self._skip_tag = None
+        if tag == "a" and self._links and not self.hidden:
+            start, href, _ = self._links.pop()
+            label = self.plan[start + 1 :]
+            if href is not None and all(isinstance(part, str) for part in label):
+                # A fixed link: what it appends is known now.
+                del self.plan[start]
+                self.plan.append(link_suffix(href, link_label("".join(map(str, label)))))
+            else:
+                self.plan.append(_LinkClose())
             return
-        if tag == "a" and self._links:
-            href, start, number = self._links.pop()
-            self._close_link(href, start, number)
-        elif tag in _PARAGRAPH:
-            self.out.append(PARAGRAPH_BREAK)
-        elif tag in _LINE and tag != "br":
-            self.out.append(LINE_BREAK)
-
-    def _close_link(self, href: Any, start: int, number: int) -> None:
-        children = self.out[start:]
-        if isinstance(href, str) and all(isinstance(part, str) for part in children):
-            if not href or href.startswith(("#", "javascript:")):
-                return
-            label = " ".join("".join(p for p in children if p not in _MARKERS).split())
-            target = href.removeprefix("mailto:") if href.startswith("mailto:") else href
-            if label in (href, target):
-                return
-            self.out.append(f" ({target})" if label else target)
-            return
-        fragment = [href] if isinstance(href, str) else href
-        del self.out[start:]
-        self.out.append(_Link(href=fragment, children=children, number=number))
+        self.leave(tag)
 
     def handle_data(self, data: str) -> None:
         for part in _fragment(data, self.tags):
             if isinstance(part, str):
-                if self._skip_tag is None:
-                    self.out.append(part.replace(LINE_BREAK, "").replace(PARAGRAPH_BREAK, ""))
+                if not self.hidden:
+                    self.plan.append(strip_markers(part))
                 continue
             self.accounted.add(part.index)
             if part.kind == "control":
                 if part.word == "set" and self._links:
-                    # The label is captured in a {% set %} block, whose assignments stay inside.
                     raise _Refused("{% set %} inside a link")
                 # Kept even where text is dropped: they decide what comes after.
                 self.states[part.index] = self._state()
-                self.out.append(part)
-            elif self._skip_tag is None and part.kind == "expr":
-                self.out.append(part)
+                self.plan.append(_Mark(part.index, None))
+            elif part.kind == "expr" and not self.hidden:
+                self.plan.append(_Mark(part.index, _TEXT))
 
     def handle_comment(self, data: str) -> None:
         if _OPEN in data:
@@ -323,193 +335,162 @@ def _check_blocks(tags: list[_Tag], states: Mapping[int, Any]) -> None:
         raise _Refused("unbalanced control tags")
 
 
-class _Writer:
-    """Writes the text template. Its output is the extractor's stream *HTML-escaped*: static
-    text is written escaped and expressions are escaped by autoescape exactly as in the HTML,
-    so one ``html.unescape`` of the whole output gives the stream."""
+# --- per recipient --------------------------------------------------------------------------
 
-    def __init__(self) -> None:
+
+class _Sink:
+    """Collects one recipient's text stream while the one-pass template renders."""
+
+    __slots__ = ("attribute", "before", "links", "parts", "roles", "slow")
+
+    def __init__(self, before: list[Any], roles: list[str | None]) -> None:
+        self.before = before
+        self.roles = roles
         self.parts: list[str] = []
+        self.links: list[tuple[str, int]] = []
+        self.attribute: list[str] = []
+        self.slow = False
 
-    def static(self, text: str) -> None:
-        if not text:
+    def run(self, ops: Any) -> None:
+        if type(ops) is str:
+            self.parts.append(ops)
             return
-        escaped = str(escape(text))
-        if _RAW_SPECIAL.search(escaped):
-            self.parts.append("{{ " + _jinja_literal(escaped) + "|otm_raw }}")
-        else:
-            self.parts.append(escaped)
-
-    def stream(self, items: list[Any]) -> None:
-        for item in items:
-            if isinstance(item, str):
-                self.static(item)
-            elif isinstance(item, _Tag):
-                if item.kind != "comment":
-                    self.parts.append(item.text)
-            elif isinstance(item, _Attr):
-                self.fragment(item.fragment)
+        for op in ops:
+            if type(op) is str:
+                self.parts.append(op)
+            elif type(op) is _HrefText:
+                self.attribute.append(op.text)
+            elif type(op) is _HrefStart:
+                self.attribute = []
+            elif type(op) is _LinkOpen:
+                href = op.href if op.href is not None else "".join(self.attribute).strip()
+                self.links.append((href, len(self.parts)))
             else:
-                self.link(item)
+                href, start = self.links.pop()
+                label = link_label("".join(self.parts[start:]))
+                self.parts.append(link_suffix(href, label))
 
-    def fragment(self, items: list[Any]) -> None:
-        for item in items:
-            if isinstance(item, str):
-                self.static(item)
-            elif item.kind == "expr":
-                self.parts.append("{{ (" + item.inner + ")|otm_attr }}")
-            elif item.kind == "control":
-                self.parts.append(item.text)
-
-    def link(self, link: _Link) -> None:
-        single = [part for part in link.href if not (isinstance(part, str) and not part.strip())]
-        if (
-            len(single) == 1
-            and isinstance(single[0], _Tag)
-            and single[0].kind == "expr"
-            and all(isinstance(child, str) for child in link.children)
-        ):
-            # The common case (href="{{ url }}", a fixed label): the label is known now, so
-            # one filter call on the target decides the suffix; no captured blocks.
-            self.stream(link.children)
-            text = "".join(link.children).replace(LINE_BREAK, "").replace(PARAGRAPH_BREAK, "")
-            label = " ".join(text.split())
-            self.parts.append(
-                "{{ (" + single[0].inner + ")|otm_suffix(" + _jinja_literal(label) + ") }}"
-            )
+    def value(self, index: int, value: Any) -> None:
+        ops = self.before[index]
+        if ops:
+            self.run(ops)
+        if type(value) is str:
+            text = value
+        elif hasattr(value, "__html__"):
+            # Markup: the parser would read it as HTML; this render derives its text.
+            self.slow = True
             return
-        href, label = f"otm_h{link.number}", f"otm_l{link.number}"
-        self.parts.append("{% set " + href + " %}")
-        self.fragment(link.href)
-        self.parts.append("{% endset %}{% set " + label + " %}")
-        self.stream(link.children)
-        self.parts.append("{% endset %}{{ " + label + "|otm_label(" + href + ") }}")
-
-
-def _collapse(items: list[Any]) -> list[Any]:
-    """Merge adjacent static text and shrink each run of break markers and whitespace to one
-    marker (the strongest): :func:`~onetomany.templating.text.assemble` keeps only the
-    strongest break of a run and drops whitespace next to a break, whatever text the tags
-    around it render. Not inside link labels, whose text is compared as a whole."""
-    merged: list[Any] = []
-    for item in items:
-        if isinstance(item, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += item
         else:
-            merged.append(item)
-    return [_BREAK_RUN.sub(_strongest, item) if isinstance(item, str) else item for item in merged]
+            text = str(value)
+        if self.roles[index] is _TEXT:
+            self.parts.append(strip_markers(text))
+            return
+        if LINE_BREAK in text or PARAGRAPH_BREAK in text:
+            self.slow = True  # a break marker in a link target or an image's text
+        elif self.roles[index] is _HREF:
+            self.attribute.append(text)
+        else:
+            self.parts.append(text)
+
+    def text(self) -> str:
+        return assemble("".join(self.parts))
 
 
-def _strongest(run: re.Match[str]) -> str:
-    return PARAGRAPH_BREAK if PARAGRAPH_BREAK in run.group() else LINE_BREAK
+@jinja2.pass_context
+def _value(context: Context, value: Any, index: int) -> Any:
+    context.parent[_SINK].value(index, value)
+    return value
 
 
-def _jinja_literal(text: str) -> str:
-    # Jinja decodes string literals with Python's unicode-escape after backslash-escaping
-    # non-ASCII, so an ASCII-only literal with \\uXXXX escapes round-trips exactly.
-    escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    return f'"{escaped}"'
+@jinja2.pass_context
+def _segment(context: Context, index: int) -> str:
+    context.parent[_SINK].run(context.parent[_SINK].before[index])
+    return ""
 
 
-class _Ours(Markup):
-    """Markup the text template made itself (not a value of the template's)."""
-
-    __slots__ = ()
+FILTERS: Mapping[str, Callable[..., Any]] = {"otm_v": _value, "otm_s": _segment}
 
 
-def _finalize(value: Any) -> Any:
-    # Sees every {{ }} value before autoescape: exactly what the HTML render escapes.
-    if type(value) is _Ours:
-        return value
-    if hasattr(value, "__html__"):
-        raise SlowPath("a value is markup, which the HTML parser would read as HTML")
-    text = str(value)
-    if LINE_BREAK in text or PARAGRAPH_BREAK in text:
-        # The parser drops them from text data.
-        text = text.replace(LINE_BREAK, "").replace(PARAGRAPH_BREAK, "")
-    return text
+@attrs.frozen(kw_only=True)
+class OnePass:
+    """What one render of the one-pass template gives: the HTML, the text (``None`` when this
+    recipient's values need it derived from the HTML) and the raw front matter values it
+    rendered (before stripping and checks)."""
 
-
-def _attr_value(value: Any) -> str:
-    if hasattr(value, "__html__"):
-        raise SlowPath("a value is markup")
-    text = str(value)
-    if LINE_BREAK in text or PARAGRAPH_BREAK in text:
-        raise SlowPath("an attribute value holds a break marker")
-    return text
-
-
-def _raw(value: str) -> _Ours:
-    return _Ours(value)
-
-
-def _suffix(value: Any, label: str) -> _Ours:
-    """What html_to_text appends after a link whose target is ``value`` (surrounded by
-    whitespace only) and whose label, whitespace-collapsed, is ``label``."""
-    target = _attr_value(value).strip()
-    if not target or target.startswith(("#", "javascript:")):
-        return _Ours()
-    shown = target.removeprefix("mailto:") if target.startswith("mailto:") else target
-    if label in (target, shown):
-        return _Ours()
-    return _Ours(escape(f" ({shown})" if label else shown))
-
-
-def _label(label: Markup, href: Markup) -> _Ours:
-    """The label, then what html_to_text appends to a link's text (see ``_close_link``)."""
-    target = unescape(str(href)).strip()
-    if not target or target.startswith(("#", "javascript:")):
-        return _Ours(label)
-    text = unescape(str(label)).replace(LINE_BREAK, "").replace(PARAGRAPH_BREAK, "")
-    text = " ".join(text.split())
-    shown = target.removeprefix("mailto:") if target.startswith("mailto:") else target
-    if text in (target, shown):
-        return _Ours(label)
-    return _Ours(str(label) + str(escape(f" ({shown})" if text else shown)))
-
-
-FILTERS: Mapping[str, Callable[..., Any]] = {
-    "otm_attr": _attr_value,
-    "otm_raw": _raw,
-    "otm_label": _label,
-    "otm_suffix": _suffix,
-}
+    html: str
+    text: str | None
+    fields: Mapping[str, str]
 
 
 @attrs.frozen(kw_only=True, eq=False)
 class FastText:
-    """The text template of one compiled HTML template."""
+    """The one-pass template of one compiled HTML template, and its text plan.
 
-    template: BoundTemplate
+    ``source`` is the one-pass template's Jinja source; ``fields`` the front matter keys it
+    renders too.
+    """
+
+    template: jinja2.Template
     source: str
+    fields: tuple[str, ...]
+    before: list[Any]
+    roles: list[str | None]
+
+    def render_all(self, context: Mapping[str, Any]) -> OnePass:
+        """Render HTML, text and :attr:`fields` in one pass. Any failure propagates as Jinja
+        raised it: the caller renders again the ordinary way to report it properly."""
+        sink = _Sink(self.before, self.roles)
+        # new_context copies the mapping (with the globals) into a fresh dict.
+        jinja_context = self.template.new_context(cast(dict[str, Any], context))
+        jinja_context.parent[_SINK] = sink
+        html = "".join(self.template.root_render_func(jinja_context))
+        fields = {key: str(jinja_context.vars[_FIELD_PREFIX + key]) for key in self.fields}
+        return OnePass(html=html, text=None if sink.slow else sink.text(), fields=fields)
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The text ``html_to_text`` would derive from this recipient's HTML; raises
         :class:`SlowPath` when this recipient's values need the real derivation."""
-        return assemble(unescape(self.template.render(context)))
+        try:
+            text = self.render_all(context).text
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise TemplateError(f"{type(exc).__name__}: {exc}", template="(fast text)") from exc
+        if text is None:
+            raise SlowPath("a value is markup, or a link target holds a break marker")
+        return text
 
 
 def compile_fast_text(
-    environment: jinja2.Environment, html: str, *, origin: str
+    environment: jinja2.Environment,
+    html: str,
+    *,
+    origin: str,
+    fields: Mapping[str, str] | None = None,
 ) -> tuple[FastText | None, str | None]:
-    """The text template of ``html`` (a compiled-HTML Jinja template), or ``None`` and the
-    reason it cannot have one. ``environment`` must be the one ``html`` is rendered in."""
+    """The one-pass template of ``html`` (a compiled-HTML Jinja template), or ``None`` and the
+    reason it cannot have one. ``environment`` must be the one ``html`` is rendered in; it must
+    hold :data:`FILTERS`. ``fields`` (front matter key -> Jinja source) are rendered in the same
+    pass when they are made of expressions only."""
     try:
-        return _compile(environment, html, origin=origin), None
+        return _compile(environment, html, origin=origin, fields=fields or {}), None
     except _Refused as exc:
         return None, str(exc)
 
 
-def _compile(environment: jinja2.Environment, html: str, *, origin: str) -> FastText:
+def _compile(
+    environment: jinja2.Environment, html: str, *, origin: str, fields: Mapping[str, str]
+) -> FastText:
     decoded = unescape(html)  # entities too: &#xe000; must not pass for a placeholder
     if any(char in html or char in decoded for char in _RESERVED):
         raise _Refused("the HTML holds reserved control characters")
-    if not all(name in environment.filters for name in _FILTERS):
-        raise _Refused("the environment lacks the fast-text filters")
+    if not all(name in environment.filters for name in FILTERS):
+        raise _Refused("the environment lacks the one-pass filters")
     tags: list[_Tag] = []
+    found_tags = list(JINJA_TAG.finditer(html))
     pieces: list[str] = []
     last = 0
-    for found in JINJA_TAG.finditer(html):
+    for found in found_tags:
         before = html[last : found.start()]
         after = html[found.end() : found.end() + 2]
         if _RISKY_BEFORE.search(before) or _RISKY_AFTER.match(after):
@@ -532,16 +513,106 @@ def _compile(environment: jinja2.Environment, html: str, *, origin: str) -> Fast
         if tag.kind == "control" and tag.index not in present:
             raise _Refused(f"{tag.text} sits in a comment or in the <head>")
     _check_blocks(tags, recorder.states)
-    writer = _Writer()
-    writer.stream(_collapse(recorder.out))
-    source = "".join(writer.parts)
+    planned, roles, end = _segments(recorder.plan, len(tags))
+    source = _one_pass_source(html, found_tags, tags, planned, roles, end)
+    fused = _fusable(fields, html)
+    prefix = "".join(
+        f"{{% set {_FIELD_PREFIX}{key} %}}{{% autoescape false %}}{fields[key]}"
+        "{% endautoescape %}{% endset %}"
+        for key in fused
+    )
     try:
-        template = compile_template(
-            environment.overlay(finalize=_finalize),
-            source,
-            origin=origin,
-            filename=f"{origin}#fast-text",
+        bound = compile_template(
+            environment, prefix + source, origin=origin, filename=f"{origin}#one-pass"
         )
     except TemplateError as exc:
-        raise _Refused(f"the text template does not compile: {exc}") from exc
-    return FastText(template=template, source=source)
+        raise _Refused(f"the one-pass template does not compile: {exc}") from exc
+    return FastText(
+        template=bound.template,
+        source=prefix + source,
+        fields=fused,
+        before=[*planned, end],
+        roles=[*roles, None],
+    )
+
+
+def _segments(plan: list[_Op | _Mark], count: int) -> tuple[list[Any], list[str | None], Any]:
+    """Split the plan at its marks: the operations before each tag (a string when they are
+    only text), each tag's role, and the operations after the last tag."""
+    before: list[Any] = [""] * count
+    roles: list[str | None] = [None] * count
+    pending: list[_Op] = []
+    depth = 0  # open dynamic links: their label text is compared as it is, not squeezed
+    for item in plan:
+        if isinstance(item, _Mark):
+            before[item.index] = _pack(pending)
+            roles[item.index] = item.role
+            pending = []
+            continue
+        if isinstance(item, str) and depth == 0:
+            item = squeeze(item)
+        elif isinstance(item, _LinkOpen):
+            depth += 1
+        elif isinstance(item, _LinkClose):
+            depth -= 1
+        if isinstance(item, str) and pending and isinstance(pending[-1], str):
+            pending[-1] += item
+            if depth == 0:
+                pending[-1] = squeeze(pending[-1])
+        elif item != "":
+            pending.append(item)
+    return before, roles, _pack(pending)
+
+
+def _pack(ops: list[_Op]) -> Any:
+    if not ops:
+        return ""
+    if len(ops) == 1 and isinstance(ops[0], str):
+        return ops[0]
+    return tuple(ops)
+
+
+def _one_pass_source(
+    html: str,
+    found_tags: list[re.Match[str]],
+    tags: list[_Tag],
+    before: list[Any],
+    roles: list[str | None],
+    end: Any,
+) -> str:
+    """``html`` with the text written as it renders: each expression the text needs gets the
+    ``otm_v`` filter, other tags with planned text before them get an ``otm_s`` tag first."""
+    out: list[str] = []
+    last = 0
+    for found, tag in zip(found_tags, tags, strict=True):
+        out.append(html[last : found.start()])
+        if tag.kind == "expr" and roles[tag.index] is not None:
+            out.append(f"{{{{ ({tag.inner})|otm_v({tag.index}) }}}}")
+        else:
+            if before[tag.index]:
+                out.append(f"{{{{ {tag.index}|otm_s }}}}")
+            out.append(tag.text)
+        last = found.end()
+    tail = html[last:]
+    # Jinja drops one trailing newline of a template: the last tag goes before it.
+    newline = _TRAILING_NEWLINE.search(tail)
+    cut = newline.start() if newline else len(tail)
+    out.append(tail[:cut])
+    if end:
+        out.append(f"{{{{ {len(tags)}|otm_s }}}}")
+    out.append(tail[cut:])
+    return "".join(out)
+
+
+def _fusable(fields: Mapping[str, str], html: str) -> tuple[str, ...]:
+    """The front matter keys rendered in the one pass: values made of expressions only, that
+    use no name the HTML assigns with ``{% set %}`` (the pass renders them first)."""
+    assigned = {name for names in _SET_NAMES.findall(html) for name in _WORD.findall(names)}
+    return tuple(
+        key
+        for key, value in fields.items()
+        if "{%" not in value
+        and "{#" not in value
+        and "otm_" not in value
+        and not assigned & set(_WORD.findall(value))
+    )

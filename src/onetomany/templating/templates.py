@@ -362,7 +362,16 @@ class TemplateSet:
         if text_source is None:
             fast_reason = f"renders jinja-first: {reason}" if reason else "fast text is off"
             if body is not None and self._fast_text:
-                fast_text, fast_reason = compile_fast_text(self._html_env, output.html, origin=path)
+                fast_text, fast_reason = compile_fast_text(
+                    self._html_env,
+                    output.html,
+                    origin=path,
+                    fields={
+                        key: value
+                        for key, value in head.fields.items()
+                        if "{" in value or "}" in value
+                    },
+                )
         if text_source is not None:
             text_template = compile_template(
                 self._text_env, text_source, origin=f"{name}{_TEXT_SUFFIX}"

@@ -4,6 +4,11 @@ Used when a template has no hand-written ``.txt``. The converter is deliberately
 built on :mod:`html.parser` (no extra dependency): it keeps the words, the paragraph shape and
 the link targets, and throws away everything a text reader cannot use: ``<head>``, styles,
 scripts, hidden blocks (MJML's preview text) and Outlook-only conditional comments.
+
+:class:`BlockWalker` holds the part of the walk that decides *where* text goes (hidden
+regions, paragraph and line breaks) and :func:`link_suffix` what a link adds after its label;
+both are shared with :mod:`onetomany.templating.fasttext`, which runs the same walk once per
+template over HTML that still holds its Jinja tags.
 """
 
 from __future__ import annotations
@@ -11,7 +16,16 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-__all__ = ["LINE_BREAK", "PARAGRAPH_BREAK", "assemble", "html_to_text", "prepare"]
+__all__ = [
+    "LINE_BREAK",
+    "PARAGRAPH_BREAK",
+    "BlockWalker",
+    "assemble",
+    "html_to_text",
+    "link_suffix",
+    "prepare",
+    "squeeze",
+]
 
 # Elements whose whole content is never shown as text.
 _DROPPED = frozenset({"head", "style", "script", "title", "template", "noscript"})
@@ -36,34 +50,113 @@ _BODY = re.compile(r"<body[\s>]", re.IGNORECASE)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 # Break markers live in the output stream as control characters that HTML text never holds
 # (html.parser passes them through, but they are stripped from text data below).
-LINE_BREAK = _LINE_BREAK = "\x01"
-PARAGRAPH_BREAK = _PARAGRAPH_BREAK = "\x02"
-_BREAKS = re.compile(f"([{LINE_BREAK}{PARAGRAPH_BREAK}])")
+LINE_BREAK = "\x01"
+PARAGRAPH_BREAK = "\x02"
+MARKERS = (LINE_BREAK, PARAGRAPH_BREAK)
+# What assemble() rewrites: runs of whitespace and markers, and any whitespace but a space.
+_RUN = re.compile(r"[\s\x01\x02]{2,}|[^\S ]")
+_EDGES = "".join(MARKERS) + " "
 
 
-class _TextExtractor(HTMLParser):
+class BlockWalker(HTMLParser):
+    """The part of the text extraction that decides where text goes.
+
+    Subclasses call :meth:`enter` from ``handle_starttag`` and :meth:`leave` from
+    ``handle_endtag``; both say whether the tag is visible (not in or opening a hidden region),
+    and :meth:`emit_break` receives the break a visible tag makes. ``hidden`` tells whether
+    text data is currently dropped; ``region`` numbers the hidden region being skipped (0 when
+    none), so two walks can tell whether they stand in the same one.
+    """
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
         self._skip_tag: str | None = None
         self._skip_depth = 0
-        # One entry per open <a>: its href and where its text starts in ``out``.
-        self._links: list[tuple[str, int]] = []
+        self._regions = 0
+        self.region = 0
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    @property
+    def hidden(self) -> bool:
+        return self._skip_tag is not None
+
+    def emit_break(self, marker: str) -> None:
+        raise NotImplementedError
+
+    def enter(self, tag: str, style: str | None) -> bool:
+        """A start tag with its ``style``: ``False`` when its content is hidden."""
         if self._skip_tag is not None:
             if tag == self._skip_tag:
                 self._skip_depth += 1
-            return
-        attributes = dict(attrs)
-        hidden = _HIDDEN_STYLE.search(attributes.get("style") or "") is not None
+            return False
+        hidden = _HIDDEN_STYLE.search(style or "") is not None
         if (tag in _DROPPED or hidden) and tag not in _VOID:
-            self._skip_tag, self._skip_depth = tag, 1
-            return
+            self._regions += 1
+            self._skip_tag, self._skip_depth, self.region = tag, 1, self._regions
+            return False
         if tag in _PARAGRAPH:
-            self.out.append(_PARAGRAPH_BREAK)
+            self.emit_break(PARAGRAPH_BREAK)
         elif tag in _LINE:
-            self.out.append(_LINE_BREAK)
+            self.emit_break(LINE_BREAK)
+        return True
+
+    def leave(self, tag: str) -> bool:
+        """An end tag: ``False`` when it is hidden (or closes the hidden region)."""
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth -= 1
+                if self._skip_depth == 0:
+                    self._skip_tag, self.region = None, 0
+            return False
+        if tag in _PARAGRAPH:
+            self.emit_break(PARAGRAPH_BREAK)
+        elif tag in _LINE and tag != "br":
+            self.emit_break(LINE_BREAK)
+        return True
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+
+def link_suffix(href: str, label: str) -> str:
+    """What follows a link's text: `` (href)``, or ``href`` alone for a link without text, or
+    nothing for a link to itself, an anchor or a script. ``href`` is stripped, ``label`` is the
+    link's text with breaks removed and whitespace collapsed."""
+    if not href or href.startswith(("#", "javascript:")):
+        return ""
+    target = href.removeprefix("mailto:") if href.startswith("mailto:") else href
+    if label in (href, target):
+        return ""
+    return f" ({target})" if label else target
+
+
+def link_label(stream: str) -> str:
+    """The label :func:`link_suffix` compares: ``stream`` without breaks, whitespace collapsed."""
+    return " ".join(stream.replace(LINE_BREAK, "").replace(PARAGRAPH_BREAK, "").split())
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without break markers (the parser drops them from text data)."""
+    if LINE_BREAK in text or PARAGRAPH_BREAK in text:
+        return text.replace(LINE_BREAK, "").replace(PARAGRAPH_BREAK, "")
+    return text
+
+
+class _TextExtractor(BlockWalker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[str] = []
+        # One entry per open <a>: its href and where its text starts in ``out``.
+        self._links: list[tuple[str, int]] = []
+
+    def emit_break(self, marker: str) -> None:
+        self.out.append(marker)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if not self.enter(tag, attributes.get("style")):
+            return
         if tag == "li":
             self.out.append("- ")
         elif tag == "a":
@@ -72,39 +165,16 @@ class _TextExtractor(HTMLParser):
             # An image inside a link is the link's text (a banner button, a logo).
             self.out.append(attributes.get("alt") or "")
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
-
     def handle_endtag(self, tag: str) -> None:
-        if self._skip_tag is not None:
-            if tag == self._skip_tag:
-                self._skip_depth -= 1
-                if self._skip_depth == 0:
-                    self._skip_tag = None
-            return
-        if tag == "a" and self._links:
+        if tag == "a" and self._links and not self.hidden:
             href, start = self._links.pop()
-            self._close_link(href, start)
-        elif tag in _PARAGRAPH:
-            self.out.append(_PARAGRAPH_BREAK)
-        elif tag in _LINE and tag != "br":
-            self.out.append(_LINE_BREAK)
-
-    def _close_link(self, href: str, start: int) -> None:
-        if not href or href.startswith(("#", "javascript:")):
+            self.out.append(link_suffix(href, link_label("".join(self.out[start:]))))
             return
-        markers = (_LINE_BREAK, _PARAGRAPH_BREAK)
-        label = " ".join("".join(p for p in self.out[start:] if p not in markers).split())
-        target = href.removeprefix("mailto:") if href.startswith("mailto:") else href
-        if label in (href, target):
-            return
-        self.out.append(f" ({target})" if label else target)
+        self.leave(tag)
 
     def handle_data(self, data: str) -> None:
-        if self._skip_tag is None:
-            self.out.append(data.replace(_LINE_BREAK, "").replace(_PARAGRAPH_BREAK, ""))
+        if not self.hidden:
+            self.out.append(strip_markers(data))
 
     # Comments include MSO conditionals (<!--[if mso]>...<![endif]-->): Outlook-only markup.
     def handle_comment(self, data: str) -> None:
@@ -115,24 +185,26 @@ class _TextExtractor(HTMLParser):
 
 
 def assemble(stream: str) -> str:
-    """Turn the extractor's output stream (text with break markers) into the final text."""
-    lines: list[str] = []
-    pending = 0  # newlines owed before the next words: 1 for a line break, 2 for a paragraph
-    for piece in _BREAKS.split(stream):
-        if piece in (LINE_BREAK, PARAGRAPH_BREAK):
-            pending = max(pending, 1 if piece == LINE_BREAK else 2)
-        elif piece.strip():
-            if lines and pending:
-                lines.extend([""] * (pending - 1) + [piece])
-            elif lines:
-                lines[-1] += piece
-            else:
-                lines.append(piece)
-            pending = 0
-        elif lines and not pending:
-            lines[-1] += piece  # the space between two inline runs
-    # str.split() also splits on no-break spaces, which only ever pad layouts in email HTML.
-    return "\n".join(" ".join(line.split()) for line in lines).strip()
+    """Turn the extractor's output stream (text with break markers) into the final text: the
+    strongest break of each run of breaks and whitespace (a blank line for a paragraph, a line
+    break for a line), any other whitespace run as one space, nothing at either end."""
+    # \s is the set str.split() splits on; markers are not in it.
+    stream = _RUN.sub(_strongest, stream).strip(_EDGES)
+    return stream.replace(PARAGRAPH_BREAK, "\n\n").replace(LINE_BREAK, "\n")
+
+
+def squeeze(text: str) -> str:
+    """``text`` with each run of whitespace and markers shortened to its strongest element (a
+    space for whitespace alone): :func:`assemble` gives the same text for any stream ``text``
+    is part of, outside link labels (whose whitespace is compared)."""
+    return _RUN.sub(_strongest, text)
+
+
+def _strongest(run: re.Match[str]) -> str:
+    found = run.group()
+    if PARAGRAPH_BREAK in found:
+        return PARAGRAPH_BREAK
+    return LINE_BREAK if LINE_BREAK in found else " "
 
 
 def html_to_text(html: str) -> str:
