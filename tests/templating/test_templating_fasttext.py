@@ -81,6 +81,16 @@ def _values() -> st.SearchStrategy[dict[str, Any]]:
                 timezones=st.just(UTC),
             ).map(lambda moment: moment.isoformat()),
             "locale": st.sampled_from(["en", "pt-BR", "id", "pt-XX"]),
+            "seats": st.integers(min_value=1, max_value=10_000),
+            "active_users": st.integers(min_value=0, max_value=10_000),
+            "mrr": st.floats(min_value=0, max_value=1e7, allow_nan=False),
+            "number": st.integers(min_value=1, max_value=5),
+            "activity": st.lists(
+                st.sampled_from(
+                    ["integration_connected", "report_created", "teammate_invited", "login", "x"]
+                ),
+                max_size=4,
+            ),
         }
     )
 
@@ -102,16 +112,31 @@ def _context(values: dict[str, Any]) -> dict[str, Any]:
             "first_name": values["first_name"],
             "name": values["name"],
             "vip": values["vip"],
+            "role": "admin",
+            "email": values["email"],
+            "phone": None,
             "locale": values["locale"],
             "timezone": "America/Sao_Paulo",
         },
-        "account": {"id": "a1", "name": values["account"], "traits": {"plan": values["plan"]}},
+        "account": {
+            "id": "a1",
+            "name": values["account"],
+            "traits": {
+                "plan": values["plan"],
+                "mrr": values.get("mrr", 0.0),
+                "seats": values.get("seats", 1),
+                "active_users": values.get("active_users", 0),
+                "invoice_due_date": values["occurred_at"][:10],
+            },
+        },
         "program": {
             "name": "p",
             "constants": {"product": values["product"], "help_url": values["help_url"]},
         },
         "unsubscribe_url": values["unsubscribe"],
         "event": {"occurred_at": values["occurred_at"], "properties": values["properties"]},
+        "occurrence": {"at": values["occurred_at"], "number": values.get("number", 1)},
+        "activity": [{"name": name, "properties": {}} for name in values.get("activity", [])],
         "items": values["items"],
         "label": values["label"],
         "url": values["url"],
