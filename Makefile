@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/bench_smtp.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_segments.py
+	$(BIN)/python bench/bench_tick.py
 
 clean:
 	rm -rf $(VENV) $(EXAMPLE)/var .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,11 @@
 
 from datetime import timedelta
 
+import attrs
 import pytest
+import sqlalchemy as sa
 
+from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.errors import ConfigErrors
 from onetomany.model import Event
@@ -110,3 +113,53 @@ def test_events_from_the_future_do_not_count(tmp_path, store, frozen_clock, reco
         )
         frozen_clock.advance(days=2)
         assert engine.tick() == 0  # an event from the future is not yet the latest one
+
+
+def test_absences_with_a_segment_cost_the_same_queries_for_many_accounts_as_for_few(
+    tmp_path, store, frozen_clock, recorder
+):
+    # The segment filters the recipients the audience picked (admin first): an account with
+    # an admin and a sponsor gets nothing, an account with only a sponsor gets its sponsor.
+    touch = Touch(
+        name="nudge",
+        trigger=AbsenceTrigger(event="login", days=30),
+        channel="email",
+        template="welcome",
+        audience=ADMINS_FIRST,
+        segment="sponsors",
+    )
+    program = attrs.evolve(
+        make_program(tmp_path, touch), segments={"sponsors": 'contact.role == "sponsor"'}
+    )
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def absent_after(accounts: int, prefix: str) -> tuple[int, list[str]]:
+        for i in range(accounts):
+            account = f"{prefix}{i}"
+            people = [Contact(id=f"{account}-s", account_id=account, role="sponsor")]
+            if i % 2:
+                people.append(Contact(id=f"{account}-a", account_id=account, role="admin"))
+            engine.identify(Account(id=account), *people)
+            engine.track("login", account_id=account, id=f"login-{account}")
+        frozen_clock.advance(days=30)
+        statements.clear()
+        queued = engine.tick()
+        return queued, list(statements)
+
+    with Engine(
+        program,
+        store=store,
+        clock=frozen_clock,
+        plugins=make_plugins(),
+        channels={"email": recorder},
+    ) as engine:
+        few, few_statements = absent_after(4, "few")
+        many, many_statements = absent_after(40, "many")
+    assert (few, many) == (2, 20)
+    assert {r.contact_id for r in store.outbox_rows() if r.contact_id.startswith("few")} == {
+        "few0-s",
+        "few2-s",
+    }
+    # One question per step, not one per account: 44 absent accounts ask what 4 did.
+    assert len(many_statements) == len(few_statements)

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timezone
 
+import attrs
 import pytest
 
 from onetomany import Contact, Event
@@ -61,3 +62,23 @@ def test_event_time_is_kept_in_utc():
     event = Event(name="login", occurred_at=local, account_id="a1")
     assert event.occurred_at == local
     assert event.occurred_at.tzinfo == UTC
+
+
+def test_a_contact_restored_from_its_stored_fields_equals_the_checked_one():
+    checked = Contact(
+        id="c1",
+        account_id="a1",
+        name="Ana Souza",
+        email="Ana@ACME.test",
+        phone="+55 11 91234-5678",
+        role="admin",
+        locale="pt-BR",
+        timezone="America/Sao_Paulo",
+        consent={"sms": False},
+        traits={"seats": 3},
+    )
+    fields = {f.name: getattr(checked, f.name) for f in attrs.fields(Contact)}
+    restored = Contact.restored(**fields)
+    assert restored == checked
+    assert (restored.email, restored.phone) == ("Ana@acme.test", "+5511912345678")
+    assert restored.consent is not checked.consent  # its own copy, as construction makes

@@ -441,20 +441,21 @@ class Engine:
             latest = self.store.latest_events(
                 trigger.event, by=trigger.by, ids=[s for s in groups if s], until=now
             )
+            picked: list[tuple[Contact, Event]] = []
             for subject, members in groups.items():
                 last = latest.get(subject) if subject else None
-                if last is None:
-                    continue
-                recipients = self._in_segment(touch.segment, pick(touch.audience, members))
-                touches += [
-                    (
-                        touch,
-                        self._new_touch(
-                            touch, c, occurrence=f"absence-{last.id}", now=now, event=last
-                        ),
-                    )
-                    for c in recipients
-                ]
+                if last is not None:
+                    picked += [(c, last) for c in pick(touch.audience, members)]
+            # One segment question for every recipient of the touch, not one per account.
+            inside = {c.id for c in self._in_segment(touch.segment, [c for c, _ in picked])}
+            touches += [
+                (
+                    touch,
+                    self._new_touch(touch, c, occurrence=f"absence-{last.id}", now=now, event=last),
+                )
+                for c, last in picked
+                if c.id in inside
+            ]
         return touches
 
     def _engagement_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:

@@ -13,6 +13,7 @@ from onetomany import Contact
 from onetomany.errors import ConfigError
 from onetomany.segments import Profile, evaluate, matching_contact_ids, to_sql
 from onetomany.segments.dates import iso_epoch
+from onetomany.segments.sql import AMONG_CHUNK
 from onetomany.store import Store
 
 T, F, U = True, False, None
@@ -208,3 +209,16 @@ def test_segment_reference_without_a_segment_set_is_a_config_error(
 def test_unsupported_dialect_is_a_config_error(now: datetime) -> None:
     with pytest.raises(ConfigError, match="not 'mysql'"):
         to_sql("true", now=now, dialect_name="mysql")
+
+
+def test_a_question_among_more_contacts_than_one_query_takes_is_answered_whole(store):
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    people = [
+        Contact(id=f"c{i:05d}", role="admin" if i % 2 else "analyst")
+        for i in range(3 * AMONG_CHUNK)
+    ]
+    store.save_profiles(contacts=people, now=now)
+    among = [c.id for c in people[::3]] + ["nobody"]
+    found = matching_contact_ids(store, 'contact.role == "admin"', now=now, among=reversed(among))
+    assert found == sorted(c.id for c in people[::3] if c.role == "admin")
+    assert len(found) == AMONG_CHUNK // 2

@@ -61,6 +61,8 @@ DIALECTS = ("sqlite", "postgresql")
 #: dividend positive, where SQL's truncating division equals Python's floor division, while
 #: the instant appears only once in the SQL (it may be a correlated subquery).
 DAY_BIAS = 10_000_000
+#: Contacts per query when a question is limited to given contacts (``among``).
+AMONG_CHUNK = 1000
 
 _NULL_BOOL: SQL = sa.cast(sa.null(), sa.Boolean)
 
@@ -116,14 +118,22 @@ def matching_contact_ids(
 ) -> list[str]:
     """Ids of the contacts in ``store`` that are in the segment ``expr``, sorted.
 
-    ``among`` limits the question to those contacts (a trigger's audience, say).
+    ``among`` limits the question to those contacts (a trigger's audience, say); it may be
+    as long as the population: it is asked in chunks, with the expression compiled once.
     """
     condition = to_sql(expr, now=now, dialect_name=store.dialect, segments=segments)
-    stmt = population().where(condition).order_by(contacts.c.id)
-    if among is not None:
-        stmt = stmt.where(contacts.c.id.in_(list(among)))
+    stmt = population().where(condition)
     with store.engine.connect() as conn:
-        return sorted(conn.scalars(stmt))
+        if among is None:
+            return sorted(conn.scalars(stmt))
+        # Chunks keep each IN list under the drivers' bound-parameter limits.
+        wanted = sorted(set(among))
+        found: list[str] = []
+        for start in range(0, len(wanted), AMONG_CHUNK):
+            found += conn.scalars(
+                stmt.where(contacts.c.id.in_(wanted[start : start + AMONG_CHUNK]))
+            )
+        return sorted(found)
 
 
 def _int(expr: Any) -> SQL:

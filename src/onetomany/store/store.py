@@ -638,7 +638,7 @@ def _contact_row(contact: Contact, now: datetime) -> dict[str, Any]:
 
 def _contact(row: sa.Row[Any]) -> Contact:
     m = row._mapping
-    return Contact(
+    return Contact.restored(
         **{
             k: m[k]
             for k in (

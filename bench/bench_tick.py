@@ -1,0 +1,335 @@
+"""Ticks: what one round of time-driven triggers costs per contact, from 10,000 to 1,000,000.
+
+Builds a SQLite store per size (one account per 4 contacts; a login history spread over 60
+days, so about a fifth of the accounts have been absent for 30 days or more; sign-ups), as if
+the history had been imported and its events already ticked through. A few accounts sign up
+in the last hour. The program has an absence touch (no login for 30 days, paying accounts
+only, through a named segment) and an event touch on ``signed_up``; its channel is an
+outbox folder, but nothing is dispatched: only ``tick`` is timed.
+
+Per size it prints:
+
+* the first tick (queues every absence and the new sign-ups) and a steady-state tick (nothing
+  new: the cost every round pays), in wall and CPU seconds and CPU microseconds per contact;
+* one named segment evaluated over the whole population in SQL, against the Python
+  evaluator, ``evaluate()`` over preloaded profiles, timed on a sample of contacts and
+  extrapolated per contact (the baseline, measured in the same run). The two must agree on
+  the sample.
+
+    .venv/bin/python bench/bench_tick.py                # 10,000, 100,000 and 1,000,000
+    .venv/bin/python bench/bench_tick.py --quick        # 2,000 and 20,000
+    .venv/bin/python bench/bench_tick.py 50000          # any sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from onetomany import Event, FrozenClock
+from onetomany.engine import EVENT_CURSOR, Engine
+from onetomany.program import AbsenceTrigger, Audience, EventTrigger, Program, Touch
+from onetomany.segments import Profile, SegmentSet
+from onetomany.settings import PluginSettings
+from onetomany.store import Store
+from onetomany.store.schema import accounts, contacts, cursors, events
+
+R = TypeVar("R")
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+DAY = 24 * 60  # minutes
+CHUNK = 50_000
+SAMPLE = 10_000
+SEGMENTS = {
+    "paying": 'account.plan in ["pro", "enterprise"] and account.mrr >= 100',
+    "at_risk": (
+        'segment("paying") and account.active_users / account.seats < 0.5 '
+        'and count("login", days=30) <= 2 and contact.role in ["sponsor", "admin", "leader"]'
+    ),
+}
+TIMED_SEGMENT = "at_risk"
+ROLES = ["sponsor", "admin", "leader", "analyst", None]
+TIMEZONES = ["UTC", "Europe/Paris", "America/New_York", "America/Sao_Paulo", "Asia/Jakarta"]
+LOCALES = ["en", "fr", "pt-BR", "id"]
+TEMPLATE = """\
++++
+subject = "Hello {{ contact.first_name }}"
++++
+<mjml><mj-body><mj-section><mj-column>
+<mj-text>Hello {{ contact.first_name }} from {{ account.name }}.</mj-text>
+</mj-column></mj-section></mj-body></mjml>
+"""
+
+
+# -- the population ---------------------------------------------------------------------------
+
+
+def _account_rows(rng: random.Random, first: int, last: int) -> Iterator[dict[str, Any]]:
+    for i in range(first, last):
+        seats = rng.randint(1, 200)
+        yield {
+            "id": f"a{i:07d}",
+            "name": f"Account {i}",
+            "traits": {
+                "plan": rng.choice(["free", "basic", "pro", "enterprise"]),
+                "mrr": rng.choice([0, 49, 99, 250, 990, 4900]),
+                "seats": seats,
+                "active_users": rng.randint(0, seats),
+            },
+            "updated_at": NOW,
+        }
+
+
+def _contact_rows(rng: random.Random, first: int, last: int) -> Iterator[dict[str, Any]]:
+    for k in range(first, last):
+        yield {
+            "id": f"c{k:07d}",
+            "account_id": f"a{k // 4:07d}",
+            "name": f"Person{k} Example",
+            "email": f"p{k}@acme{k // 4}.test",
+            "phone": None,
+            "role": rng.choice(ROLES),
+            "locale": rng.choice(LOCALES),
+            "timezone": rng.choice(TIMEZONES),
+            "consent": {},
+            "traits": {},
+            "updated_at": NOW,
+        }
+
+
+def _event_rows(rng: random.Random, first: int, last: int) -> Iterator[dict[str, Any]]:
+    """Per account: a sign-up 60-700 days ago and 0-8 logins in the last 60 days.
+
+    One account in five has been quiet for 30 days or more (its logins are 30-60 days old);
+    one in twenty never logged in (never absent from what it never did).
+    """
+    for i in range(first, last):
+        account = f"a{i:07d}"
+        yield _event_row(f"s{i}", "signed_up", account, None, rng.randint(60 * DAY, 700 * DAY))
+        kind = rng.random()
+        if kind < 0.05:
+            continue
+        low = 30 * DAY + 60 if kind < 0.25 else 0
+        for j in range(rng.randint(1, 8)):
+            contact = f"c{4 * i + rng.randrange(4):07d}"
+            yield _event_row(f"l{i}-{j}", "login", account, contact, rng.randint(low, 60 * DAY))
+
+
+def _event_row(
+    id: str, name: str, account: str, contact: str | None, minutes_ago: int
+) -> dict[str, Any]:
+    at = NOW - timedelta(minutes=minutes_ago)
+    return {
+        "id": id,
+        "name": name,
+        "account_id": account,
+        "contact_id": contact,
+        "occurred_at": at,
+        "received_at": at,
+        "properties": {},
+    }
+
+
+def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def build(store: Store, size: int, seed: int = 7) -> int:
+    """``size`` contacts with their accounts and history, in one transaction; returns the
+    number of events. The event log counts as already ticked through (its cursor is at the
+    end), as after importing a history; the sign-ups of the last hour come after it."""
+    rng = random.Random(seed)
+    n_accounts = (size + 3) // 4
+    with store.engine.begin() as conn:
+        # executemany of whole chunks: identify() one profile at a time would take hours.
+        for table, rows in (
+            (accounts, _account_rows(rng, 0, n_accounts)),
+            (contacts, _contact_rows(rng, 0, size)),
+            (events, _event_rows(rng, 0, n_accounts)),
+        ):
+            for chunk in _chunks(rows):
+                conn.execute(table.insert(), chunk)
+        position = conn.scalar(sa.select(sa.func.max(events.c.seq)))
+        conn.execute(
+            cursors.insert().values(name=EVENT_CURSOR, value=str(position), updated_at=NOW)
+        )
+        fresh = [
+            _event_row(f"new{i}", "signed_up", f"a{i:07d}", None, rng.randint(1, 60))
+            for i in rng.sample(range(n_accounts), max(1, n_accounts // 1000))
+        ]
+        conn.execute(events.insert(), fresh)
+        count = int(conn.scalar(sa.select(sa.func.count()).select_from(events)) or 0)
+    if store.dialect == "sqlite":
+        # Folds the bulk load's write-ahead log into the database now, so that the first
+        # tick's small write does not pay for checkpointing hundreds of megabytes.
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return count
+
+
+def make_program(folder: Path) -> Program:
+    templates = folder / "templates"
+    templates.mkdir()
+    (templates / "nudge.mjml").write_text(TEMPLATE)
+    return Program(
+        name="bench",
+        touches=(
+            Touch(
+                name="winback",
+                trigger=AbsenceTrigger(event="login", days=30),
+                channel="email",
+                template="nudge",
+                audience=Audience(roles=("sponsor", "admin")),
+                segment="paying",
+            ),
+            Touch(
+                name="welcome",
+                trigger=EventTrigger(event="signed_up"),
+                channel="email",
+                template="nudge",
+                audience=Audience(roles=("admin", "sponsor")),
+            ),
+        ),
+        channels={
+            "email": PluginSettings(
+                name="email", plugin="outbox", options={"folder": str(folder / "outbox")}
+            )
+        },
+        segments=SEGMENTS,
+        templates_dir=templates,
+        sender="Acme <success@acme.test>",
+        base_dir=folder,
+    )
+
+
+# -- the Python baseline ----------------------------------------------------------------------
+
+
+def sample_profiles(store: Store, size: int, seed: int = 11) -> list[Profile]:
+    """``SAMPLE`` random contacts with their accounts and their accounts' events."""
+    ids = sorted(f"c{k:07d}" for k in random.Random(seed).sample(range(size), min(size, SAMPLE)))
+    people = store.get_contacts(ids)
+    by_id = store.get_accounts({c.account_id for c in people.values() if c.account_id})
+    wanted = sorted(by_id)
+    by_account: dict[str, list[Event]] = defaultdict(list)
+    with store.engine.connect() as conn:
+        for start in range(0, len(wanted), 500):
+            query = sa.select(events).where(events.c.account_id.in_(wanted[start : start + 500]))
+            for r in conn.execute(query):
+                by_account[r.account_id].append(
+                    Event(
+                        id=r.id,
+                        name=r.name,
+                        account_id=r.account_id,
+                        contact_id=r.contact_id,
+                        occurred_at=r.occurred_at,
+                    )
+                )
+    return [
+        Profile(
+            contact=people[i],
+            account=by_id.get(people[i].account_id or ""),
+            events=by_account.get(people[i].account_id or "", ()),
+        )
+        for i in ids
+    ]
+
+
+def python_ids(segments: SegmentSet, profiles: list[Profile]) -> set[str]:
+    return {p.contact.id for p in profiles if segments.evaluate(TIMED_SEGMENT, p, now=NOW)}
+
+
+def timed(fn: Callable[[], R]) -> tuple[float, R]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def cpu_timed(fn: Callable[[], R]) -> tuple[float, float, R]:
+    """Wall and CPU seconds: on a shared machine the CPU time is the steadier of the two."""
+    cpu = time.process_time()
+    wall, result = timed(fn)
+    return wall, time.process_time() - cpu, result
+
+
+def run(size: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        store = Store(folder / "bench.db")
+        build_s, n_events = timed(lambda: build(store, size))
+        segments = SegmentSet(SEGMENTS)
+        with Engine(make_program(folder), store=store, clock=FrozenClock(NOW)) as engine:
+            first_s, first_cpu, first = cpu_timed(engine.tick)
+            steady_s, steady_cpu, steady = cpu_timed(engine.tick)
+            assert steady == 0, f"a steady-state tick queued {steady} touches"
+            sql_s, in_sql = timed(
+                lambda: segments.matching_contact_ids(store, TIMED_SEGMENT, now=NOW)
+            )
+            profiles = sample_profiles(store, size)
+            py_s, in_py = timed(lambda: python_ids(segments, profiles))
+            sampled = {p.contact.id for p in profiles}
+            assert in_py == sampled & set(in_sql), "the evaluators disagree on the sample"
+    return {
+        "contacts": size,
+        "events": n_events,
+        "build_s": build_s,
+        "queued": first,
+        "first_s": first_s,
+        "first_cpu": first_cpu,
+        "steady_s": steady_s,
+        "steady_cpu": steady_cpu,
+        "matched": len(in_sql),
+        "sql_us": sql_s / size * 1e6,
+        "py_us": py_s / len(profiles) * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("sizes", type=int, nargs="*", help="contacts per run")
+    parser.add_argument("--quick", action="store_true", help="2,000 and 20,000 contacts")
+    args = parser.parse_args()
+    sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000])
+    print("program: an absence touch (no login for 30 days, segment 'paying') and an event")
+    print("touch on signed_up; SQLite; tick only (nothing dispatched).")
+    print(f"segment timed: {TIMED_SEGMENT} = {SEGMENTS[TIMED_SEGMENT]}")
+    print(
+        f"Python: evaluate() over {SAMPLE:,} preloaded sample profiles, extrapolated per "
+        "contact; SQL: one query over the whole population."
+    )
+    print("tick columns: wall seconds, CPU seconds of this process, CPU microseconds per contact")
+    print(
+        f"{'contacts':>10} {'events':>10} {'build s':>8} {'queued':>7} {'tick1 s':>8} "
+        f"{'cpu s':>7} {'us/c':>6} {'tick2 s':>8} {'cpu s':>7} {'us/c':>6} {'matched':>8} "
+        f"{'SQL us/c':>9} {'Py us/c':>8} {'SQL/Py':>7}",
+        flush=True,
+    )
+    for size in sizes:
+        r = run(size)
+        print(
+            f"{size:>10,} {r['events']:>10,} {r['build_s']:>8.1f} {r['queued']:>7,} "
+            f"{r['first_s']:>8.3f} {r['first_cpu']:>7.3f} {r['first_cpu'] / size * 1e6:>6.1f} "
+            f"{r['steady_s']:>8.3f} {r['steady_cpu']:>7.3f} {r['steady_cpu'] / size * 1e6:>6.1f} "
+            f"{r['matched']:>8,} {r['sql_us']:>9.2f} {r['py_us']:>8.2f} "
+            f"{r['sql_us'] / r['py_us']:>7.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
