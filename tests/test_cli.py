@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
 import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -52,14 +54,66 @@ def test_plugins_json_lists_bundled_and_builtin_plugins():
     assert plugins["csv"]["hooks"] == ["onetomany_register_sources"]
 
 
-def test_run_once_on_the_example_writes_real_emails(example):
-    result = run_cli("run", str(example), "--once")
+#: What 90 simulated days of the example send, touch by touch (README.md tells the story).
+PLAYBOOK = {
+    "welcome": 8,
+    "welcome_resend": 2,
+    "welcome_call": 2,
+    "day_recap": 40,
+    "feature_nudge": 6,
+    "inactivity_nudge": 1,
+    "invoice_overdue": 1,
+    "setup_overdue": 1,
+    "onboarding_done": 8,
+    "quarterly_review": 2,
+    "nps": 7,
+    "high_touch_intro": 3,
+    "first_report_tip": 7,
+}
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """The demo's 90 days, on three-hour steps (the same sends, a third of the steps)."""
+    target = tmp_path_factory.mktemp("demo") / "onboarding"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("var"))
+    result = run_cli(
+        "simulate",
+        str(target),
+        "--from",
+        "2026-09-01",
+        "--to",
+        "2026-11-30",
+        "--step",
+        "3",
+        "--out",
+        str(target / "var" / "touches.csv"),
+    )
+    return target, result
+
+
+def test_the_example_plays_every_situation_of_the_playbook(simulated):
+    example, result = simulated
     assert result.returncode == 0, result.stderr
-    assert "queued 9 touch(es); delivered 9, retrying 0, dead-lettered 0" in result.stdout
+    assert "88 planned touch(es): 88 sent, 0 dead-lettered, 0 still pending" in result.stdout
+    with (example / "var" / "touches.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    sent = Counter(row["touch"] for row in rows)
+    assert sent == PLAYBOOK
+    by_touch = {row["touch"]: row for row in rows}
+    assert by_touch["invoice_overdue"]["recipient"] == "+14155550123"  # Tailspin's admin
+    assert by_touch["invoice_overdue"]["time"].startswith("2026-10-26")  # due 15 Sep, + 41 days
+    assert by_touch["inactivity_nudge"]["account"] == "acc-002"
+    assert {r["account"] for r in rows if r["touch"] == "welcome_call"} == {"acc-007", "acc-012"}
+    recaps = [r for r in rows if r["touch"] == "day_recap" and r["contact"] == "ct-004"]
+    assert [r["time"][:10] for r in recaps] == [f"2026-09-{day:02}" for day in range(3, 8)]
+
+
+def test_the_simulated_example_writes_real_emails_and_records(simulated):
+    example, _ = simulated
     outbox = example / "var" / "outbox"
-    assert str(outbox) in result.stdout.replace("\n", "")
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == 8
+    assert len(files) == sum(PLAYBOOK.values()) - 14  # SMS, in-app and CSM tasks are JSON
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert message.get_content_type() == "multipart/alternative"
@@ -70,10 +124,25 @@ def test_run_once_on_the_example_writes_real_emails(example):
         text = message.get_body(("plain",)).get_content()
         assert "Acme Analytics" in html and "Acme Analytics" in text
         assert "{{" not in html and "{{" not in text
+    records = [json.loads(p.read_text()) for p in outbox.glob("*.json")]
+    tasks = [r for r in records if r["kind"] == "csm"]
+    assert len(tasks) == 6
+    assert {t["to"] for t in tasks} == {
+        "ana.souza@acme-analytics.test",
+        "budi.santoso@acme-analytics.test",
+    }
+    assert all(t["data"]["task"]["due"] for t in tasks)
+    [sms] = [r for r in records if r["kind"] == "sms"]
+    assert "more than 40 days overdue" in sms["text"]
 
+
+def test_run_once_on_the_example_sends_nothing_twice(example):
+    first = run_cli("run", str(example), "--once")
+    assert first.returncode == 0, first.stderr
+    assert "dead-lettered 0" in first.stdout
     again = run_cli("run", str(example), "--once")
-    assert "queued 0 touch(es); delivered 0" in again.stdout  # nothing is sent twice
-    assert len(list(outbox.glob("*.eml"))) == 8
+    assert again.returncode == 0, again.stderr
+    assert "queued 0 touch(es); delivered 0" in again.stdout
 
 
 def test_run_names_every_problem_of_a_broken_program(example):
@@ -99,20 +168,28 @@ def test_malformed_toml_is_reported_with_its_file(example):
 
 
 def test_a_malformed_csv_row_is_named_and_nothing_stored_is_lost(example):
+    from onetomany.store import Store
+
     assert run_cli("run", str(example), "--once").returncode == 0
+
+    def counts() -> tuple[int, int, int]:
+        store = Store(example / "var" / "onetomany.db")
+        try:
+            return store.count("contacts"), store.count("events"), store.count("outbox")
+        finally:
+            store.close()
+
+    before = counts()
     contacts = example / "data" / "contacts.csv"
     contacts.write_text(
-        contacts.read_text() + "ct-008,acc-004,Bad Row,not-an-email,,admin,en,UTC,no\n"
+        contacts.read_text() + "ct-099,acc-004,Bad Row,,admin,en,UTC,no,not-an-email\n"
     )
     result = run_cli("run", str(example), "--once")
     assert result.returncode == 1
-    assert "contacts.csv:9" in result.stderr
+    assert "contacts.csv:24" in result.stderr
     assert "email" in result.stderr
-    from onetomany.store import Store
-
-    store = Store(example / "var" / "onetomany.db")
-    assert store.count("contacts") == 7
-    assert store.count("outbox") == 9
+    assert counts() == before
+    assert before[0] == 22
 
 
 def test_db_upgrade(tmp_path):
@@ -141,7 +218,7 @@ def test_capacity_on_the_example_uses_the_domains_numbers(example):
     assert result.returncode == 0, result.stderr
     assert "-> 40 accounts per CSM" in result.stdout
     assert "one more CSM every 4 months" in result.stdout
-    assert "Book now: 4 accounts (high 1, mid 1, low 1, tech 1)" in result.stdout
+    assert "Book now: 12 accounts (high 3, mid 4, low 3, tech 2)" in result.stdout
 
 
 def test_capacity_without_costs_is_a_clear_error(example):
@@ -157,7 +234,7 @@ def test_capacity_without_costs_is_a_clear_error(example):
 def test_validate_renders_every_template_and_names_a_missing_variable(example):
     ok = run_cli("validate", str(example))
     assert ok.returncode == 0, ok.stderr
-    assert "rendered for 7 contact(s)" in ok.stdout
+    assert "rendered for 22 contact(s)" in ok.stdout
     assert not (example / "var").exists()  # validate leaves the program's store alone
 
     welcome = example / "templates" / "welcome.pt-BR.mjml"
@@ -186,7 +263,7 @@ def test_preview_all_writes_every_touch_in_three_locales(example, tmp_path):
 
 def test_preview_of_one_touch_for_one_contact(example, tmp_path):
     result = run_cli(
-        "preview", str(example), "welcome", "--contact", "ct-007", "--out", str(tmp_path / "p")
+        "preview", str(example), "welcome", "--contact", "ct-008", "--out", str(tmp_path / "p")
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "p" / "welcome.id.html").exists()  # Budi reads Indonesian
+    assert (tmp_path / "p" / "welcome.id.html").exists()  # Dewi reads Indonesian

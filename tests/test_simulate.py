@@ -411,7 +411,7 @@ def test_the_onboarding_example_simulates_ten_days_dry(tmp_path):
         app, ["simulate", str(example), "--from", "2026-11-01", "--to", "2026-11-11", "--dry-run"]
     )
     assert result.exit_code == 0, result.output
-    assert "9 planned touch(es): 9 sent, 0 dead-lettered, 0 still pending" in result.output
+    assert "27 planned touch(es): 27 sent, 0 dead-lettered, 0 still pending" in result.output
     assert not (example / "var").exists()
 
 
