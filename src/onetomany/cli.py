@@ -362,6 +362,7 @@ def _print_simulation(report: SimulationReport) -> None:
     )
 
 
+@app.command()
 def explain(
     path: ProgramPath,
     subject: Annotated[str, typer.Argument(help="An account id or a contact id.")],
