@@ -192,3 +192,148 @@ def test_unknown_trait_types_are_named(tmp_path, monkeypatch):
     with pytest.raises(ConfigErrors) as info:
         load_program(_folder(tmp_path, toml))
     assert sorted(e.key for e in info.value.errors) == ["traits.account.mrr", "traits.person"]
+
+
+EVERY_KIND = """
+[program]
+name = "acme"
+
+[segments]
+low = "account.seats < 5"
+
+[[journeys.onboarding.stages]]
+name = "setup"
+entry = "exists(last('signed_up'))"
+complete = "count('connected', days=365) >= 1"
+ideal_days = 7
+
+[[journeys.onboarding.stages]]
+name = "adoption"
+complete = "count('report', days=365) >= 3"
+
+[channels.email]
+plugin = "outbox"
+folder = "out"
+
+[touches.welcome]
+trigger = { event = "signed_up", where = { plan = "pro" } }
+channel = "email"
+reentry = "once"
+
+[touches.nudge]
+trigger = { segment = "low", on = "leave" }
+channel = "email"
+template = "welcome"
+reentry = { per_days = 30 }
+
+[touches.late]
+trigger = { stage = "onboarding.setup", on = "overdue" }
+channel = "email"
+template = "welcome"
+reentry = { per = "stage", journey = "onboarding" }
+
+[touches.quiet]
+trigger = { absence = "login", days = 30, by = "contact" }
+channel = "email"
+template = "welcome"
+
+[touches.nps]
+trigger = { rrule = "FREQ=DAILY;INTERVAL=90", anchor = "signed_up", after_days = 90 }
+channel = "email"
+template = "welcome"
+
+[touches.resend]
+trigger = { not_clicked = "welcome", days = 3 }
+channel = "email"
+template = "welcome"
+"""
+
+
+def test_toml_and_python_agree_on_every_trigger_journey_and_reentry_rule(tmp_path):
+    from onetomany.journeys import Journey, Stage
+    from onetomany.program import (
+        AbsenceTrigger,
+        CadenceTrigger,
+        EngagementTrigger,
+        Reentry,
+        SegmentTrigger,
+        StageTrigger,
+    )
+
+    loaded = load_program(_folder(tmp_path, EVERY_KIND))
+    touch = {"channel": "email", "template": "welcome"}
+    assert loaded.touches == (
+        Touch(
+            name="welcome",
+            trigger=EventTrigger(event="signed_up", where={"plan": "pro"}),
+            reentry=Reentry(kind="once"),
+            **touch,
+        ),
+        Touch(
+            name="nudge",
+            trigger=SegmentTrigger(segment="low", on="leave"),
+            reentry=Reentry(kind="period", days=30),
+            **touch,
+        ),
+        Touch(
+            name="late",
+            trigger=StageTrigger(journey="onboarding", stage="setup", on="overdue"),
+            reentry=Reentry(kind="stage", journey="onboarding"),
+            **touch,
+        ),
+        Touch(name="quiet", trigger=AbsenceTrigger(event="login", days=30, by="contact"), **touch),
+        Touch(
+            name="nps",
+            trigger=CadenceTrigger(
+                rrule="FREQ=DAILY;INTERVAL=90", anchor="signed_up", after_days=90
+            ),
+            **touch,
+        ),
+        Touch(
+            name="resend",
+            trigger=EngagementTrigger(touch="welcome", outcome="not_clicked", days=3),
+            **touch,
+        ),
+    )
+    assert loaded.journeys == {
+        "onboarding": Journey(
+            name="onboarding",
+            stages=(
+                Stage(
+                    name="setup",
+                    entry="exists(last('signed_up'))",
+                    complete="count('connected', days=365) >= 1",
+                    ideal_days=7,
+                ),
+                Stage(name="adoption", complete="count('report', days=365) >= 3"),
+            ),
+        )
+    }
+
+
+def test_references_no_trigger_can_reach_are_listed_together(tmp_path):
+    broken = (
+        EVERY_KIND.replace('segment = "low", on', 'segment = "lowe", on')
+        .replace('"onboarding.setup"', '"onboarding.setpu"')
+        .replace('not_clicked = "welcome"', 'not_clicked = "welcom"')
+    )
+    broken += """
+[touches.adoption_late]
+trigger = { stage = "onboarding.adoption", on = "overdue" }
+channel = "email"
+template = "welcome"
+"""
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, broken))
+    found = {e.key: e.reason for e in info.value.errors}
+    assert set(found) == {
+        "touches.nudge.trigger",
+        "touches.late.trigger",
+        "touches.resend.trigger",
+        "touches.adoption_late.trigger",
+    }
+    assert all("no trigger can reach this touch" in reason for reason in found.values())
+    assert "unknown segment 'lowe'" in found["touches.nudge.trigger"]
+    assert "no stage 'setpu'" in found["touches.late.trigger"]
+    assert "unknown touch 'welcom'" in found["touches.resend.trigger"]
+    assert "never overdue" in found["touches.adoption_late.trigger"]
