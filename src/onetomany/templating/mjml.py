@@ -4,6 +4,11 @@ mjml-python turns any exception an include loader raises into a bare ``ValueErro
 load included template"), so the loaders here keep the real :class:`TemplateError` aside and
 :func:`run_mjml` re-raises it. MJML's own errors carry a byte position, which is turned into a
 file line when the compiled text is the file's text.
+
+Before MJML sees a file's text, :func:`~onetomany.templating.structure.check_structure` checks
+that it is a well-formed tree of MJML elements (mrml lets some malformed MJML through), so the
+error names the file, line and column: the template's body in :meth:`MjmlCache.compile`, and
+each MJML partial as :class:`FolderLoader` loads it, with the partial's own path.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +25,7 @@ import attrs
 from onetomany.errors import TemplateError
 from onetomany.templating.environment import BoundTemplate
 from onetomany.templating.files import read_text, resolve_inside
+from onetomany.templating.structure import Include, check_structure
 
 __all__ = [
     "FolderLoader",
@@ -79,17 +85,28 @@ class FolderLoader(_Loader):
 
     Paths are relative to the folder root, whichever file the ``mj-include`` is in (mjml-python
     hands over the path as written, without the including file).
+
+    Each file included as MJML is structure-checked (see
+    :func:`~onetomany.templating.structure.check_structure`) under its own path. Which includes
+    are MJML is known from the checked sources' ``type`` attributes (``includes``, from the
+    template's own check, and those of every partial checked since); a path no checked source
+    names (built by Jinja) counts as MJML when it ends in ``.mjml``.
     """
 
-    def __init__(self, root: Path, template: str) -> None:
+    def __init__(self, root: Path, template: str, includes: Iterable[Include] = ()) -> None:
         super().__init__(template)
         self.root = root
         self.files: dict[str, str] = {}
         self.paths: dict[str, Path] = {}
+        self._types = {include.path: include.type for include in includes}
 
     def _load(self, path: str) -> str:
         resolved = resolve_inside(self.root, path, template=self.template)
-        content = read_text(resolved, template=resolved.relative_to(self.root).as_posix())
+        name = resolved.relative_to(self.root).as_posix()
+        content = read_text(resolved, template=name)
+        if self._types.get(path, "mjml" if path.endswith(".mjml") else "other") == "mjml":
+            for include in check_structure(content, template=name):
+                self._types.setdefault(include.path, include.type)
         self.files[path] = content
         self.paths[path] = resolved
         return content
@@ -182,7 +199,8 @@ class MjmlCache:
         cached = self._lookup(source, source_key)
         if cached is not None:
             return cached
-        loader = FolderLoader(self.root, template)
+        includes = check_structure(source, template=template, first_line=first_line)
+        loader = FolderLoader(self.root, template, includes)
         html = run_mjml(self.compile_mjml, source, loader, template=template, first_line=first_line)
         output = MjmlOutput(html=html, includes=dict(loader.files), paths=dict(loader.paths))
         self._remember(self._outputs, _digest(source, output.includes), output)
