@@ -108,7 +108,10 @@ def validate(path: ProgramPath) -> None:
         tempfile.TemporaryDirectory(prefix="onetomany-validate-") as scratch,
         Engine(program, store=Store(Path(scratch) / "validate.db")) as engine,
     ):
-        engine.sync()
+        # Only the profiles matter here, so the sources are read without their events.
+        for name in program.sources:
+            result = engine.source(name).sync()
+            engine.identify(*result.accounts, *result.contacts)
         samples = [
             (c, engine.store.get_account(c.account_id) if c.account_id else None)
             for c in engine.store.all_contacts()[:50]
