@@ -13,7 +13,7 @@ recipient):
 
 and prints the ratios full/bare and slow/bare, and the text alone (fast vs slow).
 
-    .venv/bin/python bench/bench_render.py [--repeat 300]
+    .venv/bin/python bench/bench_render.py [--repeat 300] [--only welcome newsletter]
 """
 
 from __future__ import annotations
@@ -82,13 +82,21 @@ def context(i: int) -> dict[str, Any]:
             "id": f"ct-{i}",
             "name": f"Person {i} Example",
             "first_name": f"Person{i}",
+            "email": f"person{i}@example.test",
+            "phone": f"+1555000{i:04d}",
+            "role": "admin",
             "locale": "en",
             "timezone": "UTC",
         },
         "account": {
             "id": f"acc-{i}",
             "name": f"Company {i} & Sons",
-            "traits": {"plan": "pro", "seats": 10 + i % 40},
+            "traits": {
+                "plan": "pro",
+                "seats": 10 + i % 40,
+                "active_users": 3 + i % 7,
+                "mrr": 1200 + i,
+            },
         },
         "touch": {"name": "bench", "key": f"k{i}"},
         "event": {
@@ -102,6 +110,16 @@ def context(i: int) -> dict[str, Any]:
             },
         },
         "program": {"name": "acme-onboarding", "constants": CONSTANTS},
+        # What a cadence touch (day_recap) gets: its occurrence and the day's activity.
+        "occurrence": {
+            "at": "2026-11-03T09:00:00+00:00",
+            "number": 1 + i % 5,
+            "since": "2026-11-02T09:00:00+00:00",
+        },
+        "activity": [
+            {"id": f"ev-{i}-{n}", "name": name, "occurred_at": "2026-11-03T01:00:00+00:00"}
+            for n, name in enumerate(("integration_connected", "login", "report_created"))
+        ],
         "unsubscribe_url": f"https://app.acme-analytics.test/unsubscribe?c=ct-{i}",
         "locale": "en",
         "timezone": "UTC",
@@ -176,6 +194,7 @@ def bench(folder: Path, variant: str, repeat: int, *, mjml_repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--only", nargs="*", help="template variants to run (default: all)")
     args = parser.parse_args()
     print("per recipient; full = HTML + subject + preheader + text (fast path)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,6 +204,8 @@ def main() -> None:
         templates = TemplateSet(folder, constants={})
         for name in templates.names():
             for variant in templates.variants(name):
+                if args.only and variant not in args.only:
+                    continue
                 bench(folder, variant, args.repeat, mjml_repeat=max(10, args.repeat // 10))
 
 

@@ -75,6 +75,8 @@ class CompiledTemplate:
     fast_text_reason: str | None = None
     # Front matter values without any Jinja: the same for everyone, so never rendered.
     constant_fields: Mapping[str, str] = attrs.field(factory=dict)
+    # Constant fields once checked (the check is the same for everyone): filled on first use.
+    _checked_constants: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; every failure is a TemplateError naming the file."""
@@ -114,9 +116,11 @@ class CompiledTemplate:
         """The rendering from one pass of the one-pass template (HTML, text and the front
         matter values it holds); the other front matter values render on their own."""
 
+        fields = one.fields
+
         def field(key: str) -> str | None:
-            if key in one.fields:
-                return self._checked_field(key, one.fields[key])
+            if key in fields:
+                return self._checked_field(key, fields[key])
             return self._field(key, context)
 
         subject = field("subject") or ""
@@ -160,14 +164,17 @@ class CompiledTemplate:
         return run_mjml(self.compile_mjml, source, loader, template=self.path, first_line=None)
 
     def _field(self, key: str, context: Mapping[str, Any]) -> str | None:
+        checked = self._checked_constants.get(key)
+        if checked is not None:
+            return checked
         if key in self.constant_fields:
-            value = self.constant_fields[key]
-        else:
-            template = self.front_matter.get(key)
-            if template is None:
-                return None
-            value = template.render(context)
-        return self._checked_field(key, value)
+            checked = self._checked_field(key, self.constant_fields[key])
+            self._checked_constants[key] = checked
+            return checked
+        template = self.front_matter.get(key)
+        if template is None:
+            return None
+        return self._checked_field(key, template.render(context))
 
     def _checked_field(self, key: str, value: str) -> str:
         # Surrounding whitespace (a TOML multi-line string's last newline) is never meant.

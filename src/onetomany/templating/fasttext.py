@@ -9,10 +9,11 @@ before it contributes (words, break markers, links opening and closing), and wha
 is to the text (visible words, part of a link target, an image's text in a link, or nothing).
 
 The HTML template is then rewritten into the *one-pass template*: each expression the text needs
-becomes ``{{ (expression)|otm_v(n) }}`` and other tags get a ``{{ n|otm_s }}`` before them. Both
+becomes ``{{ (expression)|otm_v(n) }}`` (``otm_t``, a shortcut, for a value in visible text
+after plain text) and other tags get a ``{{ n|otm_s }}`` before them. Both
 filters write the planned text (and the value) into a per-render sink and return what the HTML
 would have held, so the HTML is byte for byte the compiled template's, every expression is
-evaluated once, and the text is assembled from the sink with a few regular expressions. Front
+evaluated once, and the text is assembled from the sink (see :class:`_Sink`). Front
 matter values made only of expressions are rendered in the same pass (``{% set %}`` blocks at the
 top, autoescape off, as the text environment renders them).
 
@@ -82,6 +83,8 @@ _BLOCK_CLOSE = frozenset({"endif", "endfor"})
 _TRAILING_NEWLINE = re.compile(r"(?:\r\n|\r|\n)\Z")
 _SET_NAMES = re.compile(r"\{%\s*set\s+([\w\s,]+?)\s*=")
 _WORD = re.compile(r"\w+")
+# What assemble() squeezes and strips: whitespace (only spaces in a clean stream) and markers.
+_EDGES: Final = LINE_BREAK + PARAGRAPH_BREAK + " "
 # The name of the per-render sink in the render context (tags using "otm_" are refused).
 _SINK: Final = "otm_sink"
 _FIELD_PREFIX: Final = "otm_f_"
@@ -339,25 +342,52 @@ def _check_blocks(tags: list[_Tag], states: Mapping[int, Any]) -> None:
 
 
 class _Sink:
-    """Collects one recipient's text stream while the one-pass template renders."""
+    """Collects one recipient's text stream while the one-pass template renders.
 
-    __slots__ = ("attribute", "before", "links", "parts", "roles", "slow")
+    The pieces of the stream are kept so that :func:`~onetomany.templating.text.assemble`'s
+    regular expression, which costs about as much as the bare HTML render, is only needed when
+    a piece could make it change something: each static piece is checked once per template
+    (``clean``), each value as it is captured, and each join as it is made (``dirty``)."""
 
-    def __init__(self, before: list[Any], roles: list[str | None]) -> None:
+    __slots__ = ("attribute", "before", "clean", "dirty", "links", "parts", "roles", "slow")
+
+    def __init__(self, before: list[Any], roles: list[str | None], clean: list[bool]) -> None:
         self.before = before
         self.roles = roles
+        self.clean = clean
         self.parts: list[str] = []
         self.links: list[tuple[str, int]] = []
         self.attribute: list[str] = []
         self.slow = False
+        self.dirty = False
 
-    def run(self, ops: Any) -> None:
+    def add(self, piece: str) -> None:
+        """Append a piece of the stream whose inside has no run to squeeze; only its join with
+        the previous piece could make one."""
+        if piece:
+            parts = self.parts
+            if piece[0] in _EDGES and parts and parts[-1][-1] in _EDGES:
+                self.dirty = True
+            parts.append(piece)
+
+    def add_value(self, text: str) -> None:
+        """Append a value: it has nothing to squeeze when it is printable (no whitespace but
+        spaces, no break marker) and holds no double space."""
+        if not (text.isprintable() and "  " not in text):
+            self.dirty = True
+            text = strip_markers(text)
+        self.add(text)
+
+    def run(self, index: int) -> None:
+        ops = self.before[index]
+        if not self.clean[index]:
+            self.dirty = True
         if type(ops) is str:
-            self.parts.append(ops)
+            self.add(ops)
             return
         for op in ops:
             if type(op) is str:
-                self.parts.append(op)
+                self.add(op)
             elif type(op) is _HrefText:
                 self.attribute.append(op.text)
             elif type(op) is _HrefStart:
@@ -368,12 +398,11 @@ class _Sink:
             else:
                 href, start = self.links.pop()
                 label = link_label("".join(self.parts[start:]))
-                self.parts.append(link_suffix(href, label))
+                self.add_value(link_suffix(href, label))
 
     def value(self, index: int, value: Any) -> None:
-        ops = self.before[index]
-        if ops:
-            self.run(ops)
+        if self.before[index]:
+            self.run(index)
         if type(value) is str:
             text = value
         elif hasattr(value, "__html__"):
@@ -383,17 +412,22 @@ class _Sink:
         else:
             text = str(value)
         if self.roles[index] is _TEXT:
-            self.parts.append(strip_markers(text))
+            self.add_value(text)
             return
         if LINE_BREAK in text or PARAGRAPH_BREAK in text:
             self.slow = True  # a break marker in a link target or an image's text
         elif self.roles[index] is _HREF:
             self.attribute.append(text)
         else:
-            self.parts.append(text)
+            self.add_value(text)
 
     def text(self) -> str:
-        return assemble("".join(self.parts))
+        stream = "".join(self.parts)
+        if self.dirty:
+            return assemble(stream)
+        # Nothing to squeeze: what assemble() does after its regular expression.
+        stream = stream.strip(_EDGES)
+        return stream.replace(PARAGRAPH_BREAK, "\n\n").replace(LINE_BREAK, "\n")
 
 
 @jinja2.pass_context
@@ -403,12 +437,37 @@ def _value(context: Context, value: Any, index: int) -> Any:
 
 
 @jinja2.pass_context
+def _text(context: Context, value: Any, index: int) -> Any:
+    """:meth:`_Sink.value` for the common case, inlined: a value in visible text after only
+    static text that has nothing to squeeze."""
+    sink = context.parent[_SINK]
+    if type(value) is str:
+        text = value
+    elif hasattr(value, "__html__"):
+        sink.slow = True
+        return value
+    else:
+        text = str(value)
+    parts = sink.parts
+    static = sink.before[index]
+    if static:
+        if static[0] in _EDGES and parts and parts[-1][-1] in _EDGES:
+            sink.dirty = True
+        parts.append(static)
+    if text and text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        parts.append(text)  # no space at either end: no join with it can make a run
+    else:
+        sink.add_value(text)
+    return value
+
+
+@jinja2.pass_context
 def _segment(context: Context, index: int) -> str:
-    context.parent[_SINK].run(context.parent[_SINK].before[index])
+    context.parent[_SINK].run(index)
     return ""
 
 
-FILTERS: Mapping[str, Callable[..., Any]] = {"otm_v": _value, "otm_s": _segment}
+FILTERS: Mapping[str, Callable[..., Any]] = {"otm_v": _value, "otm_t": _text, "otm_s": _segment}
 
 
 @attrs.frozen(kw_only=True)
@@ -435,11 +494,12 @@ class FastText:
     fields: tuple[str, ...]
     before: list[Any]
     roles: list[str | None]
+    clean: list[bool]
 
     def render_all(self, context: Mapping[str, Any]) -> OnePass:
         """Render HTML, text and :attr:`fields` in one pass. Any failure propagates as Jinja
         raised it: the caller renders again the ordinary way to report it properly."""
-        sink = _Sink(self.before, self.roles)
+        sink = _Sink(self.before, self.roles, self.clean)
         # new_context copies the mapping (with the globals) into a fresh dict.
         jinja_context = self.template.new_context(cast(dict[str, Any], context))
         jinja_context.parent[_SINK] = sink
@@ -527,13 +587,22 @@ def _compile(
         )
     except TemplateError as exc:
         raise _Refused(f"the one-pass template does not compile: {exc}") from exc
+    segments = [*planned, end]
     return FastText(
         template=bound.template,
         source=prefix + source,
         fields=fused,
-        before=[*planned, end],
+        before=segments,
         roles=[*roles, None],
+        clean=[_clean(ops) for ops in segments],
     )
+
+
+def _clean(ops: Any) -> bool:
+    """Whether the static text of ``ops`` has nothing for assemble() to squeeze (text in a
+    dynamic link's label is kept as it is, so it may)."""
+    texts = [ops] if isinstance(ops, str) else [op for op in ops if isinstance(op, str)]
+    return all(squeeze(text) == text for text in texts)
 
 
 def _segments(plan: list[_Op | _Mark], count: int) -> tuple[list[Any], list[str | None], Any]:
@@ -587,7 +656,9 @@ def _one_pass_source(
     for found, tag in zip(found_tags, tags, strict=True):
         out.append(html[last : found.start()])
         if tag.kind == "expr" and roles[tag.index] is not None:
-            out.append(f"{{{{ ({tag.inner})|otm_v({tag.index}) }}}}")
+            ops = before[tag.index]
+            simple = roles[tag.index] is _TEXT and isinstance(ops, str) and _clean(ops)
+            out.append(f"{{{{ ({tag.inner})|otm_{'t' if simple else 'v'}({tag.index}) }}}}")
         else:
             if before[tag.index]:
                 out.append(f"{{{{ {tag.index}|otm_s }}}}")
