@@ -54,7 +54,7 @@ from onetomany.segments.ast import (
 from onetomany.segments.evaluate import Instant, Profile, Value, value_of
 from onetomany.segments.named import SegmentSet
 from onetomany.store import Store, schema
-from onetomany.store.store import DELIVERY_EVENT_NAMES
+from onetomany.store.store import DELIVERY_EVENT_NAMES, event_from_row
 from onetomany.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
@@ -242,7 +242,7 @@ def profile_of(
             return Profile(contact=contact, account=account)
         query = query.where(t.c.name.in_(names))
     with store.engine.connect() as conn:
-        events = [_event(row) for row in conn.execute(query)]
+        events = [event_from_row(row) for row in conn.execute(query)]
     return Profile(contact=contact, account=account, events=events)
 
 
@@ -1027,17 +1027,6 @@ def _local(moment: datetime, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime(f"%Y-%m-%d %H:%M {timezone}")
 
 
-def _event(row: sa.Row[Any]) -> Event:
-    return Event(
-        id=row.id,
-        name=row.name,
-        account_id=row.account_id,
-        contact_id=row.contact_id,
-        occurred_at=row.occurred_at,
-        properties=row.properties,
-    )
-
-
 def _events_for(
     store: Store, contact: Contact, names: Iterable[str], *, limit: int
 ) -> list[tuple[int, Event]]:
@@ -1053,7 +1042,7 @@ def _events_for(
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [(row.seq, _event(row)) for row in conn.execute(query)]
+        return [(row.seq, event_from_row(row)) for row in conn.execute(query)]
 
 
 def _outbox(store: Store, touch: str, contact_id: str) -> list[OutboxEntry]:

@@ -12,7 +12,7 @@ asks the store one question per touch rather than one per recipient:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import attrs
 import sqlalchemy as sa
@@ -84,18 +84,16 @@ def last_queued(store: Store, touch: str, contact_ids: Iterable[str]) -> dict[st
     with store.engine.connect() as conn:
         for start in range(0, len(wanted), _CHUNK):
             stmt = (
-                sa.select(t.c.contact_id, sa.func.max(t.c.created_at).label("at"))
+                sa.select(
+                    t.c.contact_id,
+                    # max() would lose the column's type, and with it the aware UTC reading.
+                    sa.type_coerce(sa.func.max(t.c.created_at), schema.UTCDateTime).label("at"),
+                )
                 .where(t.c.touch == touch, t.c.contact_id.in_(wanted[start : start + _CHUNK]))
                 .group_by(t.c.contact_id)
             )
-            found.update({row.contact_id: _aware(row.at) for row in conn.execute(stmt)})
+            found.update({row.contact_id: row.at for row in conn.execute(stmt)})
     return found
-
-
-def _aware(value: datetime | str) -> datetime:
-    # max() loses the column's type on SQLite, which hands back the stored text.
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def _outside_period(store: Store, touch: str, rows: list[NewTouch], *, days: int) -> list[NewTouch]:

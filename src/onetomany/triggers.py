@@ -15,17 +15,17 @@ Two families:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import attrs
-from dateutil import rrule as rr
 
 from onetomany.model import Event
-from onetomany.recurrence import HORIZON, Recurrence, never_fires
+from onetomany.recurrence import Recurrence, never_fires
 
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _BY = ("account", "contact")
@@ -127,20 +127,6 @@ class AbsenceTrigger:
         return f'days_since(last("{self.event}", by="{self.by}")) >= {self.days}'
 
 
-def parse_rrule(text: str, dtstart: datetime) -> rr.rrule:
-    """``text`` (an RFC 5545 RRULE, with or without the ``RRULE:`` prefix) from ``dtstart``.
-
-    Raises ValueError saying what is wrong with a malformed rule. The rule runs in
-    ``dtstart``'s timezone (UTC for a naive one); :mod:`onetomany.recurrence` has the rules.
-    """
-    zone = dtstart.tzinfo or UTC
-    return Recurrence.parse(text).rule(dtstart.replace(tzinfo=zone), zone)
-
-
-#: How far ahead ``validate`` looks for a first occurrence before calling a cadence dead.
-CADENCE_HORIZON = HORIZON
-
-
 @attrs.frozen(kw_only=True)
 class CadenceTrigger:
     """Fires at every occurrence of ``rrule``, counted from the subject's ``anchor`` event.
@@ -174,9 +160,6 @@ class CadenceTrigger:
         day = (local + timedelta(days=self.after_days)).date()
         return datetime.combine(day, time(), tzinfo=local.tzinfo)
 
-    def rule(self, dtstart: datetime) -> rr.rrule:
-        return parse_rrule(self.rrule, dtstart)
-
     @property
     def recurrence(self) -> Recurrence:
         """The parsed rule, to run per recipient (:meth:`Recurrence.occurrences`)."""
@@ -187,6 +170,7 @@ class CadenceTrigger:
         return f"every {self.rrule!r} {start} the {self.by}'s first {self.anchor!r}"
 
 
+@functools.lru_cache(maxsize=256)
 def cadence_problem(text: str) -> str | None:
     """Why ``text`` is not a usable cadence (malformed, or never fires), or None.
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from onetomany.model import Event
 from onetomany.segments.evaluate import Profile
 from onetomany.store.schema import events, journey_states, tier_states
+from onetomany.store.store import event_from_row
 
 if TYPE_CHECKING:
     from onetomany.store import Store
@@ -100,11 +101,4 @@ def _events(
     if names is not None:
         stmt = stmt.where(events.c.name.in_(names))
     for row in conn.execute(stmt):
-        yield Event(
-            id=row.id,
-            name=row.name,
-            account_id=row.account_id,
-            contact_id=row.contact_id,
-            occurred_at=row.occurred_at,
-            properties=row.properties,
-        )
+        yield event_from_row(row)

@@ -349,7 +349,8 @@ class Store:
                     .order_by(t.c.occurred_at, t.c.seq)
                 )
                 for row in conn.execute(query):
-                    latest[row.account_id if by == "account" else row.contact_id] = _event(row)
+                    subject = row.account_id if by == "account" else row.contact_id
+                    latest[subject] = event_from_row(row)
         return latest
 
     def events_after(self, seq: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
@@ -361,7 +362,7 @@ class Store:
                 .order_by(schema.events.c.seq)
                 .limit(limit)
             )
-            return [(row.seq, _event(row)) for row in rows]
+            return [(row.seq, event_from_row(row)) for row in rows]
 
     # -- cursors ----------------------------------------------------------------------------
 
@@ -669,7 +670,8 @@ def _event_row(event: Event, now: datetime) -> dict[str, Any]:
     }
 
 
-def _event(row: sa.Row[Any]) -> Event:
+def event_from_row(row: sa.Row[Any]) -> Event:
+    """An ``events`` row (any select with its id, name, owners, time and properties) as an Event."""
     return Event(
         id=row.id,
         name=row.name,
