@@ -60,7 +60,25 @@ INCLUDE_IF = page(
     "{% endif %}",
     section("<mj-text>Hello {{ contact.first_name }}</mj-text>"),
 )
+# "<" and ">" inside Jinja tags, which MJML would read as markup (see mjml.mask_jinja).
+COMPARISONS = page(
+    '<mj-include path="partials/compare.mjml" />',
+    section(
+        "<mj-text>{% if account.traits['items']|length < 2 %}Few{% else %}Many{% endif %} "
+        "{{ 'VIP' if contact.vip else '<none>' }}</mj-text>"
+        '<mj-button href="https://x.test/{{ 1 if account.traits.padding > 5 else 2 }}">'
+        "Go</mj-button>"
+    ),
+)
+SECTIONS_COMPARE = page(
+    "{% if account.traits.padding < 10 %}",
+    section("<mj-text>Narrow for {{ contact.first_name }}</mj-text>"),
+    "{% endif %}",
+)
 PARTIALS = {
+    "partials/compare.mjml": section(
+        "<mj-text>{% if account.traits.padding<10 %}narrow{% endif %}</mj-text>"
+    ),
     "partials/header.mjml": section('<mj-text css-class="brand">{{ program.name }}</mj-text>'),
     "partials/vip.mjml": section("<mj-text>Priority line for {{ account.name }}</mj-text>"),
 }
@@ -71,6 +89,8 @@ TEMPLATES = {
     "rows_for": (ROWS_FOR, "jinja-first"),
     "layout_attribute": (LAYOUT_ATTRIBUTE, "jinja-first"),
     "include_if": (INCLUDE_IF, "jinja-first"),
+    "comparisons": (COMPARISONS, "mjml-first"),
+    "sections_compare": (SECTIONS_COMPARE, "jinja-first"),
 }
 
 

@@ -6,11 +6,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from templating_support import WriteFiles, page, section, template
 
 from onetomany.errors import MissingVariableError, TemplateError, TemplateSecurityError
 from onetomany.templating import TemplateSet
+from onetomany.templating.environment import make_environment
 
 MISSING_IN_TEXT = """+++
 subject = "Hi {{ contact.first_name }}"
@@ -414,3 +419,69 @@ def test_rendered_html_over_the_cap_is_refused(write: WriteFiles, context: dict[
 def test_folder_path_type(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         TemplateSet(tmp_path, max_bytes=0)
+
+
+# -- dotted names on dicts ------------------------------------------------------------------------
+
+_NAMES = st.sampled_from(["name", "items", "keys", "get", "__class__", "_x", "copy", "missing"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.dictionaries(_NAMES, st.integers(min_value=0, max_value=9), max_size=4),
+    name=_NAMES,
+)
+def test_dotted_names_on_dicts_resolve_as_in_jinjas_own_sandbox(
+    data: dict[str, int], name: str
+) -> None:
+    """The SDK's environment looks dict items up first (Jinja goes through a raised
+    AttributeError): the outcome must stay Jinja's for any dict and name, methods and
+    sandbox refusals included."""
+    ours, _ = make_environment(filters={}, constants={}, max_bytes=1_000_000)
+    stock = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
+    source = f"{{{{ d.{name} }}}}"
+
+    def outcome(environment: jinja2.Environment) -> str:
+        try:
+            return environment.from_string(source).render(d=data)
+        except Exception as exc:
+            return type(exc).__name__
+
+    assert outcome(ours) == outcome(stock)
+
+
+def test_a_template_holding_the_mask_token_gets_a_clear_error(
+    write: WriteFiles, context: dict[str, Any]
+) -> None:
+    """``<`` inside Jinja tags is masked while MJML compiles; a template that holds the mask
+    token itself cannot be unmasked, and is told so instead of rendering wrongly."""
+    body = page(section("<mj-text>otmLTq7 {% if 1 < 2 %}yes{% endif %}</mj-text>"))
+    templates = _single(write, template(body))
+
+    with pytest.raises(TemplateError, match="otmLTq7") as raised:
+        templates.render("t", context)
+
+    assert raised.value.template == "t.mjml"
+
+
+def test_mjml_broken_by_jinja_is_located_in_the_rendered_text(
+    write: WriteFiles, context: dict[str, Any]
+) -> None:
+    """Jinja that opens elements in one branch only passes the check of the file's text; the
+    recipient whose render breaks the tree gets a position in the rendered MJML, with that
+    line, instead of mrml's position-less message."""
+    body = (
+        "<mjml><mj-body>\n{% if contact.vip %}<mj-section><mj-column>{% endif %}\n"
+        "<mj-text>hi</mj-text>\n</mj-column></mj-section>\n</mj-body></mjml>\n"
+    )
+    templates = _single(write, template(body))
+    context["contact"]["vip"] = True
+    assert templates.render("t", context).text == "hi"
+
+    context["contact"]["vip"] = False
+    with pytest.raises(TemplateError, match="once rendered") as raised:
+        templates.render("t", context)
+
+    assert "line 4, column 1" in str(raised.value)
+    assert "'</mj-column></mj-section>'" in str(raised.value)
+    assert raised.value.template == "t.mjml"

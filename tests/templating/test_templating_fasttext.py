@@ -22,7 +22,7 @@ from markupsafe import Markup
 from templating_support import WriteFiles, page, section, template
 
 from onetomany.errors import TemplateError
-from onetomany.templating import TemplateSet, html_to_text
+from onetomany.templating import TemplateSet, html_to_text, textcode
 from onetomany.templating.fasttext import SlowPath
 from onetomany.templating.text import assemble
 
@@ -54,6 +54,9 @@ TEXT = st.one_of(
     st.just(""),
     st.lists(_ALPHABET, max_size=12).map("".join),
     st.text(max_size=12),
+    # Strict values (printable, single spaces inside only), the generated text's common case,
+    # with the characters escaping turns into entities and the separator it joins values with.
+    st.from_regex(r"\A[a-z&<>'\"|#:/.é]{1,3}( [a-z&<>'\"|#:/.]{1,3}){0,2}\Z"),
 )
 
 
@@ -103,6 +106,17 @@ def _has_marker(value: Any) -> bool:
     if isinstance(value, list):
         return any(map(_has_marker, value))
     return False
+
+
+def _plain(**changes: Any) -> dict[str, Any]:
+    """Values for :func:`_context`: plain ones, with ``changes``."""
+    values: dict[str, Any] = {
+        key: "x"
+        for key in ("first_name", "name", "account", "plan", "product", "help_url", "unsubscribe")
+    }
+    values.update(label="l", url="https://u.test", email="e@x.test", vip=False, items=[])
+    values.update(properties={}, occurred_at="2026-01-01T00:00:00+00:00", locale="en")
+    return values | changes
 
 
 def _context(values: dict[str, Any]) -> dict[str, Any]:
@@ -225,23 +239,7 @@ def test_fast_text_on_every_variant_with_edge_values(bundled: TemplateSet) -> No
 
 def test_markup_values_take_the_slow_path(bundled: TemplateSet) -> None:
     compiled = bundled.compiled("tricky")
-    values = {
-        "first_name": Markup("<i>Ann</i><p>para</p>"),
-        "name": "N",
-        "account": "A",
-        "plan": "p",
-        "product": "P",
-        "help_url": "h",
-        "unsubscribe": "u",
-        "label": Markup("<b>L</b>"),
-        "url": "https://u.test",
-        "email": "e@x.test",
-        "vip": False,
-        "items": [],
-        "properties": {},
-        "occurred_at": "2026-01-01T00:00:00+00:00",
-        "locale": "en",
-    }
+    values = _plain(first_name=Markup("<i>Ann</i><p>para</p>"), label=Markup("<b>L</b>"))
     context = _context(values)
     html = compiled.body.render(context)
     assert compiled.derived_text(context, html) == html_to_text(html)
@@ -302,6 +300,12 @@ _LEAVES = st.sampled_from(
         '<img src="x.png" alt="{{ label }}" />',
         '<img src="x.png" alt="static" />',
         "{% for item in items %}<li>{{ item }}</li>{% endfor %}",
+        "{% for item in items %}{{ item }}{% else %}none{% endfor %}",
+        # What Jinja compiles into the static text around it, or into nothing.
+        "{# a comment #}",
+        "{{ '' }}",
+        "{{ 'con' ~ 'stant' }}",
+        "{% set z = label %}{{ z }}",
     ]
 )
 _WRAPPERS = [
@@ -431,3 +435,59 @@ def _old_assemble(stream: str) -> str:
 def test_assemble_keeps_the_strongest_break_of_each_run(stream: list[str]) -> None:
     text = "".join(stream)
     assert assemble(text) == _old_assemble(text)
+
+
+# --- the generated text function ----------------------------------------------------------------
+
+
+def test_strict_values_take_the_generated_common_case(
+    bundled: TemplateSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template without control tags, rendered for plain values, gives its text in one
+    expression: the value-by-value assembly (which ends in ``_finished``) never runs."""
+    compiled = bundled.compiled("welcome")
+    assert compiled.fast_text is not None
+    values = _plain(
+        first_name="Ann",
+        name="Ann Lee",
+        account="Lee & Sons <UK>",  # entities in the HTML, decoded in the text
+        help_url="https://help.test/?a=1&b='2'",
+        unsubscribe="https://x.test/u",
+    )
+    context = _context(values)
+    expected = html_to_text(compiled.body.render(context))
+
+    def never(parts: list[str], dirty: bool) -> str:
+        raise AssertionError("the value-by-value assembly ran")
+
+    monkeypatch.setitem(textcode._NAMESPACE, "_finished", never)
+    compiled = TemplateSet(bundled.folder).compiled("welcome")  # generated with the spy
+    assert compiled.fast_text is not None
+    assert compiled.fast_text.render(context) == expected
+    assert "Lee & Sons <UK>" in expected
+    assert "(https://help.test/?a=1&b='2')" in expected
+
+
+def test_chunks_that_do_not_fit_the_plan_are_caught(
+    bundled: TemplateSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    compiled = bundled.compiled("day_recap")
+    fast = compiled.fast_text
+    assert fast is not None
+    with pytest.raises((textcode.Mismatch, IndexError)):
+        fast.text(["<p>", Markup("x")], [])
+    with pytest.raises(textcode.Mismatch):
+        bundled.compiled("welcome").fast_text.text(["<p>"], [])  # type: ignore[union-attr]
+
+    def mismatch(chunks: Any, seq: Any) -> str:
+        raise textcode.Mismatch
+
+    broken = attrs.evolve(fast, text=mismatch)
+    context = _context(_plain())
+    # The text is then derived from the HTML, with a warning naming the template.
+    assert broken.render_all(context).text is None
+    assert "day_recap.mjml" in caplog.text
+    with pytest.raises(TemplateError, match="differs from its text plan"):
+        broken.render_all(context, strict=True)
+    rendered = attrs.evolve(compiled, fast_text=broken).render(context)
+    assert rendered.text == html_to_text(rendered.html)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import attrs
 
@@ -27,11 +27,11 @@ Strategy = Literal["mjml-first", "jinja-first"]
 # Front matter values that end up in message headers: a line break in them would let a
 # recipient-controlled value (a name, a trait) add headers of its own.
 _SINGLE_LINE = frozenset({"subject", "from", "reply_to", "url", "title"})
+_FIELDS = ("subject", "preheader", "from", "reply_to", "url", "title")
 
 
-@attrs.frozen(kw_only=True)
-class Rendered:
-    """One template rendered for one recipient."""
+class Rendered(NamedTuple):
+    """One template rendered for one recipient (a named tuple: built once per message)."""
 
     subject: str
     preheader: str
@@ -71,22 +71,21 @@ class CompiledTemplate:
     text_template: BoundTemplate | None
     compile_mjml: MjmlCompiler
     max_bytes: int
+    # The Jinja source ``body`` was compiled from when it is MJML's output ("mjml-first").
+    compiled_html: str | None = None
     fast_text: FastText | None = None
     fast_text_reason: str | None = None
     # Front matter values without any Jinja: the same for everyone, so never rendered.
     constant_fields: Mapping[str, str] = attrs.field(factory=dict)
     # Constant fields once checked (the check is the same for everyone): filled on first use.
     _checked_constants: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
+    _settled: dict[str, str | None] | None = attrs.field(default=None, init=False, repr=False)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; every failure is a TemplateError naming the file."""
-        if self.fast_text is not None:
-            try:
-                one: OnePass | None = self.fast_text.render_all(context)
-            except Exception:  # rendered again below, the ordinary way, which reports it
-                one = None
-            if one is not None:
-                return self._one_pass(context, one)
+        one = self._one(context)
+        if one is not None:
+            return self._one_pass(context, *one)
         context = dict(context)
         subject = self._field("subject", context) or ""
         preheader = self._field("preheader", context) or ""
@@ -112,35 +111,51 @@ class CompiledTemplate:
             title=title or None,
         )
 
-    def _one_pass(self, context: Mapping[str, Any], one: OnePass) -> Rendered:
+    def _one(self, context: Mapping[str, Any]) -> OnePass | None:
+        if self.fast_text is None:
+            return None
+        try:
+            return self.fast_text.render_all(context)
+        except Exception:  # rendered again the ordinary way, which reports it
+            return None
+
+    def _one_pass(
+        self, context: Mapping[str, Any], html: str, text: str | None, fields: Mapping[str, str]
+    ) -> Rendered:
         """The rendering from one pass of the one-pass template (HTML, text and the front
         matter values it holds); the other front matter values render on their own."""
-
-        fields = one.fields
-
-        def field(key: str) -> str | None:
-            if key in fields:
-                return self._checked_field(key, fields[key])
-            return self._field(key, context)
-
-        subject = field("subject") or ""
-        preheader = field("preheader") or ""
-        sender = field("from")
-        reply_to = field("reply_to")
-        url = field("url")
-        title = field("title")
-        self._check_size("HTML", one.html, self.path)
-        text = html_to_text(one.html) if one.text is None else one.text
+        values = self._settled_fields()
+        if fields or len(values) < len(_FIELDS):
+            values = dict(values)
+            for key in _FIELDS:
+                if key in fields:
+                    values[key] = self._checked_field(key, fields[key]) or None
+                elif key not in values:
+                    values[key] = self._field(key, context) or None
+        self._check_size("HTML", html, self.path)
         return Rendered(
-            subject=subject,
-            preheader=preheader,
-            html=one.html,
-            text=text,
-            sender=sender or None,
-            reply_to=reply_to or None,
-            url=url or None,
-            title=title or None,
+            values["subject"] or "",
+            values["preheader"] or "",
+            html,
+            html_to_text(html) if text is None else text,
+            values["from"],
+            values["reply_to"],
+            values["url"],
+            values["title"],
         )
+
+    def _settled_fields(self) -> dict[str, str | None]:
+        """The front matter values that are the same for every recipient (constant or
+        absent), checked once."""
+        settled = self._settled
+        if settled is None:
+            settled = {
+                key: self._field(key, {}) or None
+                for key in _FIELDS
+                if key in self.constant_fields or key not in self.front_matter
+            }
+            object.__setattr__(self, "_settled", settled)
+        return settled
 
     def derived_text(self, context: Mapping[str, Any], html: str) -> str:
         """``html_to_text(html)``, through the precompiled text template when there is one.
@@ -179,7 +194,8 @@ class CompiledTemplate:
     def _checked_field(self, key: str, value: str) -> str:
         # Surrounding whitespace (a TOML multi-line string's last newline) is never meant.
         value = value.strip()
-        if key in _SINGLE_LINE and len(value.splitlines()) > 1:
+        # Printable text holds no line break of any kind: splitting it is only needed if not.
+        if key in _SINGLE_LINE and not value.isprintable() and len(value.splitlines()) > 1:
             raise TemplateError(
                 f"the rendered {key!r} contains a line break, which could inject mail headers: "
                 f"{value!r}",

@@ -46,10 +46,26 @@ _UNSAFE_ATTRIBUTE = re.compile(r"attribute '(?P<name>[^']+)'")
 _MAX_POWER_BITS = 100_000
 
 
+# What ``getattr`` finds on a plain dict: for any other name, Jinja's lookup ends in the item.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus size limits on ``*`` and ``**``."""
+    """The immutable sandbox, plus size limits on ``*`` and ``**``, and a shortcut for
+    ``contact.name`` on the plain dicts render contexts are made of."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Jinja tries the attribute first and falls back to the item; on a dict that costs a
+        # raised AttributeError per dotted name. The outcome is the same: a dict's only
+        # attributes are its class's, and items are never sandboxed.
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
 
     def __init__(self, *, max_bytes: int, **options: Any) -> None:
         super().__init__(**options)

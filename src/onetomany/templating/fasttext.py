@@ -8,14 +8,16 @@ tag replaced by a placeholder. That gives a *text plan*: for each tag, the text 
 before it contributes (words, break markers, links opening and closing), and what the tag's value
 is to the text (visible words, part of a link target, an image's text in a link, or nothing).
 
-The HTML template is then rewritten into the *one-pass template*: each expression the text needs
-becomes ``{{ (expression)|otm_v(n) }}`` (``otm_t``, a shortcut, for a value in visible text
-after plain text) and other tags get a ``{{ n|otm_s }}`` before them. Both
-filters write the planned text (and the value) into a per-render sink and return what the HTML
-would have held, so the HTML is byte for byte the compiled template's, every expression is
-evaluated once, and the text is assembled from the sink (see :class:`_Sink`). Front
-matter values made only of expressions are rendered in the same pass (``{% set %}`` blocks at the
-top, autoescape off, as the text environment renders them).
+The *one-pass template* is the compiled HTML with a marker ``{{ n|otm_m }}`` after each control
+tag: it outputs nothing and records that stretch ``n`` (the run of HTML up to the next control
+tag) starts there. Its render yields chunks, the static HTML as ``str`` and each expression's
+escaped value as ``Markup``; joined they are the HTML, byte for byte the compiled template's,
+and each stretch always yields the same number of them, the way Jinja compiles it (static text
+between two tags is one chunk, constant expressions such as ``{{ "x" }}`` are folded into it
+and are folded here too). A Python function generated from the plan
+(:mod:`~onetomany.templating.textcode`) assembles the text from the chunks and the stretches
+that ran. Front matter values made only of expressions are rendered in the same pass
+(``{% set %}`` blocks at the top, autoescape off, as the text environment renders them).
 
 Why that is the same text, and what is refused (the template then keeps the slow path):
 
@@ -43,14 +45,18 @@ Why that is the same text, and what is refused (the template then keeps the slow
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from html import unescape
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 import attrs
 import jinja2
+from jinja2 import nodes
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
+from markupsafe import escape
 
 from onetomany.errors import TemplateError
 from onetomany.templating.environment import compile_template
@@ -59,12 +65,25 @@ from onetomany.templating.text import (
     LINE_BREAK,
     PARAGRAPH_BREAK,
     BlockWalker,
-    assemble,
     link_label,
     link_suffix,
     prepare,
     squeeze,
     strip_markers,
+)
+from onetomany.templating.textcode import (
+    ALT,
+    HREF,
+    TEXT,
+    HrefStart,
+    HrefText,
+    LinkClose,
+    LinkOpen,
+    Mismatch,
+    Stretch,
+    TextFunction,
+    Value,
+    text_function,
 )
 
 __all__ = ["FILTERS", "FastText", "OnePass", "SlowPath", "compile_fast_text"]
@@ -83,11 +102,11 @@ _BLOCK_CLOSE = frozenset({"endif", "endfor"})
 _TRAILING_NEWLINE = re.compile(r"(?:\r\n|\r|\n)\Z")
 _SET_NAMES = re.compile(r"\{%\s*set\s+([\w\s,]+?)\s*=")
 _WORD = re.compile(r"\w+")
-# What assemble() squeezes and strips: whitespace (only spaces in a clean stream) and markers.
-_EDGES: Final = LINE_BREAK + PARAGRAPH_BREAK + " "
-# The name of the per-render sink in the render context (tags using "otm_" are refused).
+# Where the markers record the stretches that ran, in the render context (tags using "otm_"
+# are refused).
 _SINK: Final = "otm_sink"
 _FIELD_PREFIX: Final = "otm_f_"
+_log = logging.getLogger(__name__)
 
 
 class SlowPath(TemplateError):
@@ -99,10 +118,6 @@ class SlowPath(TemplateError):
 
 class _Refused(Exception):
     pass
-
-
-# What a tag's value is to the text.
-_TEXT, _HREF, _ALT = "text", "href", "alt"
 
 
 @attrs.frozen
@@ -125,27 +140,7 @@ class _Mark:
     role: str | None
 
 
-@attrs.frozen
-class _HrefStart:
-    """A dynamic link target starts: what follows until the link opens is its text."""
-
-
-@attrs.frozen
-class _HrefText:
-    text: str
-
-
-@attrs.frozen
-class _LinkOpen:
-    href: str | None  # None: the target just captured
-
-
-@attrs.frozen
-class _LinkClose:
-    pass
-
-
-_Op = str | _HrefStart | _HrefText | _LinkOpen | _LinkClose
+_Op = str | HrefStart | HrefText | LinkOpen | LinkClose
 
 
 def _classify(index: int, text: str) -> _Tag:
@@ -224,13 +219,13 @@ class _Recorder(BlockWalker):
                 if parts is None:
                     href = (value or "").strip()
                 else:
-                    self.plan.append(_HrefStart())
-                    self._write_attribute(parts, _HREF, _HrefText)
+                    self.plan.append(HrefStart())
+                    self._write_attribute(parts, HREF, HrefText)
             elif image_text and name == "alt":
                 if parts is None:
                     self.plan.append(value or "")
                 else:
-                    self._write_attribute(parts, _ALT, str)
+                    self._write_attribute(parts, ALT, str)
             elif parts is not None:
                 for part in parts:
                     if isinstance(part, _Tag) and part.kind == "control":
@@ -239,7 +234,7 @@ class _Recorder(BlockWalker):
             dynamic = "href" in attributes and _OPEN in (attributes["href"] or "")
             self._numbers += 1
             self._links.append((len(self.plan), None if dynamic else (href or ""), self._numbers))
-            self.plan.append(_LinkOpen(None if dynamic else (href or "")))
+            self.plan.append(LinkOpen(None if dynamic else (href or "")))
 
     def _check_attribute(self, parts: list[str | _Tag]) -> None:
         tags = [part for part in parts if isinstance(part, _Tag)]
@@ -268,7 +263,7 @@ class _Recorder(BlockWalker):
                 del self.plan[start]
                 self.plan.append(link_suffix(href, link_label("".join(map(str, label)))))
             else:
-                self.plan.append(_LinkClose())
+                self.plan.append(LinkClose())
             return
         self.leave(tag)
 
@@ -286,7 +281,7 @@ class _Recorder(BlockWalker):
                 self.states[part.index] = self._state()
                 self.plan.append(_Mark(part.index, None))
             elif part.kind == "expr" and not self.hidden:
-                self.plan.append(_Mark(part.index, _TEXT))
+                self.plan.append(_Mark(part.index, TEXT))
 
     def handle_comment(self, data: str) -> None:
         if _OPEN in data:
@@ -341,137 +336,16 @@ def _check_blocks(tags: list[_Tag], states: Mapping[int, Any]) -> None:
 # --- per recipient --------------------------------------------------------------------------
 
 
-class _Sink:
-    """Collects one recipient's text stream while the one-pass template renders.
-
-    The pieces of the stream are kept so that :func:`~onetomany.templating.text.assemble`'s
-    regular expression, which costs about as much as the bare HTML render, is only needed when
-    a piece could make it change something: each static piece is checked once per template
-    (``clean``), each value as it is captured, and each join as it is made (``dirty``)."""
-
-    __slots__ = ("attribute", "before", "clean", "dirty", "links", "parts", "roles", "slow")
-
-    def __init__(self, before: list[Any], roles: list[str | None], clean: list[bool]) -> None:
-        self.before = before
-        self.roles = roles
-        self.clean = clean
-        self.parts: list[str] = []
-        self.links: list[tuple[str, int]] = []
-        self.attribute: list[str] = []
-        self.slow = False
-        self.dirty = False
-
-    def add(self, piece: str) -> None:
-        """Append a piece of the stream whose inside has no run to squeeze; only its join with
-        the previous piece could make one."""
-        if piece:
-            parts = self.parts
-            if piece[0] in _EDGES and parts and parts[-1][-1] in _EDGES:
-                self.dirty = True
-            parts.append(piece)
-
-    def add_value(self, text: str) -> None:
-        """Append a value: it has nothing to squeeze when it is printable (no whitespace but
-        spaces, no break marker) and holds no double space."""
-        if not (text.isprintable() and "  " not in text):
-            self.dirty = True
-            text = strip_markers(text)
-        self.add(text)
-
-    def run(self, index: int) -> None:
-        ops = self.before[index]
-        if not self.clean[index]:
-            self.dirty = True
-        if type(ops) is str:
-            self.add(ops)
-            return
-        for op in ops:
-            if type(op) is str:
-                self.add(op)
-            elif type(op) is _HrefText:
-                self.attribute.append(op.text)
-            elif type(op) is _HrefStart:
-                self.attribute = []
-            elif type(op) is _LinkOpen:
-                href = op.href if op.href is not None else "".join(self.attribute).strip()
-                self.links.append((href, len(self.parts)))
-            else:
-                href, start = self.links.pop()
-                label = link_label("".join(self.parts[start:]))
-                self.add_value(link_suffix(href, label))
-
-    def value(self, index: int, value: Any) -> None:
-        if self.before[index]:
-            self.run(index)
-        if type(value) is str:
-            text = value
-        elif hasattr(value, "__html__"):
-            # Markup: the parser would read it as HTML; this render derives its text.
-            self.slow = True
-            return
-        else:
-            text = str(value)
-        if self.roles[index] is _TEXT:
-            self.add_value(text)
-            return
-        if LINE_BREAK in text or PARAGRAPH_BREAK in text:
-            self.slow = True  # a break marker in a link target or an image's text
-        elif self.roles[index] is _HREF:
-            self.attribute.append(text)
-        else:
-            self.add_value(text)
-
-    def text(self) -> str:
-        stream = "".join(self.parts)
-        if self.dirty:
-            return assemble(stream)
-        # Nothing to squeeze: what assemble() does after its regular expression.
-        stream = stream.strip(_EDGES)
-        return stream.replace(PARAGRAPH_BREAK, "\n\n").replace(LINE_BREAK, "\n")
-
-
 @jinja2.pass_context
-def _value(context: Context, value: Any, index: int) -> Any:
-    context.parent[_SINK].value(index, value)
-    return value
-
-
-@jinja2.pass_context
-def _text(context: Context, value: Any, index: int) -> Any:
-    """:meth:`_Sink.value` for the common case, inlined: a value in visible text after only
-    static text that has nothing to squeeze."""
-    sink = context.parent[_SINK]
-    if type(value) is str:
-        text = value
-    elif hasattr(value, "__html__"):
-        sink.slow = True
-        return value
-    else:
-        text = str(value)
-    parts = sink.parts
-    static = sink.before[index]
-    if static:
-        if static[0] in _EDGES and parts and parts[-1][-1] in _EDGES:
-            sink.dirty = True
-        parts.append(static)
-    if text and text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
-        parts.append(text)  # no space at either end: no join with it can make a run
-    else:
-        sink.add_value(text)
-    return value
-
-
-@jinja2.pass_context
-def _segment(context: Context, index: int) -> str:
-    context.parent[_SINK].run(index)
+def _marker(context: Context, number: int) -> str:
+    context.parent[_SINK].append(number)
     return ""
 
 
-FILTERS: Mapping[str, Callable[..., Any]] = {"otm_v": _value, "otm_t": _text, "otm_s": _segment}
+FILTERS: Mapping[str, Callable[..., Any]] = {"otm_m": _marker}
 
 
-@attrs.frozen(kw_only=True)
-class OnePass:
+class OnePass(NamedTuple):
     """What one render of the one-pass template gives: the HTML, the text (``None`` when this
     recipient's values need it derived from the HTML) and the raw front matter values it
     rendered (before stripping and checks)."""
@@ -486,32 +360,46 @@ class FastText:
     """The one-pass template of one compiled HTML template, and its text plan.
 
     ``source`` is the one-pass template's Jinja source; ``fields`` the front matter keys it
-    renders too.
+    renders too; ``text`` the generated function that assembles the text from the chunks
+    the template yields (see :mod:`onetomany.templating.textcode`).
     """
 
     template: jinja2.Template
+    origin: str
     source: str
     fields: tuple[str, ...]
-    before: list[Any]
-    roles: list[str | None]
-    clean: list[bool]
+    text: TextFunction
 
-    def render_all(self, context: Mapping[str, Any]) -> OnePass:
+    def render_all(self, context: Mapping[str, Any], *, strict: bool = False) -> OnePass:
         """Render HTML, text and :attr:`fields` in one pass. Any failure propagates as Jinja
-        raised it: the caller renders again the ordinary way to report it properly."""
-        sink = _Sink(self.before, self.roles, self.clean)
+        raised it: the caller renders again the ordinary way to report it properly.
+
+        A render whose chunks differ from the plan (not expected: the plan is built from the
+        source Jinja compiled) gets its text derived from the HTML, with a warning; ``strict``
+        raises :class:`TemplateError` instead (for tests)."""
+        seq: list[int] = []
         # new_context copies the mapping (with the globals) into a fresh dict.
         jinja_context = self.template.new_context(cast(dict[str, Any], context))
-        jinja_context.parent[_SINK] = sink
-        html = "".join(self.template.root_render_func(jinja_context))
+        jinja_context.parent[_SINK] = seq
+        chunks = list(self.template.root_render_func(jinja_context))
+        html = "".join(chunks)
         fields = {key: str(jinja_context.vars[_FIELD_PREFIX + key]) for key in self.fields}
-        return OnePass(html=html, text=None if sink.slow else sink.text(), fields=fields)
+        try:
+            text = self.text(chunks, seq)
+        except (Mismatch, IndexError) as exc:
+            if strict:
+                raise TemplateError(
+                    "the one-pass render differs from its text plan", template=self.origin
+                ) from exc
+            _log.warning("%s: the one-pass render differs from its text plan", self.origin)
+            text = None
+        return OnePass(html, text, fields)
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The text ``html_to_text`` would derive from this recipient's HTML; raises
         :class:`SlowPath` when this recipient's values need the real derivation."""
         try:
-            text = self.render_all(context).text
+            text = self.render_all(context, strict=True).text
         except TemplateError:
             raise
         except Exception as exc:
@@ -541,6 +429,7 @@ def compile_fast_text(
 def _compile(
     environment: jinja2.Environment, html: str, *, origin: str, fields: Mapping[str, str]
 ) -> FastText:
+    html = _fold_constants(environment, html, origin)
     decoded = unescape(html)  # entities too: &#xe000; must not pass for a placeholder
     if any(char in html or char in decoded for char in _RESERVED):
         raise _Refused("the HTML holds reserved control characters")
@@ -574,7 +463,8 @@ def _compile(
             raise _Refused(f"{tag.text} sits in a comment or in the <head>")
     _check_blocks(tags, recorder.states)
     planned, roles, end = _segments(recorder.plan, len(tags))
-    source = _one_pass_source(html, found_tags, tags, planned, roles, end)
+    stretches = _stretches(html, found_tags, tags, planned, roles, end)
+    source = _one_pass_source(html, found_tags, tags)
     fused = _fusable(fields, html)
     prefix = "".join(
         f"{{% set {_FIELD_PREFIX}{key} %}}{{% autoescape false %}}{fields[key]}"
@@ -587,15 +477,38 @@ def _compile(
         )
     except TemplateError as exc:
         raise _Refused(f"the one-pass template does not compile: {exc}") from exc
-    segments = [*planned, end]
     return FastText(
         template=bound.template,
+        origin=origin,
         source=prefix + source,
         fields=fused,
-        before=segments,
-        roles=[*roles, None],
-        clean=[_clean(ops) for ops in segments],
+        text=text_function(stretches, _clean, origin=origin),
     )
+
+
+def _fold_constants(environment: jinja2.Environment, html: str, origin: str) -> str:
+    """``html`` with each constant expression (``{{ "x" }}``, ``{{ 1 + 2 }}``) replaced by its
+    output. Jinja folds those into the static text around them when it compiles, so they are
+    static text to the walk too."""
+    eval_context = EvalContext(environment, origin)
+
+    def fold(found: re.Match[str]) -> str:
+        tag = found.group()
+        if not tag.startswith("{{") or tag.startswith("{{-") or tag.endswith("-}}"):
+            return tag
+        try:
+            parsed = environment.parse(tag)
+            output = parsed.body[0]
+            assert isinstance(output, nodes.Output) and len(output.nodes) == 1
+            value = output.nodes[0].as_const(eval_context)
+        except Exception:  # not constant: Jinja evaluates it per render as well
+            return tag
+        text = str(escape(value)) if eval_context.autoescape else str(value)
+        if any(opener in text for opener in ("{{", "{%", "{#", "\r")):
+            raise _Refused(f"the constant {tag} holds Jinja syntax or a carriage return")
+        return text
+
+    return JINJA_TAG.sub(fold, html)
 
 
 def _clean(ops: Any) -> bool:
@@ -620,9 +533,9 @@ def _segments(plan: list[_Op | _Mark], count: int) -> tuple[list[Any], list[str 
             continue
         if isinstance(item, str) and depth == 0:
             item = squeeze(item)
-        elif isinstance(item, _LinkOpen):
+        elif isinstance(item, LinkOpen):
             depth += 1
-        elif isinstance(item, _LinkClose):
+        elif isinstance(item, LinkClose):
             depth -= 1
         if isinstance(item, str) and pending and isinstance(pending[-1], str):
             pending[-1] += item
@@ -641,37 +554,57 @@ def _pack(ops: list[_Op]) -> Any:
     return tuple(ops)
 
 
-def _one_pass_source(
+def _stretches(
     html: str,
     found_tags: list[re.Match[str]],
     tags: list[_Tag],
     before: list[Any],
     roles: list[str | None],
     end: Any,
-) -> str:
-    """``html`` with the text written as it renders: each expression the text needs gets the
-    ``otm_v`` filter, other tags with planned text before them get an ``otm_s`` tag first."""
-    out: list[str] = []
+) -> tuple[Stretch, ...]:
+    """What each run between control tags yields when rendered, the way Jinja compiles it:
+    the static text between two tags is one chunk when it is not empty (a comment between two
+    pieces leaves one), each expression one chunk, a control tag ends the run."""
+    done: list[Stretch] = []
+    values: list[Value] = []
+    size = 0
+    static = False
     last = 0
     for found, tag in zip(found_tags, tags, strict=True):
-        out.append(html[last : found.start()])
-        if tag.kind == "expr" and roles[tag.index] is not None:
-            ops = before[tag.index]
-            simple = roles[tag.index] is _TEXT and isinstance(ops, str) and _clean(ops)
-            out.append(f"{{{{ ({tag.inner})|otm_{'t' if simple else 'v'}({tag.index}) }}}}")
-        else:
-            if before[tag.index]:
-                out.append(f"{{{{ {tag.index}|otm_s }}}}")
-            out.append(tag.text)
+        static = static or found.start() > last
         last = found.end()
+        if tag.kind == "comment":
+            continue
+        size += static
+        static = False
+        ops = before[tag.index]
+        if tag.kind == "expr":
+            values.append(Value(size, ops, roles[tag.index]))
+            size += 1
+            continue
+        done.append(Stretch(size, tuple(values), ops))
+        values, size = [], 0
+    # Jinja drops one trailing newline of a template.
     tail = html[last:]
-    # Jinja drops one trailing newline of a template: the last tag goes before it.
     newline = _TRAILING_NEWLINE.search(tail)
-    cut = newline.start() if newline else len(tail)
-    out.append(tail[:cut])
-    if end:
-        out.append(f"{{{{ {len(tags)}|otm_s }}}}")
-    out.append(tail[cut:])
+    size += static or bool(tail[: newline.start()] if newline else tail)
+    done.append(Stretch(size, tuple(values), end))
+    return tuple(done)
+
+
+def _one_pass_source(html: str, found_tags: list[re.Match[str]], tags: list[_Tag]) -> str:
+    """``html`` with a marker after each control tag, which records the run that starts
+    there."""
+    out: list[str] = []
+    last = 0
+    number = 0
+    for found, tag in zip(found_tags, tags, strict=True):
+        out.append(html[last : found.end()])
+        if tag.kind == "control":
+            number += 1
+            out.append(f"{{{{ {number}|otm_m }}}}")
+        last = found.end()
+    out.append(html[last:])
     return "".join(out)
 
 

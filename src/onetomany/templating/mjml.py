@@ -9,6 +9,12 @@ Before MJML sees a file's text, :func:`~onetomany.templating.structure.check_str
 that it is a well-formed tree of MJML elements (mrml lets some malformed MJML through), so the
 error names the file, line and column: the template's body in :meth:`MjmlCache.compile`, and
 each MJML partial as :class:`FolderLoader` loads it, with the partial's own path.
+
+Jinja is not MJML: ``{% if seats < 5 %}`` is valid Jinja, but mrml reads its ``<`` as the start
+of a tag and fails without saying where. So ``<`` and ``>`` inside Jinja tags are swapped for
+plain-letter tokens before MJML sees the text (MJML rewrites characters outside ASCII in
+attribute values) and swapped back in its output (:func:`mask_jinja`); everything else MJML
+sees is the file's text.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import attrs
 from onetomany.errors import TemplateError
 from onetomany.templating.environment import BoundTemplate
 from onetomany.templating.files import read_text, resolve_inside
-from onetomany.templating.structure import Include, check_structure
+from onetomany.templating.placement import JINJA_TAG
+from onetomany.templating.structure import Include, MjmlStructureError, check_structure
 
 __all__ = [
     "FolderLoader",
@@ -34,11 +41,16 @@ __all__ = [
     "MjmlCompiler",
     "MjmlOutput",
     "RenderingLoader",
+    "mask_jinja",
     "run_mjml",
+    "unmask_jinja",
 ]
 
 # More includes than this in one compile means an include cycle (MJML itself does not stop).
 _MAX_INCLUDES = 50
+# What ``<`` and ``>`` inside Jinja tags become while MJML compiles (no line breaks, so lines
+# stay put).
+_MASKS = (("<", "otmLTq7"), (">", "otmGTq7"))
 _POSITION = re.compile(r"(?:from \"(?P<file>[^\"]+)\"|in root template) at position (?P<at>\d+):")
 
 
@@ -54,12 +66,37 @@ class MjmlCompiler(Protocol):
     def __call__(self, input: str, /, *, include_loader: IncludeLoader | None = ...) -> str: ...
 
 
+def mask_jinja(text: str) -> str:
+    """``text`` with ``<`` and ``>`` inside Jinja tags replaced by tokens."""
+    return JINJA_TAG.sub(_mask_tag, text)
+
+
+def _mask_tag(found: re.Match[str]) -> str:
+    tag = found.group()
+    for char, mask in _MASKS:
+        tag = tag.replace(char, mask)
+    return tag
+
+
+def unmask_jinja(html: str) -> str:
+    """The inverse of :func:`mask_jinja`, on MJML's output."""
+    for char, mask in _MASKS:
+        html = html.replace(mask, char)
+    return html
+
+
 class _Loader:
-    """Counts calls and keeps the first TemplateError, which mjml-python would swallow."""
+    """Counts calls and keeps the first TemplateError, which mjml-python would swallow.
+
+    ``masked`` tells whether a file it served had Jinja masked (see :func:`mask_jinja`), and
+    ``token_in`` names a file that holds a mask token itself (its text would be unmasked
+    too)."""
 
     def __init__(self, template: str) -> None:
         self.template = template
         self.error: TemplateError | None = None
+        self.masked = False
+        self.token_in: str | None = None
         self._calls = 0
 
     def __call__(self, path: str) -> str:
@@ -70,11 +107,19 @@ class _Loader:
                     f"more than {_MAX_INCLUDES} mj-include loads; does {path!r} include itself?",
                     template=self.template,
                 )
-            return self._load(path)
+            return self.mask(self._load(path), path)
         except TemplateError as exc:
             if self.error is None:
                 self.error = exc
             raise
+
+    def mask(self, text: str, name: str) -> str:
+        """``text`` as MJML gets it (see :func:`mask_jinja`)."""
+        masked = mask_jinja(text)
+        self.masked = self.masked or masked != text
+        if self.token_in is None and any(token in text for _, token in _MASKS):
+            self.token_in = name
+        return masked
 
     def _load(self, path: str) -> str:
         raise NotImplementedError
@@ -147,16 +192,48 @@ def run_mjml(
     ``first_line`` is the file line ``source`` starts on, or ``None`` when ``source`` is not the
     file's text (rendered MJML), in which case no line is reported.
     """
+    compiled_source = loader.mask(source, template)
     try:
-        return compile_mjml(source, include_loader=loader)
+        html = compile_mjml(compiled_source, include_loader=loader)
     except ValueError as exc:  # mjml-python reports every failure as ValueError
         if loader.error is not None:
             raise loader.error from exc
+        if first_line is None:
+            # Rendered MJML (Jinja built part of its structure): mrml gives no position, the
+            # structure check gives one in the rendered text, with that line to find it by.
+            where = _rendered_problem(source)
+            if where is not None:
+                raise TemplateError(
+                    f"invalid MJML once rendered: {where}", template=template
+                ) from exc
         raise TemplateError(
             f"invalid MJML: {exc}",
             template=template,
-            line=_error_line(str(exc), source, first_line),
+            line=_error_line(str(exc), compiled_source, first_line),
         ) from exc
+    if not loader.masked:
+        return html
+    if loader.token_in is not None:
+        raise TemplateError(
+            f"{loader.token_in} holds {_MASKS[0][1]!r} or {_MASKS[1][1]!r}, which onetomany "
+            "uses while MJML compiles Jinja tags holding < or >; remove it",
+            template=template,
+        )
+    return unmask_jinja(html)
+
+
+def _rendered_problem(source: str) -> str | None:
+    try:
+        check_structure(source, template="(rendered)")
+    except MjmlStructureError as found:
+        line = found.line or 1
+        lines = source.splitlines()
+        text = lines[line - 1].strip() if line <= len(lines) else ""
+        return (
+            f"{found.problem}, at line {line}, column {found.column} of the MJML as "
+            f"rendered for this recipient: {text[:120]!r}"
+        )
+    return None
 
 
 def _error_line(message: str, source: str, first_line: int | None) -> int | None:

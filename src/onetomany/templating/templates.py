@@ -389,6 +389,7 @@ class TemplateSet:
             front_matter=front_matter,
             field_lines=head.lines,
             body=body or source_body,
+            compiled_html=output.html if body is not None else None,
             partials=partials,
             text_template=text_template,
             compile_mjml=self._compile_mjml,
