@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from onetomany import Event
 from onetomany.errors import StoreError
 from onetomany.model import OutboxStatus
-from onetomany.store import Store
+from onetomany.store import EventPosition, Store, migrate
 
 from .test_store import LEASE, NOW, touch
 
@@ -122,4 +123,48 @@ def test_aware_datetimes_come_back_as_the_same_instant_in_utc(pg_url):
 
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         store.enqueue([touch("naive", datetime(2026, 1, 1))], now=NOW)
+    store.close()
+
+
+def test_an_event_committed_late_with_a_lower_seq_is_not_stepped_over(pg_store):
+    """Two writers: the first takes the lower seq and commits last. Read by seq alone, a
+    reader between the two commits would move past the first writer's event for good."""
+    early = Event(id="early", name="login", occurred_at=NOW, contact_id="c1")
+    late = Event(id="late", name="login", occurred_at=NOW, contact_id="c2")
+    with pg_store.engine.connect() as writer:
+        pg_store._add_events(writer, [early], NOW)  # its seq taken, not committed yet
+        pg_store.add_events([late], now=NOW)  # a higher seq, committed
+        # The reader sees nothing yet: what commits later must sort after what it reads.
+        assert pg_store.events_after(0) == []
+        writer.commit()
+
+    read = pg_store.events_after(0)
+    assert [e.id for _, e in read] == ["early", "late"]
+    (early_at, _), (late_at, _) = read
+    assert early_at.seq < late_at.seq and early_at < late_at
+    assert pg_store.events_after(read[-1][0]) == []
+    assert EventPosition.parse(str(late_at)) == late_at
+
+
+def test_positions_stored_before_the_transaction_was_recorded_still_hold(pg_url):
+    """A store written by a version that ordered events by seq alone: its events get
+    transaction 0, and its cursor (a plain seq) resumes where it stopped."""
+    store = Store(pg_url)
+    with store.engine.begin() as conn:
+        command.downgrade(migrate._config(conn), "0003")
+        for seq in (1, 2):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events (seq, id, name, contact_id, occurred_at, received_at, "
+                    "properties) VALUES (:seq, :id, 'login', 'c1', :at, :at, '{}')"
+                ),
+                {"seq": seq, "id": f"old{seq}", "at": NOW.replace(tzinfo=None)},
+            )
+        conn.execute(sa.text("SELECT setval('events_seq_seq', 2)"))
+        migrate.upgrade(conn)
+    store.add_events([Event(id="new", name="login", occurred_at=NOW, contact_id="c1")], now=NOW)
+
+    after_old_cursor = store.events_after(EventPosition.parse("1"))
+    assert [e.id for _, e in after_old_cursor] == ["old2", "new"]
+    assert [position.txid == 0 for position, _ in after_old_cursor] == [True, False]
     store.close()

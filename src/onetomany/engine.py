@@ -47,7 +47,7 @@ from onetomany.retry import RetryPolicy
 from onetomany.segment_tracking import SegmentChange, update_segment_members
 from onetomany.segments import matching_contact_ids
 from onetomany.sources import Source
-from onetomany.store import InboxItem, NewTouch, Store
+from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
 from onetomany.tiers import TIERS, Tier, TierChange, TierState
@@ -356,7 +356,7 @@ class Engine:
         For loading history (a backfill; the simulator's events before its range): segments
         and time-driven triggers still see the events. Returns how many were skipped.
         """
-        position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
+        position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
         skipped = 0
         while events := self.store.events_after(position, limit=1000):
             position = events[-1][0]
@@ -379,7 +379,7 @@ class Engine:
 
     def _queue_events(self, batch: int) -> int:
         queued = 0
-        position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
+        position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
         while True:
             events = self.store.events_after(position, limit=batch)
             if not events:

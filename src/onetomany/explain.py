@@ -53,7 +53,7 @@ from onetomany.segments.ast import (
 )
 from onetomany.segments.evaluate import Instant, Profile, Value, value_of
 from onetomany.segments.named import SegmentSet
-from onetomany.store import Store, schema
+from onetomany.store import EventPosition, Store, schema
 from onetomany.store.store import DELIVERY_EVENT_NAMES, event_from_row
 from onetomany.triggers import (
     EVENT_DRIVEN,
@@ -456,7 +456,7 @@ class _Explainer:
         trigger = self.touch.trigger
         assert isinstance(trigger, EVENT_DRIVEN)
         name = trigger.event_name
-        position = int(self.store.get_cursor(EVENT_CURSOR) or 0)
+        position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
         found = [
             (seq, e)
             for seq, e in _events_for(self.store, contact, [name], limit=200)
@@ -1029,7 +1029,7 @@ def _local(moment: datetime, timezone: str) -> str:
 
 def _events_for(
     store: Store, contact: Contact, names: Iterable[str], *, limit: int
-) -> list[tuple[int, Event]]:
+) -> list[tuple[EventPosition, Event]]:
     """The newest events named ``names`` of the contact or its account, with positions."""
     t = schema.events
     owner = t.c.contact_id == contact.id
@@ -1042,7 +1042,9 @@ def _events_for(
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [(row.seq, event_from_row(row)) for row in conn.execute(query)]
+        return [
+            (EventPosition(row.txid, row.seq), event_from_row(row)) for row in conn.execute(query)
+        ]
 
 
 def _outbox(store: Store, touch: str, contact_id: str) -> list[OutboxEntry]:

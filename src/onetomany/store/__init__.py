@@ -1,5 +1,21 @@
 """Persistence: profiles, events, the outbox, deliveries and the in-app inbox."""
 
-from onetomany.store.store import DEFAULT_URL, InboxItem, NewTouch, OutboxRow, Store, normalize_url
+from onetomany.store.store import (
+    DEFAULT_URL,
+    EventPosition,
+    InboxItem,
+    NewTouch,
+    OutboxRow,
+    Store,
+    normalize_url,
+)
 
-__all__ = ["DEFAULT_URL", "InboxItem", "NewTouch", "OutboxRow", "Store", "normalize_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "EventPosition",
+    "InboxItem",
+    "NewTouch",
+    "OutboxRow",
+    "Store",
+    "normalize_url",
+]

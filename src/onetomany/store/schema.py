@@ -71,7 +71,11 @@ events = sa.Table(
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("properties", sa.JSON, nullable=False),
+    # The writing transaction on PostgreSQL (set by the database; 0 on SQLite, whose single
+    # writer commits in seq order): the log is read in (txid, seq) order, see events_after.
+    sa.Column("txid", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Index("ix_events_account_name_time", "account_id", "name", "occurred_at"),
+    sa.Index("ix_events_txid_seq", "txid", "seq"),
     sa.Index("ix_events_contact_name_time", "contact_id", "name", "occurred_at"),
 )
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import sqlalchemy as sa
@@ -353,16 +353,36 @@ class Store:
                     latest[subject] = event_from_row(row)
         return latest
 
-    def events_after(self, seq: int, *, limit: int = 1000) -> list[tuple[int, Event]]:
-        """Events stored after position ``seq``, oldest first, with their positions."""
+    def events_after(
+        self, after: EventPosition | int = 0, *, limit: int = 1000
+    ) -> list[tuple[EventPosition, Event]]:
+        """Events stored after position ``after`` (an int is a ``seq``), oldest first, with
+        their positions.
+
+        On PostgreSQL a writer can commit after another that took a higher ``seq``, so the log
+        is read in (transaction id, seq) order and only up to the oldest transaction still
+        running: whatever commits later sorts after what is returned now, and a reader that
+        keeps the last position it handled never steps past an event. A long transaction
+        anywhere in the cluster holds the events written after it back until it ends.
+        """
+        if isinstance(after, int):
+            after = EventPosition(0, after)
+        t = schema.events
+        query = sa.select(t).limit(limit)
+        if self.dialect == "postgresql":
+            oldest_running = sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            query = query.where(
+                sa.tuple_(t.c.txid, t.c.seq)
+                > sa.tuple_(sa.literal(after.txid), sa.literal(after.seq)),
+                t.c.txid < oldest_running,
+            ).order_by(t.c.txid, t.c.seq)
+        else:
+            query = query.where(t.c.seq > after.seq).order_by(t.c.seq)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(schema.events)
-                .where(schema.events.c.seq > seq)
-                .order_by(schema.events.c.seq)
-                .limit(limit)
-            )
-            return [(row.seq, event_from_row(row)) for row in rows]
+            return [
+                (EventPosition(row.txid, row.seq), event_from_row(row))
+                for row in conn.execute(query)
+            ]
 
     # -- cursors ----------------------------------------------------------------------------
 
@@ -668,6 +688,28 @@ def _event_row(event: Event, now: datetime) -> dict[str, Any]:
         "received_at": now,
         "properties": dict(event.properties),
     }
+
+
+class EventPosition(NamedTuple):
+    """A place in the event log: the writing transaction (0 on SQLite) and the ``seq``.
+
+    Positions order the log the way :meth:`Store.events_after` reads it. ``str()`` of a
+    position is what a cursor stores (``"seq"`` or ``"txid:seq"``); :meth:`parse` reads it
+    back, including cursors stored as a plain ``seq`` before the transaction was recorded.
+    """
+
+    txid: int
+    seq: int
+
+    @classmethod
+    def parse(cls, value: str | None) -> EventPosition:
+        if not value:
+            return cls(0, 0)
+        txid, _, seq = value.rpartition(":")
+        return cls(int(txid or 0), int(seq))
+
+    def __str__(self) -> str:
+        return f"{self.txid}:{self.seq}" if self.txid else str(self.seq)
 
 
 def event_from_row(row: sa.Row[Any]) -> Event:
