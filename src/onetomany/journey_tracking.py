@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 
 from onetomany.journeys import Journey
 from onetomany.model import Event
-from onetomany.segments import SegmentSet, population, to_sql
+from onetomany.segments import SegmentSet, compile_segment
 from onetomany.store import Store, schema
 from onetomany.triggers import STAGE_EVENTS
 
@@ -126,15 +126,9 @@ def accounts_meeting(
     store: Store, expr: str, *, now: datetime, segments: SegmentSet | None = None
 ) -> frozenset[str]:
     """Ids of the accounts with at least one contact in segment expression ``expr``."""
-    condition = to_sql(expr, now=now, dialect_name=store.dialect, segments=segments)
-    stmt = (
-        population()
-        .with_only_columns(schema.accounts.c.id)
-        .where(schema.accounts.c.id.is_not(None), condition)
-        .distinct()
-    )
+    compiled = compile_segment(expr, dialect_name=store.dialect, segments=segments)
     with store.engine.connect() as conn:
-        return frozenset(conn.scalars(stmt))
+        return frozenset(conn.scalars(compiled.accounts, compiled.params(now)))
 
 
 def update_journeys(

@@ -27,7 +27,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onetomany import Account, Contact, Event
-from onetomany.segments import Profile, evaluate, load_profiles, matching_contact_ids, unparse
+from onetomany.segments import (
+    Profile,
+    compile_segment,
+    evaluate,
+    load_profiles,
+    matching_contact_ids,
+    unparse,
+)
 from onetomany.segments.ast import (
     And,
     Arith,
@@ -400,3 +407,34 @@ def test_now_in_another_zone_means_the_same_instant() -> None:
     text = "days_since(contact.d) == 30"
     assert evaluate(text, profile, now=NOW) == evaluate(text, profile, now=shifted)
     assert isinstance(shifted, datetime)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    populations(),
+    conditions,
+    st.lists(st.integers(min_value=-90 * 86400, max_value=90 * 86400), min_size=2, max_size=4),
+)
+def test_a_compiled_segment_asked_at_other_instants_agrees_with_python(
+    population: Population, expr: Expr, shifts: list[int]
+) -> None:
+    """Compiled once, ``now`` and the ``count()`` windows bound per question: the same
+    statements, asked at several instants, select what Python accepts at each."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder) / "x.db")
+        try:
+            _save(store, population)
+            compiled = compile_segment(expr, dialect_name=store.dialect)
+            assert compile_segment(expr, dialect_name=store.dialect) is compiled
+            for shift in shifts:
+                at = NOW + timedelta(seconds=shift)
+                with store.engine.connect() as conn:
+                    in_sql = set(conn.scalars(compiled.contacts, compiled.params(at)))
+                in_python = {
+                    c.id
+                    for c in population.contacts
+                    if evaluate(expr, population.profile(c), now=at)
+                }
+                assert in_sql == in_python, f"disagree at {at}: {unparse(expr)}"
+        finally:
+            store.close()

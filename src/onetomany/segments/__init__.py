@@ -61,15 +61,23 @@ from onetomany.segments.evaluate import Profile, evaluate
 from onetomany.segments.named import SegmentSet, references
 from onetomany.segments.parser import parse
 from onetomany.segments.profiles import load_profiles
-from onetomany.segments.sql import matching_contact_ids, population, to_sql
+from onetomany.segments.sql import (
+    CompiledSegment,
+    compile_segment,
+    matching_contact_ids,
+    population,
+    to_sql,
+)
 from onetomany.segments.typecheck import TRAIT_TYPES, check_types
 
 __all__ = [
     "TRAIT_TYPES",
+    "CompiledSegment",
     "Expr",
     "Profile",
     "SegmentSet",
     "check_types",
+    "compile_segment",
     "evaluate",
     "load_profiles",
     "matching_contact_ids",

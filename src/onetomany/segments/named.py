@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.segments.ast import Expr, SegmentRef, walk
@@ -37,6 +37,8 @@ class SegmentSet(Mapping[str, Expr]):
     def __init__(self, segments: Mapping[str, str | Expr], *, file: str | None = None) -> None:
         self.file = file
         self._exprs: dict[str, Expr] = {}
+        # Expressions compiled to SQL with this set's segments (see sql.compile_segment).
+        self.compiled_sql: dict[Any, Any] = {}
         errors: list[ConfigError] = []
         for name, text in segments.items():
             try:

@@ -49,7 +49,14 @@ from onetomany.segments.ast import (
 from onetomany.segments.dates import SECONDS_PER_DAY, epoch
 from onetomany.segments.evaluate import normalize
 from onetomany.segments.parser import parse
-from onetomany.store.schema import accounts, contacts, events, journey_states, tier_states
+from onetomany.store.schema import (
+    UTCDateTime,
+    accounts,
+    contacts,
+    events,
+    journey_states,
+    tier_states,
+)
 
 if TYPE_CHECKING:
     from onetomany.segments.named import SegmentSet
@@ -89,17 +96,90 @@ def to_sql(
 
     Use it on ``contacts`` outer-joined to ``accounts`` (see :func:`population`); event
     aggregates, ``tier()`` and the journey calls are subqueries correlated to ``contacts``.
-    ``dialect_name`` is ``"sqlite"`` or ``"postgresql"`` (``Store.dialect``).
+    ``dialect_name`` is ``"sqlite"`` or ``"postgresql"`` (``Store.dialect``). To ask the same
+    question at many instants, :func:`compile_segment` compiles it once.
     """
+    compiled = compile_segment(expr, dialect_name=dialect_name, segments=segments)
+    return compiled.condition.params(compiled.params(now))
+
+
+@attrs.frozen(eq=False)
+class CompiledSegment:
+    """A segment compiled once, to ask at any instant: ``now`` (and the windows of ``count()``)
+    are bound parameters, so the statements are built, and compiled by SQLAlchemy, once.
+
+    Execute :attr:`contacts` (contact ids), :attr:`contacts_among` (the same, among the ids
+    bound to ``otm_ids``) or :attr:`accounts` (ids of accounts with a contact in it) with
+    :meth:`params`.
+    """
+
+    condition: ColumnElement[bool]
+    windows: tuple[int, ...]
+    contacts: sa.Select[tuple[str]] = attrs.field(init=False)
+    contacts_among: sa.Select[tuple[str]] = attrs.field(init=False)
+    accounts: sa.Select[tuple[str]] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        chosen = population().where(self.condition)
+        among = chosen.where(contacts.c.id.in_(sa.bindparam("otm_ids", expanding=True)))
+        owners = (
+            population()
+            .with_only_columns(accounts.c.id)
+            .where(accounts.c.id.is_not(None), self.condition)
+            .distinct()
+        )
+        object.__setattr__(self, "contacts", chosen)
+        object.__setattr__(self, "contacts_among", among)
+        object.__setattr__(self, "accounts", owners)
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        """The parameter values that ask the question at ``now``."""
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError(f"now={now.isoformat()} has no timezone; pass an aware datetime")
+        values: dict[str, Any] = {_NOW: now, _NOW_EPOCH: epoch(now)}
+        for days in self.windows:
+            values[_since(days)] = now - timedelta(days=days)
+        return values
+
+
+_NOW, _NOW_EPOCH = "otm_now", "otm_now_epoch"
+# Compiled expressions without named segments; those with are kept by their SegmentSet, and go
+# with it. An expression is a few KB of SQLAlchemy objects, so each map is bounded.
+_COMPILED_PLAIN: dict[Any, CompiledSegment] = {}
+_MAX_COMPILED = 512
+
+
+def _since(days: int) -> str:
+    return f"otm_since_{days}"
+
+
+def compile_segment(
+    expr: Expr | str, *, dialect_name: str, segments: SegmentSet | None = None
+) -> CompiledSegment:
+    """``expr`` compiled for ``dialect_name`` (with the named segments of ``segments``),
+    cached: asking it again, at any instant, reuses the statements."""
     if dialect_name not in DIALECTS:
         raise ConfigError(f"segments compile to SQLite or PostgreSQL, not {dialect_name!r}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"now={now.isoformat()} has no timezone; pass an aware datetime")
+    cache = _COMPILED_PLAIN if segments is None else segments.compiled_sql
+    key = (expr, dialect_name)
+    try:
+        found = cache.get(key)
+    except TypeError:  # an expression holding something unhashable: compiled every time
+        return _compile(expr, dialect_name, segments)
+    if found is None:
+        found = _compile(expr, dialect_name, segments)
+        if len(cache) >= _MAX_COMPILED:
+            cache.pop(next(iter(cache)))
+        cache[key] = found
+    return found
+
+
+def _compile(expr: Expr | str, dialect_name: str, segments: SegmentSet | None) -> CompiledSegment:
     node = parse(expr) if isinstance(expr, str) else expr
-    result = _Compiler(now, dialect_name, segments).condition(node)
-    if result is None:
-        return sa.false()
-    return sa.func.coalesce(result, sa.false())
+    compiler = _Compiler(dialect_name, segments)
+    result = compiler.condition(node)
+    condition = sa.false() if result is None else sa.func.coalesce(result, sa.false())
+    return CompiledSegment(condition, tuple(sorted(compiler.windows)))
 
 
 def population() -> sa.Select[tuple[str]]:
@@ -121,18 +201,17 @@ def matching_contact_ids(
     ``among`` limits the question to those contacts (a trigger's audience, say); it may be
     as long as the population: it is asked in chunks, with the expression compiled once.
     """
-    condition = to_sql(expr, now=now, dialect_name=store.dialect, segments=segments)
-    stmt = population().where(condition)
+    compiled = compile_segment(expr, dialect_name=store.dialect, segments=segments)
+    params = compiled.params(now)
     with store.engine.connect() as conn:
         if among is None:
-            return sorted(conn.scalars(stmt))
+            return sorted(conn.scalars(compiled.contacts, params))
         # Chunks keep each IN list under the drivers' bound-parameter limits.
         wanted = sorted(set(among))
         found: list[str] = []
         for start in range(0, len(wanted), AMONG_CHUNK):
-            found += conn.scalars(
-                stmt.where(contacts.c.id.in_(wanted[start : start + AMONG_CHUNK]))
-            )
+            chunk = {**params, "otm_ids": wanted[start : start + AMONG_CHUNK]}
+            found += conn.scalars(compiled.contacts_among, chunk)
         return sorted(found)
 
 
@@ -155,9 +234,11 @@ def _or_null(parts: Sequence[SQL]) -> SQL:
 
 
 class _Compiler:
-    def __init__(self, now: datetime, dialect: str, segments: SegmentSet | None) -> None:
-        self.now = now
-        self.now_epoch = epoch(now)
+    def __init__(self, dialect: str, segments: SegmentSet | None) -> None:
+        self.now = sa.bindparam(_NOW, type_=UTCDateTime())
+        self.now_epoch = sa.bindparam(_NOW_EPOCH, type_=sa.BigInteger())
+        # The day counts of count() windows, bound per question: their starts, by days.
+        self.windows: dict[int, SQL] = {}
         self.pg = dialect == "postgresql"
         self.segments = segments
         self.compiled_segments: dict[str, SQL] = {}
@@ -199,7 +280,11 @@ class _Compiler:
             case DaysSince(operand):
                 return self.days_since(self.value(operand))
             case Count(event, days, by):
-                since = None if days is None else self.now - timedelta(days=days)
+                since = None
+                if days is not None:
+                    since = self.windows.setdefault(
+                        days, sa.bindparam(_since(days), type_=UTCDateTime())
+                    )
                 count = self.events(sa.func.count(), event, by, since)
                 return _Typed(num=_float(sa.cast(count, sa.Float())))
             case Last(event, by):
@@ -282,7 +367,7 @@ class _Compiler:
         else:
             return _Typed()
         bias = DAY_BIAS * SECONDS_PER_DAY
-        days = _int(_int(sa.literal(self.now_epoch + bias) - then) // SECONDS_PER_DAY) - DAY_BIAS
+        days = _int(_int(self.now_epoch + bias - then) // SECONDS_PER_DAY) - DAY_BIAS
         return _Typed(num=_float(sa.cast(days, sa.Float())))
 
     # -- predicates -----------------------------------------------------------------------
@@ -358,7 +443,7 @@ class _Compiler:
 
     # -- events ---------------------------------------------------------------------------
 
-    def events(self, column: SQL, name: str, by: By, since: datetime | None) -> SQL:
+    def events(self, column: SQL, name: str, by: By, since: SQL | None) -> SQL:
         """A scalar subquery of ``column`` over the events named ``name`` of the contact's
         account (or the contact) that happened in ``[since, now]``."""
         owner = (
