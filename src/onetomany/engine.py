@@ -148,7 +148,6 @@ class Engine:
         if problems:
             raise ConfigErrors(problems)
         self.segments = program.segment_set()
-        self._cadence_fired: list[Firing] = []
         self.dispatcher = Dispatcher(
             store=self.store,
             composer=Composer(program, self.templates),
@@ -340,14 +339,12 @@ class Engine:
         """
         queued = self._queue_events(batch)
         now = self.clock.now()
-        for candidates in (
-            self._absence_candidates(now),
-            self._cadence_candidates(now),
-            self._engagement_candidates(now),
-        ):
+        absent = self._absence_candidates(now)
+        cadence, fired = self._cadence_candidates(now)
+        for candidates in (absent, cadence, self._engagement_candidates(now)):
             queued += self._enqueue(candidates, now=now)
         # Only after the occurrences are queued: a crash before this re-fires the same keys.
-        advance_schedules(self.store, self._cadence_fired, now=now)
+        advance_schedules(self.store, fired, now=now)
         return queued
 
     def skip_stored_events(self) -> int:
@@ -485,18 +482,19 @@ class Engine:
             ]
         return touches
 
-    def _cadence_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:
-        """Cadence touches: the current occurrence of every due schedule (see cadence.py).
-
-        The due rows are kept for :func:`advance_schedules`, which ``tick`` calls once they
-        are queued; the touch's segment is checked now, at firing time.
+    def _cadence_candidates(
+        self, now: datetime
+    ) -> tuple[list[tuple[Touch, NewTouch]], list[Firing]]:
+        """Cadence touches: the current occurrence of every due schedule (see cadence.py),
+        and the due rows, for :func:`advance_schedules` once the touches are queued. The
+        touch's segment is checked now, at firing time.
         """
         touches: list[tuple[Touch, NewTouch]] = []
-        self._cadence_fired = []
+        fired: list[Firing] = []
         for touch, trigger in self.program.cadence_touches():
             start_schedules(self.store, touch, trigger, now=now, choose=pick)
             due = due_firings(self.store, touch, trigger, now=now)
-            self._cadence_fired += [firing for firing, _ in due]
+            fired += [firing for firing, _ in due]
             firing = [(f, zone) for f, zone in due if f.at is not None]
             contacts = self.store.get_contacts(f.contact_id for f, _ in firing)
             inside = {
@@ -524,7 +522,7 @@ class Engine:
                 for f, zone in firing
                 if f.contact_id in inside
             ]
-        return touches
+        return touches, fired
 
     def next_due(self, touch_name: str, contact_id: str) -> datetime | None:
         """When cadence touch ``touch_name`` is next due for ``contact_id`` (UTC).
