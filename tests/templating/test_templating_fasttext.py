@@ -491,3 +491,21 @@ def test_chunks_that_do_not_fit_the_plan_are_caught(
         broken.render_all(context, strict=True)
     rendered = attrs.evolve(compiled, fast_text=broken).render(context)
     assert rendered.text == html_to_text(rendered.html)
+
+
+@pytest.mark.parametrize("label", ["x", "y", "x y"])
+def test_a_run_settled_at_a_link_that_just_opened_keeps_the_label(
+    write: WriteFiles, label: str
+) -> None:
+    """The space before the link is a part of its own and the branch inside the link starts
+    with a space: settling that run must not move where the label starts, or the label
+    (and so what follows the link) changes."""
+    body = (
+        '<mj-text>{{ label }} <a href="{{ url }}">{% if contact.vip %} {{ label }}{% endif %}'
+        "</a> end</mj-text>"
+    )
+    compiled = TemplateSet(write({"t.mjml": template(page(section(body)))})).compiled("t")
+    assert compiled.fast_text is not None, compiled.fast_text_reason
+    context = _context(_plain(label=label, url="x", vip=True))
+    html = compiled.body.render(context)
+    assert compiled.fast_text.render(context) == html_to_text(html)

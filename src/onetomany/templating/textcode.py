@@ -40,6 +40,10 @@ from onetomany.templating.text import (
 )
 
 __all__ = [
+    "ALT",
+    "EDGES",
+    "HREF",
+    "TEXT",
     "HrefStart",
     "HrefText",
     "LinkClose",
@@ -123,17 +127,24 @@ def _added(parts: list[str], piece: str) -> bool:
     return dirty
 
 
-def _settle(parts: list[str], piece: str) -> None:
+def _settle(parts: list[str], piece: str, links: list[tuple[str, int]]) -> bool:
     """Append ``piece``, which starts with a space or marker, to a stream that ends with one:
     the run across the join becomes its strongest element, as assemble() would make it, so
-    the stream stays clean."""
+    the stream stays clean; returns whether the stream is dirty instead.
+
+    A last part that is that one character alone is dropped (what comes before it ends in
+    neither), unless a link opened right after it: its label is counted from there."""
     last = parts[-1]
-    piece = max(last[-1], piece[0], key=_STRENGTH.index) + piece[1:]
+    strongest = max(last[-1], piece[0], key=_STRENGTH.index)
     if len(last) > 1:
         parts[-1] = last[:-1]
+    elif any(start == len(parts) for _, start in links):
+        parts.append(piece)
+        return True
     else:
-        parts.pop()  # a lone edge: what comes before it ends in neither
-    parts.append(piece)
+        parts.pop()
+    parts.append(strongest + piece[1:])
+    return False
 
 
 def _finished(parts: list[str], dirty: bool) -> str:
@@ -460,7 +471,7 @@ class _Pieces:
             text = f"''.join(({_joined(self.pieces)}))"
             if starts_with_edge and writer.edge is not False:
                 writer.line(depth + 1, f"if parts and parts[-1][-1] in {EDGES!r}:")
-                writer.line(depth + 2, f"_settle(parts, {text})")
+                writer.line(depth + 2, f"dirty = _settle(parts, {text}, links) or dirty")
                 writer.line(depth + 1, "else:")
                 writer.line(depth + 2, f"append({text})")
             else:
