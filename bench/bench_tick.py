@@ -27,7 +27,6 @@ import argparse
 import random
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,10 +34,10 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from onetomany import Event, FrozenClock
+from onetomany import FrozenClock
 from onetomany.engine import EVENT_CURSOR, Engine
 from onetomany.program import AbsenceTrigger, Audience, EventTrigger, Program, Touch
-from onetomany.segments import Profile, SegmentSet
+from onetomany.segments import Profile, SegmentSet, load_profiles
 from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.store.schema import accounts, contacts, cursors, events
@@ -221,33 +220,9 @@ def make_program(folder: Path) -> Program:
 
 
 def sample_profiles(store: Store, size: int, seed: int = 11) -> list[Profile]:
-    """``SAMPLE`` random contacts with their accounts and their accounts' events."""
+    """``SAMPLE`` random contacts as the Python evaluator sees them (see ``load_profiles``)."""
     ids = sorted(f"c{k:07d}" for k in random.Random(seed).sample(range(size), min(size, SAMPLE)))
-    people = store.get_contacts(ids)
-    by_id = store.get_accounts({c.account_id for c in people.values() if c.account_id})
-    wanted = sorted(by_id)
-    by_account: dict[str, list[Event]] = defaultdict(list)
-    with store.engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            query = sa.select(events).where(events.c.account_id.in_(wanted[start : start + 500]))
-            for r in conn.execute(query):
-                by_account[r.account_id].append(
-                    Event(
-                        id=r.id,
-                        name=r.name,
-                        account_id=r.account_id,
-                        contact_id=r.contact_id,
-                        occurred_at=r.occurred_at,
-                    )
-                )
-    return [
-        Profile(
-            contact=people[i],
-            account=by_id.get(people[i].account_id or ""),
-            events=by_account.get(people[i].account_id or "", ()),
-        )
-        for i in ids
-    ]
+    return list(load_profiles(store, ids).values())
 
 
 def python_ids(segments: SegmentSet, profiles: list[Profile]) -> set[str]:
