@@ -77,8 +77,7 @@ class CompiledTemplate:
     fast_text_reason: str | None = None
     # Front matter values without any Jinja: the same for everyone, so never rendered.
     constant_fields: Mapping[str, str] = attrs.field(factory=dict)
-    # Constant fields once checked (the check is the same for everyone): filled on first use.
-    _checked_constants: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
+    # The constant and absent fields, checked once (the same for everyone): see _settled_fields.
     _settled: dict[str, str | None] | None = attrs.field(default=None, init=False, repr=False)
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
@@ -150,7 +149,11 @@ class CompiledTemplate:
         settled = self._settled
         if settled is None:
             settled = {
-                key: self._field(key, {}) or None
+                key: (
+                    self._checked_field(key, self.constant_fields[key]) or None
+                    if key in self.constant_fields
+                    else None
+                )
                 for key in _FIELDS
                 if key in self.constant_fields or key not in self.front_matter
             }
@@ -179,13 +182,8 @@ class CompiledTemplate:
         return run_mjml(self.compile_mjml, source, loader, template=self.path, first_line=None)
 
     def _field(self, key: str, context: Mapping[str, Any]) -> str | None:
-        checked = self._checked_constants.get(key)
-        if checked is not None:
-            return checked
         if key in self.constant_fields:
-            checked = self._checked_field(key, self.constant_fields[key])
-            self._checked_constants[key] = checked
-            return checked
+            return self._settled_fields()[key]
         template = self.front_matter.get(key)
         if template is None:
             return None
