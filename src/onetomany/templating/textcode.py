@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from html import unescape
 from typing import Any, Final, NamedTuple
 
 import attrs
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from onetomany.templating.text import (
     LINE_BREAK,
@@ -106,11 +105,30 @@ class Mismatch(Exception):
     """The chunks are not what the plan predicts."""
 
 
+# Escaping's entities, decoded last-to-first so that "&amp;lt;" stays "&lt;".
+_ENTITIES: Final = (("&lt;", "<"), ("&gt;", ">"), ("&#39;", "'"), ("&#34;", '"'), ("&amp;", "&"))
+
+
+def _unescaped(chunk: str) -> str:
+    """An escaped plain value whose only ``&`` start escaping's entities, decoded."""
+    text = str(chunk)
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text
+
+
+# An ampersand that does not start one of escaping's entities: the value is markup.
+_STRAY_AMPERSAND: Final = re.compile(r"&(?!amp;|lt;|gt;|#39;|#34;)")
+
+
 def _decoded(chunk: str) -> str | None:
     """The plain value behind an escaped chunk holding escaping's characters, or ``None`` when
-    escaping a plain value could not have given it (it is markup)."""
-    plain = unescape(chunk)
-    return plain if str(escape(plain)) == chunk else None
+    escaping a plain value could not have given it (it is markup): a raw ``<``, ``>`` or quote,
+    or an ``&`` that starts none of escaping's entities."""
+    text = str(chunk)
+    if "<" in text or ">" in text or '"' in text or "'" in text or _STRAY_AMPERSAND.search(text):
+        return None
+    return _unescaped(text)
 
 
 def _added(parts: list[str], piece: str) -> bool:
@@ -161,6 +179,8 @@ _NAMESPACE: Final[dict[str, Any]] = {
     "Markup": Markup,
     "Mismatch": Mismatch,
     "_decoded": _decoded,
+    "_unescaped": _unescaped,
+    "_stray_ampersand": _STRAY_AMPERSAND.search,
     "_added": _added,
     "_finished": _finished,
     "_strip_markers": strip_markers,
@@ -274,23 +294,6 @@ class _Writer:
             self.value(depth, f"{base}{offset}", role)
         if stretch.tail:
             self.ops(depth, stretch.tail, clean(stretch.tail))
-
-
-# Escaping's entities, decoded last-to-first so that "&amp;lt;" stays "&lt;".
-_ENTITIES: Final = (("&lt;", "<"), ("&gt;", ">"), ("&#39;", "'"), ("&#34;", '"'), ("&amp;", "&"))
-
-
-def _unescaped(chunk: str) -> str:
-    """An escaped plain value whose only ``&`` start escaping's entities, decoded."""
-    text = str(chunk)
-    for entity, char in _ENTITIES:
-        text = text.replace(entity, char)
-    return text
-
-
-# An ampersand that does not start one of escaping's entities: the value is markup.
-_STRAY_AMPERSAND: Final = re.compile(r"&(?!amp;|lt;|gt;|#39;|#34;)")
-_NAMESPACE.update(_unescaped=_unescaped, _stray_ampersand=_STRAY_AMPERSAND.search, _escape=escape)
 
 
 @attrs.define
