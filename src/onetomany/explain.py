@@ -1042,9 +1042,7 @@ def _events_for(
         .limit(limit)
     )
     with store.engine.connect() as conn:
-        return [
-            (EventPosition(row.txid, row.seq), event_from_row(row)) for row in conn.execute(query)
-        ]
+        return [(EventPosition.of(row), event_from_row(row)) for row in conn.execute(query)]
 
 
 def _outbox(store: Store, touch: str, contact_id: str) -> list[OutboxEntry]:

@@ -379,10 +379,7 @@ class Store:
         else:
             query = query.where(t.c.seq > after.seq).order_by(t.c.seq)
         with self.engine.connect() as conn:
-            return [
-                (EventPosition(row.txid, row.seq), event_from_row(row))
-                for row in conn.execute(query)
-            ]
+            return [(EventPosition.of(row), event_from_row(row)) for row in conn.execute(query)]
 
     # -- cursors ----------------------------------------------------------------------------
 
@@ -700,6 +697,11 @@ class EventPosition(NamedTuple):
 
     txid: int
     seq: int
+
+    @classmethod
+    def of(cls, row: sa.Row[Any]) -> EventPosition:
+        """The position of an ``events`` row (any select with its txid and seq)."""
+        return cls(row.txid, row.seq)
 
     @classmethod
     def parse(cls, value: str | None) -> EventPosition:
