@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from onetomany import Account, Contact, Event
 from onetomany.errors import StoreError
 from onetomany.model import Delivery, OutboxStatus
-from onetomany.store import NewTouch, Store
+from onetomany.store import NewTouch, Outcome, Store
 from onetomany.store.migrate import head
 from onetomany.store.schema import metadata
 
@@ -181,14 +181,17 @@ def test_record_moves_rows_on_and_writes_deliveries(store):
     rows = {r.idempotency_key: r for r in store.claim(worker="w", now=NOW, lease=LEASE, limit=9)}
     retry_at = NOW + timedelta(minutes=30)
 
+    def token(key: str) -> str:
+        return rows[key].claim_token or ""
+
     sent = delivery(rows["ok"].id, "ok", "sent", provider_message_id="<m1@test>")
-    store.record(sent)
+    assert store.record(sent, claim_token=token("ok"))
     dead = delivery(rows["bad"].id, "bad", "dead", error="550 no such user")
-    store.record(dead)
+    assert store.record(dead, claim_token=token("bad"))
     retrying = delivery(rows["flaky"].id, "flaky", "retrying", error="timeout")
     with pytest.raises(ValueError, match="retry_at"):
-        store.record(retrying)
-    store.record(retrying, retry_at=retry_at)
+        store.record(retrying, claim_token=token("flaky"))
+    assert store.record(retrying, claim_token=token("flaky"), retry_at=retry_at)
 
     by_key = {r.idempotency_key: r for r in store.outbox_rows()}
     assert by_key["ok"].status == OutboxStatus.SENT
@@ -198,8 +201,10 @@ def test_record_moves_rows_on_and_writes_deliveries(store):
     assert by_key["flaky"].available_at == retry_at
     assert {r.attempts for r in by_key.values()} == {1}
     with store.engine.connect() as conn:
-        leases = conn.execute(sa.text("SELECT lease_until, claimed_by FROM outbox")).all()
-    assert set(leases) == {(None, None)}
+        leases = conn.execute(
+            sa.text("SELECT lease_until, claimed_by, claim_token FROM outbox")
+        ).all()
+    assert set(leases) == {(None, None, None)}
 
     assert store.deliveries() == [sent, dead, retrying]
     assert store.deliveries(outbox_id=rows["bad"].id) == [dead]
@@ -222,11 +227,17 @@ def test_record_many_moves_several_rows_in_one_transaction(store):
     rows = {r.idempotency_key: r for r in store.claim(worker="w", now=NOW, lease=LEASE, limit=9)}
     retry_at = NOW + timedelta(minutes=30)
     outcomes = [
-        (delivery(rows["ok"].id, "ok", "sent"), None),
-        (delivery(rows["bad"].id, "bad", "dead", error="550"), None),
-        (delivery(rows["flaky"].id, "flaky", "retrying", error="timeout"), retry_at),
+        Outcome(
+            delivery=delivery(rows[key].id, key, status, **extra), claim_token=token, retry_at=at
+        )
+        for key, status, extra, at in (
+            ("ok", "sent", {}, None),
+            ("bad", "dead", {"error": "550"}, None),
+            ("flaky", "retrying", {"error": "timeout"}, retry_at),
+        )
+        for token in [rows[key].claim_token or ""]
     ]
-    store.record_many(outcomes)
+    assert store.record_many(outcomes) == []
     by_key = {r.idempotency_key: r for r in store.outbox_rows()}
     assert {k: r.status for k, r in by_key.items()} == {
         "ok": OutboxStatus.SENT,
@@ -235,8 +246,72 @@ def test_record_many_moves_several_rows_in_one_transaction(store):
     }
     assert by_key["ok"].available_at == NOW
     assert by_key["flaky"].available_at == retry_at
-    assert store.deliveries() == [d for d, _ in outcomes]
+    assert store.deliveries() == [o.delivery for o in outcomes]
     assert store.count("events") == 3
+
+
+def test_claims_carry_a_token_and_a_stale_writer_changes_nothing(store):
+    store.enqueue([touch("k1"), touch("k2")], now=NOW)
+    old = {r.idempotency_key: r for r in store.claim(worker="w1", now=NOW, lease=LEASE, limit=9)}
+    assert len({r.claim_token for r in old.values()} - {None}) == 1
+    # w1 stalls past its lease; w2 takes both rows, sends k1 and records it.
+    later = NOW + LEASE + timedelta(seconds=1)
+    new = {r.idempotency_key: r for r in store.claim(worker="w2", now=later, lease=LEASE, limit=9)}
+    assert new["k1"].claim_token != old["k1"].claim_token
+    assert store.record(
+        delivery(new["k1"].id, "k1", "sent"), claim_token=new["k1"].claim_token or ""
+    )
+
+    # w1's late writes change nothing: k1 stays sent, k2 stays w2's.
+    late = [
+        Outcome(
+            delivery=delivery(old["k1"].id, "k1", "retrying", error="timeout"),
+            claim_token=old["k1"].claim_token or "",
+            retry_at=later,
+        ),
+        Outcome(
+            delivery=delivery(old["k2"].id, "k2", "sent"), claim_token=old["k2"].claim_token or ""
+        ),
+    ]
+    assert store.record_many(late) == late
+    assert store.renew({old["k2"].id: old["k2"].claim_token or ""}, now=later, lease=LEASE) == set()
+    by_key = {r.idempotency_key: r for r in store.outbox_rows()}
+    assert by_key["k1"].status == OutboxStatus.SENT
+    assert (by_key["k2"].status, by_key["k2"].claim_token) == ("claimed", new["k2"].claim_token)
+    assert [d.status for d in store.deliveries()] == ["sent"]
+    assert store.count("events") == 1
+
+    # w2 renews k2 (k1 is finished and is not renewed).
+    claims = {r.id: r.claim_token or "" for r in new.values()}
+    assert store.renew(claims, now=later, lease=LEASE) == {new["k2"].id}
+    assert store.next_due() == later + LEASE
+    # A row sent is never claimed again, however late.
+    assert [
+        r.idempotency_key
+        for r in store.claim(worker="w3", now=later + 2 * LEASE, lease=LEASE, limit=9)
+    ] == ["k2"]
+
+
+def test_an_outcome_with_a_nul_or_a_long_provider_id_is_written(store):
+    # PostgreSQL refuses NUL in text and a provider id over the column's 512 characters: a
+    # provider's odd reply must not make the whole batch's write fail.
+    store.enqueue([touch("k1"), touch("k2")], now=NOW)
+    rows = store.claim(worker="w", now=NOW, lease=LEASE, limit=9)
+    outcomes = [
+        Outcome(
+            delivery=delivery(rows[0].id, "k1", "sent", provider_message_id="<" + "x" * 600 + ">"),
+            claim_token=rows[0].claim_token or "",
+        ),
+        Outcome(
+            delivery=delivery(rows[1].id, "k2", "dead", error="550 bad\x00reply \udcff"),
+            claim_token=rows[1].claim_token or "",
+        ),
+    ]
+    assert store.record_many(outcomes) == []
+    first, second = store.deliveries()
+    assert len(first.provider_message_id or "") == 512
+    assert second.error == "550 bad\\x00reply \\udcff"
+    assert {r.status for r in store.outbox_rows()} == {"sent", "dead"}
 
 
 def test_inbox_add_list_unread_and_mark_read(store):

@@ -29,7 +29,13 @@ from onetomany.capacity import CapacityPlan, capacity_from_counts
 from onetomany.channels import Channel, Runtime
 from onetomany.clock import Clock, SystemClock
 from onetomany.compose import Composer
-from onetomany.dispatcher import Dispatcher, DispatchReport
+from onetomany.dispatcher import (
+    DEFAULT_LEASE,
+    DEFAULT_RECORD_EVERY,
+    DEFAULT_STORE_PATIENCE,
+    Dispatcher,
+    DispatchReport,
+)
 from onetomany.engagement import engagement_event, occurrence, unengaged
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.journey_tracking import (
@@ -113,8 +119,12 @@ class Engine:
     :param plugins: the plugin manager; by default built-ins plus installed entry points.
     :param channels: channel instances that replace (or add to) the program's, by name.
     :param retry: how transient delivery failures are retried; by default the program's.
-    :param lease, batch_size, record_every: dispatcher tuning; see
+    :param lease, batch_size, record_every, store_patience: dispatcher tuning; see
         :class:`~onetomany.dispatcher.Dispatcher`.
+
+    Delivery is at least once: a touch is queued once per idempotency key, and after a crash
+    at most ``record_every`` (20 by default) messages whose outcomes were not yet written are
+    sent again, with the same Message-ID and provider idempotency key.
     :param future_tolerance: how far ahead of the clock an event may be dated; ``track``
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
     """
@@ -128,9 +138,10 @@ class Engine:
         plugins: Plugins | None = None,
         channels: Mapping[str, Channel] | None = None,
         retry: RetryPolicy | None = None,
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = DEFAULT_LEASE,
         batch_size: int = 200,
-        record_every: int = 20,
+        record_every: int = DEFAULT_RECORD_EVERY,
+        store_patience: float = DEFAULT_STORE_PATIENCE,
         future_tolerance: timedelta = timedelta(minutes=5),
     ) -> None:
         self.program = program
@@ -158,6 +169,7 @@ class Engine:
             lease=lease,
             batch_size=batch_size,
             record_every=record_every,
+            store_patience=store_patience,
         )
 
     def _build_channels(

@@ -6,6 +6,7 @@ from onetomany.store.store import (
     InboxItem,
     NewTouch,
     OutboxRow,
+    Outcome,
     Store,
     normalize_url,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "InboxItem",
     "NewTouch",
     "OutboxRow",
+    "Outcome",
     "Store",
     "normalize_url",
 ]

@@ -97,6 +97,7 @@ outbox = sa.Table(
     sa.Column("available_at", UTCDateTime, nullable=False),
     sa.Column("lease_until", UTCDateTime),
     sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claim_token", sa.String(32)),
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),

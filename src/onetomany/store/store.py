@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -52,6 +53,8 @@ class OutboxRow:
     attempts: int
     available_at: datetime
     last_error: str | None = None
+    #: The token of the claim that handed this row out; outcome writes must carry it.
+    claim_token: str | None = None
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> OutboxRow:
@@ -76,6 +79,16 @@ class NewTouch:
 
 
 @attrs.frozen(kw_only=True)
+class Outcome:
+    """One attempt to record: the delivery, the claim it was made under, and for a retry
+    when the row is due again."""
+
+    delivery: Delivery
+    claim_token: str
+    retry_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
 class InboxItem:
     """One in-app message kept for a contact."""
 
@@ -97,17 +110,20 @@ def normalize_url(url: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser()}"
 
 
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets track() write while a dispatcher reads; NORMAL is durable in WAL mode except
-    # for the last transactions on power loss, never corrupting the file.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def apply(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets track() write while a dispatcher reads; NORMAL is durable in WAL mode
+        # except for the last transactions on power loss, never corrupting the file.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    return apply
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, busy_timeout: float = 10.0) -> Engine:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True)
@@ -119,7 +135,7 @@ def _create_engine(url: str) -> Engine:
         except OSError as exc:
             raise StoreError(f"cannot create the folder for store {path}: {exc}") from exc
     engine = sa.create_engine(url)
-    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    sa.event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
     return engine
 
 
@@ -128,11 +144,15 @@ class Store:
 
     :param url: a SQLAlchemy URL or a path to a SQLite file (created if missing).
     :param migrate: apply pending migrations on open (the default).
+    :param busy_timeout: on SQLite, seconds a write waits for another connection's write
+        lock before it fails with a :class:`~onetomany.errors.StoreError`.
     """
 
-    def __init__(self, url: str | Path = DEFAULT_URL, *, migrate: bool = True) -> None:
+    def __init__(
+        self, url: str | Path = DEFAULT_URL, *, migrate: bool = True, busy_timeout: float = 10.0
+    ) -> None:
         self.url = normalize_url(url)
-        self.engine = _create_engine(self.url)
+        self.engine = _create_engine(self.url, busy_timeout)
         self.dialect = self.engine.dialect.name
         if migrate:
             self.upgrade()
@@ -424,16 +444,29 @@ class Store:
                 )
         return found
 
-    def claim(self, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxRow]:
-        """Take up to ``limit`` due rows for ``worker`` until ``now + lease``.
+    def claim(
+        self,
+        *,
+        worker: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        due_by: datetime | None = None,
+    ) -> list[OutboxRow]:
+        """Take up to ``limit`` rows due by ``due_by`` (default ``now``) for ``worker`` until
+        ``now + lease``.
 
-        A row whose lease ran out (its worker died) is due again. On PostgreSQL concurrent
-        workers skip each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite has one writer.
+        A row whose lease ran out (its worker died) is due again. Every claim writes a fresh
+        ``claim_token`` on its rows: :meth:`record_many` and :meth:`renew` only change a row
+        that still carries it, so a worker whose lease ran out changes nothing. On PostgreSQL
+        concurrent workers skip each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite has one
+        writer.
         """
         t = schema.outbox
+        due_by = due_by or now
         due = sa.or_(
-            sa.and_(t.c.status == OutboxStatus.PENDING, t.c.available_at <= now),
-            sa.and_(t.c.status == OutboxStatus.CLAIMED, t.c.lease_until < now),
+            sa.and_(t.c.status == OutboxStatus.PENDING, t.c.available_at <= due_by),
+            sa.and_(t.c.status == OutboxStatus.CLAIMED, t.c.lease_until < due_by),
         )
         candidates = (
             sa.select(t.c.id)
@@ -448,6 +481,7 @@ class Store:
             .values(
                 status=OutboxStatus.CLAIMED,
                 claimed_by=worker,
+                claim_token=uuid.uuid4().hex,
                 lease_until=now + lease,
                 updated_at=now,
             )
@@ -457,54 +491,90 @@ class Store:
             rows = [OutboxRow.from_row(row) for row in conn.execute(stmt)]
         return sorted(rows, key=lambda r: (r.available_at, r.id))
 
-    def record(self, delivery: Delivery, *, retry_at: datetime | None = None) -> None:
-        """Record one attempt and move its outbox row on; see :meth:`record_many`."""
-        self.record_many([(delivery, retry_at)])
+    def renew(self, claims: Mapping[int, str], *, now: datetime, lease: timedelta) -> set[int]:
+        """Extend the lease of rows still claimed under their token (``{row id: token}``) to
+        ``now + lease``; returns the ids renewed. A row missing from the answer was finished
+        or taken by another worker after its lease ran out: its claimant must not send it."""
+        if not claims:
+            return set()
+        t = schema.outbox
+        renewed: set[int] = set()
+        with self._write() as conn:
+            for row_id, token in sorted(claims.items()):
+                stmt = (
+                    sa.update(t)
+                    .where(
+                        t.c.id == row_id,
+                        t.c.claim_token == token,
+                        t.c.status == OutboxStatus.CLAIMED,
+                    )
+                    .values(lease_until=now + lease)
+                    .returning(t.c.id)
+                )
+                renewed.update(conn.execute(stmt).scalars())
+        return renewed
 
-    def record_many(self, outcomes: Sequence[tuple[Delivery, datetime | None]]) -> None:
+    def record(
+        self, delivery: Delivery, *, claim_token: str, retry_at: datetime | None = None
+    ) -> bool:
+        """Record one attempt and move its outbox row on; see :meth:`record_many`.
+
+        Returns False when the write was refused because the claim is stale.
+        """
+        outcome = Outcome(delivery=delivery, claim_token=claim_token, retry_at=retry_at)
+        return not self.record_many([outcome])
+
+    def record_many(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Record attempts and move their outbox rows on, all in one transaction.
 
         A ``sent`` or ``dead`` delivery is final; a ``retrying`` one puts its row back to
-        pending until the datetime paired with it. Each delivery also becomes an event
-        (``message_sent``, ``message_failed``, ``message_dead``) for triggers to react to.
+        pending until its ``retry_at``. Each delivery also becomes an event (``message_sent``,
+        ``message_failed``, ``message_dead``) for triggers to react to.
+
+        The write is fenced: a row moves only while it is still claimed under the outcome's
+        ``claim_token``. Outcomes of rows another worker claimed since (or that are already
+        finished) change nothing, not even the deliveries or events; they are returned, so
+        the caller can say so.
         """
         if not outcomes:
-            return
+            return []
         t = schema.outbox
-        move = (
-            sa.update(t)
-            .where(t.c.id == sa.bindparam("row_id"))
-            .values(
-                status=sa.bindparam("new_status"),
-                attempts=sa.bindparam("attempt"),
-                available_at=sa.func.coalesce(
-                    sa.bindparam("retry_at", type_=schema.UTCDateTime), t.c.available_at
-                ),
-                updated_at=sa.bindparam("at", type_=schema.UTCDateTime),
-                last_error=sa.bindparam("error"),
-                lease_until=None,
-                claimed_by=None,
-            )
-        )
-        moves = []
-        for delivery, retry_at in outcomes:
-            if delivery.status == "retrying" and retry_at is None:
+        for outcome in outcomes:
+            if outcome.delivery.status == "retrying" and outcome.retry_at is None:
                 raise ValueError("a retrying delivery needs retry_at")
-            moves.append(
-                {
-                    "row_id": delivery.outbox_id,
-                    "new_status": _ROW_STATUS[delivery.status],
-                    "attempt": delivery.attempt,
-                    "retry_at": retry_at,
-                    "at": delivery.at,
-                    "error": delivery.error,
-                }
-            )
+        written: list[Delivery] = []
+        stale: list[Outcome] = []
         events = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
         with self._write() as conn:
-            conn.execute(move, moves)
-            conn.execute(sa.insert(schema.deliveries), [_delivery_row(d) for d, _ in outcomes])
-            conn.execute(events, [_event_row(_delivery_event(d), d.at) for d, _ in outcomes])
+            for outcome in outcomes:
+                delivery = _clean_delivery(outcome.delivery)
+                move = (
+                    sa.update(t)
+                    .where(
+                        t.c.id == delivery.outbox_id,
+                        t.c.claim_token == outcome.claim_token,
+                        t.c.status == OutboxStatus.CLAIMED,
+                    )
+                    .values(
+                        status=_ROW_STATUS[delivery.status],
+                        attempts=delivery.attempt,
+                        available_at=outcome.retry_at or t.c.available_at,
+                        updated_at=delivery.at,
+                        last_error=delivery.error,
+                        lease_until=None,
+                        claimed_by=None,
+                        claim_token=None,
+                    )
+                    .returning(t.c.id)
+                )
+                if conn.execute(move).first() is None:
+                    stale.append(outcome)
+                else:
+                    written.append(delivery)
+            if written:
+                conn.execute(sa.insert(schema.deliveries), [_delivery_row(d) for d in written])
+                conn.execute(events, [_event_row(_delivery_event(d), d.at) for d in written])
+        return stale
 
     def next_due(self) -> datetime | None:
         """When the earliest pending or claimed row becomes due, if any."""
@@ -734,6 +804,31 @@ def _outbox_row(touch: NewTouch, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+#: The longest provider message id the deliveries table keeps.
+_MAX_PROVIDER_ID = 512
+
+
+def _clean_text(text: str | None, limit: int | None = None) -> str | None:
+    """Text any database stores: no NUL (PostgreSQL refuses it), at most ``limit`` characters.
+
+    An outcome that cannot be written would stop the whole batch's write, so a provider's odd
+    reply is cleaned here rather than refused.
+    """
+    if text is None:
+        return None
+    text = str(text).replace("\x00", "\\x00")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _clean_delivery(delivery: Delivery) -> Delivery:
+    return attrs.evolve(
+        delivery,
+        error=_clean_text(delivery.error),
+        provider_message_id=_clean_text(delivery.provider_message_id, _MAX_PROVIDER_ID),
+    )
 
 
 def _delivery_row(delivery: Delivery) -> dict[str, Any]:
