@@ -4,6 +4,7 @@ import pytest
 
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.program import Audience, EventTrigger, Program, Touch, load_program
+from onetomany.retry import MAX_ATTEMPTS, RetryPolicy
 from onetomany.settings import PluginSettings
 
 from .conftest import WELCOME, write_templates
@@ -155,6 +156,11 @@ def test_delivery_retries_are_tuned_in_toml(tmp_path, monkeypatch):
         ("max_attempts = 2.5", "delivery.max_attempts", "expected a whole number >= 1"),
         ('initial = "soon"', "delivery.initial", "expected a number >= 0"),
         ("retries = 3", "delivery.retries", "unknown key"),
+        ("max_attempts = 100000000", "delivery.max_attempts", "expected a whole number from 1"),
+        ("initial = 0", "delivery.initial", "expected a positive number of seconds"),
+        ("maximum = 0", "delivery.maximum", "expected a positive number of seconds"),
+        ("initial = 60\nmaximum = 10", "delivery.maximum", "must be at least initial"),
+        ("jitter = inf", "delivery.jitter", "expected a number of seconds >= 0"),
     ],
 )
 def test_bad_delivery_settings_are_named(tmp_path, monkeypatch, line, key, reason):
@@ -164,6 +170,22 @@ def test_bad_delivery_settings_are_named(tmp_path, monkeypatch, line, key, reaso
     [error] = info.value.errors
     assert error.key == key
     assert error.reason.startswith(reason)
+
+
+def test_a_retry_policy_that_never_ends_is_refused_naming_each_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACME_SMTP_PASSWORD", "x")
+    toml = GOOD + "\n[delivery]\ninitial = 0\nmaximum = 0\nmax_attempts = 100000000\n"
+    with pytest.raises(ConfigErrors) as info:
+        load_program(_folder(tmp_path, toml))
+    keys = sorted(str(error.key) for error in info.value.errors)
+    assert keys == ["delivery.initial", "delivery.max_attempts", "delivery.maximum"]
+    assert all(error.file for error in info.value.errors)
+    with pytest.raises(ConfigError, match="max_attempts") as error:
+        RetryPolicy(max_attempts=100_000_000)
+    assert error.value.key == "max_attempts"
+    with pytest.raises(ConfigError, match="initial"):
+        RetryPolicy(initial=0, maximum=0)
+    assert RetryPolicy(max_attempts=MAX_ATTEMPTS).max_attempts == MAX_ATTEMPTS
 
 
 def test_validate_checks_segments_against_declared_trait_types(tmp_path, monkeypatch):

@@ -408,12 +408,14 @@ class Dispatcher:
         another worker (their lease ran out and they were claimed again), which this worker
         must not send."""
         now = self.clock.now()
-        if now < self._renew_at or not self._held:
+        if now < self._renew_at or not (self._held or self._unrecorded):
             return set()
-        claims = dict(self._held)
+        # Rows sent but not yet recorded are still claimed: their lease is renewed too (a row
+        # lost among them is reported when its outcome is refused).
+        claims = {o.delivery.outbox_id: o.claim_token for o in self._unrecorded} | self._held
         renewed = self._patiently(lambda: self.store.renew(claims, now=now, lease=self.lease))
         self._renew_at = now + self.lease / 2
-        lost = set(claims) - renewed
+        lost = set(self._held) - renewed
         for row_id in sorted(lost):
             del self._held[row_id]
             report.stale += 1

@@ -21,8 +21,9 @@ A minimal ``program.toml``::
     audience = { roles = ["admin", "sponsor"] }
 
 An optional ``[delivery]`` table tunes retries of transient failures: ``max_attempts``
-(default 5), ``initial`` seconds before the first retry (30, doubling each time), ``maximum``
-seconds between attempts (3600) and ``jitter`` seconds (5).
+(default 5, at most 100), ``initial`` seconds before the first retry (30, doubling each time;
+positive), ``maximum`` seconds between attempts (3600; at least ``initial``) and ``jitter``
+seconds (5).
 
 Channel and source options may name environment variables as ``${NAME}`` (``password =
 "${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one is an error.
@@ -590,7 +591,16 @@ def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
             reader.error(path, f"expected a whole number >= 1, got {value!r}")
         else:
             values[key] = kind(value)
-    return RetryPolicy(**values)
+    while True:
+        # The policy checks its own bounds; each refusal names its key, and the rest is
+        # checked again without it, so every bad key is reported at once.
+        try:
+            return RetryPolicy(**values)
+        except ConfigError as exc:
+            reader.error(f"delivery.{exc.key}", exc.reason)
+            if exc.key not in values:
+                return RetryPolicy()
+            del values[exc.key]
 
 
 def _read_plugins(

@@ -1,0 +1,167 @@
+"""A store that refuses writes loses no message: another process holds SQLite's write lock
+(``BEGIN IMMEDIATE``) for longer than the store's ``busy_timeout`` while the dispatcher sends
+to a real SMTP server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import pytest
+
+from onetomany import Account, Contact
+from onetomany.dispatcher import DEFAULT_RECORD_EVERY
+from onetomany.engine import Engine
+from onetomany.hookspecs import hookimpl
+from onetomany.model import Delivery
+from onetomany.plugins import Plugins
+from onetomany.program import load_program
+from onetomany.store import Store
+
+from .smtp_sink import SmtpSink
+
+ROWS = 3 * DEFAULT_RECORD_EVERY
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+
+
+class LockAfterFirstWrite:
+    """Once the first outcomes are recorded, another process takes the write lock for
+    ``hold`` seconds (the hook returns when it holds it)."""
+
+    def __init__(self, path, hold: float) -> None:
+        self.path, self.hold = path, hold
+        self.locker: subprocess.Popen[str] | None = None
+
+    @hookimpl
+    def onetomany_delivery_recorded(self, delivery: Delivery) -> None:
+        if self.locker is None:
+            self.locker = subprocess.Popen(
+                [sys.executable, "-c", LOCKER, str(self.path), str(self.hold)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self.locker.stdout is not None
+            assert self.locker.stdout.readline().strip() == "locked"
+
+    def wait(self) -> None:
+        assert self.locker is not None
+        assert self.locker.wait(timeout=30) == 0
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink() as sink:
+        yield sink
+
+
+def _engine(tmp_path, port, lock, frozen_clock, patience):
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "hello.mjml").write_text(
+        '+++\nsubject = "Hello {{ contact.name }}"\n+++\n'
+        "<mjml><mj-body><mj-section><mj-column><mj-text>Hi {{ contact.name }}</mj-text>"
+        "</mj-column></mj-section></mj-body></mjml>\n"
+    )
+    (tmp_path / "program.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [program]
+            name = "lock"
+            sender = "cs@acme.test"
+
+            [channels.email]
+            plugin = "smtp"
+            host = "127.0.0.1"
+            port = {port}
+
+            [touches.hello]
+            trigger = {{ event = "go" }}
+            channel = "email"
+            template = "hello"
+            audience = {{ every = true }}
+            """
+        )
+    )
+    plugins = Plugins()  # the SMTP channel comes from its entry point
+    plugins.register(lock, name="locker")
+    return Engine(
+        load_program(tmp_path),
+        store=Store(tmp_path / "store.db", busy_timeout=0.2),
+        clock=frozen_clock,
+        plugins=plugins,
+        store_patience=patience,
+    )
+
+
+def _queue(engine):
+    engine.identify(Account(id="a1", name="Acme"))
+    engine.identify(
+        *(
+            Contact(id=f"c{i:03}", account_id="a1", name=f"P{i}", email=f"p{i}@acme.test")
+            for i in range(ROWS)
+        )
+    )
+    engine.track("go", account_id="a1", id="go-1")
+    assert engine.tick() == ROWS
+
+
+def _recipients(sink):
+    return Counter(rcpt for _, rcpts in sink.envelopes for rcpt in rcpts)
+
+
+def test_a_lock_held_past_busy_timeout_is_waited_out_and_nothing_is_lost(
+    tmp_path, sink, frozen_clock
+):
+    lock = LockAfterFirstWrite(tmp_path / "store.db", hold=1.5)
+    with _engine(tmp_path, sink.port, lock, frozen_clock, patience=20) as engine:
+        _queue(engine)
+        report = engine.dispatch()
+        lock.wait()
+        rows = engine.store.outbox_rows()
+
+    assert _recipients(sink) == Counter({f"p{i}@acme.test": 1 for i in range(ROWS)})
+    assert (report.sent, report.dead, report.retrying) == (ROWS, 0, 0)
+    assert (report.unrecorded, report.stopped) == (0, None)
+    assert {row.status for row in rows} == {"sent"}
+
+
+def test_a_lock_held_past_the_patience_stops_the_batch_and_keeps_its_outcomes(
+    tmp_path, sink, frozen_clock
+):
+    lock = LockAfterFirstWrite(tmp_path / "store.db", hold=2.0)
+    with _engine(tmp_path, sink.port, lock, frozen_clock, patience=0.3) as engine:
+        _queue(engine)
+        first = engine.dispatch()
+
+        # The batch stopped at its second write: the first outcomes are recorded, the next
+        # ones are kept, the rest of the rows are untouched (still claimed) and none is dead.
+        assert first.stopped is not None and "database is locked" in first.stopped
+        assert first.sent == len(sink.messages) == 2 * DEFAULT_RECORD_EVERY
+        assert first.unrecorded == DEFAULT_RECORD_EVERY
+        assert (first.dead, first.retrying) == (0, 0)
+        statuses = Counter(row.status for row in engine.store.outbox_rows())
+        assert statuses == {"sent": DEFAULT_RECORD_EVERY, "claimed": ROWS - DEFAULT_RECORD_EVERY}
+
+        # The store is back: the next call writes the kept outcomes first; the untouched rows
+        # come back when their lease runs out.
+        lock.wait()
+        second = engine.dispatch()
+        assert (second.claimed, second.unrecorded, second.stopped) == (0, 0, None)
+        statuses = Counter(row.status for row in engine.store.outbox_rows())
+        assert statuses == {"sent": 2 * DEFAULT_RECORD_EVERY, "claimed": DEFAULT_RECORD_EVERY}
+        frozen_clock.advance(seconds=engine.dispatcher.lease.total_seconds() + 1)
+        third = engine.dispatch()
+        rows = engine.store.outbox_rows()
+
+    assert _recipients(sink) == Counter({f"p{i}@acme.test": 1 for i in range(ROWS)})
+    assert first.sent + second.sent + third.sent == len(sink.messages) == ROWS
+    assert {row.status for row in rows} == {"sent"}
