@@ -103,6 +103,13 @@ class PoisonComposer(Composer):
         return super().compose(row, **kwargs)
 
 
+class Unprintable:
+    """A provider id from a plugin bug: not a string, and it cannot be made one."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text for this id")
+
+
 class PoisonChannel(RecordingChannel):
     """Records like the recording channel, but fails in its own ways for marked recipients."""
 
@@ -118,6 +125,8 @@ class PoisonChannel(RecordingChannel):
         if who == "bad-result":
             return True  # type: ignore[return-value]  # a plugin bug: not a DeliveryResult
         self.sent.append(message)
+        if who == "bad-record":
+            return DeliveryResult(provider_message_id=Unprintable())  # type: ignore[arg-type]
         if who == "odd-reply":
             # PostgreSQL refuses a NUL, and the column keeps 512 characters.
             return DeliveryResult(provider_message_id="<\x00" + "x" * 600 + ">")
@@ -130,7 +139,7 @@ BAD = ["bad-compose", "bad-render", "bad-mime", "bad-send", "bad-socket", "bad-r
 def test_a_row_that_raises_in_any_step_costs_that_row_only(build, store):
     channel = PoisonChannel()
     engine = build(channel, batch_size=7, record_every=3, retry=RetryPolicy(initial=60, jitter=0))
-    valid = [*GOOD, "odd-reply"]
+    valid = [*GOOD, "odd-reply", "bad-record"]
     ids = [cid for pair in zip(valid, BAD + [""] * len(valid), strict=False) for cid in pair if cid]
     engine.identify(*_people(*ids))
     _queue(engine, *ids)
@@ -170,7 +179,11 @@ def test_a_row_that_raises_in_any_step_costs_that_row_only(build, store):
         "ConnectionResetError: [Errno 104] Connection reset by peer"
     )
     assert rows["bad-result"].last_error.startswith("TypeError: the channel returned True")
-    assert (report.claimed, report.sent, report.dead, report.retrying) == (19, 13, 5, 1)
+    # A sent outcome the store cannot take as given is written plain, with the reason.
+    assert rows["bad-record"].last_error == (
+        "(the outcome could not be recorded as given: ValueError: no text for this id)"
+    )
+    assert (report.claimed, report.sent, report.dead, report.retrying) == (20, 14, 5, 1)
     assert report.unrecorded == 0 and report.stopped is None
     [odd] = store.deliveries(outbox_id=rows["odd-reply"].id)
     assert odd.provider_message_id is not None and len(odd.provider_message_id) == 512

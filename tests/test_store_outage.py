@@ -165,3 +165,18 @@ def test_a_lock_held_past_the_patience_stops_the_batch_and_keeps_its_outcomes(
     assert _recipients(sink) == Counter({f"p{i}@acme.test": 1 for i in range(ROWS)})
     assert first.sent + second.sent + third.sent == len(sink.messages) == ROWS
     assert {row.status for row in rows} == {"sent"}
+
+
+def test_closing_the_engine_writes_the_outcomes_it_kept(tmp_path, sink, frozen_clock):
+    lock = LockAfterFirstWrite(tmp_path / "store.db", hold=1.0)
+    with _engine(tmp_path, sink.port, lock, frozen_clock, patience=0.1) as engine:
+        _queue(engine)
+        assert engine.dispatch().unrecorded == DEFAULT_RECORD_EVERY
+        lock.wait()
+    store = Store(tmp_path / "store.db")
+    statuses = Counter(row.status for row in store.outbox_rows())
+    store.close()
+    assert statuses == {
+        "sent": 2 * DEFAULT_RECORD_EVERY,
+        "claimed": ROWS - 2 * DEFAULT_RECORD_EVERY,
+    }

@@ -219,6 +219,24 @@ class Dispatcher:
             report.unrecorded = len(self._unrecorded)
         return report
 
+    def close(self) -> None:
+        """Write the outcomes kept from a call the store stopped, if the store takes them now.
+
+        Those it still refuses are lost with the process: their rows come back when their
+        lease runs out and are sent again (at most ``record_every`` of them).
+        """
+        if not self._unrecorded:
+            return
+        try:
+            self._write(list(self._unrecorded), DispatchReport(), patient=False)
+        except Exception as exc:
+            log.error(
+                "closing with %d outcome(s) not recorded (%s); their rows are sent again when "
+                "their lease runs out",
+                len(self._unrecorded),
+                reason(exc),
+            )
+
     def _claim(self, size: int, due_by: datetime) -> list[OutboxRow]:
         return self.store.claim(
             worker=self.worker, now=self.clock.now(), lease=self.lease, limit=size, due_by=due_by
@@ -428,7 +446,14 @@ class Dispatcher:
     def _flush(self, report: DispatchReport) -> None:
         self._write(list(self._unrecorded), report, patient=True)
 
-    def _write(self, outcomes: list[Outcome], report: DispatchReport, *, patient: bool) -> None:
+    def _write(
+        self,
+        outcomes: list[Outcome],
+        report: DispatchReport,
+        *,
+        patient: bool,
+        last_resort: bool = False,
+    ) -> None:
         """Write ``outcomes`` (the oldest unrecorded ones) and forget them once written."""
         if not outcomes:
             return
@@ -440,20 +465,36 @@ class Dispatcher:
         except (_StoreDown, StoreError):
             raise
         except Exception as exc:
-            # Not an unavailable store but an outcome it refuses: write them one by one, and
-            # leave one that still fails to its lease rather than stop every other row.
-            if len(outcomes) == 1:
-                [outcome] = outcomes
+            # Not an unavailable store but an outcome it refuses: write them one by one; one
+            # that still fails is written plain (its status, no provider id, the reason), and
+            # one refused even so is left to its lease rather than stop every other row.
+            if len(outcomes) > 1:
+                for outcome in outcomes:
+                    self._write([outcome], report, patient=patient)
+                return
+            [outcome] = outcomes
+            index = next(i for i, kept in enumerate(self._unrecorded) if kept is outcome)
+            if last_resort:
                 log.error(
                     "cannot record %s (%s): %s; the row is sent again when its lease runs out",
                     outcome.delivery.idempotency_key,
                     outcome.delivery.status,
                     reason(exc),
                 )
-                self._unrecorded.remove(outcome)
+                del self._unrecorded[index]
                 return
-            for outcome in outcomes:
-                self._write([outcome], report, patient=patient)
+            problem = f"the outcome could not be recorded as given: {reason(exc)}"
+            log.error("%s: %s", outcome.delivery.idempotency_key, problem)
+            plain = attrs.evolve(
+                outcome,
+                delivery=attrs.evolve(
+                    outcome.delivery,
+                    provider_message_id=None,
+                    error=ascii(f"{outcome.delivery.error or ''} ({problem})".strip())[1:-1],
+                ),
+            )
+            self._unrecorded[index] = plain
+            self._write([plain], report, patient=patient, last_resort=True)
             return
         done = {id(outcome) for outcome in outcomes}
         self._unrecorded = [o for o in self._unrecorded if id(o) not in done]

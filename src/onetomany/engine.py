@@ -199,6 +199,7 @@ class Engine:
         return built | dict(overrides)
 
     def close(self) -> None:
+        self.dispatcher.close()
         for channel in self.channels.values():
             channel.close()
         self.store.close()
