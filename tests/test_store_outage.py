@@ -1,6 +1,9 @@
-"""A store that refuses writes loses no message: another process holds SQLite's write lock
-(``BEGIN IMMEDIATE``) for longer than the store's ``busy_timeout`` while the dispatcher sends
-to a real SMTP server."""
+"""A store that refuses writes loses no message, on SQLite and on PostgreSQL.
+
+Another process holds the write lock while the dispatcher sends to a real SMTP server: on
+SQLite ``BEGIN IMMEDIATE`` for longer than the store's ``busy_timeout``, on PostgreSQL ``LOCK
+TABLE outbox IN EXCLUSIVE MODE`` for longer than the session's ``lock_timeout``. Either way
+the store raises :class:`~onetomany.errors.StoreError` on the dispatcher's outcome write."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import textwrap
 from collections import Counter
 
 import pytest
+import sqlalchemy as sa
 
 from onetomany import Account, Contact
 from onetomany.dispatcher import DEFAULT_RECORD_EVERY
@@ -24,29 +28,53 @@ from .smtp_sink import SmtpSink
 
 ROWS = 3 * DEFAULT_RECORD_EVERY
 
-LOCKER = """
+LOCKERS = {
+    "sqlite": """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 conn.execute("ROLLBACK")
-"""
+""",
+    "postgresql": """
+import psycopg, sys, time
+conn = psycopg.connect(sys.argv[1])
+conn.execute("LOCK TABLE outbox IN EXCLUSIVE MODE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.rollback()
+""",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """(store URL, what the locker process connects to, the dialect) of an empty database
+    whose writes give up after 0.2 s behind another's lock."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "store.db")
+        return path, path, "sqlite"
+    url = sa.make_url(request.getfixturevalue("pg_url"))
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with_timeout = url.update_query_dict({"options": "-c lock_timeout=200"})
+    return with_timeout.render_as_string(hide_password=False), conninfo, "postgresql"
 
 
 class LockAfterFirstWrite:
     """Once the first outcomes are recorded, another process takes the write lock for
     ``hold`` seconds (the hook returns when it holds it)."""
 
-    def __init__(self, path, hold: float) -> None:
-        self.path, self.hold = path, hold
+    def __init__(self, database, hold: float) -> None:
+        _, self.target, self.dialect = database
+        self.hold = hold
         self.locker: subprocess.Popen[str] | None = None
 
     @hookimpl
     def onetomany_delivery_recorded(self, delivery: Delivery) -> None:
         if self.locker is None:
             self.locker = subprocess.Popen(
-                [sys.executable, "-c", LOCKER, str(self.path), str(self.hold)],
+                [sys.executable, "-c", LOCKERS[self.dialect], self.target, str(self.hold)],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -64,7 +92,7 @@ def sink():
         yield sink
 
 
-def _engine(tmp_path, port, lock, frozen_clock, patience):
+def _engine(tmp_path, database, port, lock, frozen_clock, patience):
     (tmp_path / "templates").mkdir(exist_ok=True)
     (tmp_path / "templates" / "hello.mjml").write_text(
         '+++\nsubject = "Hello {{ contact.name }}"\n+++\n'
@@ -95,7 +123,7 @@ def _engine(tmp_path, port, lock, frozen_clock, patience):
     plugins.register(lock, name="locker")
     return Engine(
         load_program(tmp_path),
-        store=Store(tmp_path / "store.db", busy_timeout=0.2),
+        store=Store(database[0], busy_timeout=0.2),
         clock=frozen_clock,
         plugins=plugins,
         store_patience=patience,
@@ -119,10 +147,10 @@ def _recipients(sink):
 
 
 def test_a_lock_held_past_busy_timeout_is_waited_out_and_nothing_is_lost(
-    tmp_path, sink, frozen_clock
+    tmp_path, database, sink, frozen_clock
 ):
-    lock = LockAfterFirstWrite(tmp_path / "store.db", hold=1.5)
-    with _engine(tmp_path, sink.port, lock, frozen_clock, patience=20) as engine:
+    lock = LockAfterFirstWrite(database, hold=1.5)
+    with _engine(tmp_path, database, sink.port, lock, frozen_clock, patience=20) as engine:
         _queue(engine)
         report = engine.dispatch()
         lock.wait()
@@ -135,16 +163,17 @@ def test_a_lock_held_past_busy_timeout_is_waited_out_and_nothing_is_lost(
 
 
 def test_a_lock_held_past_the_patience_stops_the_batch_and_keeps_its_outcomes(
-    tmp_path, sink, frozen_clock
+    tmp_path, database, sink, frozen_clock
 ):
-    lock = LockAfterFirstWrite(tmp_path / "store.db", hold=2.0)
-    with _engine(tmp_path, sink.port, lock, frozen_clock, patience=0.3) as engine:
+    lock = LockAfterFirstWrite(database, hold=2.0)
+    with _engine(tmp_path, database, sink.port, lock, frozen_clock, patience=0.3) as engine:
         _queue(engine)
         first = engine.dispatch()
 
         # The batch stopped at its second write: the first outcomes are recorded, the next
         # ones are kept, the rest of the rows are untouched (still claimed) and none is dead.
-        assert first.stopped is not None and "database is locked" in first.stopped
+        assert first.stopped is not None
+        assert ("database is locked" if database[2] == "sqlite" else "lock") in first.stopped
         assert first.sent == len(sink.messages) == 2 * DEFAULT_RECORD_EVERY
         assert first.unrecorded == DEFAULT_RECORD_EVERY
         assert (first.dead, first.retrying) == (0, 0)
@@ -167,13 +196,13 @@ def test_a_lock_held_past_the_patience_stops_the_batch_and_keeps_its_outcomes(
     assert {row.status for row in rows} == {"sent"}
 
 
-def test_closing_the_engine_writes_the_outcomes_it_kept(tmp_path, sink, frozen_clock):
-    lock = LockAfterFirstWrite(tmp_path / "store.db", hold=1.0)
-    with _engine(tmp_path, sink.port, lock, frozen_clock, patience=0.1) as engine:
+def test_closing_the_engine_writes_the_outcomes_it_kept(tmp_path, database, sink, frozen_clock):
+    lock = LockAfterFirstWrite(database, hold=1.0)
+    with _engine(tmp_path, database, sink.port, lock, frozen_clock, patience=0.1) as engine:
         _queue(engine)
         assert engine.dispatch().unrecorded == DEFAULT_RECORD_EVERY
         lock.wait()
-    store = Store(tmp_path / "store.db")
+    store = Store(database[0])
     statuses = Counter(row.status for row in store.outbox_rows())
     store.close()
     assert statuses == {

@@ -185,8 +185,12 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot write to store {self!r}: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            # A lock held too long or a lost connection: the store is unavailable for now,
+            # which callers may wait out. Anything else is about what was written.
+            if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
+                raise StoreError(f"cannot write to store {self!r}: {exc.orig}") from exc
+            raise
 
     def _insert(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
