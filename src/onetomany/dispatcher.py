@@ -43,6 +43,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -174,6 +175,8 @@ class Dispatcher:
         #: Rows of the current batch with no outcome yet, and their claim tokens.
         self._held: dict[int, str] = {}
         self._renew_at = self.clock.now()
+        # One pass at a time per dispatcher: the state above belongs to the pass running.
+        self._lock = threading.Lock()
 
     # -- the pass ---------------------------------------------------------------------------
 
@@ -182,8 +185,13 @@ class Dispatcher:
 
         Never raises for one row's failure. If the store refuses writes for longer than
         ``store_patience``, the call stops early, says why in ``stopped`` and keeps the
-        outcomes it could not write for the next call.
+        outcomes it could not write for the next call. Threads sharing one dispatcher take
+        turns; run several dispatchers (processes or engines) to send in parallel.
         """
+        with self._lock:
+            return self._dispatch(limit)
+
+    def _dispatch(self, limit: int | None) -> DispatchReport:
         report = DispatchReport()
         started = self.clock.now()
         try:
@@ -225,17 +233,18 @@ class Dispatcher:
         Those it still refuses are lost with the process: their rows come back when their
         lease runs out and are sent again (at most ``record_every`` of them).
         """
-        if not self._unrecorded:
-            return
-        try:
-            self._write(list(self._unrecorded), DispatchReport(), patient=False)
-        except Exception as exc:
-            log.error(
-                "closing with %d outcome(s) not recorded (%s); their rows are sent again when "
-                "their lease runs out",
-                len(self._unrecorded),
-                reason(exc),
-            )
+        with self._lock:
+            if not self._unrecorded:
+                return
+            try:
+                self._write(list(self._unrecorded), DispatchReport(), patient=False)
+            except Exception as exc:
+                log.error(
+                    "closing with %d outcome(s) not recorded (%s); their rows are sent again "
+                    "when their lease runs out",
+                    len(self._unrecorded),
+                    reason(exc),
+                )
 
     def _claim(self, size: int, due_by: datetime) -> list[OutboxRow]:
         return self.store.claim(
