@@ -5,6 +5,7 @@
     OnetomanyError
      ├── ConfigError                 a program or setting is wrong (names file, key, reason)
      ├── InputError                  data handed to the engine is wrong (names what and where)
+     │    ├── InvalidAccountError     an account's id, name or traits cannot be stored
      │    ├── InvalidContactError     a contact's email, phone or timezone does not parse
      │    ├── InvalidEventError       an event without a name, timezone or subject
      │    └── SourceDataError         rows a source could not read (file, line, column, reason)
@@ -63,8 +64,19 @@ class InputError(OnetomanyError):
     """Data handed to the engine (a contact, an event, a source row) is wrong."""
 
 
+class InvalidAccountError(InputError):
+    """An account's id, name or traits cannot be stored (empty id, NUL, non-JSON trait)."""
+
+    def __init__(self, account_id: str, field: str, value: object, reason: str) -> None:
+        self.account_id = account_id
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"account {account_id!r}: {field} {value!r} is not valid: {reason}")
+
+
 class InvalidContactError(InputError):
-    """A contact's email address, phone number, locale or timezone does not parse."""
+    """A contact's email address, phone number, timezone, text or traits is not valid."""
 
     def __init__(self, contact_id: str, field: str, value: object, reason: str) -> None:
         self.contact_id = contact_id

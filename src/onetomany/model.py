@@ -17,7 +17,8 @@ import attrs
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from onetomany.errors import InvalidContactError, InvalidEventError
+from onetomany.errors import InvalidAccountError, InvalidContactError, InvalidEventError
+from onetomany.plaindata import json_problem, text_problem
 
 
 def _traits(value: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -48,6 +49,9 @@ class Account:
     id: str
     name: str = ""
     traits: Mapping[str, Any] = attrs.field(factory=dict, converter=_traits)
+
+    def __attrs_post_init__(self) -> None:
+        _check_plain(InvalidAccountError, self.id, {"name": self.name}, {"traits": self.traits})
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Account:
@@ -80,6 +84,17 @@ class Contact:
     traits: Mapping[str, Any] = attrs.field(factory=dict, converter=_traits)
 
     def __attrs_post_init__(self) -> None:
+        _check_plain(
+            InvalidContactError,
+            self.id,
+            {
+                "account_id": self.account_id,
+                "name": self.name,
+                "role": self.role,
+                "locale": self.locale,
+            },
+            {"consent": self.consent, "traits": self.traits},
+        )
         if self.email is not None:
             object.__setattr__(self, "email", _checked_email(self.id, self.email))
         if self.phone is not None:
@@ -114,6 +129,30 @@ class Contact:
     def allows(self, kind: ChannelKind | str) -> bool:
         """Whether the contact consented to ``kind``; no recorded answer means yes."""
         return bool(self.consent.get(str(kind), True))
+
+
+def _check_plain(
+    error: type[InvalidAccountError | InvalidContactError],
+    id: str,
+    texts: Mapping[str, str | None],
+    data: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Refuses an empty id, text no database stores, and data that is not plain JSON."""
+    if not isinstance(id, str) or not id.strip():
+        raise error(str(id), "id", id, "an id must be non-empty text")
+    for field, value in {"id": id, **texts}.items():
+        if value is not None and (problem := text_problem(value, limit=255)):
+            raise error(id, field, value, problem)
+    for field, mapping in data.items():
+        if problem := json_problem(mapping, name=field):
+            raise error(id, field, _Elided(), problem)
+
+
+class _Elided:
+    """Stands for a value too large to repeat in an error; the reason names the path."""
+
+    def __repr__(self) -> str:
+        return "(see below)"
 
 
 def _checked_email(contact_id: str, address: str) -> str:
@@ -155,6 +194,23 @@ class Event:
     def __attrs_post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise InvalidEventError(f"event {self.id!r}: the name is empty")
+        for field, value, limit in (
+            ("id", self.id, 64),
+            ("name", self.name, 128),
+            ("account_id", self.account_id, 255),
+            ("contact_id", self.contact_id, 255),
+        ):
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidEventError(
+                    f"event {self.name!r}: {field} {value!r} is empty or not text; "
+                    "pass None for a subject the event does not name"
+                )
+            if problem := text_problem(value, limit=limit):
+                raise InvalidEventError(f"event {self.name!r}: {field} {value!r} {problem}")
+        if problem := json_problem(self.properties, name="properties"):
+            raise InvalidEventError(f"event {self.name!r} ({self.id}): {problem}")
         if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
             raise InvalidEventError(
                 f"event {self.name!r} ({self.id}): occurred_at {self.occurred_at.isoformat()} "

@@ -33,6 +33,7 @@ from onetomany.segments.ast import (
     SegmentRef,
     StageOf,
     Subject,
+    children,
     walk,
 )
 from onetomany.segments.tokens import Kind, Token, syntax_error, tokenize
@@ -48,6 +49,14 @@ FUNCTIONS = (
     "stage",
     "days_in_stage",
 )
+#: How many parentheses, ``not`` and unary minus may nest, and how deep the whole tree may be:
+#: every evaluator walks the tree recursively, so both are kept far from Python's stack limit.
+MAX_NESTING = 50
+MAX_DEPTH = 100
+#: How many operands one run of ``and`` or ``or`` may join; SQLite refuses a condition much
+#: past this (its expression depth limit is 1,000), and a list reads better with ``in``.
+MAX_TERMS = 250
+
 #: Words that cannot start an operand; a field or function never has these names.
 KEYWORDS = ("and", "or", "not", "in", "between", "true", "false", "null")
 
@@ -64,6 +73,7 @@ class _Parser:
         self.key = key
         self.tokens = tokenize(text, file=file, key=key)
         self.i = 0
+        self.nesting = 0
         # Where each last() call starts, to point at one used outside days_since()/exists().
         self.last_calls: list[tuple[Last, Token]] = []
 
@@ -123,8 +133,31 @@ class _Parser:
         node = self.or_expr()
         if not self.at_end():
             self.fail("'and', 'or', an operator or the end of the expression")
+        if (depth := _depth(node)) > MAX_DEPTH:
+            raise self.error(
+                self.tokens[0],
+                f"the expression nests {depth} levels deep; at most {MAX_DEPTH} are allowed "
+                "(write long lists with 'in [...]', or split it into named segments)",
+            )
         self.check_last_calls(node)
         return node
+
+    def too_many(self, terms: list[Expr], token: Token) -> None:
+        if len(terms) >= MAX_TERMS:
+            raise self.error(
+                token,
+                f"more than {MAX_TERMS} terms joined by {token.text!r}; write a list of values "
+                "as 'field in [...]', or split the expression into named segments",
+            )
+
+    def nested(self, token: Token) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(
+                token,
+                f"more than {MAX_NESTING} parentheses, 'not' or '-' nest here; "
+                "split the expression into named segments",
+            )
 
     def check_last_calls(self, root: Expr) -> None:
         # last() yields an instant, which only days_since(), exists() and missing() take:
@@ -143,23 +176,25 @@ class _Parser:
                 )
 
     def or_expr(self) -> Expr:
-        node = self.and_expr()
+        terms = [self.and_expr()]
         while self.at_word("or"):
-            self.advance()
-            node = Or(node, self.and_expr())
-        return node
+            self.too_many(terms, self.advance())
+            terms.append(self.and_expr())
+        return _balanced(Or, terms)
 
     def and_expr(self) -> Expr:
-        node = self.not_expr()
+        terms = [self.not_expr()]
         while self.at_word("and"):
-            self.advance()
-            node = And(node, self.not_expr())
-        return node
+            self.too_many(terms, self.advance())
+            terms.append(self.not_expr())
+        return _balanced(And, terms)
 
     def not_expr(self) -> Expr:
         if self.at_word("not"):
-            self.advance()
-            return Not(self.not_expr())
+            self.nested(self.advance())
+            node = Not(self.not_expr())
+            self.nesting -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Expr:
@@ -207,7 +242,10 @@ class _Parser:
                 value = self.advance().value
                 assert isinstance(value, int | float)
                 return Literal(-value)
-            return Neg(self.unary())
+            self.nested(self.tokens[self.i - 1])
+            node = Neg(self.unary())
+            self.nesting -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Expr:
@@ -216,9 +254,10 @@ class _Parser:
             self.advance()
             return Literal(token.value)
         if self.at("("):
-            self.advance()
+            self.nested(self.advance())
             node = self.or_expr()
             self.expect(")", "')' to close the '(' at position " + str(token.pos))
+            self.nesting -= 1
             return node
         if self.at("["):
             self.fail("a value (a list is only allowed after 'in')")
@@ -354,3 +393,22 @@ class _Parser:
         self.advance()
         assert isinstance(token.value, int)
         return token.value
+
+
+def _balanced(op: type[And] | type[Or], terms: list[Expr]) -> Expr:
+    """``a op b op c ...`` as a balanced tree: the same truth (both operators associate in
+    three-valued logic too), and a 1,000-term chain is 10 levels deep rather than 1,000."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = (len(terms) + 1) // 2
+    return op(_balanced(op, terms[:middle]), _balanced(op, terms[middle:]))
+
+
+def _depth(root: Expr) -> int:
+    deepest = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children(node))
+    return deepest

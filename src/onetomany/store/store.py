@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from onetomany.errors import StoreError
+from onetomany.errors import InputError, StoreError
 from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
+from onetomany.plaindata import MAX_INT
 from onetomany.store import schema
 from onetomany.store.migrate import upgrade
 from onetomany.tiers import TierState
@@ -123,10 +124,30 @@ def _sqlite_pragmas(busy_timeout: float) -> Any:
     return apply
 
 
+#: The databases the store's migrations and queries are written and tested for.
+BACKENDS = ("sqlite", "postgresql")
+
+
 def _create_engine(url: str, busy_timeout: float = 10.0) -> Engine:
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"store URL {url!r} does not parse: {exc}") from exc
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        raise StoreError(
+            f"store {shown}: the store runs on SQLite (a file path or sqlite:///PATH) or "
+            f"PostgreSQL (postgresql+psycopg://USER@HOST/DB), not {backend!r}"
+        )
+    if backend != "sqlite":
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except (ImportError, sa.exc.NoSuchModuleError) as exc:
+            raise StoreError(
+                f"store {shown}: the database driver is not installed ({exc}); "
+                "install it, or use postgresql+psycopg:// with pip install 'psycopg[binary]'"
+            ) from exc
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         path = Path(database)
@@ -687,16 +708,29 @@ class Store:
             return int(conn.execute(query).scalar_one())
 
     def mark_read(self, contact_id: str, item_ids: Iterable[int] | None, *, now: datetime) -> int:
-        """Mark some (or, with ``None``, all) of a contact's items read; returns how many."""
+        """Mark some (or, with ``None``, all) of a contact's items read; returns how many.
+
+        An id that is not a whole number an inbox row can have is an InputError naming it.
+        """
         t = schema.inbox
         query = sa.update(t).where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
         if item_ids is not None:
-            query = query.where(t.c.id.in_(list(item_ids)))
+            query = query.where(t.c.id.in_(_row_ids(item_ids, what="inbox item id")))
         with self._write() as conn:
             return int(conn.execute(query.values(read_at=now)).rowcount)
 
 
 # -- row <-> value ---------------------------------------------------------------------------
+
+
+def _row_ids(ids: Iterable[object], *, what: str) -> list[int]:
+    checked = []
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
+            shown = f"a {value.bit_length()}-bit integer" if isinstance(value, int) else repr(value)
+            raise InputError(f"{what} {shown} is not a row id (a whole number from 1 to 2**63-1)")
+        checked.append(value)
+    return checked
 
 
 def _account_row(account: Account, now: datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import attrs
 
 from onetomany.errors import InvalidContactError, InvalidEventError, SourceRow
 from onetomany.model import Account, Contact, Event
+from onetomany.plaindata import text_problem
 from onetomany_csv.layout import EVENT_SUBJECTS, Layout
 from onetomany_csv.table import Record
 from onetomany_csv.values import CellError, converter, parse_bool, parse_timestamp
@@ -54,7 +55,11 @@ class Row:
     def text(self, name: str) -> str | None:
         """The trimmed cell of field or trait ``name``; ``None`` when empty or absent."""
         header = self.context.layout.header(name)
-        return (self._cells.get(header) or None) if header else None
+        cell = (self._cells.get(header) or None) if header else None
+        if cell is not None and (problem := text_problem(cell)):
+            self.note(name, f"the cell {problem}")
+            return None
+        return cell
 
     def required(self, name: str) -> str | None:
         text = self.text(name)
@@ -110,7 +115,9 @@ def build_contact(row: Row) -> Contact | None:
     }
     traits = row.traits(name for name in extras if name not in consent_columns)
     fields: dict[str, Any] = {
-        "id": contact_id or "",
+        # A stand-in id, already reported as missing, so the row's other fields still get
+        # checked.
+        "id": contact_id or "(no id)",
         "account_id": row.text("account_id"),
         "name": row.text("name") or "",
         "email": row.text("email"),
