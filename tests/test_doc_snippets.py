@@ -1,4 +1,4 @@
-"""Every snippet of README.md (and of the docs' home page) runs, or names what exists.
+"""Every snippet of README.md and the docs runs, or names what exists.
 
 - Python blocks run, in order, in one fresh interpreter per page, with the working directory
   in a temporary folder that holds a copy of the examples (so ``load_program("examples/...")``
@@ -8,7 +8,10 @@
   ``make TARGET`` must be a target of the Makefile; an ``onetomany COMMAND`` must be a real
   command whose ``--help`` lists every ``--option`` the page names for it; a ``pip install -e
   PATH`` must name a folder of the checkout. Any other shell command fails until this harness
-  is taught how to check it.
+  is taught how to check it. Every docs page's ``make`` and ``onetomany`` commands (its shell
+  blocks, inline code and tables) are checked the same way.
+- A TOML block that docs/concepts.md presents as an excerpt of the example program matches the
+  example's program.toml, table by table.
 
 The harness reads whatever snippets the pages hold; it keeps no copy of their text.
 """
@@ -30,7 +33,11 @@ from typer.testing import CliRunner
 from onetomany.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
+# The pages a newcomer copies from: their Python runs, and each of their shell lines is checked.
 PAGES = [ROOT / "README.md", ROOT / "docs" / "index.md"]
+# Every page whose make and onetomany commands are checked.
+COMMAND_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+EXAMPLE = ROOT / "examples" / "onboarding" / "program.toml"
 SHELL_LANGUAGES = {"sh", "shell", "bash", "console"}
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 INLINE = re.compile(r"`([^`\n]+)`")
@@ -129,9 +136,10 @@ def command_words(command: str) -> list[str]:
 def all_commands(program: str) -> list[tuple[str, str]]:
     """(page name, command) for every use of ``program`` in the pages' blocks and prose."""
     found = []
-    for page in PAGES:
-        uses = [c for c in shell_commands(page) if c.split(" ", 1)[0] == program]
-        found += [(page.name, command) for command in uses + inline_commands(page, program)]
+    for page in COMMAND_PAGES:
+        uses = [c for c in shell_commands(page) if c.startswith(f"{program} ")]
+        name = str(page.relative_to(ROOT))
+        found += [(name, command) for command in uses + inline_commands(page, program)]
     return found
 
 
@@ -213,3 +221,27 @@ def test_other_shell_commands_are_known() -> None:
             )
             for path in (arg for arg in args[1:] if not arg.startswith("-")):
                 assert (ROOT / path.split("[", 1)[0]).is_dir(), f"{page.name}: `{command}`"
+
+
+def test_the_concepts_example_is_the_example_program() -> None:
+    page = ROOT / "docs" / "concepts.md"
+    example = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    excerpts = [
+        code
+        for language, _, code in blocks(page)
+        if language == "toml" and '[program]\nname = "acme-onboarding"' in code
+    ]
+    assert excerpts, "docs/concepts.md no longer shows the example program"
+    for code in excerpts:
+        shown = tomllib.loads(code)
+
+        def check(shown: dict[str, object], real: dict[str, object], path: str) -> None:
+            for key, value in shown.items():
+                where = f"{path}.{key}" if path else key
+                assert key in real, f"docs/concepts.md shows {where}, which {EXAMPLE.name} lacks"
+                if isinstance(value, dict) and isinstance(real[key], dict):
+                    check(value, real[key], where)  # type: ignore[arg-type]
+                else:
+                    assert value == real[key], f"docs/concepts.md: {where} is not as in the file"
+
+        check(shown, example, "")
