@@ -96,6 +96,12 @@ def test_the_example_plays_every_situation_of_the_playbook(simulated):
     example, result = simulated
     assert result.returncode == 0, result.stderr
     assert "88 planned touch(es): 88 sent, 0 dead-lettered, 0 still pending" in result.stdout
+    # Said even when the output is not a terminal (here a pipe), as in `make demo | tee`.
+    outbox = example.resolve() / "var" / "outbox"
+    assert f"channels email, sms, csm, inapp wrote their messages to {outbox}/" in result.stdout
+    assert f"wrote 88 planned touch(es) to {example.resolve() / 'var' / 'touches.csv'}" in (
+        result.stdout
+    )
     with (example / "var" / "touches.csv").open() as file:
         rows = list(csv.DictReader(file))
     sent = Counter(row["touch"] for row in rows)

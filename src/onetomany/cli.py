@@ -335,9 +335,27 @@ def simulate(
         task = bar.add_task("simulating", total=len(simulator.times()))
         report = simulator.run(progress=lambda done, _total: bar.update(task, completed=done))
     _print_simulation(report)
+    for folder, channels in report.folders:
+        names = (
+            f"channel {channels[0]} wrote its"
+            if len(channels) == 1
+            else f"channels {', '.join(channels)} wrote their"
+        )
+        console.print(f"{names} messages to {_shown(folder)}/", highlight=False)
     if out is not None:
         write_touches(report.touches, out)
-        console.print(f"wrote {len(report.touches)} planned touch(es) to {out}")
+        console.print(f"wrote {len(report.touches)} planned touch(es) to {_shown(out)}")
+    if store is not None:
+        console.print(f"the scratch store is kept at {store}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it, else absolute."""
+    absolute = path.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 def _print_simulation(report: SimulationReport) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import attrs
 
+from onetomany.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.channels import Channel, Runtime
 from onetomany.clock import FrozenClock
 from onetomany.compose import recipient
@@ -154,6 +155,9 @@ class SimulationReport:
     touches: tuple[PlannedTouch, ...]
     #: The rendered messages of a dry run (empty when the channels delivered).
     messages: tuple[Message, ...] = ()
+    #: Where channels that write into a folder (the ``outbox`` plugin) put their messages:
+    #: each folder with the names of the channels that wrote there.
+    folders: tuple[tuple[Path, tuple[str, ...]], ...] = ()
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.touches if t.status == status)
@@ -294,6 +298,7 @@ class Simulator:
                     if progress is not None:
                         progress(done, len(times))
                 touches = planned_touches(engine)
+                folders = outbox_folders(engine)
         return SimulationReport(
             program=self.program.name,
             start=self.start,
@@ -305,6 +310,7 @@ class Simulator:
             replayed_events=replayed,
             touches=tuple(touches),
             messages=tuple(m for c in channels.values() for m in c.messages),
+            folders=folders,
         )
 
     @contextlib.contextmanager
@@ -350,6 +356,15 @@ def _same_store(a: str, b: str) -> bool:
         return url if "://" in url else normalize_url(Path(url).expanduser().resolve())
 
     return key(a) == key(b)
+
+
+def outbox_folders(engine: Engine) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+    """Each folder ``engine``'s outbox-folder channels write into, with their names."""
+    names: dict[Path, list[str]] = {}
+    for name, channel in engine.channels.items():
+        if isinstance(channel, OutboxFolderChannel):
+            names.setdefault(channel.folder, []).append(name)
+    return tuple((folder, tuple(channels)) for folder, channels in names.items())
 
 
 def planned_touches(engine: Engine) -> list[PlannedTouch]:
