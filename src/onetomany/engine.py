@@ -200,7 +200,23 @@ class Engine:
     # -- writing: safe on a request path ----------------------------------------------------
 
     def identify(self, *profiles: Account | Contact) -> None:
-        """Create or update accounts and contacts (validated on construction)."""
+        """Create or update accounts and contacts, changing only the fields each one gives.
+
+        Call it from wherever the host learns something, with just what it knows (as with
+        Segment's identify): ``identify(Contact(id="c1", traits={"seats": 9}))`` sets one
+        trait and keeps the contact's email, role, locale, consent and other traits.
+
+        - A field not passed to :class:`~onetomany.Contact` / :class:`~onetomany.Account`
+          keeps its stored value; a new profile gets the field's default (locale ``"en"``,
+          timezone ``"UTC"``, no email, ...).
+        - ``None`` clears ``account_id``, ``email``, ``phone`` or ``role``.
+        - ``traits`` merge key by key; a trait given as ``None`` is removed.
+        - ``consent`` merges channel by channel.
+
+        Profiles are validated on construction; the merge happens in the store, in one
+        transaction that reads and locks the stored rows, so concurrent calls lose nothing.
+        Sources' syncs merge the same way.
+        """
         self.store.save_profiles(
             accounts=[p for p in profiles if isinstance(p, Account)],
             contacts=[p for p in profiles if isinstance(p, Contact)],
