@@ -117,6 +117,16 @@ class Engine:
         :class:`~onetomany.dispatcher.Dispatcher`.
     :param future_tolerance: how far ahead of the clock an event may be dated; ``track``
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
+
+    **Threads.** One engine may be shared by a web server's request threads: ``identify``,
+    ``track``, ``track_engagement``, ``inbox``, ``unread_count`` and ``mark_read`` each run in
+    their own transaction on a connection from the store's pool, and hold no state of their
+    own. Concurrent ``identify`` calls of one profile lose no field (on SQLite a write takes
+    the database's write lock when it begins; on PostgreSQL the merge locks the rows it reads),
+    and an event id tracked from two threads is stored once. Run ``sync``, ``tick`` and
+    ``dispatch`` from one worker (on PostgreSQL, any number of ``dispatch`` workers). Build the
+    engine in each process, after a pre-forking server forks. Use a SQLite file or PostgreSQL:
+    an in-memory SQLite store (``sqlite://``) is a separate, empty database in every thread.
     """
 
     def __init__(
