@@ -215,7 +215,7 @@ class Contact:
 
         ``consent`` and ``traits`` keys, if present, are merged with the other keys' traits.
         """
-        fields = {k: v for k, v in data.items() if k in _CONTACT_NAMES and k != "given"}
+        fields = {k: v for k, v in data.items() if k in _CONTACT_NAMES}
         extra = {k: v for k, v in data.items() if k not in _CONTACT_NAMES}
         if extra:
             fields["traits"] = {**dict(fields.get("traits") or {}), **extra}
