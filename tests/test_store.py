@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -102,7 +103,7 @@ def test_profiles_are_upserted_and_events_deduplicated(store):
         now=NOW,
     )
     store.save_profiles(accounts=[Account(id="a1", name="Acme Inc", traits={})], now=NOW)
-    assert store.get_account("a1") == Account(id="a1", name="Acme Inc", traits={})
+    assert store.get_account("a1") == Account(id="a1", name="Acme Inc", traits={"plan": "pro"})
     assert store.get_contact("c1") == contact
     assert store.contacts_of("a1") == [contact]
     assert store.count("accounts") == 1
@@ -121,10 +122,98 @@ def test_contacts_are_upserted_and_json_round_trips(store):
         consent={"email": True}, traits={"plan": "team"},
     )  # fmt: skip
     store.save_profiles(contacts=[second], now=NOW, cursor=("crm", "page-2"))
-    assert store.get_contact("c1") == second
+    # Traits merge key by key; the email the second did not give stays.
+    assert store.get_contact("c1") == attrs.evolve(
+        second, email="ana@acme.test", traits={**traits, "plan": "team"}
+    )
     assert store.get_cursor("crm") == "page-2"
     store.save_profiles(contacts=[first], now=NOW)
     assert store.get_contact("c1").traits == traits
+
+
+def test_a_profile_changes_only_the_fields_it_gives(store):
+    full = Contact(
+        id="c1", account_id="a1", name="Ana Souza", email="ana@acme.test", phone="+5511912345678",
+        role="admin", locale="pt-BR", timezone="America/Sao_Paulo",
+        consent={"email": True, "sms": False}, traits={"plan": "pro", "seats": 3},
+    )  # fmt: skip
+    store.save_profiles(
+        accounts=[Account(id="a1", name="Acme", traits={"plan": "pro", "mrr": 99})],
+        contacts=[full],
+        now=NOW,
+    )
+    store.save_profiles(
+        accounts=[Account(id="a1", name="Acme Inc")],
+        contacts=[Contact(id="c1", traits={"seats": 9}, consent={"sms": True})],
+        now=NOW,
+    )
+    assert store.get_account("a1") == Account(
+        id="a1", name="Acme Inc", traits={"plan": "pro", "mrr": 99}
+    )
+    assert store.get_contact("c1") == attrs.evolve(
+        full, traits={"plan": "pro", "seats": 9}, consent={"email": True, "sms": True}
+    )
+
+
+def test_none_clears_a_field_and_removes_a_trait(store):
+    store.save_profiles(
+        accounts=[Account(id="a1", traits={"plan": "pro", "trial": True})],
+        contacts=[
+            Contact(id="c1", account_id="a1", email="ana@acme.test", phone="+5511912345678",
+                    role="admin", traits={"plan": "pro", "beta": True})
+        ],
+        now=NOW,
+    )  # fmt: skip
+    store.save_profiles(
+        accounts=[Account(id="a1", traits={"trial": None})],
+        contacts=[Contact(id="c1", email=None, role=None, account_id=None, traits={"beta": None})],
+        now=NOW,
+    )
+    assert store.get_account("a1").traits == {"plan": "pro"}
+    contact = store.get_contact("c1")
+    assert (contact.email, contact.role, contact.account_id) == (None, None, None)
+    assert contact.phone == "+5511912345678"
+    assert contact.traits == {"plan": "pro"}
+
+
+def test_a_new_profile_gets_the_defaults_and_no_removed_traits(store):
+    store.save_profiles(
+        accounts=[Account(id="a1")],
+        contacts=[Contact(id="c1", traits={"seats": 2, "gone": None})],
+        now=NOW,
+    )
+    assert store.get_account("a1") == Account(id="a1", name="", traits={})
+    assert store.get_contact("c1") == Contact(
+        id="c1", account_id=None, name="", locale="en", timezone="UTC", traits={"seats": 2}
+    )
+
+
+def test_one_batch_applies_the_same_profile_in_order(store):
+    store.save_profiles(contacts=[Contact(id="c1", locale="de", traits={"a": 1})], now=NOW)
+    store.save_profiles(
+        contacts=[
+            Contact(id="c1", traits={"b": 2}),
+            Contact(id="c2", role="admin"),
+            Contact(id="c1", role="sponsor", traits={"a": None}),
+            Contact(id="c2", traits={"x": 1}),
+        ],
+        now=NOW,
+    )
+    one, two = store.get_contact("c1"), store.get_contact("c2")
+    assert (one.locale, one.role, one.traits) == ("de", "sponsor", {"b": 2})
+    assert (two.role, two.traits) == ("admin", {"x": 1})
+
+
+def test_a_large_batch_merges_with_what_is_stored(store):
+    ids = [f"c{i:04}" for i in range(1200)]  # more than one chunk of ids
+    store.save_profiles(
+        contacts=[Contact(id=i, locale="fr", traits={"n": 0}) for i in ids[::2]], now=NOW
+    )
+    store.save_profiles(contacts=[Contact(id=i, traits={"m": 1}) for i in ids], now=NOW)
+    contacts = store.get_contacts(ids)
+    assert contacts[ids[0]].locale == "fr" and contacts[ids[0]].traits == {"n": 0, "m": 1}
+    assert contacts[ids[1]].locale == "en" and contacts[ids[1]].traits == {"m": 1}
+    assert len(contacts) == 1200
 
 
 def test_events_after_pages_in_order(store):

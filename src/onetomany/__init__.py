@@ -1,9 +1,39 @@
-"""onetomany: one-to-many customer success, embedded in your Python backend."""
+"""onetomany: one-to-many customer success, embedded in your Python backend.
+
+What a host needs is importable from here. ``Engine``, ``Program``, ``load_program`` and
+``InboxItem`` are loaded on first use: they bring in SQLAlchemy, Jinja and MJML, which
+``import onetomany`` alone (for the model or to write a plugin) does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from onetomany.channels import Channel
 from onetomany.clock import Clock, FrozenClock, SystemClock
+from onetomany.errors import (
+    ConfigError,
+    ConfigErrors,
+    DeliveryError,
+    InputError,
+    InvalidContactError,
+    InvalidEventError,
+    MissingVariableError,
+    OnetomanyError,
+    PermanentDeliveryError,
+    PluginError,
+    PluginImportError,
+    RegistrationError,
+    SourceDataError,
+    StoreError,
+    TemplateError,
+    TemplateSecurityError,
+    TransientDeliveryError,
+)
 from onetomany.hookspecs import hookimpl
 from onetomany.model import (
+    UNSET,
     Account,
     ChannelKind,
     Contact,
@@ -15,23 +45,72 @@ from onetomany.model import (
 from onetomany.settings import PluginSettings
 from onetomany.sources import Source, SyncResult
 
+if TYPE_CHECKING:
+    from onetomany.engine import Engine
+    from onetomany.program import Program, load_program
+    from onetomany.store import InboxItem
+
 __version__ = "0.1.0"
 
+#: Names loaded on first access, by the module that defines them.
+_LAZY = {
+    "Engine": "onetomany.engine",
+    "InboxItem": "onetomany.store",
+    "Program": "onetomany.program",
+    "load_program": "onetomany.program",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'onetomany' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "UNSET",
     "Account",
     "Channel",
     "ChannelKind",
     "Clock",
+    "ConfigError",
+    "ConfigErrors",
     "Contact",
     "Delivery",
+    "DeliveryError",
     "DeliveryResult",
+    "Engine",
     "Event",
     "FrozenClock",
+    "InboxItem",
+    "InputError",
+    "InvalidContactError",
+    "InvalidEventError",
     "Message",
+    "MissingVariableError",
+    "OnetomanyError",
+    "PermanentDeliveryError",
+    "PluginError",
+    "PluginImportError",
     "PluginSettings",
+    "Program",
+    "RegistrationError",
     "Source",
+    "SourceDataError",
+    "StoreError",
     "SyncResult",
     "SystemClock",
+    "TemplateError",
+    "TemplateSecurityError",
+    "TransientDeliveryError",
     "__version__",
     "hookimpl",
+    "load_program",
 ]

@@ -44,9 +44,13 @@ class FrozenClock:
     def sleep(self, seconds: float) -> None:
         self.advance(seconds=max(0.0, seconds))
 
-    def advance(self, **delta: float) -> datetime:
-        """Move forward by ``timedelta(**delta)`` and return the new time."""
-        self._now += timedelta(**delta)
+    def advance(self, by: timedelta | None = None, /, **delta: float) -> datetime:
+        """Move forward and return the new time.
+
+        Pass a :class:`~datetime.timedelta` (``advance(timedelta(days=2))``), its keywords
+        (``advance(days=2)``), or both, which add up.
+        """
+        self._now += (by or timedelta()) + timedelta(**delta)
         return self._now
 
     def set(self, when: datetime) -> None:

@@ -127,6 +127,16 @@ class Engine:
     sent again, with the same Message-ID and provider idempotency key.
     :param future_tolerance: how far ahead of the clock an event may be dated; ``track``
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
+
+    **Threads.** One engine may be shared by a web server's request threads: ``identify``,
+    ``track``, ``track_engagement``, ``inbox``, ``unread_count`` and ``mark_read`` each run in
+    their own transaction on a connection from the store's pool, and hold no state of their
+    own. Concurrent ``identify`` calls of one profile lose no field (on SQLite a write takes
+    the database's write lock when it begins; on PostgreSQL the merge locks the rows it reads),
+    and an event id tracked from two threads is stored once. Run ``sync``, ``tick`` and
+    ``dispatch`` from one worker (on PostgreSQL, any number of ``dispatch`` workers). Build the
+    engine in each process, after a pre-forking server forks. Use a SQLite file or PostgreSQL:
+    an in-memory SQLite store (``sqlite://``) is a separate, empty database in every thread.
     """
 
     def __init__(
@@ -213,7 +223,23 @@ class Engine:
     # -- writing: safe on a request path ----------------------------------------------------
 
     def identify(self, *profiles: Account | Contact) -> None:
-        """Create or update accounts and contacts (validated on construction)."""
+        """Create or update accounts and contacts, changing only the fields each one gives.
+
+        Call it from wherever the host learns something, with just what it knows (as with
+        Segment's identify): ``identify(Contact(id="c1", traits={"seats": 9}))`` sets one
+        trait and keeps the contact's email, role, locale, consent and other traits.
+
+        - A field not passed to :class:`~onetomany.Contact` / :class:`~onetomany.Account`
+          keeps its stored value; a new profile gets the field's default (locale ``"en"``,
+          timezone ``"UTC"``, no email, ...).
+        - ``None`` clears ``account_id``, ``email``, ``phone`` or ``role``.
+        - ``traits`` merge key by key; a trait given as ``None`` is removed.
+        - ``consent`` merges channel by channel.
+
+        Profiles are validated on construction; the merge happens in the store, in one
+        transaction that reads and locks the stored rows, so concurrent calls lose nothing.
+        Sources' syncs merge the same way.
+        """
         self.store.save_profiles(
             accounts=[p for p in profiles if isinstance(p, Account)],
             contacts=[p for p in profiles if isinstance(p, Contact)],

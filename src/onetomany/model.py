@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -42,34 +42,101 @@ class ChannelKind(enum.StrEnum):
     CSM = "csm"
 
 
-@attrs.frozen(kw_only=True)
+class Unset(enum.Enum):
+    """The type of :data:`UNSET`: a field a caller did not give (``None`` clears one)."""
+
+    UNSET = enum.auto()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: The default of every field of :class:`Account` and :class:`Contact` but ``id``: the caller
+#: said nothing about it, so :meth:`Engine.identify <onetomany.Engine.identify>` keeps what is
+#: stored (or the field's default, for a new profile).
+UNSET: Final = Unset.UNSET
+
+
+def _given(fields: Mapping[str, object]) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value is not UNSET}
+
+
+def _merged(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` updated key by key with ``given``, where a ``None`` value removes the key."""
+    merged = dict(stored)
+    for key, value in given.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+@attrs.frozen(kw_only=True, init=False)
 class Account:
-    """A customer company: its id, display name and traits (plan, mrr, seats, ...)."""
+    """A customer company: its id, display name and traits (plan, mrr, seats, ...).
+
+    An account remembers which fields its caller gave (:attr:`given`): saving it changes only
+    those, and its traits merge into the stored ones key by key, a trait set to ``None``
+    being removed. See :meth:`onto`.
+    """
 
     id: str
     name: str = ""
     traits: Mapping[str, Any] = attrs.field(factory=dict, converter=_traits)
+    #: The names of the fields the caller gave (``id`` always); ignored by ``==``.
+    given: frozenset[str] = attrs.field(init=False, eq=False, repr=False, default=frozenset())
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str | Unset = UNSET,
+        traits: Mapping[str, Any] | Unset = UNSET,
+    ) -> None:
+        given = _given({"id": id, "name": name, "traits": traits})
+        self.__attrs_init__(**given)
+        object.__setattr__(self, "given", frozenset(given))
 
     def __attrs_post_init__(self) -> None:
         _check_plain(InvalidAccountError, self.id, {"name": self.name}, {"traits": self.traits})
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Account:
+        """An account from a flat mapping: ``id``, ``name`` if present, the rest are traits."""
         known = {"id", "name"}
-        return cls(
-            id=str(data["id"]),
-            name=str(data.get("name") or ""),
-            traits={k: v for k, v in data.items() if k not in known},
-        )
+        fields: dict[str, Any] = {"id": str(data["id"])}
+        if "name" in data:
+            fields["name"] = str(data["name"] or "")
+        traits = {k: v for k, v in data.items() if k not in known}
+        if traits:
+            fields["traits"] = traits
+        return cls(**fields)
+
+    def onto(self, stored: Account | None) -> Account:
+        """``stored`` (or a new account, if ``None``) updated with what this one gives.
+
+        Fields not given keep their stored values; traits merge key by key and a trait given
+        as ``None`` is removed. The result gives every field.
+        """
+        base = stored if stored is not None else Account(id=self.id)
+        name = self.name if "name" in self.given else base.name
+        traits = _merged(base.traits, self.traits) if "traits" in self.given else base.traits
+        return Account(id=self.id, name=name, traits=traits)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, init=False)
 class Contact:
     """A person inside an account, with the channels and preferences to reach them.
 
     ``email`` is normalised (domain lower-cased) and ``phone`` is stored in E.164. Both are
     checked on construction: an invalid one raises :class:`InvalidContactError` naming the
     contact and the field.
+
+    A contact remembers which fields its caller gave (:attr:`given`); saving it changes only
+    those (see :meth:`onto`). ``None`` for ``account_id``, ``email``, ``phone`` or ``role``
+    clears the field; traits and consent merge key by key, a trait given as ``None`` being
+    removed. A field never given reads as its default.
     """
 
     id: str
@@ -82,6 +149,39 @@ class Contact:
     timezone: str = "UTC"
     consent: Mapping[str, bool] = attrs.field(factory=dict, converter=_traits)
     traits: Mapping[str, Any] = attrs.field(factory=dict, converter=_traits)
+    #: The names of the fields the caller gave (``id`` always); ignored by ``==``.
+    given: frozenset[str] = attrs.field(init=False, eq=False, repr=False, default=frozenset())
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        account_id: str | Unset | None = UNSET,
+        name: str | Unset = UNSET,
+        email: str | Unset | None = UNSET,
+        phone: str | Unset | None = UNSET,
+        role: str | Unset | None = UNSET,
+        locale: str | Unset = UNSET,
+        timezone: str | Unset = UNSET,
+        consent: Mapping[str, bool] | Unset = UNSET,
+        traits: Mapping[str, Any] | Unset = UNSET,
+    ) -> None:
+        given = _given(
+            {
+                "id": id,
+                "account_id": account_id,
+                "name": name,
+                "email": email,
+                "phone": phone,
+                "role": role,
+                "locale": locale,
+                "timezone": timezone,
+                "consent": consent,
+                "traits": traits,
+            }
+        )
+        self.__attrs_init__(**given)
+        object.__setattr__(self, "given", frozenset(given))
 
     def __attrs_post_init__(self) -> None:
         _check_plain(
@@ -113,14 +213,51 @@ class Contact:
         The email, phone and timezone were checked (and normalised) when it was saved; checking
         them again on every read cost more than the query itself (email validation alone is
         a quarter of a millisecond per address), and a tick reads every contact it may touch.
+        It gives every field.
         """
         contact = cls.__new__(cls)
-        for field in attrs.fields(cls):
-            value = fields[field.name]
-            if field.converter is not None:
-                value = field.converter(value)
-            object.__setattr__(contact, field.name, value)
+        for name, converter in _CONTACT_FIELDS:
+            value = fields[name]
+            if converter is not None:
+                value = converter(value)
+            object.__setattr__(contact, name, value)
+        object.__setattr__(contact, "given", _CONTACT_NAMES)
         return contact
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Contact:
+        """A contact from a flat mapping: its fields, only those present; the rest are traits.
+
+        ``consent`` and ``traits`` keys, if present, are merged with the other keys' traits.
+        """
+        fields = {k: v for k, v in data.items() if k in _CONTACT_NAMES}
+        extra = {k: v for k, v in data.items() if k not in _CONTACT_NAMES}
+        if extra:
+            fields["traits"] = {**dict(fields.get("traits") or {}), **extra}
+        fields["id"] = str(data["id"])
+        return cls(**fields)
+
+    def onto(self, stored: Contact | None) -> Contact:
+        """``stored`` (or a new contact with the defaults, if ``None``) updated with what this
+        one gives.
+
+        Fields not given keep their stored values; ``None`` clears a nullable field; consent
+        merges channel by channel and traits key by key, a trait given as ``None`` being
+        removed. The result gives every field; it is not checked again (both sides were).
+        """
+        base = stored if stored is not None else _NEW_CONTACT
+        fields: dict[str, Any] = {}
+        for name, _ in _CONTACT_FIELDS:
+            if name not in self.given:
+                fields[name] = getattr(base, name)
+            elif name == "traits":
+                fields[name] = _merged(base.traits, self.traits)
+            elif name == "consent":
+                fields[name] = {**base.consent, **self.consent}
+            else:
+                fields[name] = getattr(self, name)
+        fields["id"] = self.id
+        return Contact.restored(**fields)
 
     @property
     def first_name(self) -> str:
@@ -153,6 +290,17 @@ class _Elided:
 
     def __repr__(self) -> str:
         return "(see below)"
+
+
+#: Each field of a contact (not ``given``) with its converter, as ``restored`` applies them.
+_CONTACT_FIELDS: Final[tuple[tuple[str, Callable[[Any], Any] | None], ...]] = tuple(
+    (field.name, cast("Callable[[Any], Any] | None", field.converter))
+    for field in attrs.fields(Contact)
+    if field.init
+)
+_CONTACT_NAMES: Final = frozenset(name for name, _ in _CONTACT_FIELDS)
+#: The defaults a new contact starts from (its id is replaced by the caller's).
+_NEW_CONTACT: Final = Contact(id="new")
 
 
 def _checked_email(contact_id: str, address: str) -> str:

@@ -1,4 +1,5 @@
-"""Re-entry rules: how often one touch may reach one recipient (:class:`~onetomany.Reentry`).
+"""Re-entry rules (:class:`~onetomany.program.Reentry`): how often one touch may reach one
+recipient.
 
 The rules act on candidate outbox rows before they are queued, a batch at a time, so a tick
 asks the store one question per touch rather than one per recipient:

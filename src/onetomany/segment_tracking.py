@@ -4,7 +4,7 @@ Each round, :func:`update_segment_members` asks the database for every watched s
 current members (one set-based query per segment), compares them with the members stored in
 ``segment_members``, and in one transaction adds and removes member rows and records a
 ``segment_entered`` or ``segment_left`` event per crossing. Those events reach
-:class:`~onetomany.SegmentTrigger` touches through the ordinary event path of ``tick()``.
+:class:`~onetomany.triggers.SegmentTrigger` touches through the ordinary event path of ``tick()``.
 
 Decisions (docs/journeys.md, "Segment triggers"):
 

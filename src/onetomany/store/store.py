@@ -12,11 +12,11 @@ import hashlib
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -33,6 +33,7 @@ from onetomany.tiers import TierState
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///onetomany.db"
+P = TypeVar("P", Account, Contact)
 _CHUNK = 500
 
 
@@ -205,6 +206,12 @@ class Store:
     def _write(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
+                if self.dialect == "sqlite":
+                    # Take the write lock now, not at the first write: a transaction that
+                    # reads before it writes (save_profiles merges) must not interleave with
+                    # another writer, and waiting here honours busy_timeout, where upgrading
+                    # a read lock later fails at once with "database is locked".
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 yield conn
         except sa.exc.DBAPIError as exc:
             # A lock held too long or a lost connection: the store is unavailable for now,
@@ -239,17 +246,71 @@ class Store:
         now: datetime,
         cursor: tuple[str, str] | None = None,
     ) -> int:
-        """Upsert accounts and contacts, add events and set a cursor, in one transaction.
+        """Save accounts and contacts, add events and set a cursor, in one transaction.
 
+        A profile changes only the fields it gives (:meth:`Contact.onto
+        <onetomany.model.Contact.onto>`): the stored rows are read and locked in the same
+        transaction, merged in Python and written back, so concurrent writers lose no field.
         Returns the number of events that were new.
         """
         with self._write() as conn:
-            self._upsert(conn, schema.accounts, [_account_row(a, now) for a in accounts])
-            self._upsert(conn, schema.contacts, [_contact_row(c, now) for c in contacts])
+            self._merge(conn, schema.accounts, list(accounts), _account, _account_row, now)
+            self._merge(conn, schema.contacts, list(contacts), _contact, _contact_row, now)
             added = self._add_events(conn, events, now)
             if cursor is not None:
                 self._set_cursor(conn, cursor[0], cursor[1], now)
         return added
+
+    def _merge(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        profiles: list[P],
+        read: Callable[[sa.Row[Any]], P],
+        row_of: Callable[[P, datetime], dict[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Apply ``profiles`` (in order) onto the stored rows of their ids and write them."""
+        if not profiles:
+            return
+        ids = sorted({p.id for p in profiles})
+
+        def merged(stored: Mapping[str, P]) -> dict[str, P]:
+            result: dict[str, P] = {}
+            for profile in profiles:
+                if profile.id in stored:
+                    result[profile.id] = profile.onto(result.get(profile.id) or stored[profile.id])
+            return result
+
+        stored = {row.id: read(row) for row in self._locked(conn, table, ids)}
+        new_ids = [i for i in ids if i not in stored]
+        if new_ids:
+            fresh: dict[str, P] = {}
+            for profile in profiles:
+                if profile.id not in stored:
+                    fresh[profile.id] = profile.onto(fresh.get(profile.id))
+            # A concurrent writer may have created some of them since they were read: those
+            # are not inserted here, but read (and locked) again and merged like the others.
+            inserted = self._insert_new_ids(conn, table, [row_of(fresh[i], now) for i in new_ids])
+            if raced := [i for i in new_ids if i not in inserted]:
+                stored |= {row.id: read(row) for row in self._locked(conn, table, raced)}
+        self._upsert(conn, table, [row_of(p, now) for p in merged(stored).values()])
+
+    def _locked(self, conn: Connection, table: sa.Table, ids: list[str]) -> Iterator[sa.Row[Any]]:
+        """The rows of ``ids`` (sorted), locked until the transaction ends on PostgreSQL (in
+        id order, so writers of overlapping profiles cannot deadlock); SQLite's write
+        transaction already excludes other writers."""
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
+            yield from conn.execute(query.with_for_update())
+
+    def _insert_new_ids(
+        self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> set[str]:
+        """Insert ``rows`` whose id is not stored yet; returns the ids inserted."""
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=["id"])
+        return {row.id for row in conn.execute(stmt.returning(table.c.id), rows)}
 
     def get_account(self, account_id: str) -> Account | None:
         with self.engine.connect() as conn:

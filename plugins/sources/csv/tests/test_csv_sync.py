@@ -410,3 +410,34 @@ def test_a_sync_round_trips_through_the_store(crm: CsvSource, temp_store: Store)
     assert (added, again) == (3, 0)
     assert temp_store.get_account("a1") == result.accounts[0]
     assert temp_store.get_contact("c1") == result.contacts[0]
+
+
+def test_a_file_without_a_column_leaves_that_field_as_stored(
+    crm: CsvSource,
+    temp_store: Store,
+    write_csv: Callable[..., Path],
+    make_source: Callable[..., CsvSource],
+) -> None:
+    now = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    result = crm.sync()
+    temp_store.save_profiles(accounts=result.accounts, contacts=result.contacts, now=now)
+    write_csv("seats.csv", ["id,seats", "a1,30"])
+    write_csv("roles.csv", ["id,role,name,title", "c1,sponsor,,", "c3,leader,Cy,VP"])
+    update = make_source(accounts="seats.csv", contacts="roles.csv", types={"seats": "int"})
+    synced = update.sync()
+
+    temp_store.save_profiles(accounts=synced.accounts, contacts=synced.contacts, now=now)
+
+    account = temp_store.get_account("a1")
+    assert account is not None
+    assert (account.name, account.traits["seats"], account.traits["plan"]) == ("Acme", 30, "pro")
+    ada = temp_store.get_contact("c1")
+    assert ada is not None
+    assert (ada.name, ada.email, ada.locale, ada.timezone, ada.role) == (
+        "Ada Lovelace", "ada@example.com", "pt-BR", "America/Sao_Paulo", "sponsor",
+    )  # fmt: skip
+    assert ada.consent == {"sms": False, "email": True}
+    assert "title" not in ada.traits  # an empty trait cell removes the trait
+    new = temp_store.get_contact("c3")
+    assert new is not None
+    assert (new.name, new.locale, new.timezone, new.traits) == ("Cy", "en", "UTC", {"title": "VP"})

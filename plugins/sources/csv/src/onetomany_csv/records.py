@@ -101,12 +101,29 @@ def build_account(row: Row) -> Account | None:
     traits = row.traits(row.context.layout.extras)
     if account_id is None or row.problems:
         return None
-    return Account(id=account_id, name=row.text("name") or "", traits=traits)
+    # Only what the file says: an absent or empty name leaves the stored one as it is.
+    name = row.text("name")
+    if name is None:
+        return Account(id=account_id, traits=traits)
+    return Account(id=account_id, name=name, traits=traits)
+
+
+#: Contact fields a present column always sets: an empty cell clears the stored value.
+_CLEARED_BY_EMPTY: Final = ("account_id", "email", "phone", "role")
+#: Contact fields only a non-empty cell sets: an empty one keeps the stored value.
+_KEPT_IF_EMPTY: Final = ("name", "locale", "timezone")
 
 
 def build_contact(row: Row) -> Contact | None:
+    """The contact of ``row``, giving only the fields its file has columns for.
+
+    A file without a ``locale`` column (say) leaves each stored contact's locale as it is; a
+    new contact gets the default. Traits and consent merge into the stored ones; an empty
+    trait cell removes the trait, an empty consent cell says nothing.
+    """
     contact_id = row.required("id")
-    extras = row.context.layout.extras
+    layout = row.context.layout
+    extras = layout.extras
     consent_columns = {name for name in extras if _consent_kind(name)}
     consent = {
         _consent_kind(name): answer
@@ -114,20 +131,10 @@ def build_contact(row: Row) -> Contact | None:
         if (answer := row.parsed(name, parse_bool)) is not None
     }
     traits = row.traits(name for name in extras if name not in consent_columns)
-    fields: dict[str, Any] = {
-        # A stand-in id, already reported as missing, so the row's other fields still get
-        # checked.
-        "id": contact_id or "(no id)",
-        "account_id": row.text("account_id"),
-        "name": row.text("name") or "",
-        "email": row.text("email"),
-        "phone": row.text("phone"),
-        "role": row.text("role"),
-        "locale": row.text("locale") or "en",
-        "timezone": row.text("timezone") or "UTC",
-        "consent": consent,
-        "traits": traits,
-    }
+    # A stand-in id, already reported as missing, so the row's other fields still get checked.
+    fields: dict[str, Any] = {"id": contact_id or "(no id)", "consent": consent, "traits": traits}
+    fields |= {name: row.text(name) for name in _CLEARED_BY_EMPTY if layout.header(name)}
+    fields |= {name: text for name in _KEPT_IF_EMPTY if (text := row.text(name)) is not None}
     contact = _checked_contact(row, fields)
     return None if contact_id is None or row.problems else contact
 
