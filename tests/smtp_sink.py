@@ -29,13 +29,15 @@ class _Handler:
 
 
 class SmtpSink:
-    def __init__(self, *, delay: float = 0.0) -> None:
+    def __init__(self, *, delay: float = 0.0, smtputf8: bool = False) -> None:
         self.delay = delay
         self.messages: list[bytes] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.lock = threading.Lock()
         self.port = free_port()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=smtputf8
+        )
 
     def __enter__(self) -> SmtpSink:
         self.controller.start()

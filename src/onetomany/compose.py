@@ -10,13 +10,13 @@ reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from email.utils import formataddr
 from typing import Any
 from urllib.parse import quote
 
 import attrs
 
 from onetomany.errors import PermanentDeliveryError, TemplateError
+from onetomany.mime import mailbox
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.program import Program
 from onetomany.sms import count_segments
@@ -45,7 +45,7 @@ def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> s
     if kind is not ChannelKind.CSM and not contact.allows(kind):
         raise PermanentDeliveryError(f"contact {contact.id!r} has not consented to {kind}")
     if kind is ChannelKind.EMAIL:
-        address = formataddr((contact.name, contact.email)) if contact.email else None
+        address = mailbox(contact.name, contact.email) if contact.email else None
     elif kind in (ChannelKind.SMS, ChannelKind.WHATSAPP):
         address = contact.phone
     elif kind is ChannelKind.CSM:

@@ -10,8 +10,18 @@ an HTML part, UTF-8), so this module writes that shape directly:
 - every line ends in CRLF;
 - the boundary contains ``=_``, which quoted-printable can never produce, so it cannot collide
   with a body;
-- header values with CR or LF are refused (header injection), non-ASCII ones are RFC 2047
-  encoded by the stdlib.
+- header values with CR or LF are refused (header injection);
+- header values are folded at 78 octets, and no header line can exceed 998 (RFC 5322). Text
+  that is not plain ASCII words (non-ASCII, a word too long to fold, or ASCII that looks like
+  an encoded-word, which mail clients would show decoded) becomes RFC 2047 encoded-words of at
+  most 68 characters each (RFC 2047 allows 75);
+- addresses are read and written here and only here: :func:`mailbox` writes the one-line form
+  ``Message.to`` and ``Message.sender`` hold, :func:`parse_mailbox` reads it back,
+  :func:`envelope_address` gives the SMTP envelope form (IDNA domain; a non-ASCII mailbox name
+  only with SMTPUTF8), and headers carry the same IDNA domain;
+- ``Message.headers`` may add headers but not replace one this module writes (From, To,
+  Subject, Date, Message-ID, MIME-Version, Content-Type, Content-Transfer-Encoding, Reply-To):
+  such a header, or one given twice in different cases, is a PermanentDeliveryError naming it.
 
 The Message-ID is derived from the idempotency key, so a message sent again after a crash
 carries the same id and receivers can drop the copy.
@@ -19,18 +29,33 @@ carries the same id and receivers can drop the copy.
 
 from __future__ import annotations
 
+import base64
 import binascii
+import functools
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
+
+from email_validator import EmailNotValidError, validate_email
 
 from onetomany.errors import PermanentDeliveryError
 from onetomany.model import Message
 
-_MAX_HEADER = 900
+#: RFC 5322 recommends lines of at most 78 characters and forbids more than 998.
+_FOLD_AT = 78
+_MAX_LINE = 998
+#: The longest token (plain word, quoted string or encoded-word) put on a line: 68, so that
+#: ``Reply-To: `` and a token fit 78. RFC 2047 allows encoded-words of up to 75 characters.
+_MAX_WORD = _FOLD_AT - len("Reply-To: ")
+#: ``=?utf-8?q?`` and ``?=`` take 12 of an encoded-word's characters.
+_EW_TEXT = _MAX_WORD - 12
+#: Base64 text of at most 56 characters holds 42 octets (14 groups of 3).
+_B_OCTETS = _EW_TEXT // 4 * 3
+#: An address longer than this cannot share a line with ``Reply-To: `` within 998 octets.
+_MAX_ADDRESS = 900
 
 
 def message_id(idempotency_key: str, domain: str) -> str:
@@ -40,6 +65,28 @@ def message_id(idempotency_key: str, domain: str) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A header name: printable ASCII but the colon, and short enough to leave room on its line.
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]{1,76}")
+# RFC 5322 atext: what a display name may hold without quotes.
+_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+# A plain header word: printable ASCII but the ``=?`` that opens an encoded-word.
+_PLAIN = re.compile(r"[\x21-\x7e]*")
+# Characters an encoded-word in a phrase may carry unencoded (RFC 2047 5(3)).
+_Q_LITERAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+#: Headers build_email writes itself; ``Message.headers`` may not give them again.
+STRUCTURAL = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "reply-to",
+    }
+)
 
 
 def _checked(name: str, value: str) -> str:
@@ -47,34 +94,246 @@ def _checked(name: str, value: str) -> str:
         raise PermanentDeliveryError(f"header {name} contains a line break: {value[:60]!r}")
     if _CONTROL.search(value):
         raise PermanentDeliveryError(f"header {name} contains a control character: {value[:60]!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PermanentDeliveryError(
+            f"header {name} contains a lone surrogate: {value[:60]!r}"
+        ) from exc
     return value
 
 
-def _encode_header(name: str, value: str) -> str:
-    _checked(name, value)
-    if value.isascii() and len(value) + len(name) + 2 <= _MAX_HEADER:
-        return value
-    folded = Header(value, "utf-8", maxlinelen=76, header_name=name).encode()
-    return folded.replace("\n", "\r\n")
+# -- encoded-words and folding ------------------------------------------------------------------
 
 
-def _encode_address(name: str, value: str) -> str:
+def _q_piece(char: str) -> str:
+    if char in _Q_LITERAL:
+        return char
+    if char == " ":
+        return "_"
+    return "".join(f"={octet:02X}" for octet in char.encode("utf-8"))
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 encoded-words of at most 68 characters, each whole characters.
+
+    Q encoding when it is shorter (mostly Latin text), else B. A decoder drops the white space
+    between adjacent encoded-words, so they read back as exactly ``text``.
+    """
+    pieces = [_q_piece(char) for char in text]
+    octets = len(text.encode("utf-8"))
+    if sum(map(len, pieces)) <= (octets + 2) // 3 * 4:
+        words: list[list[str]] = []
+        current: list[str] = []
+        size = 0
+        for piece in pieces:
+            if size + len(piece) > _EW_TEXT:
+                words.append(current)
+                current, size = [], 0
+            current.append(piece)
+            size += len(piece)
+        words.append(current)
+        return [f"=?utf-8?q?{''.join(word)}?=" for word in words]
+    chunks: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for char in text:
+        width = len(char.encode("utf-8"))
+        if size + width > _B_OCTETS:
+            chunks.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += width
+    chunks.append("".join(chunk))
+    return [f"=?utf-8?b?{base64.b64encode(c.encode('utf-8')).decode('ascii')}?=" for c in chunks]
+
+
+def _fold(name: str, tokens: Iterable[str]) -> str:
+    """``tokens`` joined by single spaces, with a fold (CRLF before the space) wherever the
+    next token would take the line past 78 characters. An empty token (from two spaces in a
+    row) is never put at the start of a line, so no line is only white space."""
+    lines: list[str] = []
+    line: list[str] = []
+    width = len(name) + 1  # "Name:"; each token adds its space
+    for token in tokens:
+        if line and token and width + 1 + len(token) > _FOLD_AT:
+            lines.append(" ".join(line))
+            line, width = [], 0
+        line.append(token)
+        width += 1 + len(token)
+    lines.append(" ".join(line))
+    return "\r\n ".join(lines)
+
+
+def _unstructured(name: str, value: str) -> str:
+    """A header value of free text (Subject, custom headers), folded and encoded as needed."""
     _checked(name, value)
-    display, address = parseaddr(value)
+    if value.isascii() and "=?" not in value:
+        words = value.split(" ")
+        if all(len(word) <= _MAX_WORD for word in words):
+            if len(name) + 2 + len(value) <= _FOLD_AT:
+                return value
+            return _fold(name, words)
+    return _fold(name, _encoded_words(value))
+
+
+def _phrase(name: str) -> list[str]:
+    """A display name (one space between words, see :func:`display_name`) as header tokens.
+
+    Plain ASCII words stay as they are; a name with specials (``.``, ``,``, quotes) that fits
+    one line becomes a quoted string; otherwise each run of words that need it (non-ASCII, too
+    long, specials, or looking like an encoded-word) becomes encoded-words, with the spaces
+    inside the run encoded too. RFC 2047 decoders drop the white space between adjacent
+    encoded-words, and keep it between an encoded-word and a plain word.
+    """
+    words = name.split(" ")
+    plain = [
+        bool(_ATOM.fullmatch(word)) and len(word) <= _MAX_WORD and "=?" not in word
+        for word in words
+    ]
+    if all(plain):
+        return words
+    if name.isascii() and "=?" not in name and name.isprintable():
+        quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if len(quoted) <= _MAX_WORD:
+            return [quoted]
+    tokens: list[str] = []
+    run: list[str] = []
+    for word, is_plain in zip(words, plain, strict=True):
+        if is_plain:
+            if run:
+                tokens.extend(_encoded_words(" ".join(run)))
+                run = []
+            tokens.append(word)
+        else:
+            run.append(word)
+    if run:
+        tokens.extend(_encoded_words(" ".join(run)))
+    return tokens
+
+
+# -- addresses ----------------------------------------------------------------------------------
+
+
+def display_name(name: str | None) -> str:
+    """``name`` as one line of text: every run of white space or control characters becomes
+    one space, and the ends are trimmed. A display name is not the place for line breaks."""
+    if not name:
+        return ""
+    return " ".join(_CONTROL.sub(" ", name).split())
+
+
+def mailbox(name: str | None, address: str) -> str:
+    """The one-line form of a mailbox that ``Message.to`` and ``Message.sender`` hold.
+
+    Unlike :func:`email.utils.formataddr` it takes any address (an internationalised domain
+    or mailbox name is encoded when the message is written, see :func:`build_email`) and any
+    name (see :func:`display_name`); :func:`parse_mailbox` reads it back unchanged.
+    """
+    name = display_name(name)
+    if not name:
+        return address
+    if all(_ATOM.fullmatch(word) for word in name.split(" ")):
+        return f"{name} <{address}>"
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}" <{address}>'
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """A display name and an address split into its mailbox name and domain."""
+
+    name: str
+    local: str
+    domain: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+def parse_mailbox(header: str, value: str) -> Mailbox:
+    """Read ``value`` (as :func:`mailbox` writes it, or ``Name <a@b>`` / ``a@b``) for the
+    ``header`` named in errors; a PermanentDeliveryError when it is not one address."""
+    _checked(header, value)
+    name, address = parseaddr(value)
     local, _, domain = address.rpartition("@")
     if not local or not domain:
-        raise PermanentDeliveryError(f"header {name} is not an email address: {value!r}")
-    if not local.isascii():
-        # A non-ASCII mailbox name needs SMTPUTF8 end to end, which this serializer does not
-        # promise; refusing here is clearer than a half-delivered message.
+        raise PermanentDeliveryError(f"header {header} is not an email address: {value!r}")
+    if len(address) > _MAX_ADDRESS:
         raise PermanentDeliveryError(
-            f"header {name}: {address!r} has a non-ASCII mailbox name, which needs SMTPUTF8"
+            f"header {header}: the address is {len(address)} characters long: {address[:60]!r}..."
         )
+    return Mailbox(name=display_name(name), local=local, domain=domain)
+
+
+@functools.lru_cache(maxsize=256)
+def _idna(domain: str) -> str | None:
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise PermanentDeliveryError(f"header {name}: domain {domain!r} is not valid") from exc
-    return formataddr((display, f"{local}@{ascii_domain}"), charset="utf-8")
+        checked = validate_email(f"x@{domain}", check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        return None
+    return checked.ascii_domain
+
+
+def ascii_domain(header: str, box: Mailbox) -> str:
+    """The domain of ``box`` in ASCII: an internationalised one in IDNA (``xn--``) form."""
+    if box.domain.isascii():
+        return box.domain
+    encoded = _idna(box.domain)
+    if encoded is None:
+        raise PermanentDeliveryError(
+            f"header {header}: the domain of {box.address!r} is not a valid internationalised "
+            "domain name"
+        )
+    return encoded
+
+
+def needs_smtputf8(value: str) -> bool:
+    """Whether the address in ``value`` has a non-ASCII mailbox name (left of the ``@``),
+    which only a server that offers SMTPUTF8 (RFC 6531) can carry; a non-ASCII domain does
+    not need it, as it is sent in IDNA form."""
+    return not parseaddr(value)[1].rpartition("@")[0].isascii()
+
+
+def envelope_address(header: str, value: str, *, smtputf8: bool = False) -> str:
+    """The address in ``value`` as the SMTP envelope (MAIL FROM, RCPT TO) carries it.
+
+    The domain is in IDNA form. A non-ASCII mailbox name is kept as UTF-8 when ``smtputf8``
+    (the server offers SMTPUTF8 and the transaction asks for it), and is otherwise a
+    PermanentDeliveryError naming the address.
+    """
+    return _ascii_address(header, parse_mailbox(header, value), smtputf8=smtputf8)
+
+
+def _ascii_address(header: str, box: Mailbox, *, smtputf8: bool) -> str:
+    if not box.local.isascii() and not smtputf8:
+        raise PermanentDeliveryError(
+            f"header {header}: {box.address!r} has a non-ASCII mailbox name, which needs "
+            "SMTPUTF8 (RFC 6531) from the transport"
+        )
+    return f"{box.local}@{ascii_domain(header, box)}"
+
+
+def _address_header(name: str, value: str, *, utf8: bool) -> str:
+    box = parse_mailbox(name, value)
+    address = _ascii_address(name, box, smtputf8=utf8)
+    if not box.name:
+        return address
+    return _fold(name, [*_phrase(box.name), f"<{address}>"])
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of ``sender`` in ASCII, for the Message-ID (``localhost`` if it has none)."""
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    if not domain:
+        return "localhost"
+    if domain.isascii():
+        return domain
+    return _idna(domain) or "localhost"
+
+
+# -- the message --------------------------------------------------------------------------------
 
 
 def _qp(body: str) -> bytes:
@@ -90,37 +349,35 @@ def _part(content_type: str, body: str) -> bytes:
     ).encode() + _qp(body)
 
 
-def sender_domain(sender: str) -> str:
-    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-
-
-def build_email(message: Message, *, sender: str, date: datetime) -> bytes:
+def build_email(message: Message, *, sender: str, date: datetime, utf8: bool = False) -> bytes:
     """The wire form of ``message``: headers, then a multipart/alternative body.
 
-    ``sender`` is used when the message names none. Raises
-    :class:`~onetomany.errors.PermanentDeliveryError` for header values that cannot be sent.
+    ``sender`` is used when the message names none. ``utf8`` lets an address keep a non-ASCII
+    mailbox name in its header (RFC 6532), for a transport that carries SMTPUTF8; without it
+    such an address is refused. Raises :class:`~onetomany.errors.PermanentDeliveryError` for
+    header values that cannot be sent.
     """
     from_ = message.sender or sender
     headers: list[tuple[str, str]] = [
-        ("From", _encode_address("From", from_)),
-        ("To", _encode_address("To", message.to)),
-        ("Subject", _encode_header("Subject", message.subject)),
+        ("From", _address_header("From", from_, utf8=utf8)),
+        ("To", _address_header("To", message.to, utf8=utf8)),
+        ("Subject", _unstructured("Subject", message.subject)),
         ("Date", format_datetime(date)),
         ("Message-ID", message_id(message.idempotency_key, sender_domain(from_))),
         ("MIME-Version", "1.0"),
     ]
     if message.reply_to:
-        headers.append(("Reply-To", _encode_address("Reply-To", message.reply_to)))
-    headers.extend(_extra_headers(message.headers.items()))
+        headers.append(("Reply-To", _address_header("Reply-To", message.reply_to, utf8=utf8)))
+    headers.extend(_extra_headers(message.headers))
     boundary = (
         "=_" + hashlib.sha1(message.idempotency_key.encode(), usedforsecurity=False).hexdigest()
     )
-    headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+    headers.append(("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'))
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
     delimiter = f"\r\n--{boundary}\r\n".encode()
     return b"".join(
         (
-            head,
+            head.encode("utf-8" if utf8 else "ascii"),
             b"\r\n",
             f"--{boundary}\r\n".encode(),
             _part("text/plain", message.text),
@@ -131,8 +388,18 @@ def build_email(message: Message, *, sender: str, date: datetime) -> bytes:
     )
 
 
-def _extra_headers(items: Iterable[tuple[str, str]]) -> Iterable[tuple[str, str]]:
-    for name, value in items:
-        if not name or not all(33 <= ord(ch) <= 126 and ch != ":" for ch in name):
+def _extra_headers(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
             raise PermanentDeliveryError(f"invalid header name {name!r}")
-        yield name, _encode_header(name, value)
+        folded = name.lower()
+        if folded in STRUCTURAL:
+            raise PermanentDeliveryError(
+                f"header {name} is written from the message itself and cannot be given in "
+                "its headers"
+            )
+        if folded in seen:
+            raise PermanentDeliveryError(f"header {name} is given twice (names ignore case)")
+        seen.add(folded)
+        yield name, _unstructured(name, value)

@@ -52,6 +52,7 @@ class RecordingHandler:
     data_replies: dict[str, str] = field(default_factory=dict)
     hang_up_after_data: bool = False
     quits: int = 0
+    resets: int = 0
 
     @property
     def connections(self) -> int:
@@ -83,6 +84,10 @@ class RecordingHandler:
             # when it starts the next message, like a server that drops idle sessions.
             asyncio.get_running_loop().call_soon(server.transport.close)
         return reply
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
+        self.resets += 1
+        return "250 2.0.0 Ok"
 
     async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
         self.quits += 1

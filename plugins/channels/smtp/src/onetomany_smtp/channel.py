@@ -28,7 +28,7 @@ from onetomany.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from onetomany.mime import build_email
+from onetomany.mime import build_email, envelope_address, needs_smtputf8
 from onetomany.model import ChannelKind, DeliveryResult, Message
 from onetomany.settings import MASK, PluginSettings
 
@@ -200,6 +200,8 @@ class _Outgoing:
     recipient: str
     data: bytes
     message_id: str | None
+    #: The addresses whose non-ASCII mailbox name needs the server's SMTPUTF8.
+    needs_smtputf8: tuple[str, ...] = ()
 
 
 class SmtpChannel(Channel):
@@ -268,37 +270,65 @@ class SmtpChannel(Channel):
                 f"message {message.idempotency_key}: no sender; set the program's sender or "
                 f"the 'sender' option of channel {self.settings.name!r}"
             )
-        try:
-            data = build_email(message, sender=sender, date=self.runtime.clock.now())
-        except UnicodeEncodeError as exc:
-            # build_email writes ASCII headers; an address with a non-ASCII local part would
-            # need SMTPUTF8, which neither it nor this channel speaks.
-            raise PermanentDeliveryError(
-                f"message {message.idempotency_key}: cannot send to or from a non-ASCII address "
-                f"(from {sender!r}, to {message.to!r})"
-            ) from exc
+        # A non-ASCII mailbox name (left of the @) needs SMTPUTF8; whether the server offers it
+        # is known once connected, in _transmit. A non-ASCII domain is sent in IDNA form.
+        utf8 = [parseaddr(value)[1] for value in (sender, message.to) if needs_smtputf8(value)]
+        data = build_email(message, sender=sender, date=self.runtime.clock.now(), utf8=bool(utf8))
         found = _MESSAGE_ID.search(data.partition(b"\r\n\r\n")[0])
         return _Outgoing(
             key=message.idempotency_key,
-            sender=parseaddr(sender)[1],
-            recipient=parseaddr(message.to)[1],
+            sender=envelope_address("From", sender, smtputf8=True),
+            recipient=envelope_address("To", message.to, smtputf8=True),
             data=data,
             message_id=found.group(1).decode("ascii") if found else None,
+            needs_smtputf8=tuple(utf8),
         )
 
     def _transmit(self, outgoing: _Outgoing) -> DeliveryResult:
-        """Send over the current session; a dropped session is left for :meth:`send` to handle."""
+        """Send over the current session; a dropped session is left for :meth:`send` to handle.
+
+        Whatever fails inside the transaction (after MAIL FROM), the session is reset before
+        the error leaves, so the next message of the batch does not find it half-used.
+        """
         client = self._connection()
+        options: list[str] = []
+        if outgoing.needs_smtputf8:
+            client.ehlo_or_helo_if_needed()
+            if not client.has_extn("smtputf8"):
+                raise PermanentDeliveryError(
+                    f"channel {self.settings.name!r}: sending {outgoing.key}: "
+                    f"{', '.join(map(repr, outgoing.needs_smtputf8))} has a non-ASCII mailbox "
+                    f"name, which needs SMTPUTF8, and {self.options.address} does not offer it"
+                )
+            options.append("SMTPUTF8")
         try:
-            client.sendmail(outgoing.sender, [outgoing.recipient], outgoing.data)
+            client.sendmail(outgoing.sender, [outgoing.recipient], outgoing.data, options)
         except smtplib.SMTPServerDisconnected:
             raise
-        except (smtplib.SMTPException, OSError) as exc:
-            # After a refusal smtplib has reset the transaction and the session goes on; after
-            # a 421 it has hung up, and after anything else the session's state is unknown.
-            if client.sock is None or not isinstance(exc, smtplib.SMTPException):
+        except (
+            smtplib.SMTPSenderRefused,
+            smtplib.SMTPRecipientsRefused,
+            smtplib.SMTPDataError,
+        ) as exc:
+            # smtplib has reset the transaction after a refusal and the session goes on;
+            # after a 421 it has hung up.
+            if client.sock is None:
                 self._discard()
             raise self._error(exc, f"sending {outgoing.key} to {outgoing.recipient}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            # The session's state is unknown: a timeout mid-data, a reply out of turn.
+            self._discard()
+            raise self._error(exc, f"sending {outgoing.key} to {outgoing.recipient}") from exc
+        except (UnicodeError, ValueError) as exc:
+            # A value smtplib cannot write (a line break, an unencodable character).
+            self._reset(client)
+            raise PermanentDeliveryError(
+                f"channel {self.settings.name!r}: sending {outgoing.key} to "
+                f"{outgoing.recipient!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        except BaseException:
+            self._reset(client)
+            raise
         code, text = client.last_reply
         log.debug("SMTP channel %r: sent %s: %s", self.settings.name, outgoing.key, code)
         return DeliveryResult(provider_message_id=outgoing.message_id, detail=_reply(code, text))
@@ -362,6 +392,17 @@ class SmtpChannel(Channel):
             local_hostname=options.local_hostname,
             timeout=options.timeout,
         )
+
+    def _reset(self, client: _Client) -> None:
+        """End a transaction that failed half-way (RSET); drop the session if even that fails."""
+        try:
+            code, _ = client.rset()
+        except (smtplib.SMTPException, OSError) as exc:
+            log.info("SMTP channel %r: RSET failed (%s); reconnecting", self.settings.name, exc)
+            self._discard()
+            return
+        if code != 250:
+            self._discard()
 
     def _discard(self) -> None:
         """Drop the session without QUIT: it is gone or no longer trusted."""
