@@ -35,7 +35,7 @@ from onetomany.model import Contact
 from onetomany.program import Audience, Touch
 from onetomany.recurrence import Recurrence
 from onetomany.store import Store, schema
-from onetomany.triggers import CadenceTrigger
+from onetomany.triggers import ENGINE_EVENT_NAMES, CadenceTrigger
 
 _CHUNK = 500
 
@@ -283,10 +283,13 @@ ACTIVITY_LIMIT = 50
 def activity(
     store: Store, contact: Contact, *, since: datetime, until: datetime
 ) -> list[dict[str, Any]]:
-    """The events of ``contact``'s account (or the contact's own) in ``(since, until]``.
+    """The product events of ``contact``'s account (or the contact's own) in ``(since, until]``.
 
     A cadence's template sees them as ``activity``: the day recap lists what the team did
-    since the previous recap. Oldest first, at most :data:`ACTIVITY_LIMIT`.
+    since the previous recap. Events the program itself writes
+    (:data:`~onetomany.triggers.ENGINE_EVENT_NAMES`: deliveries, opens, stage and segment
+    moves, tier changes) are left out: they are not something the customer did. Oldest
+    first, at most :data:`ACTIVITY_LIMIT`.
     """
     e = schema.events
     subject = (
@@ -295,6 +298,7 @@ def activity(
     query = (
         sa.select(e.c.id, e.c.name, e.c.occurred_at, e.c.properties)
         .where(subject, e.c.occurred_at > since, e.c.occurred_at <= until)
+        .where(e.c.name.not_in(sorted(ENGINE_EVENT_NAMES)))
         .order_by(e.c.occurred_at, e.c.seq)
         .limit(ACTIVITY_LIMIT)
     )

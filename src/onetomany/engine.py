@@ -51,7 +51,7 @@ from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
 from onetomany.tiers import TIERS, Tier, TierChange, TierState
-from onetomany.triggers import CadenceTrigger
+from onetomany.triggers import TIER_EVENT, CadenceTrigger
 
 log = logging.getLogger(__name__)
 
@@ -591,7 +591,7 @@ class Engine:
                 id=hashlib.sha256(f"tier:{c.account_id}:{c.at.isoformat()}".encode()).hexdigest()[
                     :32
                 ],
-                name="tier_changed",
+                name=TIER_EVENT,
                 occurred_at=c.at,
                 account_id=c.account_id,
                 properties={

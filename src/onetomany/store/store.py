@@ -27,6 +27,7 @@ from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
 from onetomany.store import schema
 from onetomany.store.migrate import upgrade
 from onetomany.tiers import TierState
+from onetomany.triggers import DELIVERY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -750,8 +751,6 @@ _ROW_STATUS = {
     "dead": OutboxStatus.DEAD,
 }
 
-#: The event each delivery outcome emits, so triggers can react to what happened.
-DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}
 DELIVERY_EVENT_NAMES = frozenset(DELIVERY_EVENTS.values())
 
 

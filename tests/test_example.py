@@ -1,0 +1,71 @@
+"""What the bundled example (examples/onboarding) shows a newcomer, read off the messages it
+renders: the same Composer, templates and channels' view as a live run."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from onetomany.model import Message
+from onetomany.program import load_program
+from onetomany.simulate import SimulationReport, Simulator
+from onetomany.store import Store, schema
+from onetomany.triggers import ENGINE_EVENT_NAMES
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onboarding"
+
+
+@pytest.fixture(scope="module")
+def simulation(tmp_path_factory) -> tuple[SimulationReport, str]:
+    """Nearly four weeks of the example, dry run (the signups of accounts in en, pt-BR and
+    id), and the store it leaves."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('example') / 'simulation.db'}"
+    report = Simulator(
+        load_program(EXAMPLE),
+        datetime(2026, 9, 1, tzinfo=UTC),
+        datetime(2026, 9, 26, tzinfo=UTC),
+        dry_run=True,
+        step=timedelta(hours=3),
+        store_url=url,
+    ).run()
+    return report, url
+
+
+@pytest.fixture
+def simulated(simulation) -> tuple[Message, ...]:
+    return simulation[0].messages
+
+
+def _bullets(message: Message) -> list[str]:
+    return [line[2:].strip() for line in message.text.splitlines() if line.startswith("- ")]
+
+
+def test_the_day_recap_lists_the_customers_own_events_only(simulated):
+    recaps = [m for m in simulated if m.touch == "day_recap"]
+    assert len(recaps) >= 10
+    bullets = [b for m in recaps for b in _bullets(m)]
+    # The example's product events appear, in words (the template labels them).
+    assert "connected a data source" in bullets
+    for message in recaps:
+        for name in ENGINE_EVENT_NAMES:
+            assert name not in message.text, (message.idempotency_key, name)
+            assert name not in message.html, (message.idempotency_key, name)
+
+
+def test_every_event_the_engine_wrote_is_named_an_engine_event(simulation):
+    _, url = simulation
+    with (EXAMPLE / "data" / "events.csv").open() as file:
+        product = {row["name"] for row in csv.DictReader(file)} - {"message_opened"}
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            names = set(conn.scalars(sa.select(schema.events.c.name).distinct()))
+    finally:
+        store.close()
+    assert {"message_sent", "stage_entered", "tier_changed"} <= names
+    assert names - product <= ENGINE_EVENT_NAMES
+    assert not product & ENGINE_EVENT_NAMES
