@@ -4,19 +4,31 @@ renders: the same Composer, templates and channels' view as a live run."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from onetomany.model import Message
+from onetomany.model import Account, Contact, Message
+from onetomany.preview import DEFAULT_LOCALES, write_preview
 from onetomany.program import load_program
 from onetomany.simulate import SimulationReport, Simulator
 from onetomany.store import Store, schema
 from onetomany.triggers import ENGINE_EVENT_NAMES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onboarding"
+#: Every trait the example's templates read.
+TRAITS = {
+    "plan": "pro",
+    "mrr": 1200.0,
+    "seats": 25,
+    "active_users": 9,
+    "owner": "ana.souza@acme-analytics.test",
+    "invoice_due_date": "2026-10-15",
+    "invoice_status": "open",
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +81,35 @@ def test_every_event_the_engine_wrote_is_named_an_engine_event(simulation):
     assert {"message_sent", "stage_entered", "tier_changed"} <= names
     assert names - product <= ENGINE_EVENT_NAMES
     assert not product & ENGINE_EVENT_NAMES
+
+
+def _lang(html: str) -> str:
+    found = re.search(r'<html lang="([^"]*)"', html)
+    assert found is not None, html[:200]
+    return found.group(1)
+
+
+def test_every_html_part_carries_its_recipients_locale(simulation):
+    with (EXAMPLE / "data" / "contacts.csv").open() as file:
+        locales = {row["id"]: row["locale"] for row in csv.DictReader(file)}
+    emails = [m for m in simulation[0].messages if m.html]
+    assert {locales[m.contact_id] for m in emails} == set(DEFAULT_LOCALES)
+    for message in emails:
+        assert _lang(message.html) == locales[message.contact_id], message.idempotency_key
+
+
+@pytest.mark.parametrize("locale", DEFAULT_LOCALES)
+def test_every_touch_of_the_example_renders_with_its_locales_lang(tmp_path, locale):
+    program = load_program(EXAMPLE)
+    account = Account(id="a1", name="Northwind", traits=TRAITS)
+    for role in ("admin", "sponsor", "analyst"):
+        contact = Contact(
+            id=f"c-{role}", account_id="a1", name="Nancy Davolio", email="n@x.test", role=role
+        )
+        written = write_preview(
+            program, None, contact=contact, account=account, locale=locale, out_dir=tmp_path
+        )
+        pages = [p for p in written if p.suffix == ".html"]
+        assert len(pages) >= 10
+        for path in pages:
+            assert _lang(path.read_text(encoding="utf-8")) == locale, path.name

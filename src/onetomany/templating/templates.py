@@ -67,7 +67,7 @@ from onetomany.templating.placement import (
     same_tags,
 )
 
-__all__ = ["TemplateSet"]
+__all__ = ["TemplateSet", "with_lang"]
 
 _SUFFIX = ".mjml"
 _TEXT_SUFFIX = ".txt"
@@ -231,11 +231,14 @@ class TemplateSet:
     ) -> Rendered:
         """Render template ``name`` with ``context`` (see :meth:`CompiledTemplate.render`),
         in the variant :meth:`resolve` picks. ``locale``, when given, is also the ``locale``
-        context variable the locale-aware filters use."""
+        context variable the locale-aware filters use, and the HTML's ``lang`` unless the
+        template's ``<mjml lang="...">`` sets one (see :func:`with_lang`)."""
         variant = self.resolve(name, locale=locale, persona=persona)
-        if locale is not None:
-            context = {**context, "locale": canonical_locale(locale, template=name)}
-        return self.compiled(variant).render(context)
+        if locale is None:
+            return self.compiled(variant).render(context)
+        tag = canonical_locale(locale, template=name)
+        rendered = self.compiled(variant).render({**context, "locale": tag})
+        return rendered._replace(html=with_lang(rendered.html, tag))
 
     def sms(
         self, name: str, *, locale: str | None = None, persona: str | None = None
@@ -425,6 +428,24 @@ class TemplateSet:
         except TemplateError:
             return None, "the HTML MJML produced is not a valid Jinja template"
         return compiled, None
+
+
+# What MJML writes when the ``<mjml>`` root has no ``lang``: "undetermined".
+_NO_LANG = '<html lang="und"'
+
+
+def with_lang(html: str, locale: str) -> str:
+    """``html`` with ``lang`` set to ``locale`` on its ``<html>`` tag, if MJML left it
+    undetermined (the template's ``<mjml>`` root named no ``lang``); an author's choice stays.
+
+    ``locale`` is the one the message is rendered for: the variant picked and the locale
+    filters follow it too. A template written in one language for every locale says so with
+    ``<mjml lang="en">``.
+    """
+    at = html.find(_NO_LANG, 0, 200)  # the doctype, then the <html> tag
+    if at < 0:
+        return html
+    return f'{html[:at]}<html lang="{locale}"{html[at + len(_NO_LANG) :]}'
 
 
 def _partial_name(include: str) -> str:
