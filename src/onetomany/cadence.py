@@ -105,7 +105,13 @@ def plan(
 
 
 def start_schedules(
-    store: Store, touch: Touch, trigger: CadenceTrigger, *, now: datetime, choose: Chooser
+    store: Store,
+    touch: Touch,
+    trigger: CadenceTrigger,
+    *,
+    now: datetime,
+    choose: Chooser,
+    from_now: bool = False,
 ) -> int:
     """Add schedule rows for the recipients whose subject has the anchor but no schedule yet.
 
@@ -114,6 +120,11 @@ def start_schedules(
     roles admit it). Only subjects with a contact the audience admits are selected, so a
     subject nobody can receive is looked at again when such a contact appears, and each
     selected subject gains rows. Returns the rows added.
+
+    With ``from_now`` (adopting a program on stored history,
+    :meth:`~onetomany.engine.Engine.start_from_now`) a row starts at the rule's first
+    occurrence after ``now``: the occurrences before it are history, not missed, so none is
+    caught up (a rule already over gets a row that never fires).
     """
     anchors = _new_anchors(store, touch, trigger, now=now)
     if not anchors:
@@ -128,7 +139,8 @@ def start_schedules(
     for subject, (anchor_id, anchor_at) in anchors.items():
         for contact in choose(touch.audience, members.get(subject, [])):
             start = trigger.start(anchor_at, contact.timezone)
-            first = next(recurrence.occurrences(start, ZoneInfo(contact.timezone)), None)
+            occurrences = recurrence.occurrences(start, ZoneInfo(contact.timezone))
+            first = next((at for at in occurrences if not from_now or at > now), None)
             rows.append(
                 {
                     "touch": touch.name,
