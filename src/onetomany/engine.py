@@ -157,6 +157,7 @@ class Engine:
             program.base_dir / program.templates_dir,
             filters={r.name: r.value for r in self.plugins.template_filters()},
             constants={"constants": dict(program.constants)},
+            touch_fields=program.touch_fields(),
         )
         problems = program.problems(templates=set(self.templates.names()))
         self.channels = self._build_channels(channels or {}, problems)
