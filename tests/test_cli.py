@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from onetomany import __version__
+from onetomany import Account, Contact, __version__
+from onetomany.engine import Engine
+from onetomany.program import load_program
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "onboarding"
@@ -149,6 +151,40 @@ def test_run_once_on_the_example_sends_nothing_twice(example):
     again = run_cli("run", str(example), "--once")
     assert again.returncode == 0, again.stderr
     assert "queued 0 touch(es); delivered 0" in again.stdout
+
+
+def test_the_first_run_says_it_replays_the_stored_history_and_how_to_skip_it(example):
+    first = run_cli("run", str(example), "--once")
+    assert first.returncode == 0, first.stderr
+    assert "replaying 645 stored event(s)" in first.stderr
+    assert "--from-now" in first.stderr
+    assert "synced crm: 12 accounts, 22 contacts, 645 events (645 new)" in first.stdout
+    again = run_cli("run", str(example), "--once")
+    assert "replaying" not in again.stderr
+
+
+def test_run_from_now_adopts_the_example_without_replaying_its_history(example):
+    first = run_cli("run", str(example), "--once", "--from-now")
+    assert first.returncode == 0, first.stderr
+    assert "replaying" not in first.stderr
+    assert "stored event(s) treated as history" in first.stdout
+    outbox = example / "var" / "outbox"
+
+    def sent(touch: str) -> list[str]:
+        return [p.name for p in outbox.glob(f"acme-onboarding_{touch}_ct-*")]
+
+    for touch in ("welcome", "nps", "quarterly_review", "onboarding_done", "day_recap"):
+        assert sent(touch) == [], touch
+    with Engine(load_program(example)) as engine:
+        engine.identify(
+            Account(id="acc-new", name="New Co", traits={"plan": "pro", "mrr": 99.0}),
+            Contact(id="ct-new", account_id="acc-new", name="Nia", email="n@x.test", role="admin"),
+        )
+        engine.track("signed_up", account_id="acc-new", id="ev-new-signed_up")
+    again = run_cli("run", str(example), "--once", "--from-now")
+    assert "has run on this store before; nothing skipped" in again.stdout
+    [welcome] = sent("welcome")
+    assert welcome.startswith("acme-onboarding_welcome_ct-new_")
 
 
 def test_run_names_every_problem_of_a_broken_program(example):

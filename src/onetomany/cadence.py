@@ -35,7 +35,7 @@ from onetomany.model import Contact
 from onetomany.program import Audience, Touch
 from onetomany.recurrence import Recurrence
 from onetomany.store import Store, schema
-from onetomany.triggers import CadenceTrigger
+from onetomany.triggers import ENGINE_EVENT_NAMES, CadenceTrigger
 
 _CHUNK = 500
 
@@ -105,7 +105,13 @@ def plan(
 
 
 def start_schedules(
-    store: Store, touch: Touch, trigger: CadenceTrigger, *, now: datetime, choose: Chooser
+    store: Store,
+    touch: Touch,
+    trigger: CadenceTrigger,
+    *,
+    now: datetime,
+    choose: Chooser,
+    from_now: bool = False,
 ) -> int:
     """Add schedule rows for the recipients whose subject has the anchor but no schedule yet.
 
@@ -114,6 +120,11 @@ def start_schedules(
     roles admit it). Only subjects with a contact the audience admits are selected, so a
     subject nobody can receive is looked at again when such a contact appears, and each
     selected subject gains rows. Returns the rows added.
+
+    With ``from_now`` (adopting a program on stored history,
+    :meth:`~onetomany.engine.Engine.start_from_now`) a row starts at the rule's first
+    occurrence after ``now``: the occurrences before it are history, not missed, so none is
+    caught up (a rule already over gets a row that never fires).
     """
     anchors = _new_anchors(store, touch, trigger, now=now)
     if not anchors:
@@ -128,7 +139,8 @@ def start_schedules(
     for subject, (anchor_id, anchor_at) in anchors.items():
         for contact in choose(touch.audience, members.get(subject, [])):
             start = trigger.start(anchor_at, contact.timezone)
-            first = next(recurrence.occurrences(start, ZoneInfo(contact.timezone)), None)
+            occurrences = recurrence.occurrences(start, ZoneInfo(contact.timezone))
+            first = next((at for at in occurrences if not from_now or at > now), None)
             rows.append(
                 {
                     "touch": touch.name,
@@ -283,10 +295,13 @@ ACTIVITY_LIMIT = 50
 def activity(
     store: Store, contact: Contact, *, since: datetime, until: datetime
 ) -> list[dict[str, Any]]:
-    """The events of ``contact``'s account (or the contact's own) in ``(since, until]``.
+    """The product events of ``contact``'s account (or the contact's own) in ``(since, until]``.
 
     A cadence's template sees them as ``activity``: the day recap lists what the team did
-    since the previous recap. Oldest first, at most :data:`ACTIVITY_LIMIT`.
+    since the previous recap. Events the program itself writes
+    (:data:`~onetomany.triggers.ENGINE_EVENT_NAMES`: deliveries, opens, stage and segment
+    moves, tier changes) are left out: they are not something the customer did. Oldest
+    first, at most :data:`ACTIVITY_LIMIT`.
     """
     e = schema.events
     subject = (
@@ -295,6 +310,7 @@ def activity(
     query = (
         sa.select(e.c.id, e.c.name, e.c.occurred_at, e.c.properties)
         .where(subject, e.c.occurred_at > since, e.c.occurred_at <= until)
+        .where(e.c.name.not_in(sorted(ENGINE_EVENT_NAMES)))
         .order_by(e.c.occurred_at, e.c.seq)
         .limit(ACTIVITY_LIMIT)
     )

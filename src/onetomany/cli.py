@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import attrs
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -22,7 +23,7 @@ from rich.table import Table
 from onetomany import __version__
 from onetomany.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.capacity import render_plan
-from onetomany.engine import Engine, RunReport, store_url_for
+from onetomany.engine import Engine, FromNow, RunReport, SyncReport, store_url_for
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
 from onetomany.explain import explain as explain_touch
 from onetomany.explain import render as render_explanation
@@ -135,10 +136,32 @@ def run(
     interval: Annotated[
         float, typer.Option(help="Seconds between rounds when running continuously.")
     ] = 60.0,
+    from_now: Annotated[
+        bool,
+        typer.Option(
+            "--from-now",
+            help="On a store the engine has not run on: treat the events already there (and "
+            "in the sources) as history, and start cadences at their next occurrence.",
+        ),
+    ] = False,
 ) -> None:
     """Run a program: sync its sources, queue triggered touches, deliver what is due."""
     program = load_program(path)
     with Engine(program) as engine:
+        synced: tuple[SyncReport, ...] = ()
+        if from_now:
+            started = engine.start_from_now()
+            synced = started.synced
+            _print_from_now(started)
+        elif not engine.has_handled_events():
+            synced = tuple(engine.sync())
+            replaying = engine.unhandled_events()
+            if replaying:
+                errors.print(
+                    f"[yellow]warning[/]: first run on this store: replaying {replaying} "
+                    "stored event(s) through the event triggers, as if each just happened; "
+                    "to treat them as history, run with --from-now"
+                )
         if not once:
             console.print(f"running {program.name!r} every {interval:g}s; Ctrl-C stops")
             try:
@@ -146,8 +169,19 @@ def run(
             except KeyboardInterrupt:
                 console.print("stopped")
             return
-        report = engine.run_once()
+        # The sources were just synced when this round had to know what they hold.
+        report = attrs.evolve(engine.step(), synced=synced) if synced else engine.run_once()
         _print_round(engine, report)
+
+
+def _print_from_now(started: FromNow) -> None:
+    if not started.applied:
+        console.print("--from-now: the engine has run on this store before; nothing skipped")
+        return
+    console.print(
+        f"--from-now: {started.skipped_events} stored event(s) treated as history; "
+        f"{started.schedules} cadence schedule(s) start at their next occurrence"
+    )
 
 
 def _print_round(engine: Engine, report: RunReport) -> None:

@@ -57,7 +57,7 @@ from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
 from onetomany.tiers import TIERS, Tier, TierChange, TierState
-from onetomany.triggers import CadenceTrigger
+from onetomany.triggers import TIER_EVENT, CadenceTrigger
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,21 @@ class RunReport:
     synced: tuple[SyncReport, ...]
     queued: int
     dispatched: DispatchReport
+
+
+@attrs.frozen(kw_only=True)
+class FromNow:
+    """What :meth:`Engine.start_from_now` did."""
+
+    #: The sources' syncs it ran first.
+    synced: tuple[SyncReport, ...]
+    #: False when the engine had already handled events on this store: then nothing is
+    #: skipped, and the other counts are 0.
+    applied: bool
+    #: Stored events no event trigger will fire for.
+    skipped_events: int
+    #: Cadence schedules started at their first occurrence after now.
+    schedules: int
 
 
 def store_url_for(program: Program) -> str:
@@ -163,6 +178,7 @@ class Engine:
             program.base_dir / program.templates_dir,
             filters={r.name: r.value for r in self.plugins.template_filters()},
             constants={"constants": dict(program.constants)},
+            touch_fields=program.touch_fields(),
         )
         problems = program.problems(templates=set(self.templates.names()))
         self.channels = self._build_channels(channels or {}, problems)
@@ -391,15 +407,68 @@ class Engine:
 
         For loading history (a backfill; the simulator's events before its range): segments
         and time-driven triggers still see the events. Returns how many were skipped.
+        Adopting a program on existing data is :meth:`start_from_now`, which does this and
+        more.
         """
-        position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
-        skipped = 0
-        while events := self.store.events_after(position, limit=1000):
-            position = events[-1][0]
-            skipped += len(events)
+        position, skipped = self._read_through()
         if skipped:
             self.store.enqueue([], now=self.clock.now(), cursor=(EVENT_CURSOR, str(position)))
         return skipped
+
+    def has_handled_events(self) -> bool:
+        """Whether the event triggers have already run over this store's events (a
+        :meth:`tick` that found events, or :meth:`skip_stored_events`)."""
+        return self.store.get_cursor(EVENT_CURSOR) is not None
+
+    def unhandled_events(self) -> int:
+        """How many stored events the next :meth:`tick` hands to the event triggers (it
+        reads them through: meant for a first round, not for every one)."""
+        return self._read_through()[1]
+
+    def _read_through(self) -> tuple[EventPosition, int]:
+        """The position of the last stored event, and how many follow the event cursor."""
+        position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
+        count = 0
+        while events := self.store.events_after(position, limit=1000):
+            position = events[-1][0]
+            count += len(events)
+        return position, count
+
+    def start_from_now(self) -> FromNow:
+        """Adopt the program on data that already has a history: what the store and the
+        sources hold now is the past, and only what happens from now on is news.
+
+        For a store the engine has not handled events on yet (call it before the first
+        round; ``onetomany run --from-now``). It syncs every source, then:
+
+        * **event triggers** (``event``, and the journey's ``stage`` moves): every stored
+          event counts as handled, including the tier and journey moves the current data
+          implies, which are worked out first (a long-standing customer is placed at its
+          stage without being "welcomed" or "congratulated" for it). Events stored later
+          fire as usual.
+        * **cadences**: each schedule starts at the rule's first occurrence after now; none
+          before it is caught up (no NPS because the account signed up a year ago).
+        * **segment, absence and engagement triggers** are about the present and keep
+          working on the current state: a contact in a segment when it is first evaluated
+          enters it, an absence that has lasted its days fires once, as they would for a
+          touch added to a running program. Each fires once per state (its re-entry rule),
+          and what it says is true today. Engagement only counts messages this engine sent.
+
+        On a store where events were already handled it does nothing but sync (a restart
+        keeps the events that arrived meanwhile), and says so with ``applied=False``.
+        """
+        synced = tuple(self.sync())
+        if self.has_handled_events():
+            return FromNow(synced=synced, applied=False, skipped_events=0, schedules=0)
+        self.update_tiers()
+        self.update_journeys()
+        skipped = self.skip_stored_events()
+        now = self.clock.now()
+        schedules = sum(
+            start_schedules(self.store, touch, trigger, now=now, choose=pick, from_now=True)
+            for touch, trigger in self.program.cadence_touches()
+        )
+        return FromNow(synced=synced, applied=True, skipped_events=skipped, schedules=schedules)
 
     def _enqueue(
         self,
@@ -630,7 +699,7 @@ class Engine:
                 id=hashlib.sha256(f"tier:{c.account_id}:{c.at.isoformat()}".encode()).hexdigest()[
                     :32
                 ],
-                name="tier_changed",
+                name=TIER_EVENT,
                 occurred_at=c.at,
                 account_id=c.account_id,
                 properties={

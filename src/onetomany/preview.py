@@ -73,6 +73,7 @@ def write_preview(
         templates = TemplateSet(
             program.base_dir / program.templates_dir,
             constants={"constants": dict(program.constants)},
+            touch_fields=program.touch_fields(),
         )
     if locale is not None:
         contact = attrs.evolve(contact, locale=locale)

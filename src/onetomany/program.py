@@ -133,7 +133,10 @@ class Touch:
     """What to send when a trigger fires: through which channel, with which template, to whom.
 
     A touch without a trigger is sent only by a manual broadcast. ``segment`` names a segment
-    the recipient must be in when the touch is queued.
+    the recipient must be in when the touch is queued. ``subject`` and ``preheader`` (Jinja
+    templates) are for an email template that does not set them in its front matter, such as
+    MJML a team already has; a front matter value wins, and the MJML's ``<mj-title>`` and
+    ``<mj-preview>`` are the last resort.
     """
 
     name: str
@@ -143,6 +146,14 @@ class Touch:
     audience: Audience = attrs.field(factory=Audience)
     segment: str | None = None
     reentry: Reentry = attrs.field(factory=Reentry)
+    subject: str | None = None
+    preheader: str | None = None
+
+    @property
+    def template_fields(self) -> dict[str, str]:
+        """The ``subject`` and ``preheader`` this touch gives its template, those it sets."""
+        fields = {"subject": self.subject, "preheader": self.preheader}
+        return {key: value for key, value in fields.items() if value is not None}
 
 
 @attrs.frozen(kw_only=True)
@@ -165,6 +176,11 @@ class Program:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
+
+    def touch_fields(self) -> dict[str, dict[str, str]]:
+        """Each touch's :attr:`Touch.template_fields`, for the touches that set any: what a
+        :class:`~onetomany.templating.TemplateSet` renders them with."""
+        return {t.name: t.template_fields for t in self.touches if t.template_fields}
 
     def touch(self, name: str) -> Touch:
         for touch in self.touches:
@@ -461,7 +477,16 @@ _SECTIONS = {
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
-_TOUCH_KEYS = {"trigger", "channel", "template", "audience", "segment", "reentry"}
+_TOUCH_KEYS = {
+    "trigger",
+    "channel",
+    "template",
+    "audience",
+    "segment",
+    "reentry",
+    "subject",
+    "preheader",
+}
 
 
 def load_program(path: str | Path) -> Program:
@@ -670,6 +695,8 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
         segment = reader.string(body, "segment", f"{path}.segment")
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
+        subject = reader.string(body, "subject", f"{path}.subject")
+        preheader = reader.string(body, "preheader", f"{path}.preheader")
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -680,6 +707,8 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     audience=audience,
                     segment=segment,
                     reentry=reentry,
+                    subject=subject,
+                    preheader=preheader,
                 )
             )
     return touches

@@ -36,6 +36,22 @@ STAGE_EVENTS = {"enter": "stage_entered", "complete": "stage_completed", "overdu
 #: Engagement events a host (or a provider webhook) tracks, with the touch's idempotency key
 #: in ``properties["idempotency_key"]``: :meth:`~onetomany.Engine.track_engagement` does it.
 ENGAGEMENT_EVENTS = {"opened": "message_opened", "clicked": "message_clicked"}
+#: The event each delivery outcome emits (the store records it with the delivery).
+DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}
+#: What :meth:`~onetomany.engine.Engine.update_tiers` records when an account changes tier.
+TIER_EVENT = "tier_changed"
+#: Every event name the engine, the delivery pipeline and engagement tracking write: the
+#: program's own bookkeeping, never the customer's product events (a recap's ``activity``
+#: leaves them out). A new event the core writes belongs here.
+ENGINE_EVENT_NAMES = frozenset(
+    {
+        *SEGMENT_EVENTS.values(),
+        *STAGE_EVENTS.values(),
+        *ENGAGEMENT_EVENTS.values(),
+        *DELIVERY_EVENTS.values(),
+        TIER_EVENT,
+    }
+)
 OUTCOMES = {"not_opened": ("opened", "clicked"), "not_clicked": ("clicked",)}
 
 

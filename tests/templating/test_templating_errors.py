@@ -347,7 +347,6 @@ def test_unknown_filter_is_a_compile_error(write: WriteFiles) -> None:
 @pytest.mark.parametrize(
     ("source", "message", "line"),
     [
-        ("<mjml></mjml>", "must start with", 1),
         ('+++\nsubject = "x"\n<mjml></mjml>', "never closed", 1),
         ('+++\nsubject = "x"\nfrom = \n+++\n<mjml></mjml>', "not valid TOML", 3),
         (
@@ -356,7 +355,6 @@ def test_unknown_filter_is_a_compile_error(write: WriteFiles) -> None:
             3,
         ),
         ('+++\nsubject = "x"\nurl = 3\n+++\n<mjml></mjml>', "must be a string", 3),
-        ('+++\npreheader = "x"\n+++\n<mjml></mjml>', "no 'subject'", 1),
     ],
 )
 def test_bad_front_matter(write: WriteFiles, source: str, message: str, line: int) -> None:

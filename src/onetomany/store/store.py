@@ -29,6 +29,7 @@ from onetomany.plaindata import MAX_INT
 from onetomany.store import schema
 from onetomany.store.migrate import upgrade
 from onetomany.tiers import TierState
+from onetomany.triggers import DELIVERY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -944,8 +945,6 @@ _ROW_STATUS = {
     "dead": OutboxStatus.DEAD,
 }
 
-#: The event each delivery outcome emits, so triggers can react to what happened.
-DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}
 DELIVERY_EVENT_NAMES = frozenset(DELIVERY_EVENTS.values())
 
 

@@ -77,6 +77,9 @@ class CompiledTemplate:
     fast_text_reason: str | None = None
     # Front matter values without any Jinja: the same for everyone, so never rendered.
     constant_fields: Mapping[str, str] = attrs.field(factory=dict)
+    # ``subject`` and ``preheader`` from the MJML's <mj-title> and <mj-preview>, for those the
+    # front matter does not set: the last resort after the touch's (see TemplateSet.render).
+    head_fields: Mapping[str, BoundTemplate] = attrs.field(factory=dict)
     # The constant and absent fields, checked once (the same for everyone): see _settled_fields.
     _settled: dict[str, str | None] | None = attrs.field(default=None, init=False, repr=False)
 
@@ -189,7 +192,12 @@ class CompiledTemplate:
             return None
         return self._checked_field(key, template.render(context))
 
-    def _checked_field(self, key: str, value: str) -> str:
+    def checked_field(self, key: str, value: str, *, line: int | None = None) -> str:
+        """``value`` of field ``key`` stripped, and refused if it holds a line break where a
+        header cannot (``line``: where it was written, else its front matter line)."""
+        return self._checked_field(key, value, line=line)
+
+    def _checked_field(self, key: str, value: str, *, line: int | None = None) -> str:
         # Surrounding whitespace (a TOML multi-line string's last newline) is never meant.
         value = value.strip()
         # Printable text holds no line break of any kind: splitting it is only needed if not.
@@ -198,7 +206,7 @@ class CompiledTemplate:
                 f"the rendered {key!r} contains a line break, which could inject mail headers: "
                 f"{value!r}",
                 template=self.path,
-                line=self.field_lines.get(key),
+                line=line or self.field_lines.get(key),
             )
         return value
 

@@ -57,7 +57,7 @@ from onetomany.templating.environment import (
 from onetomany.templating.fasttext import FILTERS as FAST_TEXT_FILTERS
 from onetomany.templating.fasttext import FastText, compile_fast_text
 from onetomany.templating.files import read_text
-from onetomany.templating.frontmatter import split_front_matter
+from onetomany.templating.frontmatter import mjml_head_fields, split_front_matter
 from onetomany.templating.locales import canonical_locale, locale_chain, locale_filters
 from onetomany.templating.mjml import MjmlCache, MjmlCompiler, MjmlOutput
 from onetomany.templating.placement import (
@@ -67,7 +67,7 @@ from onetomany.templating.placement import (
     same_tags,
 )
 
-__all__ = ["TemplateSet"]
+__all__ = ["TemplateSet", "with_lang"]
 
 _SUFFIX = ".mjml"
 _TEXT_SUFFIX = ".txt"
@@ -83,6 +83,9 @@ _TEMPLATE_SUFFIXES = (*_CHANNEL_SUFFIXES, _SUFFIX)
 
 ChannelFile = TextTemplate | SmsTemplate | WhatsAppTemplate
 
+#: The front matter keys a touch or the MJML head can give a template that does not set them.
+STAND_IN_FIELDS = frozenset({"subject", "preheader"})
+
 
 class TemplateSet:
     """The templates of one program, in ``folder``.
@@ -93,7 +96,9 @@ class TemplateSet:
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
     ``fast_text`` (on by default) derives the plain text through a precompiled text template
     when that provably gives the same text (see :mod:`onetomany.templating.fasttext`).
-    Safe to share between threads.
+    ``touch_fields`` maps a touch name to the ``subject`` and ``preheader`` (Jinja templates)
+    the touch gives the templates it sends, for those that do not set them in front matter
+    (:meth:`render`). Safe to share between threads.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class TemplateSet:
         max_bytes: int = 512 * 1024,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
         fast_text: bool = True,
+        touch_fields: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         folder = Path(folder)
         if max_bytes <= 0:
@@ -123,6 +129,19 @@ class TemplateSet:
         self._compiled: dict[str, CompiledTemplate] = {}
         self._channel_files: dict[str, ChannelFile] = {}
         self._lock = threading.Lock()
+        self._touch_fields = {
+            touch: {
+                key: compile_template(
+                    self._text_env,
+                    value,
+                    origin=f"touches.{touch}.{key}",
+                    filename=f"touches.{touch}.{key}",
+                )
+                for key, value in fields.items()
+                if key in STAND_IN_FIELDS
+            }
+            for touch, fields in (touch_fields or {}).items()
+        }
 
     def names(self) -> list[str]:
         """The template names: the part before the first dot of the ``.mjml`` and channel files
@@ -231,11 +250,41 @@ class TemplateSet:
     ) -> Rendered:
         """Render template ``name`` with ``context`` (see :meth:`CompiledTemplate.render`),
         in the variant :meth:`resolve` picks. ``locale``, when given, is also the ``locale``
-        context variable the locale-aware filters use."""
+        context variable the locale-aware filters use, and the HTML's ``lang`` unless the
+        template's ``<mjml lang="...">`` sets one (see :func:`with_lang`)."""
         variant = self.resolve(name, locale=locale, persona=persona)
+        compiled = self.compiled(variant)
         if locale is not None:
             context = {**context, "locale": canonical_locale(locale, template=name)}
-        return self.compiled(variant).render(context)
+        rendered = compiled.render(context)
+        if not compiled.front_matter.keys() >= STAND_IN_FIELDS:
+            rendered = rendered._replace(**self._stand_ins(compiled, context))
+        if locale is None:
+            return rendered
+        return rendered._replace(html=with_lang(rendered.html, context["locale"]))
+
+    def _stand_ins(self, compiled: CompiledTemplate, context: Mapping[str, Any]) -> dict[str, str]:
+        """The ``subject`` and ``preheader`` the front matter does not set: the touch's (named
+        by ``context["touch"]["name"]``, as the Composer sets it), else the MJML's
+        ``<mj-title>`` / ``<mj-preview>``. A subject none of them gives is a TemplateError."""
+        touch = context.get("touch")
+        touch_name = touch.get("name") if isinstance(touch, Mapping) else None
+        given = self._touch_fields.get(touch_name, {}) if isinstance(touch_name, str) else {}
+        values: dict[str, str] = {}
+        for key in sorted(STAND_IN_FIELDS - compiled.front_matter.keys()):
+            source = given.get(key) or compiled.head_fields.get(key)
+            if source is not None:
+                line = source.first_line if source.origin == compiled.path else None
+                values[key] = compiled.checked_field(key, source.render(context), line=line)
+            elif key == "subject":
+                sender = f"touch {touch_name!r}" if touch_name else "the touch that sends it"
+                raise TemplateError(
+                    f"no subject: {compiled.path} sets none in front matter (a +++ block "
+                    f'opening the file with subject = "..."), {sender} has no subject in '
+                    "program.toml, and the MJML has no <mj-title>; give it one of the three",
+                    template=compiled.path,
+                )
+        return values
 
     def sms(
         self, name: str, *, locale: str | None = None, persona: str | None = None
@@ -401,6 +450,17 @@ class TemplateSet:
                 for key, value in head.fields.items()
                 if "{" not in value and "}" not in value
             },
+            head_fields={
+                key: compile_template(
+                    self._text_env,
+                    found.text,
+                    origin=path,
+                    filename=f"{path}#{found.element}",
+                    first_line=found.line,
+                )
+                for key, found in mjml_head_fields(head.body, body_line=head.body_line).items()
+                if key not in head.fields
+            },
         )
 
     def _fast_body(
@@ -425,6 +485,24 @@ class TemplateSet:
         except TemplateError:
             return None, "the HTML MJML produced is not a valid Jinja template"
         return compiled, None
+
+
+# What MJML writes when the ``<mjml>`` root has no ``lang``: "undetermined".
+_NO_LANG = '<html lang="und"'
+
+
+def with_lang(html: str, locale: str) -> str:
+    """``html`` with ``lang`` set to ``locale`` on its ``<html>`` tag, if MJML left it
+    undetermined (the template's ``<mjml>`` root named no ``lang``); an author's choice stays.
+
+    ``locale`` is the one the message is rendered for: the variant picked and the locale
+    filters follow it too. A template written in one language for every locale says so with
+    ``<mjml lang="en">``.
+    """
+    at = html.find(_NO_LANG, 0, 200)  # the doctype, then the <html> tag
+    if at < 0:
+        return html
+    return f'{html[:at]}<html lang="{locale}"{html[at + len(_NO_LANG) :]}'
 
 
 def _partial_name(include: str) -> str:
