@@ -26,14 +26,19 @@ from onetomany.templating.channels import WhatsAppTemplate
 from onetomany.templating.locales import canonical_locale
 
 
+def _fields(value: Account | Contact) -> dict[str, Any]:
+    # ``given`` is how the value was built (for identify's merge), not data a template shows.
+    return attrs.asdict(value, filter=lambda field, _: field.name != "given")
+
+
 def contact_context(contact: Contact) -> dict[str, Any]:
-    return attrs.asdict(contact) | {"first_name": contact.first_name}
+    return _fields(contact) | {"first_name": contact.first_name}
 
 
 def account_context(account: Account | None) -> dict[str, Any]:
     if account is None:
         return {"id": None, "name": "", "traits": {}}
-    return attrs.asdict(account)
+    return _fields(account)
 
 
 def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> str:

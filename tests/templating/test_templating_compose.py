@@ -209,3 +209,15 @@ def test_bundled_program_renders_for_every_example_contact(tmp_path: Path) -> No
         "first_report_tip.en.inapp.txt",
     ]
     assert "[title]" in single[1].read_text()
+
+
+def test_the_template_context_holds_profile_data_only():
+    from onetomany import Account, Contact
+    from onetomany.compose import account_context, contact_context
+
+    contact = contact_context(Contact(id="c1", name="Ana Lima", traits={"seats": 3}))
+    account = account_context(Account(id="a1", name="Acme"))
+    assert "given" not in contact
+    assert "given" not in account
+    assert contact["first_name"] == "Ana"
+    assert contact["traits"] == {"seats": 3}
