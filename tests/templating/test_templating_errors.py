@@ -16,6 +16,7 @@ from templating_support import WriteFiles, page, section, template
 from onetomany.errors import MissingVariableError, TemplateError, TemplateSecurityError
 from onetomany.templating import TemplateSet
 from onetomany.templating.environment import make_environment
+from onetomany.templating.limits import Limits
 
 MISSING_IN_TEXT = """+++
 subject = "Hi {{ contact.first_name }}"
@@ -437,7 +438,7 @@ def test_dotted_names_on_dicts_resolve_as_in_jinjas_own_sandbox(
     """The SDK's environment looks dict items up first (Jinja goes through a raised
     AttributeError): the outcome must stay Jinja's for any dict and name, methods and
     sandbox refusals included."""
-    ours, _ = make_environment(filters={}, constants={}, max_bytes=1_000_000)
+    ours, _ = make_environment(filters={}, constants={}, limits=Limits(max_bytes=1_000_000))
     stock = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
     source = f"{{{{ d.{name} }}}}"
 

@@ -14,9 +14,10 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from onetomany.errors import TemplateError
+from onetomany.errors import TemplateError, TemplateSecurityError
 from onetomany.templating.environment import BoundTemplate
 from onetomany.templating.fasttext import FastText, OnePass
+from onetomany.templating.limits import BudgetError
 from onetomany.templating.mjml import MjmlCompiler, RenderingLoader, run_mjml
 from onetomany.templating.text import html_to_text
 
@@ -115,6 +116,11 @@ class CompiledTemplate:
             return None
         try:
             return self.fast_text.render_all(context)
+        except BudgetError as exc:
+            # Rendering again would spend the whole budget a second time for the same error.
+            raise TemplateSecurityError(
+                f"over a template limit: {exc}", template=self.path
+            ) from exc
         except Exception:  # rendered again the ordinary way, which reports it
             return None
 

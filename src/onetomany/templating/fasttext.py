@@ -381,7 +381,7 @@ class FastText:
         # new_context copies the mapping (with the globals) into a fresh dict.
         jinja_context = self.template.new_context(cast(dict[str, Any], context))
         jinja_context.parent[_SINK] = seq
-        chunks = list(self.template.root_render_func(jinja_context))
+        chunks = self.template.environment.chunks(self.template.root_render_func(jinja_context))  # type: ignore[attr-defined]
         html = "".join(chunks)
         fields = {key: str(jinja_context.vars[_FIELD_PREFIX + key]) for key in self.fields}
         try:

@@ -58,6 +58,12 @@ from onetomany.templating.fasttext import FILTERS as FAST_TEXT_FILTERS
 from onetomany.templating.fasttext import FastText, compile_fast_text
 from onetomany.templating.files import read_text
 from onetomany.templating.frontmatter import split_front_matter
+from onetomany.templating.limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_MAX_STEPS,
+    Limits,
+)
 from onetomany.templating.locales import canonical_locale, locale_chain, locale_filters
 from onetomany.templating.mjml import MjmlCache, MjmlCompiler, MjmlOutput
 from onetomany.templating.placement import (
@@ -89,7 +95,9 @@ class TemplateSet:
 
     ``filters`` and ``constants`` (Jinja filters and globals, typically from plugins and the
     program) are available to every template, on top of the locale-aware filters of
-    :mod:`onetomany.templating.locales`. ``max_bytes`` caps the rendered HTML (and text).
+    :mod:`onetomany.templating.locales`. ``max_bytes`` caps the rendered HTML (and text), and
+    every width and string a template builds; ``max_steps`` and ``max_seconds`` bound the loop
+    iterations and calls, and the time, of one render (see :mod:`onetomany.templating.limits`).
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
     ``fast_text`` (on by default) derives the plain text through a precompiled text template
     when that provably gives the same text (see :mod:`onetomany.templating.fasttext`).
@@ -102,19 +110,20 @@ class TemplateSet:
         *,
         filters: Mapping[str, Callable[..., Any]] | None = None,
         constants: Mapping[str, Any] | None = None,
-        max_bytes: int = 512 * 1024,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
         fast_text: bool = True,
     ) -> None:
         folder = Path(folder)
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+        limits = Limits(max_bytes=max_bytes, max_steps=max_steps, max_seconds=max_seconds)
         self.folder = folder
         self._root = folder.resolve()
         self._html_env, self._text_env = make_environment(
             filters={**locale_filters(), **(filters or {}), **FAST_TEXT_FILTERS},
             constants=constants or {},
-            max_bytes=max_bytes,
+            limits=limits,
         )
         self._compile_mjml = compile_mjml
         self._mjml = MjmlCache(self._root, compile_mjml)
