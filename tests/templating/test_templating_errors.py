@@ -246,6 +246,31 @@ def test_include_outside_the_folder_is_refused(write: WriteFiles, path: str) -> 
     assert path in str(raised.value)
 
 
+def test_include_outside_the_folder_names_the_file_and_line_that_include_it(
+    write: WriteFiles,
+) -> None:
+    escaping = '\n<mj-include path="../../etc/passwd" />'
+    templates = _single(write, template(page(section("<mj-text>x</mj-text>"), escaping)))
+
+    with pytest.raises(TemplateError, match="outside the template folder") as raised:
+        templates.check("t")
+
+    assert (raised.value.template, raised.value.line) == ("t.mjml", 5)
+
+
+def test_include_outside_the_folder_in_a_partial_names_the_partial(write: WriteFiles) -> None:
+    templates = _single(
+        write,
+        template(page('<mj-include path="partials/p.mjml" />')),
+        **{"partials/p.mjml": '<mj-wrapper>\n<mj-include path="../x.mjml" /></mj-wrapper>'},
+    )
+
+    with pytest.raises(TemplateError, match="outside the template folder") as raised:
+        templates.check("t")
+
+    assert (raised.value.template, raised.value.line) == ("partials/p.mjml", 2)
+
+
 def test_include_through_symlink_escaping_the_folder_is_refused(write: WriteFiles) -> None:
     folder = write()
     outside = folder.parent / "outside.mjml"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import mjml
 import pytest
 from jinja2 import nodes
 from templating_support import WriteFiles, page, section, template
@@ -271,3 +272,34 @@ def test_ordinary_loops_formats_and_widths_still_render(
     html = templates.render("t", {**context, "items": ["a", "b", "c"]}).html
 
     assert "1/3,2/3,3/3|123|002.2|    ab|**ab**|a-b-c|abc|xy3|[1, 2]|1|a b" in html
+
+
+def test_any_mjml_failure_is_a_template_error(write: WriteFiles) -> None:
+    def exhausted(source: str, /, *, include_loader: Any = None) -> str:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    templates = TemplateSet(write({"t.mjml": _text("x")}), compile_mjml=exhausted)
+
+    with pytest.raises(TemplateError, match="RecursionError") as raised:
+        templates.check("t")
+
+    assert raised.value.template == "t.mjml"
+
+
+def test_any_failure_of_mjml_as_it_renders_is_a_template_error(
+    write: WriteFiles, context: dict[str, Any]
+) -> None:
+    def panicking(source: str, /, *, include_loader: Any = None) -> str:
+        if "BOOM" in source:
+            raise RuntimeError("mrml panicked")
+        return mjml.mjml2html(source, include_loader=include_loader)
+
+    # Jinja decides which sections exist, so MJML compiles each rendering ("jinja-first").
+    source = page("{% if contact.vip %}", section("<mj-text>{{ word }}</mj-text>"), "{% endif %}")
+    templates = TemplateSet(write({"t.mjml": template(source)}), compile_mjml=panicking)
+    assert templates.compiled("t").strategy == "jinja-first"
+
+    with pytest.raises(TemplateError, match="RuntimeError: mrml panicked") as raised:
+        templates.render("t", {**context, "word": "BOOM"})
+
+    assert raised.value.template == "t.mjml"

@@ -83,6 +83,14 @@ class CompiledTemplate:
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; every failure is a TemplateError naming the file."""
+        try:
+            return self._render(context)
+        except TemplateError:
+            raise
+        except Exception as exc:  # MJML or the text derivation; Jinja's are translated already
+            raise TemplateError(f"{type(exc).__name__}: {exc}", template=self.path) from exc
+
+    def _render(self, context: Mapping[str, Any]) -> Rendered:
         one = self._one(context)
         if one is not None:
             return self._one_pass(context, *one)

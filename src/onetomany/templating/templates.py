@@ -226,7 +226,14 @@ class TemplateSet:
             cached = self._compiled.get(name)
             if cached is not None and self._fresh(cached, source, text_source):
                 return cached  # another thread compiled it meanwhile
-            compiled = self._compile(name, source, text_source)
+            try:
+                compiled = self._compile(name, source, text_source)
+            except TemplateError:
+                raise
+            except Exception as exc:  # MJML, or anything else that gave up on this file
+                raise TemplateError(
+                    f"cannot compile: {type(exc).__name__}: {exc}", template=f"{name}{_SUFFIX}"
+                ) from exc
             self._compiled[name] = compiled
             return compiled
 
