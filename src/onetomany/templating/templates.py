@@ -297,6 +297,25 @@ class TemplateSet:
             for variant in self.variants(name, suffix):
                 self._load_channel(f"{variant}{suffix}")
 
+    def problems(self) -> list[TemplateError]:
+        """Every template of the folder compiled without rendering: each variant of each name
+        (its MJML, includes, front matter and text) and each channel file; one problem per
+        file that fails, in name order."""
+        found: list[TemplateError] = []
+        for name in self.names():
+            for variant in self.variants(name):
+                try:
+                    self.compiled(variant)
+                except TemplateError as exc:
+                    found.append(exc)
+            for suffix in _CHANNEL_SUFFIXES:
+                for variant in self.variants(name, suffix):
+                    try:
+                        self._load_channel(f"{variant}{suffix}")
+                    except TemplateError as exc:
+                        found.append(exc)
+        return found
+
     def _channel(self, name: str, suffix: str, locale: str | None, persona: str | None) -> Any:
         variant = self.find(name, suffix, locale=locale, persona=persona)
         return None if variant is None else self._load_channel(f"{variant}{suffix}")
@@ -307,12 +326,19 @@ class TemplateSet:
         if cached is not None and cached.source == source:
             return cached
         compiled: ChannelFile
-        if filename.endswith(SMS_SUFFIX):
-            compiled = compile_sms(self._text_env, source, path=filename)
-        elif filename.endswith(WHATSAPP_SUFFIX):
-            compiled = compile_whatsapp(self._text_env, source, path=filename)
-        else:
-            compiled = compile_text(self._text_env, source, path=filename)
+        try:
+            if filename.endswith(SMS_SUFFIX):
+                compiled = compile_sms(self._text_env, source, path=filename)
+            elif filename.endswith(WHATSAPP_SUFFIX):
+                compiled = compile_whatsapp(self._text_env, source, path=filename)
+            else:
+                compiled = compile_text(self._text_env, source, path=filename)
+        except TemplateError:
+            raise
+        except Exception as exc:  # anything else that gave up on this file
+            raise TemplateError(
+                f"cannot compile: {type(exc).__name__}: {exc}", template=filename
+            ) from exc
         with self._lock:
             self._channel_files[filename] = compiled
         return compiled
