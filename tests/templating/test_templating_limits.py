@@ -36,6 +36,10 @@ def _quick(request: pytest.FixtureRequest) -> Any:
 
 AT_LOAD = {
     "deep if": ("{% if true %}" * 2000 + "x" + "{% endif %}" * 2000, "nested more than 30"),
+    "deep if with block sets": (
+        "{% if true %}{% set y %}a{% endset %}" * 2000 + "{% endif %}" * 2000,
+        "nested more than 30",
+    ),
     "deep parentheses": ("{{ " + "(" * 2000 + "1" + ")" * 2000 + " }}", "nested more than 30"),
     "deep not": ("{{ " + "not " * 2000 + "x }}", "nested more than 30"),
     "deep minus": ("{{ " + "-" * 2000 + "1 }}", "nested more than 30"),

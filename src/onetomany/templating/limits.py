@@ -46,6 +46,7 @@ from jinja2.filters import (
     make_attrgetter,
 )
 from jinja2.lexer import (
+    TOKEN_ASSIGN,
     TOKEN_BLOCK_BEGIN,
     TOKEN_BLOCK_END,
     TOKEN_LBRACE,
@@ -151,6 +152,7 @@ def nesting_problem(tokens: Iterable[Token]) -> tuple[str, int] | None:
     unary = 0  # unary operators and inline ifs in the current tag, counted as nesting
     first_name = False  # the next token is a block tag's name
     previous = ""  # the previous token's type: a - or + after an operand is not unary
+    block_set = False  # in a {% set %} tag with no "=" so far
     for token in tokens:
         kind = token.type
         if kind == TOKEN_BLOCK_BEGIN:
@@ -159,8 +161,14 @@ def nesting_problem(tokens: Iterable[Token]) -> tuple[str, int] | None:
             continue
         if kind in (TOKEN_BLOCK_END, TOKEN_VARIABLE_END, TOKEN_VARIABLE_BEGIN):
             brackets = unary = 0
+            if block_set:  # {% set x %}...{% endset %}: a block, unlike {% set x = 1 %}
+                blocks.append("set")
+                block_set = False
+        elif kind == TOKEN_ASSIGN:
+            block_set = False
         elif first_name and kind == TOKEN_NAME:
             name = token.value
+            block_set = name == "set"
             if name in _OPENING_BLOCKS:
                 blocks.append(name)
                 if blocks.count("for") > MAX_LOOP_NESTING:
