@@ -29,7 +29,8 @@ def _quick(request: pytest.FixtureRequest) -> Any:
     started = time.perf_counter()
     yield
     elapsed = time.perf_counter() - started
-    assert elapsed < 1.5, f"{request.node.name} took {elapsed:.2f}s"
+    # Each takes well under a second; the margin is for a loaded machine (unbounded: minutes).
+    assert elapsed < 3.0, f"{request.node.name} took {elapsed:.2f}s"
 
 
 # -- refused when the template loads ------------------------------------------------------------
@@ -204,15 +205,15 @@ def test_exponential_work_runs_out_of_steps(
 
 def test_a_render_runs_out_of_time(write: WriteFiles, context: dict[str, Any]) -> None:
     # Each step sorts a long list: few steps, much time.
-    source = "{% for i in range(n) %}{{ (big|sort)[0] }}{% endfor %}"  # about 1 ms a step
+    source = "{% for i in range(n) %}{{ (big|sort)[0] }}{% endfor %}"  # about 0.2 ms a step
     templates = TemplateSet(write({"t.mjml": _text(source)}), max_seconds=0.05)
     templates.check("t")
 
     started = time.perf_counter()
     with pytest.raises(TemplateSecurityError, match=r"budget of 0\.05s"):
-        templates.render("t", {**context, "n": 100_000, "big": list(range(10_000, 0, -1))})
+        templates.render("t", {**context, "n": 100_000, "big": list(range(2_000, 0, -1))})
 
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 1.0  # 20 s without the deadline
 
 
 def test_recursion_while_rendering_is_a_template_error(
