@@ -50,8 +50,11 @@ class TemplateCheck:
 
 def sample_profiles() -> list[tuple[Contact, Account]]:
     """A made-up contact (with an email address, a phone number and consent to every channel)
-    and its account, for rendering when the sources give none. It has no traits."""
-    account = Account(id="sample-account", name="Sample Account")
+    and its account, for rendering when the sources give none. Neither has traits, but for the
+    account's owner, whom a CSM task goes to."""
+    account = Account(
+        id="sample-account", name="Sample Account", traits={"owner": "owner@sample.test"}
+    )
     contact = Contact(
         id="sample-contact",
         account_id=account.id,
