@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from itertools import islice
 from types import TracebackType
 from typing import Any
@@ -71,6 +71,8 @@ _UNSAFE_ATTRIBUTE = re.compile(r"attribute '(?P<name>[^']+)'")
 _MAX_POWER_BITS = 100_000
 
 
+# Set in the generated module of a template whose output can grow with the data (see _Template).
+_GROWS = "otm_output_grows"
 # Output chunks counted at a time (see Sandbox.chunks): at most this many times the size cap
 # is held before a runaway output is refused.
 _BATCH = 32
@@ -112,6 +114,35 @@ class _CodeGenerator(CodeGenerator):
         self.write(")")
 
 
+class _Template(jinja2.Template):
+    """A template that knows whether its output can grow with the data: only then (loops,
+    macros) is its output counted against the size cap as it is produced. Without them the
+    output is at most a few values, each within the cap, and the whole is checked after."""
+
+    grows: bool = True
+
+    @classmethod
+    def _from_namespace(
+        cls,
+        environment: jinja2.Environment,
+        namespace: MutableMapping[str, Any],
+        globals: MutableMapping[str, Any],
+    ) -> jinja2.Template:
+        template = super()._from_namespace(environment, namespace, globals)
+        template.grows = bool(namespace.get(_GROWS, False))  # type: ignore[attr-defined]
+        return template
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        if self.grows:
+            return super().render(*args, **kwargs)
+        context = self.new_context(dict(*args, **kwargs))
+        try:
+            return "".join(self.root_render_func(context))
+        except Exception:
+            self.environment.handle_exception()
+        raise AssertionError("unreachable: handle_exception raises")  # pragma: no cover
+
+
 class _Formatter(SandboxedFormatter):
     """``str.format`` in the sandbox, refusing widths and precisions over the size cap."""
 
@@ -135,6 +166,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     context_class = _RenderContext
     code_generator_class = _CodeGenerator
+    template_class = _Template
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Jinja tries the attribute first and falls back to the item; on a dict that costs a
@@ -174,7 +206,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
         )
         if problem is not None:
             raise OverLimitError(problem[0], problem[1], name, filename)
-        return super()._generate(source, name, filename, defer_init)
+        code = super()._generate(source, name, filename, defer_init)
+        if any(source.find_all((nodes.For, nodes.Macro, nodes.CallBlock))):
+            code += f"\n{_GROWS} = True\n"  # read by _Template
+        return code
 
     # -- rendering: sizes, steps and time ------------------------------------------------------
 
@@ -288,6 +323,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
             size += sum(map(len, batch))
             parts += batch
         raise LimitError(f"the rendered output is over the {cap}-byte cap")
+
+    def output(self, template: jinja2.Template, context: Context) -> list[str]:
+        """The output chunks of ``template`` rendered in ``context``, checked by
+        :meth:`chunks` when the template's output can grow with the data."""
+        chunks = template.root_render_func(context)
+        return self.chunks(chunks) if getattr(template, "grows", True) else list(chunks)
 
     def concat(self, output: Iterable[str]) -> str:
         return "".join(self.chunks(output))

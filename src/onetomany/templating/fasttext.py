@@ -381,9 +381,9 @@ class FastText:
         # new_context copies the mapping (with the globals) into a fresh dict.
         jinja_context = self.template.new_context(cast(dict[str, Any], context))
         jinja_context.parent[_SINK] = seq
-        # The sandbox's chunks() refuses an output over the size cap before it is all held.
+        # The sandbox refuses an output over the size cap before it is all held.
         environment = cast(Sandbox, self.template.environment)
-        chunks = environment.chunks(self.template.root_render_func(jinja_context))
+        chunks = environment.output(self.template, jinja_context)
         html = "".join(chunks)
         fields = {key: str(jinja_context.vars[_FIELD_PREFIX + key]) for key in self.fields}
         try:
