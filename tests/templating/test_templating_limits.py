@@ -158,6 +158,15 @@ GROWTH = {
     "replace filter": "{{ ('x' * 400000)|replace('x', 'yy') }}",
     "output in a loop": "{% set s = 'x' * 400000 %}{% for i in range(n) %}{{ s }}{% endfor %}",
     "%-format of many values": "{{ '%s%s' % ('x' * 400000, 'x' * 400000) }}",
+    # Many values, each within the cap, adding up to gigabytes.
+    "many centered values": "{{ range(100000)|map('center', 500000)|list|length }}",
+    "a list of one long string, repeated": "{% set s = 'x' * 500000 %}{{ [s] * 500000 }}",
+    "a dict of long strings": (
+        "{% set s = 'x' * 500000 %}{{ {}.fromkeys(range(100000), s)|length }}"
+    ),
+    "batches filled with a long string": (
+        "{% set s = 'x' * 500000 %}{{ [1]|batch(100000, s)|list|length }}"
+    ),
 }
 
 

@@ -36,6 +36,7 @@ from markupsafe import Markup
 
 from onetomany.errors import MissingVariableError, TemplateError, TemplateSecurityError
 from onetomany.templating.limits import (
+    CURRENT,
     Budget,
     BudgetError,
     LimitError,
@@ -48,6 +49,7 @@ from onetomany.templating.limits import (
     guarded_filters,
     guarded_globals,
     nesting_problem,
+    weight,
 )
 
 __all__ = [
@@ -87,8 +89,7 @@ class OverLimitError(TemplateSyntaxError):
 
 class _RenderContext(Context):
     """A render's context: it carries the render's :class:`~onetomany.templating.limits.Budget`
-    (shared with the contexts Jinja derives from it), made on the first step it counts: most
-    renders make none."""
+    (the one the sandbox set around the render, shared with the contexts Jinja derives)."""
 
     _budget: Budget | None = None
 
@@ -96,7 +97,8 @@ class _RenderContext(Context):
     def budget(self) -> Budget:
         budget = self._budget
         if budget is None:
-            budget = self._budget = Budget(self.environment.limits)  # type: ignore[attr-defined]
+            budget = CURRENT.get() or Budget(self.environment.limits)  # type: ignore[attr-defined]
+            self._budget = budget
         return budget
 
     def derived(self, locals: dict[str, Any] | None = None) -> Context:
@@ -133,14 +135,18 @@ class _Template(jinja2.Template):
         return template
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        if self.grows:
-            return super().render(*args, **kwargs)
-        context = self.new_context(dict(*args, **kwargs))
+        token = CURRENT.set(Budget(self.environment.limits))  # type: ignore[attr-defined]
         try:
-            return "".join(self.root_render_func(context))
-        except Exception:
-            self.environment.handle_exception()
-        raise AssertionError("unreachable: handle_exception raises")  # pragma: no cover
+            if self.grows:
+                return super().render(*args, **kwargs)
+            context = self.new_context(dict(*args, **kwargs))
+            try:
+                return "".join(self.root_render_func(context))
+            except Exception:
+                self.environment.handle_exception()
+            raise AssertionError("unreachable: handle_exception raises")  # pragma: no cover
+        finally:
+            CURRENT.reset(token)
 
 
 class _Formatter(SandboxedFormatter):
@@ -234,6 +240,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
             self._check_repeat(right, left)
             if isinstance(left, int) and isinstance(right, int):
                 self._check_bits(left.bit_length() + right.bit_length(), left, "*", right)
+            else:
+                result = super().call_binop(context, operator, left, right)
+                return check_size(result, self.max_bytes, "a repeated sequence")
         elif (
             operator == "**"
             and isinstance(left, int)
@@ -253,6 +262,8 @@ class Sandbox(ImmutableSandboxedEnvironment):
                     f"adding a {len(left)}- and a {len(right)}-long value exceeds the "
                     f"size cap of {self.max_bytes}"
                 )
+            result = super().call_binop(context, operator, left, right)
+            return check_size(result, self.max_bytes, "a sum")
         elif operator == "%" and isinstance(left, str):
             check_percent_format(left, self.max_bytes)
             return check_size(
@@ -272,7 +283,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         if (
             isinstance(sequence, str | bytes | list | tuple)
             and isinstance(count, int)
-            and len(sequence) * count > self.max_bytes
+            and max(weight(sequence, self.max_bytes), 1) * count > self.max_bytes
         ):
             raise LimitError(
                 f"repeating a sequence {count} times exceeds the size cap of {self.max_bytes}"
@@ -327,8 +338,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def output(self, template: jinja2.Template, context: Context) -> list[str]:
         """The output chunks of ``template`` rendered in ``context``, checked by
         :meth:`chunks` when the template's output can grow with the data."""
-        chunks = template.root_render_func(context)
-        return self.chunks(chunks) if getattr(template, "grows", True) else list(chunks)
+        token = CURRENT.set(Budget(self.limits))
+        try:
+            chunks = template.root_render_func(context)
+            return self.chunks(chunks) if getattr(template, "grows", True) else list(chunks)
+        finally:
+            CURRENT.reset(token)
 
     def concat(self, output: Iterable[str]) -> str:
         return "".join(self.chunks(output))

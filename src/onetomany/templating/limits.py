@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
@@ -36,6 +37,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.filters import (
     do_batch,
     do_center,
+    do_forceescape,
     do_format,
     do_indent,
     do_join,
@@ -65,6 +67,8 @@ from jinja2.runtime import Context
 from jinja2.utils import generate_lorem_ipsum, pass_context, pass_environment, pass_eval_context
 
 __all__ = [
+    "BUILT_FACTOR",
+    "CURRENT",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_SECONDS",
     "DEFAULT_MAX_STEPS",
@@ -83,6 +87,7 @@ __all__ = [
     "guarded_filters",
     "guarded_globals",
     "nesting_problem",
+    "weight",
 ]
 
 # Blocks, brackets and unary operators open at any point of a template. Jinja's parser takes
@@ -96,6 +101,8 @@ MAX_TREE_DEPTH = 100
 DEFAULT_MAX_BYTES = 512 * 1024
 DEFAULT_MAX_STEPS = 1_000_000
 DEFAULT_MAX_SECONDS = 2.0
+# How many times ``max_bytes`` one render may build in strings and lists, all told.
+BUILT_FACTOR = 16
 # The filter every ``for`` loop's iterable goes through, to count its iterations. The space
 # makes it a name no template can write.
 LOOP_FILTER = "otm loop"
@@ -317,10 +324,37 @@ def _cap(eval_ctx: EvalContext) -> int:
 # -- render time: sizes ------------------------------------------------------------------------
 
 
+def weight(value: Any, limit: int) -> int:
+    """About how many characters ``value`` holds (a string's length; a container's items and
+    what they hold, each counted for every time it appears); counting stops past ``limit``."""
+    if type(value) is str:
+        return len(value)
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return total
+
+
 def check_size(value: Any, cap: int, what: str) -> Any:
-    """``value``, unless it is a string or sequence longer than ``cap``."""
-    if isinstance(value, str | bytes | list | tuple) and len(value) > cap:
-        raise LimitError(f"{what} would be {len(value)} long, over the limit of {cap}")
+    """``value``, unless it holds more than ``cap`` characters (see :func:`weight`); what it
+    holds is charged to the current render's :class:`Budget`."""
+    size = weight(value, cap)
+    if size > cap:
+        raise LimitError(f"{what} would hold over {cap} characters, the limit")
+    if size:
+        budget = CURRENT.get()
+        if budget is not None:
+            budget.charge(size)
     return value
 
 
@@ -418,14 +452,14 @@ def guarded_filters(cap: int) -> dict[str, Callable[..., Any]]:
 
     def center(value: Any, width: int = 80) -> str:
         _width(width, cap, "|center width")
-        return do_center(value, width)
+        return check_size(do_center(value, width), cap, "|center result")  # type: ignore[no-any-return]
 
     def indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
         text = str(s)
         step = len(width) if isinstance(width, str) else width
         if isinstance(step, int):
             _width(len(text) + (text.count("\n") + 1) * step, cap, "|indent result size")
-        return do_indent(s, width, first, blank)
+        return check_size(do_indent(s, width, first, blank), cap, "|indent result")  # type: ignore[no-any-return]
 
     @pass_environment
     def wordwrap(
@@ -449,7 +483,7 @@ def guarded_filters(cap: int) -> dict[str, Callable[..., Any]]:
         if attribute is not None:
             items = list(map(make_attrgetter(eval_ctx.environment, attribute), items))
         _width(_joined_size(str(d), items), cap, "|join result size")
-        joined: str = do_join(eval_ctx, items, d)
+        joined: str = check_size(do_join(eval_ctx, items, d), cap, "|join result")
         return joined
 
     @pass_eval_context
@@ -460,21 +494,26 @@ def guarded_filters(cap: int) -> dict[str, Callable[..., Any]]:
             cap,
             "|replace result size",
         )
-        return do_replace(eval_ctx, s, old, new, count)
+        return check_size(do_replace(eval_ctx, s, old, new, count), cap, "|replace result")  # type: ignore[no-any-return]
 
     def batch(value: Any, linecount: int, fill_with: Any = None) -> Any:
-        if fill_with is not None:
-            _width(linecount, cap, "|batch size")
+        if fill_with is not None and isinstance(linecount, int):
+            _width(linecount * max(weight(fill_with, cap), 1), cap, "|batch filling")
         return do_batch(value, linecount, fill_with)
 
     def slice_(value: Any, slices: int, fill_with: Any = None) -> Any:
         _width(slices, cap, "|slice count")
+        if fill_with is not None and isinstance(slices, int):
+            _width(slices * weight(fill_with, cap), cap, "|slice filling")
         return do_slice(value, slices, fill_with)
 
     @pass_eval_context
     def tojson(eval_ctx: EvalContext, value: Any, indent: int | None = None) -> Any:
         _width(indent, 64, "|tojson indent")
-        return do_tojson(eval_ctx, value, indent)
+        return check_size(do_tojson(eval_ctx, value, indent), cap, "|tojson result")
+
+    def forceescape(value: Any) -> Any:
+        return check_size(do_forceescape(value), cap, "|forceescape result")
 
     return {
         "format": format_,
@@ -486,6 +525,7 @@ def guarded_filters(cap: int) -> dict[str, Callable[..., Any]]:
         "batch": batch,
         "slice": slice_,
         "tojson": tojson,
+        "forceescape": forceescape,
         LOOP_FILTER: _counted,
     }
 
@@ -494,14 +534,19 @@ _GUARDED = frozenset(guarded_filters(1)) - {LOOP_FILTER}
 
 
 class Budget:
-    """The steps and time one render has left (see :class:`Limits`)."""
+    """The steps, time and built characters one render has left (see :class:`Limits`).
 
-    __slots__ = ("deadline", "left", "limits")
+    Every string or container a guarded operation builds is charged (its :func:`weight`), so
+    that many values each within the size cap (``range(n)|map('center', 500000)``) cannot add
+    up to gigabytes either: a render may build :data:`BUILT_FACTOR` times ``max_bytes``."""
+
+    __slots__ = ("built", "deadline", "left", "limits")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.left = limits.max_steps
-        self.deadline = time.perf_counter() + limits.max_seconds
+        self.built = 0
+        self.deadline = 0.0  # set on the first check: most renders never make one
 
     def spend(self) -> None:
         left = self.left - 1
@@ -518,16 +563,32 @@ class Budget:
                 self._check()
             yield item
 
+    def charge(self, size: int) -> None:
+        self.built += size
+        if self.built > self.limits.max_bytes * BUILT_FACTOR:
+            raise BudgetError(
+                f"the render built more than {self.limits.max_bytes * BUILT_FACTOR} characters "
+                f"of strings and lists ({BUILT_FACTOR} times the size cap)"
+            )
+
     def _check(self) -> None:
         if self.left <= 0:
             raise BudgetError(
                 f"the render went over its budget of {self.limits.max_steps} steps "
                 "(loop iterations and calls)"
             )
-        if time.perf_counter() > self.deadline:
+        now = time.perf_counter()
+        if not self.deadline:
+            self.deadline = now + self.limits.max_seconds
+        elif now > self.deadline:
             raise BudgetError(
                 f"the render ran for more than its budget of {self.limits.max_seconds:g}s"
             )
+
+
+# The budget of the render running in this thread (or task), set by the sandbox around each
+# render: guarded filters and operators charge what they build to it.
+CURRENT: ContextVar[Budget | None] = ContextVar("onetomany_template_budget", default=None)
 
 
 def guarded_globals(cap: int) -> dict[str, Any]:
