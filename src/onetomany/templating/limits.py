@@ -12,10 +12,11 @@ the :class:`~onetomany.templating.environment.Sandbox` enforces them:
 * **Size**: every width or precision in a format (``%``, ``str.format``, ``|format``), every
   width of ``center``/``ljust``/``rjust``/``zfill``/``expandtabs`` and of the ``center``,
   ``indent`` and ``wordwrap`` filters, and every string a template builds (``~``, ``+``, ``*``,
-  ``%``, ``join``, ``replace``...) is refused *before* it is allocated when it would pass
-  ``max_bytes``, the cap on the rendered HTML.
+  ``%``, ``join``, ``replace``...) is refused when it would pass ``max_bytes``, the cap on
+  the rendered HTML: before it is allocated wherever its size is known in advance.
 * **Work**: each loop iteration and each call costs one step; a render may take ``max_steps``
-  of them and run for ``max_seconds``.
+  of them, run for ``max_seconds`` and build :data:`BUILT_FACTOR` times ``max_bytes`` in
+  strings and lists all told (:class:`Budget`).
 
 Constant arguments are checked at compile time, so ``{{ 'x'.center(999999999) }}`` or two
 nested ``range(100000)`` loops are refused when the template loads (and by ``onetomany
