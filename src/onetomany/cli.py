@@ -38,7 +38,7 @@ from onetomany.simulate import (
     write_touches,
 )
 from onetomany.store import Store
-from onetomany.validation import render_problems
+from onetomany.validation import check_templates
 
 app = typer.Typer(
     name="onetomany",
@@ -99,7 +99,8 @@ def plugins(
 
 @app.command()
 def validate(path: ProgramPath) -> None:
-    """Check a program: its file, then every template rendered for its sources' contacts.
+    """Check a program: its file, every template compiled, then rendered for its sources'
+    contacts (or a generated sample when they have none).
 
     Every problem is listed with its file, key and reason. Nothing is sent, and the program's
     own store is left alone: the sources are read into a scratch store.
@@ -117,15 +118,19 @@ def validate(path: ProgramPath) -> None:
             (c, engine.store.get_account(c.account_id) if c.account_id else None)
             for c in engine.store.all_contacts()[:50]
         ]
-        problems = render_problems(program, samples, templates=engine.templates)
-    if problems:
-        errors.print(f"[red]error[/]: {len(problems)} template problem(s)", highlight=False)
-        for problem in problems:
+        checked = check_templates(program, samples, templates=engine.templates)
+    if checked.problems:
+        errors.print(
+            f"[red]error[/]: {len(checked.problems)} template problem(s) ({checked.summary()})",
+            highlight=False,
+        )
+        for problem in checked.problems:
             errors.print(f"  {problem}", highlight=False, markup=False)
         raise typer.Exit(1)
     console.print(
         f"[green]ok[/]: program {program.name!r}, {len(program.touches)} touch(es), "
-        f"rendered for {len(samples)} contact(s)"
+        f"{checked.summary()}",
+        highlight=False,
     )
 
 

@@ -16,6 +16,7 @@ from templating_support import WriteFiles, page, section, template
 from onetomany.errors import MissingVariableError, TemplateError, TemplateSecurityError
 from onetomany.templating import TemplateSet
 from onetomany.templating.environment import make_environment
+from onetomany.templating.limits import Limits
 
 MISSING_IN_TEXT = """+++
 subject = "Hi {{ contact.first_name }}"
@@ -245,6 +246,31 @@ def test_include_outside_the_folder_is_refused(write: WriteFiles, path: str) -> 
     assert path in str(raised.value)
 
 
+def test_include_outside_the_folder_names_the_file_and_line_that_include_it(
+    write: WriteFiles,
+) -> None:
+    escaping = '\n<mj-include path="../../etc/passwd" />'
+    templates = _single(write, template(page(section("<mj-text>x</mj-text>"), escaping)))
+
+    with pytest.raises(TemplateError, match="outside the template folder") as raised:
+        templates.check("t")
+
+    assert (raised.value.template, raised.value.line) == ("t.mjml", 5)
+
+
+def test_include_outside_the_folder_in_a_partial_names_the_partial(write: WriteFiles) -> None:
+    templates = _single(
+        write,
+        template(page('<mj-include path="partials/p.mjml" />')),
+        **{"partials/p.mjml": '<mj-wrapper>\n<mj-include path="../x.mjml" /></mj-wrapper>'},
+    )
+
+    with pytest.raises(TemplateError, match="outside the template folder") as raised:
+        templates.check("t")
+
+    assert (raised.value.template, raised.value.line) == ("partials/p.mjml", 2)
+
+
 def test_include_through_symlink_escaping_the_folder_is_refused(write: WriteFiles) -> None:
     folder = write()
     outside = folder.parent / "outside.mjml"
@@ -435,7 +461,7 @@ def test_dotted_names_on_dicts_resolve_as_in_jinjas_own_sandbox(
     """The SDK's environment looks dict items up first (Jinja goes through a raised
     AttributeError): the outcome must stay Jinja's for any dict and name, methods and
     sandbox refusals included."""
-    ours, _ = make_environment(filters={}, constants={}, max_bytes=1_000_000)
+    ours, _ = make_environment(filters={}, constants={}, limits=Limits(max_bytes=1_000_000))
     stock = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=True)
     source = f"{{{{ d.{name} }}}}"
 

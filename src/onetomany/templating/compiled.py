@@ -14,9 +14,10 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from onetomany.errors import TemplateError
+from onetomany.errors import TemplateError, TemplateSecurityError
 from onetomany.templating.environment import BoundTemplate
 from onetomany.templating.fasttext import FastText, OnePass
+from onetomany.templating.limits import BudgetError
 from onetomany.templating.mjml import MjmlCompiler, RenderingLoader, run_mjml
 from onetomany.templating.text import html_to_text
 
@@ -85,6 +86,14 @@ class CompiledTemplate:
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; every failure is a TemplateError naming the file."""
+        try:
+            return self._render(context)
+        except TemplateError:
+            raise
+        except Exception as exc:  # MJML or the text derivation; Jinja's are translated already
+            raise TemplateError(f"{type(exc).__name__}: {exc}", template=self.path) from exc
+
+    def _render(self, context: Mapping[str, Any]) -> Rendered:
         one = self._one(context)
         if one is not None:
             return self._one_pass(context, *one)
@@ -118,6 +127,11 @@ class CompiledTemplate:
             return None
         try:
             return self.fast_text.render_all(context)
+        except BudgetError as exc:
+            # Rendering again would spend the whole budget a second time for the same error.
+            raise TemplateSecurityError(
+                f"over a template limit: {exc}", template=self.path
+            ) from exc
         except Exception:  # rendered again the ordinary way, which reports it
             return None
 

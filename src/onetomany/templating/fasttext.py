@@ -59,7 +59,7 @@ from jinja2.runtime import Context
 from markupsafe import escape
 
 from onetomany.errors import TemplateError
-from onetomany.templating.environment import compile_template
+from onetomany.templating.environment import Sandbox, compile_template
 from onetomany.templating.placement import JINJA_TAG
 from onetomany.templating.text import (
     LINE_BREAK,
@@ -381,7 +381,9 @@ class FastText:
         # new_context copies the mapping (with the globals) into a fresh dict.
         jinja_context = self.template.new_context(cast(dict[str, Any], context))
         jinja_context.parent[_SINK] = seq
-        chunks = list(self.template.root_render_func(jinja_context))
+        # The sandbox refuses an output over the size cap before it is all held.
+        environment = cast(Sandbox, self.template.environment)
+        chunks = environment.output(self.template, jinja_context)
         html = "".join(chunks)
         fields = {key: str(jinja_context.vars[_FIELD_PREFIX + key]) for key in self.fields}
         try:

@@ -30,17 +30,22 @@ def read_text(path: Path, *, template: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def resolve_inside(root: Path, path: str, *, template: str) -> Path:
+def resolve_inside(root: Path, path: str, *, template: str, line: int | None = None) -> Path:
     """Resolve ``path`` (as written in an ``mj-include``) against ``root``, refusing to leave it.
 
     ``root`` must already be resolved. Absolute paths, ``..`` and symlinks pointing out of the
-    folder all raise a TemplateError naming ``template`` (the includer) and ``path``.
+    folder all raise a TemplateError naming ``template`` (the includer), its ``line`` when
+    known, and ``path``.
     """
     escape = TemplateError(
-        f"mj-include path {path!r} points outside the template folder", template=template
+        f"mj-include path {path!r} points outside the template folder",
+        template=template,
+        line=line,
     )
     if not path or "\x00" in path:
-        raise TemplateError(f"mj-include path {path!r} is empty or invalid", template=template)
+        raise TemplateError(
+            f"mj-include path {path!r} is empty or invalid", template=template, line=line
+        )
     if PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute() or path[0] in "/\\":
         raise escape
     if PureWindowsPath(path).drive:
@@ -51,6 +56,8 @@ def resolve_inside(root: Path, path: str, *, template: str) -> Path:
         raise escape
     if not resolved.is_file():
         raise TemplateError(
-            f"mj-include path {path!r}: no such file in the template folder", template=template
+            f"mj-include path {path!r}: no such file in the template folder",
+            template=template,
+            line=line,
         )
     return resolved

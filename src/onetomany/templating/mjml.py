@@ -144,14 +144,18 @@ class FolderLoader(_Loader):
         self.files: dict[str, str] = {}
         self.paths: dict[str, Path] = {}
         self._types = {include.path: include.type for include in includes}
+        # Where each path is first written: the file and line an error about it names.
+        self._where = {include.path: (template, include.line) for include in includes}
 
     def _load(self, path: str) -> str:
-        resolved = resolve_inside(self.root, path, template=self.template)
+        includer, line = self._where.get(path, (self.template, None))
+        resolved = resolve_inside(self.root, path, template=includer, line=line)
         name = resolved.relative_to(self.root).as_posix()
         content = read_text(resolved, template=name)
         if self._types.get(path, "mjml" if path.endswith(".mjml") else "other") == "mjml":
             for include in check_structure(content, template=name):
                 self._types.setdefault(include.path, include.type)
+                self._where.setdefault(include.path, (name, include.line))
         self.files[path] = content
         self.paths[path] = resolved
         return content

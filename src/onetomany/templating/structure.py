@@ -85,11 +85,12 @@ class MjmlStructureError(TemplateError):
 
 @attrs.frozen
 class Include:
-    """An ``<mj-include>`` of a checked source: ``path`` as written, and its ``type``
-    (``mjml``, ``html`` or ``css``)."""
+    """An ``<mj-include>`` of a checked source: ``path`` as written, its ``type`` (``mjml``,
+    ``html`` or ``css``) and the file line it is on."""
 
     path: str
     type: str
+    line: int | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -144,7 +145,7 @@ def check_structure(source: str, *, template: str, first_line: int = 1) -> list[
             raise fail(f"<{name}> is not an MJML element{_suggestion(element)}", match.start())
         attributes = match["attrs"]
         if element == "mj-include":
-            include = _include(attributes)
+            include = _include(attributes, line=position(match.start())[0])
             if include is not None:
                 includes.append(include)
         if attributes.rstrip().endswith("/") or element in _VOID:
@@ -208,12 +209,12 @@ def _tags(source: str) -> Iterator[re.Match[str]]:
             yield match
 
 
-def _include(attributes: str) -> Include | None:
+def _include(attributes: str, *, line: int) -> Include | None:
     values = {name.lower(): _unquote(value) for name, value in _ATTRIBUTE.findall(attributes)}
     path = values.get("path", "")
     if not path or "{" in path:
         return None  # built by Jinja: known only once rendered
-    return Include(path=path, type=values.get("type", "mjml").lower())
+    return Include(path=path, type=values.get("type", "mjml").lower(), line=line)
 
 
 def _unquote(value: str) -> str:

@@ -58,6 +58,12 @@ from onetomany.templating.fasttext import FILTERS as FAST_TEXT_FILTERS
 from onetomany.templating.fasttext import FastText, compile_fast_text
 from onetomany.templating.files import read_text
 from onetomany.templating.frontmatter import mjml_head_fields, split_front_matter
+from onetomany.templating.limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_MAX_STEPS,
+    Limits,
+)
 from onetomany.templating.locales import canonical_locale, locale_chain, locale_filters
 from onetomany.templating.mjml import MjmlCache, MjmlCompiler, MjmlOutput
 from onetomany.templating.placement import (
@@ -92,7 +98,9 @@ class TemplateSet:
 
     ``filters`` and ``constants`` (Jinja filters and globals, typically from plugins and the
     program) are available to every template, on top of the locale-aware filters of
-    :mod:`onetomany.templating.locales`. ``max_bytes`` caps the rendered HTML (and text).
+    :mod:`onetomany.templating.locales`. ``max_bytes`` caps the rendered HTML (and text), and
+    every width and string a template builds; ``max_steps`` and ``max_seconds`` bound the loop
+    iterations and calls, and the time, of one render (see :mod:`onetomany.templating.limits`).
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
     ``fast_text`` (on by default) derives the plain text through a precompiled text template
     when that provably gives the same text (see :mod:`onetomany.templating.fasttext`).
@@ -107,20 +115,21 @@ class TemplateSet:
         *,
         filters: Mapping[str, Callable[..., Any]] | None = None,
         constants: Mapping[str, Any] | None = None,
-        max_bytes: int = 512 * 1024,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
         fast_text: bool = True,
         touch_fields: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         folder = Path(folder)
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+        limits = Limits(max_bytes=max_bytes, max_steps=max_steps, max_seconds=max_seconds)
         self.folder = folder
         self._root = folder.resolve()
         self._html_env, self._text_env = make_environment(
             filters={**locale_filters(), **(filters or {}), **FAST_TEXT_FILTERS},
             constants=constants or {},
-            max_bytes=max_bytes,
+            limits=limits,
         )
         self._compile_mjml = compile_mjml
         self._mjml = MjmlCache(self._root, compile_mjml)
@@ -236,7 +245,14 @@ class TemplateSet:
             cached = self._compiled.get(name)
             if cached is not None and self._fresh(cached, source, text_source):
                 return cached  # another thread compiled it meanwhile
-            compiled = self._compile(name, source, text_source)
+            try:
+                compiled = self._compile(name, source, text_source)
+            except TemplateError:
+                raise
+            except Exception as exc:  # MJML, or anything else that gave up on this file
+                raise TemplateError(
+                    f"cannot compile: {type(exc).__name__}: {exc}", template=f"{name}{_SUFFIX}"
+                ) from exc
             self._compiled[name] = compiled
             return compiled
 
@@ -330,6 +346,25 @@ class TemplateSet:
             for variant in self.variants(name, suffix):
                 self._load_channel(f"{variant}{suffix}")
 
+    def problems(self) -> list[TemplateError]:
+        """Every template of the folder compiled without rendering: each variant of each name
+        (its MJML, includes, front matter and text) and each channel file; one problem per
+        file that fails, in name order."""
+        found: list[TemplateError] = []
+        for name in self.names():
+            for variant in self.variants(name):
+                try:
+                    self.compiled(variant)
+                except TemplateError as exc:
+                    found.append(exc)
+            for suffix in _CHANNEL_SUFFIXES:
+                for variant in self.variants(name, suffix):
+                    try:
+                        self._load_channel(f"{variant}{suffix}")
+                    except TemplateError as exc:
+                        found.append(exc)
+        return found
+
     def _channel(self, name: str, suffix: str, locale: str | None, persona: str | None) -> Any:
         variant = self.find(name, suffix, locale=locale, persona=persona)
         return None if variant is None else self._load_channel(f"{variant}{suffix}")
@@ -340,12 +375,19 @@ class TemplateSet:
         if cached is not None and cached.source == source:
             return cached
         compiled: ChannelFile
-        if filename.endswith(SMS_SUFFIX):
-            compiled = compile_sms(self._text_env, source, path=filename)
-        elif filename.endswith(WHATSAPP_SUFFIX):
-            compiled = compile_whatsapp(self._text_env, source, path=filename)
-        else:
-            compiled = compile_text(self._text_env, source, path=filename)
+        try:
+            if filename.endswith(SMS_SUFFIX):
+                compiled = compile_sms(self._text_env, source, path=filename)
+            elif filename.endswith(WHATSAPP_SUFFIX):
+                compiled = compile_whatsapp(self._text_env, source, path=filename)
+            else:
+                compiled = compile_text(self._text_env, source, path=filename)
+        except TemplateError:
+            raise
+        except Exception as exc:  # anything else that gave up on this file
+            raise TemplateError(
+                f"cannot compile: {type(exc).__name__}: {exc}", template=filename
+            ) from exc
         with self._lock:
             self._channel_files[filename] = compiled
         return compiled
