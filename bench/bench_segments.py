@@ -24,9 +24,10 @@ from typing import TypeVar
 import sqlalchemy as sa
 
 from onetomany import Account, Contact, Event
-from onetomany.segments import Profile, evaluate, matching_contact_ids, parse
+from onetomany.rules.segments import Profile, evaluate, parse
 from onetomany.store import Store
 from onetomany.store.schema import accounts, contacts, events
+from onetomany.store.segments import matching_contact_ids
 
 T = TypeVar("T")
 R = TypeVar("R")

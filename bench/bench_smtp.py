@@ -31,8 +31,8 @@ import mjml
 
 from onetomany import Account, Contact
 from onetomany.engine import Engine
+from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EventTrigger, Program, Touch
-from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.templating import html_to_text
 

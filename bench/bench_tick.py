@@ -36,10 +36,11 @@ import sqlalchemy as sa
 
 from onetomany import FrozenClock
 from onetomany.engine import EVENT_CURSOR, Engine
+from onetomany.plugins.settings import PluginSettings
 from onetomany.program import AbsenceTrigger, Audience, EventTrigger, Program, Touch
-from onetomany.segments import Profile, SegmentSet, load_profiles
-from onetomany.settings import PluginSettings
+from onetomany.rules.segments import Profile, SegmentSet
 from onetomany.store import Store
+from onetomany.store.profiles import load_profiles
 from onetomany.store.schema import accounts, contacts, cursors, events
 
 R = TypeVar("R")

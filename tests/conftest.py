@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from onetomany import Account, Contact
 from onetomany.engine import Engine
+from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EventTrigger, Program, Touch
-from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.testing import RecordingChannel, make_plugins
 

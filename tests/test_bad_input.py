@@ -17,11 +17,13 @@ from onetomany.errors import (
     InvalidEventError,
     StoreError,
 )
-from onetomany.plaindata import MAX_DEPTH
-from onetomany.segments import evaluate, load_profiles, matching_contact_ids
-from onetomany.segments.parser import MAX_DEPTH as MAX_SEGMENT_DEPTH
-from onetomany.segments.parser import MAX_TERMS, _depth, parse
+from onetomany.model.plaindata import MAX_DEPTH
+from onetomany.rules.segments import evaluate
+from onetomany.rules.segments.parser import MAX_DEPTH as MAX_SEGMENT_DEPTH
+from onetomany.rules.segments.parser import MAX_TERMS, _depth, parse
 from onetomany.store import Store
+from onetomany.store.profiles import load_profiles
+from onetomany.store.segments import matching_contact_ids
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

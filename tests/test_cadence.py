@@ -10,14 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onetomany import Account, Contact
-from onetomany.cadence import plan
-from onetomany.clock import FrozenClock
 from onetomany.engine import Engine
 from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.model.clock import FrozenClock
 from onetomany.program import Audience, CadenceTrigger, Touch, load_program
-from onetomany.recurrence import Recurrence
+from onetomany.rules.recurrence import Recurrence
 from onetomany.store import schema
 from onetomany.testing import RecordingChannel, make_plugins
+from onetomany.tracking.cadence import plan
 
 from .conftest import make_program
 from .test_program import GOOD, _folder

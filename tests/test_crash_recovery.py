@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from onetomany import Account, Contact
-from onetomany.dispatcher import DEFAULT_LEASE, DEFAULT_RECORD_EVERY, Dispatcher
+from onetomany.delivery.dispatcher import DEFAULT_LEASE, DEFAULT_RECORD_EVERY, Dispatcher
 from onetomany.engine import Engine
 from onetomany.program import load_program
 
@@ -34,7 +34,7 @@ assert BATCH > DEFAULT_RECORD_EVERY
 WORKER = """
 import sys
 from datetime import timedelta
-from onetomany.clock import SystemClock
+from onetomany.model.clock import SystemClock
 from onetomany.engine import Engine
 from onetomany.program import load_program
 

@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 
 from onetomany import Account, Contact
-from onetomany.compose import Composer
-from onetomany.dispatcher import DEFAULT_LEASE, DEFAULT_RECORD_EVERY, Dispatcher
+from onetomany.delivery.compose import Composer
+from onetomany.delivery.dispatcher import DEFAULT_LEASE, DEFAULT_RECORD_EVERY, Dispatcher
+from onetomany.delivery.retry import RetryPolicy
 from onetomany.engine import Engine
 from onetomany.errors import TransientDeliveryError
 from onetomany.model import DeliveryResult, Message
-from onetomany.retry import RetryPolicy
 from onetomany.store import NewTouch, Store
 from onetomany.testing import RecordingChannel, make_plugins
 
@@ -339,7 +339,7 @@ def test_a_worker_whose_lease_ran_out_changes_nothing_and_sends_no_more(
     engine.identify(*_people(*GOOD))
     _queue(engine, *GOOD)
 
-    with caplog.at_level(logging.WARNING, logger="onetomany.dispatcher"):
+    with caplog.at_level(logging.WARNING, logger="onetomany.delivery.dispatcher"):
         report = engine.dispatch()
 
     # The first worker sent two messages, failed the third, and sent nothing after it.

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from onetomany.cli import app
+from onetomany.cli.commands import app
 
 ROOT = Path(__file__).resolve().parents[1]
 # The pages a newcomer copies from: their Python runs, and each of their shell lines is checked.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from onetomany import ChannelKind, Message, PluginSettings
-from onetomany.channels import Runtime
+from onetomany.delivery.channels import Runtime
 from onetomany.errors import PermanentDeliveryError, TransientDeliveryError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Meta-tests that keep the docs honest (as datasette does).
 
-- every hook in :mod:`onetomany.hookspecs` appears in docs/plugins/hooks.md with its exact
+- every hook in :mod:`onetomany.plugins.hookspecs` appears in docs/plugins/hooks.md with its exact
   signature;
 - every hook has a test named ``test_hook_<hook name>`` under tests/ or a plugin's tests/;
 - every page that mkdocs.yml lists exists.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from onetomany import hookspecs
+from onetomany.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -13,16 +13,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from onetomany import Account, Contact
-from onetomany.clock import FrozenClock
-from onetomany.engagement import occurrence, unengaged
 from onetomany.engine import Engine
 from onetomany.errors import ConfigError, InputError
 from onetomany.model import OutboxStatus
+from onetomany.model.clock import FrozenClock
+from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EngagementTrigger, EventTrigger, Program, Touch
-from onetomany.reentry import idempotency_key
-from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.testing import RecordingChannel, make_plugins
+from onetomany.tracking.engagement import occurrence, unengaged
+from onetomany.tracking.reentry import idempotency_key
 
 from .conftest import WELCOME, write_templates
 
@@ -284,7 +284,7 @@ def test_a_bad_due_days_option_is_named(tmp_path):
         plugin="outbox",
         options={"folder": str(tmp_path), "kind": "csm", "due_days": -1},
     )
-    from onetomany.builtin.outbox_folder import OutboxFolderChannel
+    from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 
     with pytest.raises(ConfigError, match="due_days"):
         OutboxFolderChannel(settings_)

@@ -3,11 +3,11 @@ from datetime import timedelta
 import pytest
 
 from onetomany import Event
+from onetomany.delivery.retry import RetryPolicy
 from onetomany.engine import Engine
 from onetomany.errors import ConfigErrors, PermanentDeliveryError, TransientDeliveryError
+from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EventTrigger, Touch
-from onetomany.retry import RetryPolicy
-from onetomany.settings import PluginSettings
 from onetomany.testing import RecordingChannel, make_plugins
 
 from .conftest import make_program

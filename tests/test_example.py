@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from onetomany.clock import FrozenClock
+from onetomany.cli.preview import DEFAULT_LOCALES, write_preview
+from onetomany.cli.simulate import SimulationReport, Simulator
 from onetomany.engine import Engine
 from onetomany.model import Account, ChannelKind, Contact, Message
-from onetomany.preview import DEFAULT_LOCALES, write_preview
+from onetomany.model.clock import FrozenClock
 from onetomany.program import load_program
-from onetomany.simulate import SimulationReport, Simulator
+from onetomany.rules.triggers import ENGINE_EVENT_NAMES
 from onetomany.store import Store, schema
 from onetomany.testing import RecordingChannel
-from onetomany.triggers import ENGINE_EVENT_NAMES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onboarding"
 #: Every trait the example's templates read.

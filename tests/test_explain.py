@@ -12,11 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from onetomany import Account, Contact
-from onetomany.cli import app
+from onetomany.cli.commands import app
+from onetomany.cli.explain import explain, render
 from onetomany.engine import Engine
 from onetomany.errors import ConfigError, InputError
-from onetomany.explain import explain, render
-from onetomany.journeys import Journey, Stage
 from onetomany.program import (
     AbsenceTrigger,
     Audience,
@@ -28,6 +27,7 @@ from onetomany.program import (
     StageTrigger,
     Touch,
 )
+from onetomany.rules.journeys import Journey, Stage
 from onetomany.store import schema
 from onetomany.testing import RecordingChannel, make_plugins
 

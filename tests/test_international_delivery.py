@@ -14,7 +14,7 @@ import pytest
 
 from onetomany import Account, Contact
 from onetomany.engine import Engine
-from onetomany.settings import PluginSettings
+from onetomany.plugins.settings import PluginSettings
 from onetomany.store import Store
 
 from .conftest import make_program

@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.errors import ConfigErrors
-from onetomany.journey_tracking import (
+from onetomany.program import Audience, EventTrigger, Reentry, StageTrigger, Touch, load_program
+from onetomany.rules.journeys import Journey, Stage
+from onetomany.store import Store
+from onetomany.testing import make_plugins
+from onetomany.tracking.journeys import (
     Criteria,
     StageChange,
     _save,
@@ -23,10 +27,6 @@ from onetomany.journey_tracking import (
     journey_states,
     update_journeys,
 )
-from onetomany.journeys import Journey, Stage
-from onetomany.program import Audience, EventTrigger, Reentry, StageTrigger, Touch, load_program
-from onetomany.store import Store
-from onetomany.testing import make_plugins
 
 from .conftest import PEOPLE, make_program
 from .test_program import GOOD, _folder
@@ -267,7 +267,7 @@ def test_an_account_meeting_several_entries_starts_at_the_first(
     with _engine(tmp_path, store, frozen_clock, recorder) as engine:
         engine.track("signed_up", contact_id="c1", account_id="a1")
         _set_traits(engine, "a1", renewing=True)
-        with caplog.at_level(logging.INFO, logger="onetomany.journey_tracking"):
+        with caplog.at_level(logging.INFO, logger="onetomany.tracking.journeys"):
             assert _steps(engine.update_journeys()) == [("a1", "setup", "entered")]
         assert "'a1' meets the entry of several stages of journey 'onboarding'" in caplog.text
         assert "placed at the first, 'setup'" in caplog.text
@@ -278,7 +278,7 @@ def test_meeting_a_later_completion_waits_until_that_stage_is_entered(
 ):
     with _engine(tmp_path, store, frozen_clock, recorder) as engine:
         engine.track("report_created", contact_id="c1", account_id="a1")  # before signing up
-        with caplog.at_level(logging.DEBUG, logger="onetomany.journey_tracking"):
+        with caplog.at_level(logging.DEBUG, logger="onetomany.tracking.journeys"):
             assert engine.update_journeys() == []
         assert "meets the completion of stage 'first_value' of journey 'onboarding'" in (
             caplog.text
@@ -314,7 +314,7 @@ def test_a_stage_removed_from_the_journey_is_dropped_and_history_kept(store, cap
         ),
     )
     later = now + timedelta(days=1)
-    with caplog.at_level(logging.WARNING, logger="onetomany.journey_tracking"):
+    with caplog.at_level(logging.WARNING, logger="onetomany.tracking.journeys"):
         assert _steps(update_journeys(store, [after], now=later)) == [("a1", "pilot", "entered")]
     assert "journey 'j' has no stage 'trial' any more: account 'a1'" in caplog.text
     assert [s.stage for s in journey_states(store, "a1")] == ["pilot"]
@@ -330,7 +330,7 @@ def test_a_stage_removed_from_the_journey_is_dropped_and_history_kept(store, cap
     gone = Journey(
         name="j", stages=(Stage(name="paid", entry="account.paid == true", complete="false"),)
     )
-    with caplog.at_level(logging.WARNING, logger="onetomany.journey_tracking"):
+    with caplog.at_level(logging.WARNING, logger="onetomany.tracking.journeys"):
         assert update_journeys(store, [gone], now=later + timedelta(days=1)) == []
     assert "no stage 'pilot' any more" in caplog.text
     assert journey_states(store, "a1") == []

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onetomany.compose import recipient
-from onetomany.errors import PermanentDeliveryError
-from onetomany.mime import (
+from onetomany.delivery.compose import recipient
+from onetomany.delivery.mime import (
     ascii_domain,
     build_email,
     display_name,
@@ -19,6 +18,7 @@ from onetomany.mime import (
     parse_mailbox,
     sender_domain,
 )
+from onetomany.errors import PermanentDeliveryError
 from onetomany.model import ChannelKind, Contact, Message
 
 DATE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ import pytest
 
 from onetomany import Channel, DeliveryResult, Source, SyncResult, hookimpl
 from onetomany.errors import PluginError, PluginImportError, RegistrationError
-from onetomany.plugins import PluginLoadWarning, Plugins
+from onetomany.plugins.manager import PluginLoadWarning, Plugins
 from onetomany.testing import RecordingChannel, make_plugins
 
 

@@ -2,10 +2,10 @@ import textwrap
 
 import pytest
 
+from onetomany.delivery.retry import MAX_ATTEMPTS, RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
+from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EventTrigger, Program, Touch, load_program
-from onetomany.retry import MAX_ATTEMPTS, RetryPolicy
-from onetomany.settings import PluginSettings
 
 from .conftest import WELCOME, write_templates
 
@@ -272,7 +272,6 @@ template = "welcome"
 
 
 def test_toml_and_python_agree_on_every_trigger_journey_and_reentry_rule(tmp_path):
-    from onetomany.journeys import Journey, Stage
     from onetomany.program import (
         AbsenceTrigger,
         CadenceTrigger,
@@ -281,6 +280,7 @@ def test_toml_and_python_agree_on_every_trigger_journey_and_reentry_rule(tmp_pat
         SegmentTrigger,
         StageTrigger,
     )
+    from onetomany.rules.journeys import Journey, Stage
 
     loaded = load_program(_folder(tmp_path, EVERY_KIND))
     touch = {"channel": "email", "template": "welcome"}

@@ -8,11 +8,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onetomany.clock import FrozenClock
 from onetomany.engine import Engine
 from onetomany.errors import ConfigErrors
-from onetomany.journeys import Journey, Stage
+from onetomany.model.clock import FrozenClock
 from onetomany.program import Audience, EventTrigger, Reentry, Touch, load_program
+from onetomany.rules.journeys import Journey, Stage
 from onetomany.store import schema
 from onetomany.testing import RecordingChannel, make_plugins
 

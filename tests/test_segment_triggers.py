@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.program import SegmentTrigger, Touch
-from onetomany.segment_tracking import crossing_id, segment_members
 from onetomany.store import schema
 from onetomany.testing import make_plugins
+from onetomany.tracking.segments import crossing_id, segment_members
 
 from .conftest import make_program
 
@@ -111,7 +111,7 @@ def test_a_deleted_contact_leaves_without_an_event(tmp_path, store, frozen_clock
         engine.update_segments()
         with engine.store.engine.begin() as conn:
             conn.execute(sa.delete(schema.contacts).where(schema.contacts.c.id == "c1"))
-        with caplog.at_level(logging.INFO, logger="onetomany.segment_tracking"):
+        with caplog.at_level(logging.INFO, logger="onetomany.tracking.segments"):
             assert engine.update_segments() == []
         assert "contact 'c1' no longer exists" in caplog.text
         assert segment_members(engine.store, "low_adoption") == {}

@@ -16,14 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from onetomany.cli import app
-from onetomany.clock import FrozenClock
-from onetomany.engine import Engine
-from onetomany.errors import ConfigError, InvalidEventError
-from onetomany.model import ChannelKind, Event
-from onetomany.program import EventTrigger, Program, Touch, load_program
-from onetomany.settings import PluginSettings
-from onetomany.simulate import (
+from onetomany.cli.commands import app
+from onetomany.cli.simulate import (
     COLUMNS,
     CsmWeek,
     DayCount,
@@ -32,6 +26,12 @@ from onetomany.simulate import (
     parse_when,
     write_touches,
 )
+from onetomany.engine import Engine
+from onetomany.errors import ConfigError, InvalidEventError
+from onetomany.model import ChannelKind, Event
+from onetomany.model.clock import FrozenClock
+from onetomany.plugins.settings import PluginSettings
+from onetomany.program import EventTrigger, Program, Touch, load_program
 from onetomany.store import Store
 from onetomany.testing import RecordingChannel, make_plugins
 

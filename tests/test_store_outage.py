@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from onetomany import Account, Contact
-from onetomany.dispatcher import DEFAULT_RECORD_EVERY
+from onetomany.delivery.dispatcher import DEFAULT_RECORD_EVERY
 from onetomany.engine import Engine
-from onetomany.hookspecs import hookimpl
 from onetomany.model import Delivery
-from onetomany.plugins import Plugins
+from onetomany.plugins.hookspecs import hookimpl
+from onetomany.plugins.manager import Plugins
 from onetomany.program import load_program
 from onetomany.store import Store
 

@@ -5,8 +5,8 @@ import attrs
 from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.program import Audience, EventTrigger, Touch
+from onetomany.rules.tiers_toml import read_tiers
 from onetomany.testing import make_plugins
-from onetomany.tier_config import read_tiers
 
 from .conftest import make_program
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from onetomany.cli import app
+from onetomany.cli.commands import app
+from onetomany.cli.validation import check_templates
 from onetomany.program import load_program
 from onetomany.templating import TemplateSet
-from onetomany.validation import check_templates
 
 PROGRAM = """
 [program]

@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from onetomany.channels import Channel
-from onetomany.clock import Clock, FrozenClock, SystemClock
+from onetomany.delivery.channels import Channel
 from onetomany.errors import (
     ConfigError,
     ConfigErrors,
@@ -32,7 +31,6 @@ from onetomany.errors import (
     TemplateSecurityError,
     TransientDeliveryError,
 )
-from onetomany.hookspecs import hookimpl
 from onetomany.model import (
     UNSET,
     Account,
@@ -43,8 +41,10 @@ from onetomany.model import (
     Event,
     Message,
 )
-from onetomany.settings import PluginSettings
-from onetomany.sources import Source, SyncResult
+from onetomany.model.clock import Clock, FrozenClock, SystemClock
+from onetomany.plugins.hookspecs import hookimpl
+from onetomany.plugins.settings import PluginSettings
+from onetomany.plugins.sources import Source, SyncResult
 
 if TYPE_CHECKING:
     from onetomany.engine import Engine

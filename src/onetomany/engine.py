@@ -17,7 +17,30 @@ from typing import Any
 
 import attrs
 
-from onetomany.cadence import (
+from onetomany.delivery.channels import Channel, Runtime
+from onetomany.delivery.compose import Composer
+from onetomany.delivery.dispatcher import (
+    DEFAULT_LEASE,
+    DEFAULT_RECORD_EVERY,
+    DEFAULT_STORE_PATIENCE,
+    Dispatcher,
+    DispatchReport,
+)
+from onetomany.delivery.retry import RetryPolicy
+from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
+from onetomany.model import Account, Contact, Event
+from onetomany.model.clock import Clock, SystemClock
+from onetomany.plugins.manager import Plugins
+from onetomany.plugins.sources import Source
+from onetomany.program import Audience, Program, Touch
+from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
+from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
+from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
+from onetomany.store import EventPosition, InboxItem, NewTouch, Store
+from onetomany.store.segments import matching_contact_ids
+from onetomany.store.store import DELIVERY_EVENT_NAMES
+from onetomany.templating import TemplateSet
+from onetomany.tracking.cadence import (
     Firing,
     activity,
     advance_schedules,
@@ -25,39 +48,16 @@ from onetomany.cadence import (
     scheduled_next,
     start_schedules,
 )
-from onetomany.capacity import CapacityPlan, capacity_from_counts
-from onetomany.channels import Channel, Runtime
-from onetomany.clock import Clock, SystemClock
-from onetomany.compose import Composer
-from onetomany.dispatcher import (
-    DEFAULT_LEASE,
-    DEFAULT_RECORD_EVERY,
-    DEFAULT_STORE_PATIENCE,
-    Dispatcher,
-    DispatchReport,
-)
-from onetomany.engagement import engagement_event, occurrence, unengaged
-from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
-from onetomany.journey_tracking import (
+from onetomany.tracking.engagement import engagement_event, occurrence, unengaged
+from onetomany.tracking.journeys import (
     JourneyState,
     StageChange,
     journey_history,
     journey_states,
     update_journeys,
 )
-from onetomany.model import Account, Contact, Event
-from onetomany.plugins import Plugins
-from onetomany.program import Audience, Program, Touch
-from onetomany.reentry import apply_reentry, idempotency_key
-from onetomany.retry import RetryPolicy
-from onetomany.segment_tracking import SegmentChange, update_segment_members
-from onetomany.segments import matching_contact_ids
-from onetomany.sources import Source
-from onetomany.store import EventPosition, InboxItem, NewTouch, Store
-from onetomany.store.store import DELIVERY_EVENT_NAMES
-from onetomany.templating import TemplateSet
-from onetomany.tiers import TIERS, Tier, TierChange, TierState
-from onetomany.triggers import TIER_EVENT, CadenceTrigger
+from onetomany.tracking.reentry import apply_reentry, idempotency_key
+from onetomany.tracking.segments import SegmentChange, update_segment_members
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Engine:
     :param channels: channel instances that replace (or add to) the program's, by name.
     :param retry: how transient delivery failures are retried; by default the program's.
     :param lease, batch_size, record_every, store_patience: dispatcher tuning; see
-        :class:`~onetomany.dispatcher.Dispatcher`.
+        :class:`~onetomany.delivery.dispatcher.Dispatcher`.
 
     Delivery is at least once: a touch is queued once per idempotency key, and after a crash
     at most ``record_every`` (20 by default) messages whose outcomes were not yet written are
@@ -665,8 +665,12 @@ class Engine:
         if segment is None or not contacts:
             return contacts
         inside = set(
-            self.segments.matching_contact_ids(
-                self.store, segment, now=self.clock.now(), among=[c.id for c in contacts]
+            matching_contact_ids(
+                self.store,
+                self.segments.expr(segment),
+                now=self.clock.now(),
+                segments=self.segments,
+                among=[c.id for c in contacts],
             )
         )
         return [c for c in contacts if c.id in inside]
@@ -797,7 +801,9 @@ class Engine:
                 file=self.program.origin,
                 key=f"touches.{touch_name}.segment",
             )
-        ids = self.segments.matching_contact_ids(self.store, segment, now=now)
+        ids = matching_contact_ids(
+            self.store, self.segments.expr(segment), now=now, segments=self.segments
+        )
         by_account: dict[str | None, list[Contact]] = {}
         for contact in self.store.get_contacts(ids).values():
             by_account.setdefault(contact.account_id, []).append(contact)

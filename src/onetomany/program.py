@@ -40,14 +40,14 @@ from typing import Any
 
 import attrs
 
+from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
-from onetomany.journeys import Journey, read_journeys
 from onetomany.model import Event
-from onetomany.retry import RetryPolicy
-from onetomany.segments import TRAIT_TYPES, SegmentSet, check_types, parse
-from onetomany.settings import PluginSettings
-from onetomany.tier_config import TierSettings, read_tiers
-from onetomany.triggers import (
+from onetomany.plugins.settings import PluginSettings
+from onetomany.rules.journeys import Journey, read_journeys
+from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
+from onetomany.rules.tiers_toml import TierSettings, read_tiers
+from onetomany.rules.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
     CadenceTrigger,

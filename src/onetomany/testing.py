@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from onetomany.channels import Channel, Runtime
-from onetomany.clock import FrozenClock
+from onetomany.delivery.channels import Channel, Runtime
 from onetomany.errors import DeliveryError
-from onetomany.hookspecs import hookimpl
 from onetomany.model import Account, ChannelKind, Contact, DeliveryResult, Event, Message
-from onetomany.plugins import Plugins
-from onetomany.registry import Register
-from onetomany.settings import PluginSettings
-from onetomany.sources import Source, SyncResult
+from onetomany.model.clock import FrozenClock
+from onetomany.plugins.hookspecs import hookimpl
+from onetomany.plugins.manager import Plugins
+from onetomany.plugins.registry import Register
+from onetomany.plugins.settings import PluginSettings
+from onetomany.plugins.sources import Source, SyncResult
 from onetomany.store import Store
 
 __all__ = [

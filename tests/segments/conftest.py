@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from onetomany import Account, Contact, Event
-from onetomany.segments import Profile
+from onetomany.rules.segments import Profile
 from onetomany.store import Store
 
 #: Microseconds on purpose: day counts and windows must treat them the same in SQL.

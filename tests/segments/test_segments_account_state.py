@@ -11,19 +11,13 @@ import sqlalchemy as sa
 
 from onetomany import Account, Contact, Event
 from onetomany.errors import ConfigError
-from onetomany.segments import (
-    Profile,
-    check_types,
-    evaluate,
-    load_profiles,
-    matching_contact_ids,
-    parse,
-    unparse,
-)
-from onetomany.segments.ast import Compare, CurrentTier, DaysInStage, In, Literal, StageOf
+from onetomany.rules.segments import Profile, check_types, evaluate, parse, unparse
+from onetomany.rules.segments.ast import Compare, CurrentTier, DaysInStage, In, Literal, StageOf
+from onetomany.rules.tiers import TierState
 from onetomany.store import Store
+from onetomany.store.profiles import load_profiles
 from onetomany.store.schema import journey_states
-from onetomany.tiers import TierState
+from onetomany.store.segments import matching_contact_ids
 
 NOW = datetime(2026, 1, 5, 9, 0, 0, 250000, tzinfo=UTC)
 ACCOUNTS = (Account(id="acme"), Account(id="beta"))

@@ -27,15 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from onetomany import Account, Contact, Event
-from onetomany.segments import (
-    Profile,
-    compile_segment,
-    evaluate,
-    load_profiles,
-    matching_contact_ids,
-    unparse,
-)
-from onetomany.segments.ast import (
+from onetomany.rules.segments import Profile, evaluate, unparse
+from onetomany.rules.segments.ast import (
     And,
     Arith,
     Between,
@@ -56,7 +49,9 @@ from onetomany.segments.ast import (
     StageOf,
 )
 from onetomany.store import Store
+from onetomany.store.profiles import load_profiles
 from onetomany.store.schema import accounts, contacts, events, journey_states, tier_states
+from onetomany.store.segments import compile_segment, matching_contact_ids
 from tests.postgres import PostgresUnavailable, running_postgres, unavailable
 
 EXPRESSIONS_PER_POPULATION = 6

@@ -7,9 +7,10 @@ from datetime import datetime
 import pytest
 
 from onetomany.errors import ConfigError, ConfigErrors
-from onetomany.segments import Profile, SegmentSet, check_types, references
-from onetomany.segments.parser import parse
+from onetomany.rules.segments import Profile, SegmentSet, check_types, references
+from onetomany.rules.segments.parser import parse
 from onetomany.store import Store
+from onetomany.store.segments import matching_contact_ids
 
 SEGMENTS = {
     "paying": 'account.plan in ["pro", "enterprise"]',
@@ -37,7 +38,9 @@ def test_references_resolve_in_python_and_sql(
     }
     for name, inside in expected.items():
         assert segments.evaluate(name, profile, now=now) is inside, name
-        in_sql = segments.matching_contact_ids(profile_store, name, now=now)
+        in_sql = matching_contact_ids(
+            profile_store, segments.expr(name), now=now, segments=segments
+        )
         assert in_sql == (["ana"] if inside else []), name
 
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onetomany.errors import ConfigError
-from onetomany.segments import parse, unparse
-from onetomany.segments.ast import (
+from onetomany.rules.segments import parse, unparse
+from onetomany.rules.segments.ast import (
     And,
     Arith,
     Between,

@@ -11,10 +11,10 @@ import pytest
 
 from onetomany import Contact
 from onetomany.errors import ConfigError
-from onetomany.segments import Profile, evaluate, matching_contact_ids, to_sql
-from onetomany.segments.dates import iso_epoch
-from onetomany.segments.sql import AMONG_CHUNK
+from onetomany.rules.segments import Profile, evaluate
+from onetomany.rules.segments.dates import iso_epoch
 from onetomany.store import Store
+from onetomany.store.segments import AMONG_CHUNK, matching_contact_ids, to_sql
 
 T, F, U = True, False, None
 
@@ -185,7 +185,7 @@ def test_a_contact_without_account_has_only_missing_account_values(now: datetime
     ],
 )
 def test_date_strings(text: str, expected: datetime | None) -> None:
-    from onetomany.segments.dates import epoch
+    from onetomany.rules.segments.dates import epoch
 
     assert iso_epoch(text) == (None if expected is None else epoch(expected))
 

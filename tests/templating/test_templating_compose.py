@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from templating_support import WriteFiles, page, section, template
 
-from onetomany.compose import Composer
+from onetomany.cli.preview import write_preview, write_previews
+from onetomany.delivery.compose import Composer
 from onetomany.errors import PermanentDeliveryError
 from onetomany.model import Account, ChannelKind, Contact
-from onetomany.preview import write_preview, write_previews
 from onetomany.program import Program, load_program
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
@@ -213,7 +213,7 @@ def test_bundled_program_renders_for_every_example_contact(tmp_path: Path) -> No
 
 def test_the_template_context_holds_profile_data_only():
     from onetomany import Account, Contact
-    from onetomany.compose import account_context, contact_context
+    from onetomany.delivery.compose import account_context, contact_context
 
     contact = contact_context(Contact(id="c1", name="Ana Lima", traits={"seats": 3}))
     account = account_context(Account(id="a1", name="Acme"))

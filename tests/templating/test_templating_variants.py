@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from templating_support import WriteFiles, page, section, template
 
+from onetomany.delivery.sms import GSM7, UCS2, count_segments, encoding_of
 from onetomany.errors import TemplateError
-from onetomany.sms import GSM7, UCS2, count_segments, encoding_of
 from onetomany.templating import TemplateSet
 from onetomany.templating.locales import babel_locale, canonical_locale, locale_chain
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from onetomany.capacity import (
+from onetomany.rules.capacity import (
     CSM_HOURS_PER_MONTH,
     DEFAULT_NEW_ACCOUNT_TIER,
     WEEKS_PER_MONTH,
@@ -18,8 +18,8 @@ from onetomany.capacity import (
     capacity_from_counts,
     render_plan,
 )
-from onetomany.tier_config import read_tiers
-from onetomany.tiers import Tier
+from onetomany.rules.tiers import Tier
+from onetomany.rules.tiers_toml import read_tiers
 
 TECH, LOW, MID, HIGH = Tier.TECH, Tier.LOW, Tier.MID, Tier.HIGH
 

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from onetomany import Account
 from onetomany.errors import InvalidAccountError
-from onetomany.tier_config import TierConfigWarning, read_tiers
-from onetomany.tiers import (
+from onetomany.rules.tiers import (
     TIERS,
     Match,
     Tier,
@@ -27,6 +26,7 @@ from onetomany.tiers import (
     TierTracker,
     shadowed_criteria,
 )
+from onetomany.rules.tiers_toml import TierConfigWarning, read_tiers
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 TECH, LOW, MID, HIGH = Tier.TECH, Tier.LOW, Tier.MID, Tier.HIGH

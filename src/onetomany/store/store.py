@@ -25,11 +25,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from onetomany.errors import InputError, StoreError
 from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
-from onetomany.plaindata import MAX_INT
+from onetomany.model.plaindata import MAX_INT
+from onetomany.rules.tiers import TierState
+from onetomany.rules.triggers import DELIVERY_EVENTS
 from onetomany.store import schema
 from onetomany.store.migrate import upgrade
-from onetomany.tiers import TierState
-from onetomany.triggers import DELIVERY_EVENTS
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 import requests
 from onetomany import ChannelKind, Message, PluginSettings
-from onetomany.channels import Runtime
+from onetomany.delivery.channels import Runtime
 from onetomany.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 
 import onetomany_webhook

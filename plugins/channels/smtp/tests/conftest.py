@@ -19,10 +19,10 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from onetomany.channels import Runtime
-from onetomany.clock import FrozenClock
+from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
-from onetomany.settings import PluginSettings
+from onetomany.model.clock import FrozenClock
+from onetomany.plugins.settings import PluginSettings
 from onetomany_smtp import SmtpChannel
 
 LOOPBACK = "127.0.0.1"

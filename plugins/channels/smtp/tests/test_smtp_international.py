@@ -104,8 +104,8 @@ class _FailingChannel(SmtpChannel):
 def test_a_failure_inside_a_transaction_resets_the_session(
     start_server: StartServer, make_message: MakeMessage, clock: Any, rset_fails: bool
 ) -> None:
-    from onetomany.channels import Runtime
-    from onetomany.settings import PluginSettings
+    from onetomany.delivery.channels import Runtime
+    from onetomany.plugins.settings import PluginSettings
 
     server = start_server()
     settings = PluginSettings(

@@ -11,7 +11,7 @@ import pytest
 import onetomany_smtp
 from onetomany.errors import ConfigError
 from onetomany.model import ChannelKind
-from onetomany.settings import PluginSettings
+from onetomany.plugins.settings import PluginSettings
 from onetomany.testing import make_plugins
 from onetomany_smtp import SmtpChannel, SmtpOptions
 

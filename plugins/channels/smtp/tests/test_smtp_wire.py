@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from onetomany.clock import FrozenClock
+from onetomany.model.clock import FrozenClock
 from onetomany_smtp import SmtpChannel
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from onetomany.settings import PluginSettings
+from onetomany.plugins.settings import PluginSettings
 from onetomany_csv import CsvSource
 
 WriteCsv = Callable[..., Path]

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onetomany.settings import PluginSettings
+from onetomany.plugins.settings import PluginSettings
 from onetomany_csv import CsvSource
 
 OFFSETS = st.sampled_from(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from onetomany import Account, Contact, Event
-from onetomany.plugins import Plugins
+from onetomany.plugins.manager import Plugins
 from onetomany.store import Store
 from onetomany_csv import CsvSource
 

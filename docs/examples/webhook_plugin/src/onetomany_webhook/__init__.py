@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import requests
 from onetomany import Channel, ChannelKind, DeliveryResult, Message, PluginSettings, hookimpl
-from onetomany.channels import Runtime
+from onetomany.delivery.channels import Runtime
 from onetomany.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
-from onetomany.registry import Register
+from onetomany.plugins.registry import Register
 from requests.exceptions import ChunkedEncodingError
 
 __all__ = ["WebhookChannel", "onetomany_register_channels", "parse_retry_after"]

@@ -6,9 +6,9 @@ Installed, it is found through the ``onetomany`` entry point group; a program us
 
 from __future__ import annotations
 
-from onetomany.channels import Channel
-from onetomany.hookspecs import hookimpl
-from onetomany.registry import Register
+from onetomany.delivery.channels import Channel
+from onetomany.plugins.hookspecs import hookimpl
+from onetomany.plugins.registry import Register
 from onetomany_smtp.channel import SmtpChannel, SmtpOptions
 
 __all__ = ["SmtpChannel", "SmtpOptions", "onetomany_register_channels"]

@@ -21,16 +21,16 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 
-from onetomany.channels import Channel, Runtime
+from onetomany.delivery.channels import Channel, Runtime
+from onetomany.delivery.mime import build_email, envelope_address, needs_smtputf8
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from onetomany.mime import build_email, envelope_address, needs_smtputf8
 from onetomany.model import ChannelKind, DeliveryResult, Message
-from onetomany.settings import MASK, PluginSettings
+from onetomany.plugins.settings import MASK, PluginSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ which a program uses with ``[sources.NAME] plugin = "csv"``.
 from __future__ import annotations
 
 from onetomany import hookimpl
-from onetomany.registry import Register
-from onetomany.sources import Source
+from onetomany.plugins.registry import Register
+from onetomany.plugins.sources import Source
 from onetomany_csv.source import CsvSource
 
 __all__ = ["CsvSource", "onetomany_register_sources"]

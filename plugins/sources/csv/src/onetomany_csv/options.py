@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from onetomany.errors import ConfigError
-from onetomany.settings import PluginSettings
+from onetomany.plugins.settings import PluginSettings
 
 #: The files a CSV source can read, in the order they are read and reported.
 FILE_KINDS: Final = ("accounts", "contacts", "events")

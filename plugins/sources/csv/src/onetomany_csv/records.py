@@ -18,7 +18,7 @@ import attrs
 
 from onetomany.errors import InvalidContactError, InvalidEventError, SourceRow
 from onetomany.model import Account, Contact, Event
-from onetomany.plaindata import text_problem
+from onetomany.model.plaindata import text_problem
 from onetomany_csv.layout import EVENT_SUBJECTS, Layout
 from onetomany_csv.table import Record
 from onetomany_csv.values import CellError, converter, parse_bool, parse_timestamp

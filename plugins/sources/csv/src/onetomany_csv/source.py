@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from onetomany.errors import ConfigError, ConfigErrors, InputError, SourceDataError, SourceRow
-from onetomany.settings import PluginSettings
-from onetomany.sources import Source, SyncResult
+from onetomany.plugins.settings import PluginSettings
+from onetomany.plugins.sources import Source, SyncResult
 from onetomany_csv.layout import Layout, resolve_layout
 from onetomany_csv.options import CsvOptions, option_error, read_options
 from onetomany_csv.records import Context, Row, build_account, build_contact, build_event

@@ -1,0 +1,256 @@
+"""Turning a queued outbox row into a rendered :class:`~onetomany.model.Message`.
+
+Rendering happens at dispatch time, not when the touch is queued, so a fixed template or a
+corrected profile applies to rows still waiting. A row that cannot be rendered (missing
+variable, no address for the channel, no consent) raises
+:class:`~onetomany.errors.PermanentDeliveryError`, and the dispatcher dead-letters it with the
+reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import attrs
+
+from onetomany.delivery.mime import mailbox
+from onetomany.delivery.sms import count_segments
+from onetomany.errors import PermanentDeliveryError, TemplateError
+from onetomany.model import Account, ChannelKind, Contact, Message
+from onetomany.program import Program
+from onetomany.store import OutboxRow
+from onetomany.templating import TemplateSet
+from onetomany.templating.channels import WhatsAppTemplate
+from onetomany.templating.locales import canonical_locale
+
+
+def _fields(value: Account | Contact) -> dict[str, Any]:
+    # ``given`` is how the value was built (for identify's merge), not data a template shows.
+    return attrs.asdict(value, filter=lambda field, _: field.name != "given")
+
+
+def contact_context(contact: Contact) -> dict[str, Any]:
+    return _fields(contact) | {"first_name": contact.first_name}
+
+
+def account_context(account: Account | None) -> dict[str, Any]:
+    if account is None:
+        return {"id": None, "name": "", "traits": {}}
+    return _fields(account)
+
+
+def recipient(contact: Contact, kind: ChannelKind, account: Account | None) -> str:
+    """The address ``kind`` reaches ``contact`` at, after checking consent.
+
+    A CSM task goes to the account's owner, not to the contact, so the contact's consent
+    does not apply to it.
+    """
+    if kind is not ChannelKind.CSM and not contact.allows(kind):
+        raise PermanentDeliveryError(f"contact {contact.id!r} has not consented to {kind}")
+    if kind is ChannelKind.EMAIL:
+        address = mailbox(contact.name, contact.email) if contact.email else None
+    elif kind in (ChannelKind.SMS, ChannelKind.WHATSAPP):
+        address = contact.phone
+    elif kind is ChannelKind.CSM:
+        owner = account.traits.get("owner") if account else None
+        address = str(owner) if owner else None
+    else:
+        address = contact.id
+    if not address:
+        field = {ChannelKind.EMAIL: "email address", ChannelKind.CSM: "account owner"}.get(
+            kind, "phone number"
+        )
+        raise PermanentDeliveryError(f"contact {contact.id!r} has no {field} for {kind}")
+    return address
+
+
+def csm_task(
+    row: OutboxRow, contact: Contact, account: Account | None, *, owner: str
+) -> dict[str, Any]:
+    """What a CSM needs beside the rendered text: whom to call, why, and what came before.
+
+    ``reason`` and ``ladder`` (the earlier steps, each with its touch, channel, key and send
+    time) come from an escalation step's payload; other CSM touches say which touch fired.
+    """
+    escalation = row.payload.get("escalation")
+    escalation = escalation if isinstance(escalation, Mapping) else {}
+    return {
+        "owner": owner,
+        "account": {"id": account.id, "name": account.name} if account else None,
+        "contact": {
+            "id": contact.id,
+            "name": contact.name,
+            "email": contact.email,
+            "phone": contact.phone,
+            "role": contact.role,
+        },
+        "reason": escalation.get("reason") or f"touch {row.touch!r} fired",
+        "ladder": list(escalation.get("steps", [])),
+        "queued_at": row.available_at.isoformat(),
+    }
+
+
+class Composer:
+    """Renders outbox rows with a program's templates, per channel kind.
+
+    * EMAIL (and CSM): the ``.mjml`` template: HTML, text, subject, preheader. A CSM
+      message is addressed to the account's ``owner`` trait, and ``data["task"]`` holds
+      :func:`csm_task` (the contact to reach, the reason, the ladder history).
+    * SMS: the ``.sms.txt`` template -> ``text``; ``data`` holds ``sms_encoding`` (``GSM-7`` or
+      ``UCS-2``) and ``sms_segments``. More segments than the file's ``max_segments`` (else
+      ``max_sms_segments``) is a PermanentDeliveryError naming the template.
+    * WHATSAPP: ``.whatsapp.toml`` -> ``data`` holds ``whatsapp_template``,
+      ``whatsapp_language`` and ``whatsapp_parameters`` (``text`` is empty); or
+      ``.whatsapp.txt`` -> ``text`` (a session message).
+    * INAPP: ``subject`` is the front matter ``title`` (else the subject), ``text`` the
+      ``.inapp.txt`` rendering (else the email's text), ``url`` the front matter ``url``.
+
+    Every kind picks its files' variant from the contact's locale and role.
+    """
+
+    def __init__(
+        self, program: Program, templates: TemplateSet, *, max_sms_segments: int = 3
+    ) -> None:
+        if max_sms_segments < 1:
+            raise ValueError(f"max_sms_segments must be positive, not {max_sms_segments}")
+        self.program = program
+        self.templates = templates
+        self.max_sms_segments = max_sms_segments
+
+    def context(self, row: OutboxRow, contact: Contact, account: Account | None) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "contact": contact_context(contact),
+            "account": account_context(account),
+            "touch": {"name": row.touch, "key": row.idempotency_key},
+            "event": row.payload.get("event"),
+            # A cadence's firing ({"at", "local", "number", "since", ...}), and the account's
+            # events between the previous firing (or the anchor) and this one, for recaps.
+            "occurrence": row.payload.get("cadence"),
+            "activity": row.payload.get("activity") or [],
+            "escalation": row.payload.get("escalation"),
+            "program": {"name": self.program.name, "constants": dict(self.program.constants)},
+            "unsubscribe_url": "",
+            "locale": contact.locale,
+            "timezone": contact.timezone,
+        }
+        if self.program.unsubscribe_url:
+            # Plain substitution, not str.format: the URL comes from configuration and
+            # format() would let it reach attributes of the values.
+            base["unsubscribe_url"] = self.program.unsubscribe_url.replace(
+                "{contact_id}", quote(contact.id, safe="")
+            ).replace("{key}", quote(row.idempotency_key, safe=""))
+        return base
+
+    def compose(
+        self,
+        row: OutboxRow,
+        *,
+        contact: Contact,
+        account: Account | None,
+        kind: ChannelKind,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Message:
+        to = recipient(contact, kind, account)
+        context = self.context(row, contact, account)
+        try:
+            fields = self.render_fields(
+                row.template, context, kind=kind, locale=contact.locale, persona=contact.role
+            )
+        except TemplateError as exc:
+            raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
+        data = {**fields.pop("data"), **(extra or {})}
+        if kind is ChannelKind.CSM:
+            data.setdefault("task", csm_task(row, contact, account, owner=to))
+        if fields.get("sender") is None:
+            fields["sender"] = self.program.sender or None
+        return Message(
+            idempotency_key=row.idempotency_key,
+            channel=row.channel,
+            kind=kind,
+            to=to,
+            touch=row.touch,
+            contact_id=contact.id,
+            account_id=contact.account_id or row.account_id,
+            data=data,
+            **fields,
+        )
+
+    def render_fields(
+        self,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        kind: ChannelKind,
+        locale: str | None,
+        persona: str | None,
+    ) -> dict[str, Any]:
+        """The Message fields (``subject``, ``preheader``, ``html``, ``text``, ``sender``,
+        ``reply_to``, ``url``, ``data``) of ``template`` rendered for ``kind``. Raises
+        TemplateError, or PermanentDeliveryError for an SMS over its segment limit."""
+        templates = self.templates
+        if kind is ChannelKind.SMS:
+            return self._sms(template, context, locale=locale, persona=persona)
+        if kind is ChannelKind.WHATSAPP:
+            whatsapp = templates.whatsapp(template, locale=locale, persona=persona)
+            if whatsapp is None:
+                raise TemplateError(
+                    f"no {template}.whatsapp.toml or {template}.whatsapp.txt for the WhatsApp "
+                    "channel",
+                    template=template,
+                )
+            if isinstance(whatsapp, WhatsAppTemplate):
+                rendered = whatsapp.render(
+                    context, locale=canonical_locale(locale, template=template) if locale else None
+                )
+                return {
+                    "text": "",
+                    "data": {
+                        "whatsapp_template": rendered.template,
+                        "whatsapp_language": rendered.language,
+                        "whatsapp_parameters": rendered.parameters,
+                    },
+                }
+            return {"text": whatsapp.render(context), "data": {}}
+        email = templates.render(template, context, locale=locale, persona=persona)
+        fields: dict[str, Any] = {
+            "subject": email.subject,
+            "preheader": email.preheader,
+            "html": email.html,
+            "text": email.text,
+            "sender": email.sender,
+            "reply_to": email.reply_to,
+            "url": email.url,
+            "data": {},
+        }
+        if kind is ChannelKind.INAPP:
+            fields["subject"] = email.title or email.subject
+            body = templates.inapp_text(template, locale=locale, persona=persona)
+            if body is not None:
+                fields["text"] = body.render(context)
+        return fields
+
+    def _sms(
+        self,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        locale: str | None,
+        persona: str | None,
+    ) -> dict[str, Any]:
+        sms = self.templates.sms(template, locale=locale, persona=persona)
+        if sms is None:
+            raise TemplateError(f"no {template}.sms.txt for the SMS channel", template=template)
+        text = sms.render(context)
+        counted = count_segments(text)
+        limit = sms.max_segments or self.max_sms_segments
+        if counted.segments > limit:
+            raise PermanentDeliveryError(
+                f"template {sms.path!r}: the SMS takes {counted.segments} {counted.encoding} "
+                f"segments ({counted.units} characters), over the limit of {limit}"
+            )
+        return {
+            "text": text,
+            "data": {"sms_encoding": counted.encoding, "sms_segments": counted.segments},
+        }

@@ -1,0 +1,539 @@
+"""The dispatcher: the only code that makes anything leave the process.
+
+One pass claims due outbox rows (with a short lease, renewed as the batch goes, so a killed
+worker's rows come back within about a minute), renders each, hands them to their channel in
+one opened session per channel, and records the outcomes every ``record_every`` messages:
+
+- success: the row is ``sent`` and a delivery is recorded;
+- :class:`~onetomany.errors.TransientDeliveryError` (or an ``OSError`` a plugin failed to
+  map): the row goes back to ``pending`` with its next attempt time, computed by tenacity's
+  exponential backoff with jitter and never sooner than the error's ``retry_after``; after
+  ``max_attempts`` it is dead-lettered;
+- :class:`~onetomany.errors.PermanentDeliveryError`, a render failure, or any other exception
+  raised while composing, rendering, building or sending that one message: the row is
+  dead-lettered with the reason (``TypeName: message`` for an exception the plugin or template
+  did not map), and the batch goes on;
+- a channel whose ``open()`` raises: every row of the batch for it goes back to ``pending``
+  with the reason, as a failed attempt (so the backoff applies, and a channel that never opens
+  ends in the dead letters after ``max_attempts`` rather than being retried for ever).
+
+What is guaranteed (the README and docs/architecture.md say the same): a touch is queued once
+per idempotency key and delivered at least once. A message leaves before its outcome is
+written, so a crash can send again at most the outcomes not yet written: at most
+``record_every`` messages (:data:`DEFAULT_RECORD_EVERY` by default), each carrying the same
+Message-ID / provider idempotency key as the first copy, so receivers and providers that honour
+keys drop them.
+
+Leases are fenced. Every claim carries a token, every outcome write and lease renewal checks
+it, so a worker whose lease ran out changes nothing (it logs the rows it lost and does not send
+the ones it has not sent yet). A store that refuses a write (a lock held by another process, a
+dropped connection) is retried with backoff for ``store_patience`` seconds; then the batch
+stops without touching the unsent rows, and the outcomes not yet written are kept and written
+first by the next :meth:`Dispatcher.dispatch` call. No row is ever dead-lettered for a store
+error.
+
+Retries are rescheduled in the store rather than slept through in memory: a retry survives a
+crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
+in one :meth:`Dispatcher.dispatch` call is not due again within it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import attrs
+
+from onetomany.delivery.channels import Channel
+from onetomany.delivery.compose import Composer
+from onetomany.delivery.retry import RetryPolicy
+from onetomany.errors import DeliveryError, OnetomanyError, StoreError, TransientDeliveryError
+from onetomany.model import Delivery, DeliveryResult, Message
+from onetomany.model.clock import Clock
+from onetomany.plugins.manager import Plugins
+from onetomany.store import OutboxRow, Outcome, Store
+
+log = logging.getLogger(__name__)
+
+#: How long a claimed row stays with its worker unless renewed; a killed worker's rows are
+#: claimable again after this.
+DEFAULT_LEASE = timedelta(minutes=1)
+#: Outcomes written per transaction, and so the most messages a crash can send twice.
+DEFAULT_RECORD_EVERY = 20
+#: Seconds a refused store write is retried within one dispatch before the batch stops.
+DEFAULT_STORE_PATIENCE = 30.0
+
+_T = TypeVar("_T")
+
+
+@attrs.define
+class DispatchReport:
+    """What one :meth:`Dispatcher.dispatch` did.
+
+    ``sent``, ``retrying`` and ``dead`` count the messages this call handled (a message counts
+    as sent when its channel accepted it, even if its outcome is written by a later call).
+    ``stale`` counts rows another worker took over after this worker's lease ran out: not sent
+    by this worker, or sent but not recorded by it. ``unrecorded`` is how many outcomes the
+    store refused and are kept in memory for the next call; ``stopped`` says why the call ended
+    early, if it did.
+    """
+
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    stale: int = 0
+    unrecorded: int = 0
+    stopped: str | None = None
+
+    def __iadd__(self, other: DispatchReport) -> DispatchReport:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.dead += other.dead
+        self.stale += other.stale
+        self.unrecorded = other.unrecorded
+        self.stopped = other.stopped or self.stopped
+        return self
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _StoreDown(Exception):
+    """The store refused a write for longer than the dispatcher's patience."""
+
+
+def reason(exc: BaseException) -> str:
+    """``TypeName: message`` for an exception, even one whose message cannot be read."""
+    try:
+        text = str(exc)
+    except Exception:  # a message that cannot be printed (deep recursion, a broken __str__)
+        text = "(its message could not be read)"
+    text = text if len(text) <= 2000 else text[:1999] + "\u2026"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Dispatcher:
+    """Claims, renders, sends and records outbox rows.
+
+    Delivery is at least once: after a crash, at most ``record_every`` messages (the outcomes
+    not yet written) are sent again, with the same Message-ID and provider idempotency key.
+
+    :param channels: channel instances by the name the program gives them.
+    :param lease: how long a claimed row stays with this worker before another may take it.
+        The dispatcher renews its rows' lease whenever half of it has passed, checking before
+        each message, so a long batch keeps its rows and the lease can stay short.
+    :param batch_size: rows claimed at once.
+    :param record_every: outcomes written to the store in one transaction. After a crash,
+        rows sent but not yet recorded are sent again when their lease runs out, so this
+        bounds the duplicates a crash can cause (the Message-ID stays the same, so receivers
+        can drop them); 1 records every message on its own, at a cost in throughput.
+    :param store_patience: seconds (wall time) a store write refused with a
+        :class:`~onetomany.errors.StoreError` is retried, with backoff, before the batch stops
+        and the unwritten outcomes are kept for the next :meth:`dispatch`.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        composer: Composer,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        plugins: Plugins,
+        retry: RetryPolicy | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        batch_size: int = 200,
+        record_every: int = DEFAULT_RECORD_EVERY,
+        store_patience: float = DEFAULT_STORE_PATIENCE,
+    ) -> None:
+        if lease <= timedelta(0):
+            raise ValueError(f"lease must be positive, not {lease}")
+        self.store = store
+        self.composer = composer
+        self.channels = channels
+        self.clock = clock
+        self.plugins = plugins
+        self.retry = retry or RetryPolicy()
+        self.lease = lease
+        self.batch_size = batch_size
+        self.record_every = max(1, record_every)
+        self.store_patience = store_patience
+        self.worker = worker_id()
+        #: Outcomes not yet written, oldest first; kept across calls while the store refuses.
+        self._unrecorded: list[Outcome] = []
+        #: Rows of the current batch with no outcome yet, and their claim tokens.
+        self._held: dict[int, str] = {}
+        self._renew_at = self.clock.now()
+        # One pass at a time per dispatcher: the state above belongs to the pass running.
+        self._lock = threading.Lock()
+
+    # -- the pass ---------------------------------------------------------------------------
+
+    def dispatch(self, limit: int | None = None) -> DispatchReport:
+        """Send every row due when the call starts (at most ``limit``); returns the counts.
+
+        Never raises for one row's failure. If the store refuses writes for longer than
+        ``store_patience``, the call stops early, says why in ``stopped`` and keeps the
+        outcomes it could not write for the next call. Threads sharing one dispatcher take
+        turns; run several dispatchers (processes or engines) to send in parallel.
+        """
+        with self._lock:
+            return self._dispatch(limit)
+
+    def _dispatch(self, limit: int | None) -> DispatchReport:
+        report = DispatchReport()
+        started = self.clock.now()
+        try:
+            self._flush(report)  # what an earlier call could not write comes first
+            while limit is None or report.claimed < limit:
+                size = (
+                    self.batch_size
+                    if limit is None
+                    else min(self.batch_size, limit - report.claimed)
+                )
+                rows = self._patiently(functools.partial(self._claim, size, started))
+                if not rows:
+                    break
+                self._dispatch_rows(rows, report)
+        except _StoreDown as exc:
+            report.stopped = str(exc)
+            log.error(
+                "dispatch stopped: %s; %d outcome(s) kept to write later, unsent rows left "
+                "to their lease",
+                exc,
+                len(self._unrecorded),
+            )
+        except BaseException:
+            # A stop (KeyboardInterrupt, a host's timeout) interrupts the batch: what was sent
+            # is recorded if the store takes it at once, else kept for the next call.
+            try:
+                self._write(list(self._unrecorded), report, patient=False)
+            except Exception:
+                log.exception("could not record outcomes while stopping")
+            raise
+        finally:
+            self._held.clear()
+            report.unrecorded = len(self._unrecorded)
+        return report
+
+    def close(self) -> None:
+        """Write the outcomes kept from a call the store stopped, if the store takes them now.
+
+        Those it still refuses are lost with the process: their rows come back when their
+        lease runs out and are sent again (at most ``record_every`` of them).
+        """
+        with self._lock:
+            if not self._unrecorded:
+                return
+            try:
+                self._write(list(self._unrecorded), DispatchReport(), patient=False)
+            except Exception as exc:
+                log.error(
+                    "closing with %d outcome(s) not recorded (%s); their rows are sent again "
+                    "when their lease runs out",
+                    len(self._unrecorded),
+                    reason(exc),
+                )
+
+    def _claim(self, size: int, due_by: datetime) -> list[OutboxRow]:
+        return self.store.claim(
+            worker=self.worker, now=self.clock.now(), lease=self.lease, limit=size, due_by=due_by
+        )
+
+    def _dispatch_rows(self, rows: Sequence[OutboxRow], report: DispatchReport) -> None:
+        report.claimed += len(rows)
+        self._held = {row.id: row.claim_token or "" for row in rows}
+        self._renew_at = self.clock.now() + self.lease / 2
+        by_channel: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            by_channel.setdefault(row.channel, []).append(row)
+        for name, group in by_channel.items():
+            channel = self.channels.get(name)
+            if channel is None:
+                for row in group:
+                    self._finish(row, report, error=f"unknown channel {name!r}", final=True)
+                continue
+            lost = self._renew_if_due(report)
+            ready = self._compose(channel, [row for row in group if row.id not in lost], report)
+            if ready:
+                self._open_and_send(name, channel, ready, report)
+        self._flush(report)
+
+    # -- one row ----------------------------------------------------------------------------
+
+    def _compose(
+        self, channel: Channel, rows: Sequence[OutboxRow], report: DispatchReport
+    ) -> list[tuple[OutboxRow, Message]]:
+        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
+        accounts = self.store.get_accounts(
+            {c.account_id for c in contacts.values() if c.account_id}
+            | {r.account_id for r in rows if r.account_id}
+        )
+        ready: list[tuple[OutboxRow, Message]] = []
+        for row in rows:
+            try:
+                contact = contacts.get(row.contact_id) if row.contact_id else None
+                if contact is None:
+                    raise DeliveryError(f"contact {row.contact_id!r} is not in the store")
+                account_id = contact.account_id or row.account_id
+                account = accounts.get(account_id) if account_id else None
+                message = self.composer.compose(
+                    row, contact=contact, account=account, kind=channel.serves
+                )
+            except OnetomanyError as exc:
+                self._finish(row, report, error=str(exc), final=True)
+            except Exception as exc:
+                # A bug or an input no check caught: it costs this row, never the batch.
+                log.exception("composing %s raised", row.idempotency_key)
+                self._finish(row, report, error=reason(exc), final=True)
+            else:
+                ready.append((row, message))
+        return ready
+
+    def _open_and_send(
+        self,
+        name: str,
+        channel: Channel,
+        ready: list[tuple[OutboxRow, Message]],
+        report: DispatchReport,
+    ) -> None:
+        try:
+            channel.open()
+        except Exception as exc:
+            # Nothing was sent: the rows go back with the reason, as a failed attempt.
+            error = f"channel {name!r} could not open: {reason(exc)}"
+            log.error("%s; %d row(s) released", error, len(ready))
+            for row, _ in ready:
+                self._finish(row, report, error=error)
+            return
+        try:
+            self._send(channel, ready, report)
+        finally:
+            try:
+                channel.close()
+            except Exception:
+                log.exception("channel %r raised while closing", name)
+
+    def _send(
+        self, channel: Channel, ready: list[tuple[OutboxRow, Message]], report: DispatchReport
+    ) -> None:
+        # A channel with its own batch API gets groups; one that sends message by message gets
+        # them one at a time, so the lease is checked (and renewed) before each one leaves.
+        step = self.record_every if type(channel).send_many is not Channel.send_many else 1
+        pending = list(ready)
+        while pending:
+            lost = self._renew_if_due(report)
+            if lost:
+                pending = [(row, message) for row, message in pending if row.id not in lost]
+            group, pending = pending[:step], pending[step:]
+            self._send_group(channel, group, report)
+
+    def _send_group(
+        self, channel: Channel, group: list[tuple[OutboxRow, Message]], report: DispatchReport
+    ) -> None:
+        queue = list(group)
+        while queue:
+            outcomes = iter(channel.send_many([message for _, message in queue]))
+            while queue:
+                try:
+                    outcome = next(outcomes)
+                except StopIteration:
+                    for row, _ in queue:
+                        self._finish(row, report, error="the channel reported no outcome")
+                    return
+                except Exception as exc:
+                    # A plugin bug or an error it did not map (building the MIME, encoding an
+                    # address): charge it to the message in flight, go on with the rest.
+                    row, _ = queue.pop(0)
+                    log.exception(
+                        "channel %r raised while sending %s", row.channel, row.idempotency_key
+                    )
+                    self._finish(row, report, error=reason(exc), final=not isinstance(exc, OSError))
+                    break
+                row, _ = queue.pop(0)
+                self._record(row, outcome, report)
+
+    def _record(self, row: OutboxRow, outcome: object, report: DispatchReport) -> None:
+        if isinstance(outcome, DeliveryResult):
+            self._save(row, report, "sent", provider_message_id=outcome.provider_message_id)
+        elif isinstance(outcome, TransientDeliveryError):
+            self._finish(row, report, error=str(outcome), retry_after=outcome.retry_after)
+        elif isinstance(outcome, DeliveryError):
+            self._finish(row, report, error=str(outcome), final=True)
+        else:
+            # It may have been sent: never retried, dead-lettered with what came back.
+            error = f"TypeError: the channel returned {outcome!r:.200}, not a DeliveryResult"
+            self._finish(row, report, error=error, final=True)
+
+    def _finish(
+        self,
+        row: OutboxRow,
+        report: DispatchReport,
+        *,
+        error: str,
+        final: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        attempt = row.attempts + 1
+        if final:
+            self._save(row, report, "dead", error=error)
+        elif attempt >= self.retry.max_attempts:
+            self._save(row, report, "dead", error=f"gave up after {attempt} attempts: {error}")
+        else:
+            wait = self.retry.wait(attempt, retry_after)
+            retry_at = self.clock.now() + timedelta(seconds=wait)
+            self._save(row, report, "retrying", error=error, retry_at=retry_at)
+
+    def _save(
+        self,
+        row: OutboxRow,
+        report: DispatchReport,
+        status: str,
+        *,
+        error: str | None = None,
+        provider_message_id: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        delivery = Delivery(
+            outbox_id=row.id,
+            idempotency_key=row.idempotency_key,
+            channel=row.channel,
+            attempt=row.attempts + 1,
+            status=status,
+            at=self.clock.now(),
+            touch=row.touch,
+            contact_id=row.contact_id,
+            account_id=row.account_id,
+            provider_message_id=provider_message_id,
+            error=error,
+        )
+        self._held.pop(row.id, None)
+        self._unrecorded.append(
+            Outcome(delivery=delivery, claim_token=row.claim_token or "", retry_at=retry_at)
+        )
+        setattr(report, status, getattr(report, status) + 1)
+        if status != "sent":
+            log.warning("%s %s: %s", status, row.idempotency_key, error)
+        if len(self._unrecorded) >= self.record_every:
+            self._flush(report)
+
+    # -- the store ----------------------------------------------------------------------------
+
+    def _renew_if_due(self, report: DispatchReport) -> set[int]:
+        """Renew the batch's lease once half of it has passed; returns the rows lost to
+        another worker (their lease ran out and they were claimed again), which this worker
+        must not send."""
+        now = self.clock.now()
+        if now < self._renew_at or not (self._held or self._unrecorded):
+            return set()
+        # Rows sent but not yet recorded are still claimed: their lease is renewed too (a row
+        # lost among them is reported when its outcome is refused).
+        claims = {o.delivery.outbox_id: o.claim_token for o in self._unrecorded} | self._held
+        renewed = self._patiently(lambda: self.store.renew(claims, now=now, lease=self.lease))
+        self._renew_at = now + self.lease / 2
+        lost = set(self._held) - renewed
+        for row_id in sorted(lost):
+            del self._held[row_id]
+            report.stale += 1
+            log.warning(
+                "outbox row %d: the lease ran out and another worker claimed it; not sent here",
+                row_id,
+            )
+        return lost
+
+    def _flush(self, report: DispatchReport) -> None:
+        self._write(list(self._unrecorded), report, patient=True)
+
+    def _write(
+        self,
+        outcomes: list[Outcome],
+        report: DispatchReport,
+        *,
+        patient: bool,
+        last_resort: bool = False,
+    ) -> None:
+        """Write ``outcomes`` (the oldest unrecorded ones) and forget them once written."""
+        if not outcomes:
+            return
+        try:
+            if patient:
+                stale = self._patiently(lambda: self.store.record_many(outcomes))
+            else:
+                stale = self.store.record_many(outcomes)
+        except (_StoreDown, StoreError):
+            raise
+        except Exception as exc:
+            # Not an unavailable store but an outcome it refuses: write them one by one; one
+            # that still fails is written plain (its status, no provider id, the reason), and
+            # one refused even so is left to its lease rather than stop every other row.
+            if len(outcomes) > 1:
+                for outcome in outcomes:
+                    self._write([outcome], report, patient=patient)
+                return
+            [outcome] = outcomes
+            index = next(i for i, kept in enumerate(self._unrecorded) if kept is outcome)
+            if last_resort:
+                log.error(
+                    "cannot record %s (%s): %s; the row is sent again when its lease runs out",
+                    outcome.delivery.idempotency_key,
+                    outcome.delivery.status,
+                    reason(exc),
+                )
+                del self._unrecorded[index]
+                return
+            problem = f"the outcome could not be recorded as given: {reason(exc)}"
+            log.error("%s: %s", outcome.delivery.idempotency_key, problem)
+            plain = attrs.evolve(
+                outcome,
+                delivery=attrs.evolve(
+                    outcome.delivery,
+                    provider_message_id=None,
+                    error=ascii(f"{outcome.delivery.error or ''} ({problem})".strip())[1:-1],
+                ),
+            )
+            self._unrecorded[index] = plain
+            self._write([plain], report, patient=patient, last_resort=True)
+            return
+        done = {id(outcome) for outcome in outcomes}
+        self._unrecorded = [o for o in self._unrecorded if id(o) not in done]
+        refused = {id(outcome) for outcome in stale}
+        for outcome in stale:
+            report.stale += 1
+            log.warning(
+                "outbox row %d (%s): the lease ran out and another worker claimed it; "
+                "this worker's outcome (%s) is not recorded",
+                outcome.delivery.outbox_id,
+                outcome.delivery.idempotency_key,
+                outcome.delivery.status,
+            )
+        for outcome in outcomes:
+            if id(outcome) not in refused:
+                self.plugins.notify("onetomany_delivery_recorded", delivery=outcome.delivery)
+
+    def _patiently(self, call: Callable[[], _T]) -> _T:
+        """``call()``, retried with backoff while the store refuses it, for up to
+        ``store_patience`` seconds of wall time (a lock held by another process does not
+        follow an injected clock)."""
+        deadline = time.monotonic() + self.store_patience
+        wait = 0.05
+        while True:
+            try:
+                return call()
+            except StoreError as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _StoreDown(str(exc)) from exc
+                log.warning("store refused a write (%s); trying again", exc)
+                time.sleep(min(wait, left))
+                wait = min(wait * 2, 2.0)

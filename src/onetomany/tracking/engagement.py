@@ -1,0 +1,214 @@
+"""Engagement outcomes: opens and clicks, and the escalation ladders they stop.
+
+A host reports that a contact opened or clicked a message with
+:meth:`~onetomany.Engine.track_engagement`, naming the outbox row by its idempotency key; the
+engine stores a ``message_opened`` or ``message_clicked`` event carrying that key.
+
+An :class:`~onetomany.program.EngagementTrigger` (``{ not_opened = "welcome", days = 3 }``)
+makes its touch the next step of a ladder. Each tick, :func:`unengaged` asks the store, in one
+statement per step, for the sent rows of the watched touch that:
+
+* were sent at least ``days`` ago. The send time is the ``deliveries`` row with status
+  ``sent``: it is written once, in the transaction that marks the row sent, and nothing moves
+  it afterwards (``outbox.updated_at`` would, should anything ever touch the row again);
+* have not escalated yet: no outbox row holds the next step's key (the occurrence is
+  ``after-<outbox id of the previous row>``, which explanations rely on);
+* were not engaged with: no counting event carries their key.
+
+Only rows with status ``sent`` escalate. A row that died (bounced, no address, no consent)
+never reached the contact, so "not opened" says nothing about them; it has its own
+``message_dead`` event for a touch that wants to react to it.
+
+For those few rows only, engagement with any earlier step of the same ladder run is checked
+too: each escalated row carries the keys of the steps before it in ``payload["ladder"]``, so
+an open of the original email after the resend went out stops the SMS and the CSM task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+
+from onetomany.errors import InputError
+from onetomany.model import Event, OutboxStatus
+from onetomany.program import Touch
+from onetomany.rules.triggers import ENGAGEMENT_EVENTS, EngagementTrigger
+from onetomany.store import OutboxRow, Store, schema
+from onetomany.tracking.reentry import idempotency_key
+
+_CHUNK = 500
+
+
+def engagement_event(
+    store: Store, key: str, kind: str, *, at: datetime, now: datetime, id: str | None = None
+) -> Event:
+    """Store the ``kind`` (``opened`` or ``clicked``) event of the outbox row keyed ``key``.
+
+    Raises :class:`~onetomany.errors.InputError` naming the key when no row has it, or naming
+    the kind when it is neither; nothing is stored then.
+    """
+    if kind not in ENGAGEMENT_EVENTS:
+        known = ", ".join(repr(k) for k in ENGAGEMENT_EVENTS)
+        raise InputError(f"engagement kind {kind!r} for message {key!r} is not one of {known}")
+    t = schema.outbox
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(t.c.touch, t.c.channel, t.c.contact_id, t.c.account_id).where(
+                t.c.idempotency_key == key
+            )
+        ).first()
+    if row is None:
+        raise InputError(f"no outbox row has the idempotency key {key!r}; nothing was tracked")
+    fields: dict[str, Any] = {
+        "name": ENGAGEMENT_EVENTS[kind],
+        "occurred_at": at,
+        "contact_id": row.contact_id,
+        "account_id": row.account_id,
+        "properties": {"idempotency_key": key, "touch": row.touch, "channel": row.channel},
+    }
+    if id is not None:
+        fields["id"] = id
+    event = Event(**fields)
+    store.add_events([event], now=now)
+    return event
+
+
+@attrs.frozen(kw_only=True)
+class Unengaged:
+    """A sent row whose contact did not engage within the step's days: it escalates."""
+
+    row: OutboxRow
+    sent_at: datetime
+
+    @property
+    def ladder(self) -> list[str]:
+        """The keys of this row's ladder run, from the root message to this row."""
+        return [*_keys(self.row.payload.get("ladder")), self.row.idempotency_key]
+
+    def payload(self, trigger: EngagementTrigger) -> dict[str, Any]:
+        """What the escalated row carries: the ladder's keys, and its history for people."""
+        earlier = self.row.payload.get("escalation")
+        steps = list(earlier.get("steps", [])) if isinstance(earlier, Mapping) else []
+        steps.append(
+            {
+                "key": self.row.idempotency_key,
+                "touch": self.row.touch,
+                "channel": self.row.channel,
+                "sent_at": self.sent_at.isoformat(),
+            }
+        )
+        what = "opened" if trigger.outcome == "not_opened" else "clicked"
+        reason = (
+            f"{self.row.touch!r} sent {self.sent_at:%Y-%m-%d %H:%M} UTC was not {what} "
+            f"within {trigger.days} days"
+        )
+        return {"ladder": self.ladder, "escalation": {"reason": reason, "steps": steps}}
+
+
+#: A step's occurrence is ``after-<outbox id of the row it escalates>``.
+OCCURRENCE_PREFIX = "after-"
+
+
+def occurrence(row_id: int) -> str:
+    """The occurrence of the step that escalates outbox row ``row_id``."""
+    return f"{OCCURRENCE_PREFIX}{row_id}"
+
+
+def unengaged(
+    store: Store, program: str, touch: Touch, trigger: EngagementTrigger, *, now: datetime
+) -> list[Unengaged]:
+    """The sent rows of ``trigger.touch`` that ``touch`` escalates at ``now``.
+
+    One statement selects the rows sent ``days`` ago or more that neither escalated nor were
+    engaged with; then the earlier steps of those rows' ladder runs are checked, for them
+    alone.
+    """
+    o, nxt, d, e = (
+        schema.outbox.alias("sent"),
+        schema.outbox.alias("next"),
+        schema.deliveries,
+        schema.events,
+    )
+    counted = trigger.engagement
+    # idempotency_key(program, touch.name, o.contact_id, occurrence(o.id)), spelled in SQL;
+    # a test holds the two spellings together.
+    head, tail = idempotency_key(program, touch.name, "\0", occurrence(0))[:-1].split("\0")
+    next_key = (
+        sa.literal(head, sa.String)
+        + o.c.contact_id
+        + sa.literal(tail, sa.String)
+        + sa.cast(o.c.id, sa.String)
+    )
+    escalated = sa.exists().where(nxt.c.idempotency_key == next_key)
+    engaged = sa.exists().where(
+        e.c.contact_id == o.c.contact_id,
+        e.c.name.in_(counted),
+        e.c.occurred_at <= now,
+        e.c.properties["idempotency_key"].as_string() == o.c.idempotency_key,
+    )
+    query = (
+        sa.select(o, d.c.at.label("sent_at"))
+        .join(d, sa.and_(d.c.outbox_id == o.c.id, d.c.status == "sent"))
+        .where(
+            o.c.status == OutboxStatus.SENT,
+            o.c.program == program,
+            o.c.touch == trigger.touch,
+            o.c.contact_id.is_not(None),
+            d.c.at <= now - timedelta(days=trigger.days),
+            ~escalated,
+            ~engaged,
+        )
+        .order_by(o.c.id)
+    )
+    with store.engine.connect() as conn:
+        found = {
+            row.id: Unengaged(row=OutboxRow.from_row(row), sent_at=_aware(row.sent_at))
+            for row in conn.execute(query)
+        }
+    candidates = list(found.values())  # one per row even if a row has two sent deliveries
+    earlier = {k for c in candidates for k in c.ladder[:-1]}
+    if not earlier:
+        return candidates
+    stopped = engaged_keys(
+        store, earlier, names=counted, contact_ids=[c.row.contact_id for c in candidates], now=now
+    )
+    return [c for c in candidates if not stopped.intersection(c.ladder[:-1])]
+
+
+def engaged_keys(
+    store: Store,
+    keys: Iterable[str],
+    *,
+    names: Sequence[str],
+    contact_ids: Iterable[str | None],
+    now: datetime,
+) -> set[str]:
+    """Which of ``keys`` have one of the engagement events ``names`` at or before ``now``."""
+    e = schema.events
+    wanted = set(keys)
+    contacts = sorted({c for c in contact_ids if c})
+    key = e.c.properties["idempotency_key"].as_string()
+    found: set[str] = set()
+    with store.engine.connect() as conn:
+        for start in range(0, len(contacts), _CHUNK):
+            # The contacts narrow the scan to their events (indexed); the keys pick among them.
+            query = sa.select(key).where(
+                e.c.contact_id.in_(contacts[start : start + _CHUNK]),
+                e.c.name.in_(names),
+                e.c.occurred_at <= now,
+            )
+            found.update(k for k in conn.scalars(query) if k in wanted)
+    return found
+
+
+def _keys(value: object) -> list[str]:
+    return [str(k) for k in value] if isinstance(value, list) else []
+
+
+def _aware(value: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
