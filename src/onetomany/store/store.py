@@ -1,9 +1,11 @@
 """The store: every row onetomany keeps, behind one class.
 
 SQLite (a file, in WAL mode) is the embedded default; any SQLAlchemy URL works, PostgreSQL
-being the one to scale out on. All SQL lives here. Writes that belong together (a sync, a tick's
-queued touches and its cursor, a delivery and its row's new status) share one transaction, so
-a crash at any point leaves either all of them or none.
+being the one to scale out on. All SQL lives in this package: here, in ``queries/`` (what
+the trackers and the CLI's views ask) and in ``segments.py`` (the segment compiler). Writes
+that belong together (a sync, a tick's queued touches and its cursor, a delivery and its
+row's new status) share one transaction, so a crash at any point leaves either all of them
+or none.
 """
 
 from __future__ import annotations
