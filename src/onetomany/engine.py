@@ -34,28 +34,18 @@ from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
+from onetomany.rules.journeys import JourneyState, StageChange
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
+from onetomany.store.queries.journeys import journey_history, journey_states
+from onetomany.store.queries.schedules import advance_schedules, scheduled_next
 from onetomany.store.segments import matching_contact_ids
 from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
-from onetomany.tracking.cadence import (
-    Firing,
-    activity,
-    advance_schedules,
-    due_firings,
-    scheduled_next,
-    start_schedules,
-)
+from onetomany.tracking.cadence import Firing, activity, due_firings, start_schedules
 from onetomany.tracking.engagement import engagement_event, occurrence, unengaged
-from onetomany.tracking.journeys import (
-    JourneyState,
-    StageChange,
-    journey_history,
-    journey_states,
-    update_journeys,
-)
+from onetomany.tracking.journeys import update_journeys
 from onetomany.tracking.reentry import apply_reentry, idempotency_key
 from onetomany.tracking.segments import SegmentChange, update_segment_members
 
@@ -399,7 +389,7 @@ class Engine:
         for candidates in (absent, cadence, self._engagement_candidates(now)):
             queued += self._enqueue(candidates, now=now)
         # Only after the occurrences are queued: a crash before this re-fires the same keys.
-        advance_schedules(self.store, fired, now=now)
+        advance_schedules(self.store, [f.move for f in fired], now=now)
         return queued
 
     def skip_stored_events(self) -> int:
