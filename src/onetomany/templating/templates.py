@@ -48,14 +48,14 @@ from onetomany.templating.channels import (
     compile_whatsapp,
 )
 from onetomany.templating.compiled import CompiledTemplate, Rendered, Strategy
+from onetomany.templating.derived import FILTERS as DERIVED_FILTERS
+from onetomany.templating.derived import DerivedText, derive_text
 from onetomany.templating.environment import (
     BoundTemplate,
     Locator,
     compile_template,
     make_environment,
 )
-from onetomany.templating.fasttext import FILTERS as FAST_TEXT_FILTERS
-from onetomany.templating.fasttext import FastText, compile_fast_text
 from onetomany.templating.files import read_text
 from onetomany.templating.frontmatter import mjml_head_fields, split_front_matter
 from onetomany.templating.limits import (
@@ -102,8 +102,6 @@ class TemplateSet:
     every width and string a template builds; ``max_steps`` and ``max_seconds`` bound the loop
     iterations and calls, and the time, of one render (see :mod:`onetomany.templating.limits`).
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
-    ``fast_text`` (on by default) derives the plain text through a precompiled text template
-    when that provably gives the same text (see :mod:`onetomany.templating.fasttext`).
     ``touch_fields`` maps a touch name to the ``subject`` and ``preheader`` (Jinja templates)
     the touch gives the templates it sends, for those that do not set them in front matter
     (:meth:`render`). Safe to share between threads.
@@ -119,7 +117,6 @@ class TemplateSet:
         max_steps: int = DEFAULT_MAX_STEPS,
         max_seconds: float = DEFAULT_MAX_SECONDS,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
-        fast_text: bool = True,
         touch_fields: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         folder = Path(folder)
@@ -127,14 +124,13 @@ class TemplateSet:
         self.folder = folder
         self._root = folder.resolve()
         self._html_env, self._text_env = make_environment(
-            filters={**locale_filters(), **(filters or {}), **FAST_TEXT_FILTERS},
+            filters={**locale_filters(), **(filters or {}), **DERIVED_FILTERS},
             constants=constants or {},
             limits=limits,
         )
         self._compile_mjml = compile_mjml
         self._mjml = MjmlCache(self._root, compile_mjml)
         self._max_bytes = max_bytes
-        self._fast_text = fast_text
         self._compiled: dict[str, CompiledTemplate] = {}
         self._channel_files: dict[str, ChannelFile] = {}
         self._lock = threading.Lock()
@@ -448,25 +444,16 @@ class TemplateSet:
         }
         body, reason = self._fast_body(path, head.body, head.body_line, output)
         text_template = None
-        fast_text: FastText | None = None
-        fast_reason: str | None = "the template has a hand-written text"
-        if text_source is None:
-            fast_reason = f"renders jinja-first: {reason}" if reason else "fast text is off"
-            if body is not None and self._fast_text:
-                fast_text, fast_reason = compile_fast_text(
-                    self._html_env,
-                    output.html,
-                    origin=path,
-                    fields={
-                        key: value
-                        for key, value in head.fields.items()
-                        if "{" in value or "}" in value
-                    },
-                )
+        derived: DerivedText | None = None
+        derived_reason: str | None = "the template has a hand-written text"
         if text_source is not None:
             text_template = compile_template(
                 self._text_env, text_source, origin=f"{name}{_TEXT_SUFFIX}"
             )
+        elif body is None:
+            derived_reason = f"renders jinja-first: {reason}"
+        else:
+            derived, derived_reason = derive_text(self._html_env, output.html, origin=path)
         strategy: Strategy = "mjml-first" if body is not None else "jinja-first"
         return CompiledTemplate(
             name=name,
@@ -485,8 +472,8 @@ class TemplateSet:
             text_template=text_template,
             compile_mjml=self._compile_mjml,
             max_bytes=self._max_bytes,
-            fast_text=fast_text,
-            fast_text_reason=fast_reason,
+            derived=derived,
+            derived_reason=derived_reason,
             constant_fields={
                 key: value
                 for key, value in head.fields.items()
