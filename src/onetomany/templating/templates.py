@@ -22,8 +22,12 @@ default's ``welcome.txt``. Includes are not resolved: a variant names its partia
 
 Compiling a template parses its front matter, compiles MJML once (cached by content, see
 :class:`~onetomany.templating.mjml.MjmlCache`) and compiles the resulting HTML with Jinja. The
-compiled template is kept until one of its files changes; every lookup re-reads the files, which
-are small, so edits are picked up without a restart and without trusting modification times.
+compiled template is kept until one of its files changes. :meth:`TemplateSet.compiled` (and
+``check``, ``problems``, the channel lookups) re-read the files, which are small, on every call,
+so edits are picked up without a restart and without trusting modification times. The send path,
+:meth:`TemplateSet.render`, keeps the variant it resolved and the compiled template it loaded
+and checks the files again at most once per ``recheck_every`` seconds (or after
+:meth:`TemplateSet.refresh`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,7 +109,9 @@ class TemplateSet:
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
     ``touch_fields`` maps a touch name to the ``subject`` and ``preheader`` (Jinja templates)
     the touch gives the templates it sends, for those that do not set them in front matter
-    (:meth:`render`). Safe to share between threads.
+    (:meth:`render`). :meth:`render` checks a template's files for edits at most once per
+    ``recheck_every`` seconds; :meth:`refresh` makes the next render check at once. Safe to
+    share between threads.
     """
 
     def __init__(
@@ -118,6 +125,7 @@ class TemplateSet:
         max_seconds: float = DEFAULT_MAX_SECONDS,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
         touch_fields: Mapping[str, Mapping[str, str]] | None = None,
+        recheck_every: float = 1.0,
     ) -> None:
         folder = Path(folder)
         limits = Limits(max_bytes=max_bytes, max_steps=max_steps, max_seconds=max_seconds)
@@ -132,6 +140,10 @@ class TemplateSet:
         self._mjml = MjmlCache(self._root, compile_mjml)
         self._max_bytes = max_bytes
         self._compiled: dict[str, CompiledTemplate] = {}
+        # What render() resolved and loaded, by (name, locale, persona), and when it checked.
+        self._rendered: dict[tuple[str, str | None, str | None], tuple[CompiledTemplate, float]]
+        self._rendered = {}
+        self._recheck_every = recheck_every
         self._channel_files: dict[str, ChannelFile] = {}
         self._lock = threading.Lock()
         self._touch_fields = {
@@ -263,9 +275,10 @@ class TemplateSet:
         """Render template ``name`` with ``context`` (see :meth:`CompiledTemplate.render`),
         in the variant :meth:`resolve` picks. ``locale``, when given, is also the ``locale``
         context variable the locale-aware filters use, and the HTML's ``lang`` unless the
-        template's ``<mjml lang="...">`` sets one (see :func:`with_lang`)."""
-        variant = self.resolve(name, locale=locale, persona=persona)
-        compiled = self.compiled(variant)
+        template's ``<mjml lang="...">`` sets one (see :func:`with_lang`). The variant and its
+        compiled template are kept: files are checked for edits at most once per
+        ``recheck_every`` seconds (see :meth:`refresh`)."""
+        compiled = self._for_render(name, locale, persona)
         if locale is not None:
             context = {**context, "locale": canonical_locale(locale, template=name)}
         rendered = compiled.render(context)
@@ -274,6 +287,23 @@ class TemplateSet:
         if locale is None:
             return rendered
         return rendered._replace(html=with_lang(rendered.html, context["locale"]))
+
+    def refresh(self) -> None:
+        """Make the next :meth:`render` of every template resolve its variant and check its
+        files again, instead of up to ``recheck_every`` seconds later."""
+        self._rendered = {}
+
+    def _for_render(self, name: str, locale: str | None, persona: str | None) -> CompiledTemplate:
+        key = (name, locale, persona)
+        now = time.monotonic()
+        found = self._rendered.get(key)
+        if found is not None and now - found[1] < self._recheck_every:
+            return found[0]
+        compiled = self.compiled(self.resolve(name, locale=locale, persona=persona))
+        if len(self._rendered) >= 10_000:  # locales and roles are data: keep the memory bounded
+            self._rendered = {}
+        self._rendered[key] = (compiled, now)
+        return compiled
 
     def _stand_ins(self, compiled: CompiledTemplate, context: Mapping[str, Any]) -> dict[str, str]:
         """The ``subject`` and ``preheader`` the front matter does not set: the touch's (named
