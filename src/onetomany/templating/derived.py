@@ -99,7 +99,11 @@ def _link(label: str, href: str) -> Markup:
 
 
 #: The filters the derived templates use; every template environment has them.
-FILTERS: dict[str, Callable[..., Markup]] = {"otm_text": _text, "otm_attr": _attribute, "otm_link": _link}
+FILTERS: dict[str, Callable[..., Markup]] = {
+    "otm_text": _text,
+    "otm_attr": _attribute,
+    "otm_link": _link,
+}
 
 
 class _Refused(Exception):
