@@ -30,6 +30,7 @@ different value each call (``random``) can give the text another value than the 
 from __future__ import annotations
 
 import html as htmllib
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,6 +49,7 @@ from onetomany.templating.text import (
     link_label,
     link_suffix,
     prepare,
+    squeeze,
     strip_markers,
 )
 
@@ -226,12 +228,21 @@ def _check_tags(compiled_html: str) -> tuple[str, list[str]]:
 
 
 def _source(out: list[str], tags: list[str]) -> str:
-    """The derived template's source from the walk's output."""
+    """The derived template's source from the walk's output. Static text outside link labels
+    and targets has its runs of whitespace and breaks squeezed (:func:`~onetomany.templating.
+    text.squeeze`): less for :func:`~onetomany.templating.text.assemble` to do per render."""
     pieces: list[str] = []
-    for item in out:
+    depth = 0  # inside how many link targets and labels written per render
+    runs: list[str] = []
+    for jinja, group in itertools.groupby(out, lambda item: isinstance(item, _Jinja)):
+        runs.extend(group) if jinja else runs.append("".join(group))
+    for item in runs:
         if isinstance(item, _Jinja):
             pieces.append(item)
+            depth += item.startswith("{% set otm_href") - (item == "{% endfilter %}")
             continue
+        if depth == 0:
+            item = squeeze(item)
         at = 0
         for found in _HOLE.finditer(item):
             pieces.append(item[at : found.start()].replace("{", '{{ "{" }}'))
