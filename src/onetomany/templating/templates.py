@@ -140,9 +140,9 @@ class TemplateSet:
         self._mjml = MjmlCache(self._root, compile_mjml)
         self._max_bytes = max_bytes
         self._compiled: dict[str, CompiledTemplate] = {}
-        # What render() resolved and loaded, by (name, locale, persona), and when it checked.
-        self._rendered: dict[tuple[str, str | None, str | None], tuple[CompiledTemplate, float]]
-        self._rendered = {}
+        # What the send path (render and the channel lookups) resolved and loaded, by (suffix,
+        # name, locale, persona), and when it looked at the files.
+        self._rendered: dict[tuple[str | None, ...], tuple[Any, float]] = {}
         self._recheck_every = recheck_every
         self._channel_files: dict[str, ChannelFile] = {}
         self._lock = threading.Lock()
@@ -278,7 +278,10 @@ class TemplateSet:
         template's ``<mjml lang="...">`` sets one (see :func:`with_lang`). The variant and its
         compiled template are kept: files are checked for edits at most once per
         ``recheck_every`` seconds (see :meth:`refresh`)."""
-        compiled = self._for_render(name, locale, persona)
+        compiled: CompiledTemplate = self._kept(
+            (_SUFFIX, name, locale, persona),
+            lambda: self.compiled(self.resolve(name, locale=locale, persona=persona)),
+        )
         if locale is not None:
             context = {**context, "locale": canonical_locale(locale, template=name)}
         rendered = compiled.render(context)
@@ -293,17 +296,17 @@ class TemplateSet:
         files again, instead of up to ``recheck_every`` seconds later."""
         self._rendered = {}
 
-    def _for_render(self, name: str, locale: str | None, persona: str | None) -> CompiledTemplate:
-        key = (name, locale, persona)
+    def _kept(self, key: tuple[str | None, ...], load: Callable[[], Any]) -> Any:
+        """``load()``, kept under ``key`` for ``recheck_every`` seconds (the send path)."""
         now = time.monotonic()
         found = self._rendered.get(key)
         if found is not None and now - found[1] < self._recheck_every:
             return found[0]
-        compiled = self.compiled(self.resolve(name, locale=locale, persona=persona))
+        value = load()
         if len(self._rendered) >= 10_000:  # locales and roles are data: keep the memory bounded
             self._rendered = {}
-        self._rendered[key] = (compiled, now)
-        return compiled
+        self._rendered[key] = (value, now)
+        return value
 
     def _stand_ins(self, compiled: CompiledTemplate, context: Mapping[str, Any]) -> dict[str, str]:
         """The ``subject`` and ``preheader`` the front matter does not set: the touch's (named
@@ -331,7 +334,8 @@ class TemplateSet:
     def sms(
         self, name: str, *, locale: str | None = None, persona: str | None = None
     ) -> SmsTemplate | None:
-        """The compiled ``.sms.txt`` variant of ``name`` for ``locale``/``persona``, if any."""
+        """The compiled ``.sms.txt`` variant of ``name`` for ``locale``/``persona``, if any
+        (kept like :meth:`render`'s)."""
         found = self._channel(name, SMS_SUFFIX, locale, persona)
         assert found is None or isinstance(found, SmsTemplate)
         return found
@@ -340,7 +344,17 @@ class TemplateSet:
         self, name: str, *, locale: str | None = None, persona: str | None = None
     ) -> WhatsAppTemplate | TextTemplate | None:
         """The ``.whatsapp.toml`` (approved template) or ``.whatsapp.txt`` (session text)
-        variant of ``name``; for the same variant, the approved template wins."""
+        variant of ``name``; for the same variant, the approved template wins (kept like
+        :meth:`render`'s)."""
+        found: WhatsAppTemplate | TextTemplate | None = self._kept(
+            (WHATSAPP_SUFFIX, name, locale, persona),
+            lambda: self._whatsapp(name, locale=locale, persona=persona),
+        )
+        return found
+
+    def _whatsapp(
+        self, name: str, *, locale: str | None, persona: str | None
+    ) -> WhatsAppTemplate | TextTemplate | None:
         template = self.find(name, WHATSAPP_SUFFIX, locale=locale, persona=persona)
         text = self.find(name, WHATSAPP_TEXT_SUFFIX, locale=locale, persona=persona)
         if template is None and text is None:
@@ -353,7 +367,8 @@ class TemplateSet:
     def inapp_text(
         self, name: str, *, locale: str | None = None, persona: str | None = None
     ) -> TextTemplate | None:
-        """The ``.inapp.txt`` variant of ``name`` for ``locale``/``persona``, if any."""
+        """The ``.inapp.txt`` variant of ``name`` for ``locale``/``persona``, if any (kept like
+        :meth:`render`'s)."""
         found = self._channel(name, INAPP_SUFFIX, locale, persona)
         assert found is None or isinstance(found, TextTemplate)
         return found
@@ -392,8 +407,11 @@ class TemplateSet:
         return found
 
     def _channel(self, name: str, suffix: str, locale: str | None, persona: str | None) -> Any:
-        variant = self.find(name, suffix, locale=locale, persona=persona)
-        return None if variant is None else self._load_channel(f"{variant}{suffix}")
+        def load() -> ChannelFile | None:
+            variant = self.find(name, suffix, locale=locale, persona=persona)
+            return None if variant is None else self._load_channel(f"{variant}{suffix}")
+
+        return self._kept((suffix, name, locale, persona), load)
 
     def _load_channel(self, filename: str) -> ChannelFile:
         source = read_text(self._root / filename, template=filename)
