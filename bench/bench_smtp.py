@@ -52,6 +52,8 @@ from onetomany.settings import PluginSettings
 from onetomany.store import Store
 from onetomany.templating import html_to_text
 
+EMAIL = ChannelKind.EMAIL
+
 TEMPLATE = Path(__file__).with_name("welcome.mjml")
 SUBJECT = "Welcome to Acme Analytics, {{ contact.first_name }}"
 SENDER = "Acme Success <success@acme.test>"
@@ -204,7 +206,7 @@ def naive(port: int, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
-def engine(port: int, n: int, folder: Path) -> tuple[float, float, float]:
+def engine(port: int, n: int, folder: Path) -> tuple[float, float, tuple[float, float]]:
     """Touches queued per second, messages sent per second, and the seconds per message that
     composing (render) and serialising (MIME) the same messages take in-process."""
     templates = folder / "templates"
@@ -253,25 +255,25 @@ def engine(port: int, n: int, folder: Path) -> tuple[float, float, float]:
         return queue_rate, n / elapsed, _render_and_mime(live)
 
 
-def _render_and_mime(live: Engine) -> float:
-    """Seconds per message to compose and serialise the messages the engine just sent, as its
-    dispatcher does (same rows, contacts, accounts and templates)."""
+def _render_and_mime(live: Engine) -> tuple[float, float]:
+    """Seconds per message to compose (render) and to serialise (MIME) the messages the engine
+    just sent, as its dispatcher does (same rows, contacts, accounts and templates)."""
     rows = live.store.outbox_rows()
     contacts = live.store.get_contacts(row.contact_id for row in rows if row.contact_id)
     accounts = live.store.get_accounts({"a1"})
     composer = live.dispatcher.composer
     now = datetime.now(UTC)
-    start = time.perf_counter()
+    render = mime = 0.0
     for row in rows:
-        contact = contacts[row.contact_id or ""]
+        start = time.perf_counter()
         message = composer.compose(
-            row,
-            contact=contact,
-            account=accounts.get(contact.account_id or ""),
-            kind=ChannelKind.EMAIL,
+            row, contact=contacts[row.contact_id or ""], account=accounts["a1"], kind=EMAIL
         )
+        middle = time.perf_counter()
         build_email(message, sender=SENDER, date=now)
-    return (time.perf_counter() - start) / len(rows)
+        render += middle - start
+        mime += time.perf_counter() - middle
+    return render / len(rows), mime / len(rows)
 
 
 def main() -> None:
@@ -289,11 +291,11 @@ def main() -> None:
         by_hand = hand_bytes(port, args.n)
         old = naive(port, args.n)
         with tempfile.TemporaryDirectory() as folder:
-            queue_rate, ours, render_mime = engine(port, args.n, Path(folder))
+            queue_rate, ours, (render, mime) = engine(port, args.n, Path(folder))
     finally:
         stop.set()
         sink.join(10)
-    share = render_mime * ours
+    share = (render + mime) * ours
     print(f"emails per run: {args.n}")
     print(f"limit (prebuilt bytes, one connection):             {wire:8.0f} msg/s")
     print(f"hand-written (Jinja HTML + text, email.mime):        {manual:8.0f} msg/s  baseline")
@@ -307,8 +309,8 @@ def main() -> None:
     print(f"engine / limit:                  {ours / wire:.2f}x")
     print(f"hand-written / limit:            {manual / wire:.2f}x")
     print(
-        f"engine render + MIME: {render_mime * 1e6:.0f} us of {1e6 / ours:.0f} us per message = "
-        f"{share:.1%} ({'within' if share <= 0.10 else 'OVER'} the 10% goal)"
+        f"engine render + MIME: {render * 1e6:.0f} + {mime * 1e6:.0f} us of {1e6 / ours:.0f} us "
+        f"per message = {share:.1%} ({'within' if share <= 0.10 else 'OVER'} the 10% goal)"
     )
 
 
