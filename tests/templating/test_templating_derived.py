@@ -237,10 +237,6 @@ def test_markup_values_take_the_text_of_the_html(bundled: TemplateSet) -> None:
         ("<mj-text>{% if a %}<a href='x'>{% endif %}y</a></mj-text>", "spans a change"),
         ("<mj-text><!-- {% if a %} -->x<!-- {% endif %} --></mj-text>", "comment"),
         ("<mj-text>&#xe000;0&#xe001; {{ a }}</mj-text>", "reserved"),
-        (
-            "<mj-text>{% set x = 1 %}<a href='{{ u }}'>{% set x = 2 %}</a>{{ x }}</mj-text>",
-            "inside a link",
-        ),
     ],
 )
 def test_unsafe_shapes_take_the_text_of_the_html(
@@ -397,6 +393,26 @@ def test_assemble_keeps_the_strongest_break_of_each_run(stream: list[str]) -> No
 
 
 # --- values -------------------------------------------------------------------------------------
+
+
+def test_a_set_inside_a_link_holds_after_it(write: WriteFiles) -> None:
+    body = "<mj-text>{% set x = 1 %}<a href='{{ u }}'>{% set x = 2 %}y</a> {{ x }}</mj-text>"
+    compiled = TemplateSet(write({"t.mjml": template(page(section(body)))})).compiled("t")
+    assert compiled.derived is not None, compiled.derived_reason
+    rendered = compiled.render({"u": "https://x.test", "contact": {"first_name": "A"}})
+    assert rendered.text.endswith("y (https://x.test) 2")
+    assert rendered.text == html_to_text(rendered.html)
+
+
+@pytest.mark.parametrize("value", ["\x03", "a\x04b", "\x05", "\x03x\x04y\x05"])
+def test_values_holding_link_markers_take_the_text_of_the_html(
+    write: WriteFiles, value: str
+) -> None:
+    body = '<mj-text>{{ v }} <a href="https://x.test/{{ v }}">{{ v }}</a> end</mj-text>'
+    compiled = TemplateSet(write({"t.mjml": template(page(section(body)))})).compiled("t")
+    assert compiled.derived is not None, compiled.derived_reason
+    rendered = compiled.render({"v": value, "contact": {"first_name": "A"}})
+    assert rendered.text == html_to_text(rendered.html)
 
 
 def test_entities_and_link_targets_are_decoded(bundled: TemplateSet) -> None:

@@ -14,14 +14,16 @@ assemble` then gives exactly ``html_to_text`` of the rendered HTML:
   the value's ``str()`` without the parser's break markers (``otm_text``). A value that is markup
   (``|safe``, ``urlize``...) would be parsed as HTML: that render takes ``html_to_text``.
 * A link whose target or label holds a tag gets what follows its label (`` (url)``) per render,
-  by the same rule (``otm_link`` over ``{% filter %}``); an image's ``alt`` in a link is text.
+  by the same rule: the template writes its target and label between three marker characters
+  (``\x03`` target ``\x04`` label ``\x05``), resolved innermost first after the render. An
+  image's ``alt`` in a link is text. A value holding a marker character takes ``html_to_text``.
 * The derivation is refused, and every render takes ``html_to_text``, when a value could change
   how the HTML parses or what the walk does: static text before a tag that could join a value
   into an entity, a tag or a comment (``&amp``, ``<b``, ``<!-``) or after it (``>``); a tag in
   a tag name, an attribute name, an unquoted value or a ``style``; a control tag in an attribute,
   a comment or the ``<head>``, or whose block does not leave the walk in the same state at each
-  of its tags (a link or hidden block opened in one branch); ``set`` inside a link; any other
-  tag (``macro``, ``raw``, block ``set``, whitespace control).
+  of its tags (a link or hidden block opened in one branch); any other tag (``macro``, ``raw``,
+  block ``set``, whitespace control).
 
 Expressions are evaluated once for the HTML and once for the text: a filter that gives a
 different value each call (``random``) can give the text another value than the HTML.
@@ -59,7 +61,9 @@ __all__ = ["FILTERS", "DerivedText", "derive_text"]
 _TEXT_HOLE = "\ue000{}\ue001"
 _ATTR = str.maketrans("\ue000\ue001", "\ue002\ue003")
 _HOLE = re.compile("([\ue000\ue002])(\\d+)[\ue001\ue003]")
-_RESERVED = re.compile("[\ue000-\ue003]")
+_RESERVED = re.compile("[\x03-\x05\ue000-\ue003]")
+# A link written per render: target, label (see the module docstring).
+_LINK = re.compile("\x03([^\x03-\x05]*)\x04([^\x03-\x05]*)\x05")
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 # Static text next to a tag that a value could complete into markup.
 _BEFORE = re.compile(r"(&#?\w*|<[!/?]?[-\w]*)\Z")
@@ -72,8 +76,8 @@ _OPEN, _MIDDLE, _CLOSE = (
 )
 
 
-class MarkupValue(Exception):
-    """A value that is markup: the parser would read it as HTML, so the text comes from there."""
+class _FromHtml(Exception):
+    """A value the derived template cannot follow: this render's text comes from its HTML."""
 
 
 # The derived template renders plain text in the HTML environment: its filters return Markup
@@ -82,30 +86,28 @@ class MarkupValue(Exception):
 
 def _text(value: Any) -> Markup:
     """A value in text: what the parser reads back from its escaped HTML."""
-    if hasattr(value, "__html__"):
-        raise MarkupValue
-    return Markup(strip_markers(str(value)))  # noqa: S704 (plain text, see above)
+    return Markup(strip_markers(_attribute(value)))  # noqa: S704 (plain text, see above)
 
 
 def _attribute(value: Any) -> Markup:
-    """A value in a link target or an image's text, which keep break markers."""
+    """A value in a link target or an image's text, which keep break markers. A value that is
+    markup would be parsed as HTML; one with a link marker would be read as one."""
     if hasattr(value, "__html__"):
-        raise MarkupValue
-    return Markup(str(value))  # noqa: S704 (plain text, see above)
+        raise _FromHtml
+    text = str(value)
+    if "\x03" in text or "\x04" in text or "\x05" in text:
+        raise _FromHtml
+    return Markup(text)  # noqa: S704 (plain text, see above)
 
 
-def _link(label: str, href: str) -> Markup:
+def _link(found: re.Match[str]) -> str:
     """A link's label and what follows it."""
-    suffix = link_suffix(str(href).strip(), link_label(str(label)))
-    return Markup(f"{label}{suffix}")  # noqa: S704 (plain text, see above)
+    label = found.group(2)
+    return f"{label}{link_suffix(found.group(1).strip(), link_label(label))}"
 
 
 #: The filters the derived templates use; every template environment has them.
-FILTERS: dict[str, Callable[..., Markup]] = {
-    "otm_text": _text,
-    "otm_attr": _attribute,
-    "otm_link": _link,
-}
+FILTERS: dict[str, Callable[..., Markup]] = {"otm_text": _text, "otm_attr": _attribute}
 
 
 class _Refused(Exception):
@@ -124,7 +126,6 @@ class _Walk(TextExtractor):
         self.tags = tags
         self.controls_seen: list[int] = []
         self.blocks: list[tuple[Any, ...]] = []
-        self.hrefs = 0
 
     def _state(self) -> tuple[Any, ...]:
         return (self._skip_tag, self._skip_depth, self.region, tuple(self._links), self.cdata_elem)
@@ -151,12 +152,8 @@ class _Walk(TextExtractor):
                 isinstance(item, _Jinja) or _HOLE.search(item) for item in label
             ):
                 self._links.pop()
-                self.hrefs += 1
-                name = f"otm_href_{self.hrefs}"
-                self.out.insert(start, _Jinja(f"{{% set {name} %}}"))
-                self.out.insert(start + 1, href)
-                self.out.insert(start + 2, _Jinja(f"{{% endset %}}{{% filter otm_link({name}) %}}"))
-                self.out.append(_Jinja("{% endfilter %}"))
+                self.out[start:start] = [_Jinja("\x03"), href, _Jinja("\x04")]
+                self.out.append(_Jinja("\x05"))
                 return
         super().handle_endtag(tag)
 
@@ -189,8 +186,6 @@ class _Walk(TextExtractor):
                 raise _Refused(f"{tag} spans a change of link or hidden block")
             if word in _CLOSE:
                 self.blocks.pop()
-        elif word == "set" and self._links:
-            raise _Refused(f"{tag} inside a link")
         self.controls_seen.append(index)
 
 
@@ -228,18 +223,19 @@ def _check_tags(compiled_html: str) -> tuple[str, list[str]]:
 
 
 def _source(out: list[str], tags: list[str]) -> str:
-    """The derived template's source from the walk's output. Static text outside link labels
-    and targets has its runs of whitespace and breaks squeezed (:func:`~onetomany.templating.
+    """The derived template's source from the walk's output. Static text outside links written
+    per render has its runs of whitespace and breaks squeezed (:func:`~onetomany.templating.
     text.squeeze`): less for :func:`~onetomany.templating.text.assemble` to do per render."""
     pieces: list[str] = []
-    depth = 0  # inside how many link targets and labels written per render
+    depth = 0  # inside how many links written per render
     runs: list[str] = []
     for jinja, group in itertools.groupby(out, lambda item: isinstance(item, _Jinja)):
-        runs.extend(group) if jinja else runs.append("".join(group))
+        items = list(group)
+        runs.extend(items) if jinja else runs.append("".join(items))
     for item in runs:
         if isinstance(item, _Jinja):
             pieces.append(item)
-            depth += item.startswith("{% set otm_href") - (item == "{% endfilter %}")
+            depth += (item == "\x03") - (item == "\x05")
             continue
         if depth == 0:
             item = squeeze(item)
@@ -268,9 +264,12 @@ class DerivedText:
         try:
             stream = self.template.render(context)
         except TemplateError as exc:
-            if isinstance(exc.__cause__, MarkupValue):
+            if isinstance(exc.__cause__, _FromHtml):
                 return html_to_text(html)
             raise
+        found = int("\x05" in stream)
+        while found:  # innermost links first: an outer label holds what follows an inner one
+            stream, found = _LINK.subn(_link, stream)
         return assemble(stream)
 
 
