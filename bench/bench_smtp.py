@@ -44,8 +44,8 @@ import jinja2
 import mjml
 
 from onetomany import Account, Contact
-from onetomany.engine import Engine
 from onetomany.delivery.mime import build_email
+from onetomany.engine import Engine
 from onetomany.model import ChannelKind
 from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EventTrigger, Program, Touch
