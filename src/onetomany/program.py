@@ -216,15 +216,6 @@ class Program:
         """The touches whose trigger is a ``kind`` (a trigger class), with their triggers."""
         return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, kind)]
 
-    def absence_touches(self) -> list[tuple[Touch, AbsenceTrigger]]:
-        return self.touches_of(AbsenceTrigger)
-
-    def cadence_touches(self) -> list[tuple[Touch, CadenceTrigger]]:
-        return self.touches_of(CadenceTrigger)
-
-    def engagement_touches(self) -> list[tuple[Touch, EngagementTrigger]]:
-        return self.touches_of(EngagementTrigger)
-
     def watched_segments(self) -> list[str]:
         """Segments whose entries and exits the engine records, for segment triggers."""
         return sorted({trigger.segment for _, trigger in self.touches_of(SegmentTrigger)})
