@@ -41,6 +41,7 @@ from onetomany.program import AbsenceTrigger, Audience, EventTrigger, Program, T
 from onetomany.rules.segments import Profile, SegmentSet
 from onetomany.store import Store
 from onetomany.store.profiles import load_profiles
+from onetomany.store.segments import matching_contact_ids
 from onetomany.store.schema import accounts, contacts, cursors, events
 
 R = TypeVar("R")
@@ -254,7 +255,9 @@ def run(size: int) -> dict[str, float]:
             steady_s, steady_cpu, steady = cpu_timed(engine.tick)
             assert steady == 0, f"a steady-state tick queued {steady} touches"
             sql_s, in_sql = timed(
-                lambda: segments.matching_contact_ids(store, TIMED_SEGMENT, now=NOW)
+                lambda: matching_contact_ids(
+                    store, segments.expr(TIMED_SEGMENT), now=NOW, segments=segments
+                )
             )
             profiles = sample_profiles(store, size)
             py_s, in_py = timed(lambda: python_ids(segments, profiles))

@@ -491,9 +491,10 @@ class Engine:
     ) -> int:
         """Settle ``candidates`` by their touches' re-entry rules (adding them to ``into``)
         and queue those it lets through."""
-        settled = apply_reentry(self.store, self._touches, list(candidates))
+        touches = self._touches
+        settled = apply_reentry(self.store, touches, list(candidates))
         into += settled
-        rows = [self._row(d) for d in settled if d.outcome is Outcome.QUEUED]
+        rows = [self._row(d, touches[d.touch]) for d in settled if d.outcome is Outcome.QUEUED]
         if not rows and cursor is None:
             return 0
         return self.store.enqueue(rows, now=now, cursor=cursor)
@@ -502,9 +503,8 @@ class Engine:
     def _touches(self) -> dict[str, Touch]:
         return {t.name: t for t in self.program.touches}
 
-    def _row(self, decision: Decision) -> NewTouch:
-        """The outbox row of a queued decision."""
-        touch = self.program.touch(decision.touch)
+    def _row(self, decision: Decision, touch: Touch) -> NewTouch:
+        """The outbox row of a queued decision of ``touch``."""
         return NewTouch(
             idempotency_key=decision.idempotency_key,
             program=decision.program,
@@ -727,7 +727,7 @@ class Engine:
                 for c in recipients
             ],
         )
-        touches = [self._row(d) for d in decisions if d.outcome is Outcome.QUEUED]
+        touches = [self._row(d, touch) for d in decisions if d.outcome is Outcome.QUEUED]
         known = self.store.existing_keys([t.idempotency_key for t in touches])
         queued = self.store.enqueue(touches, now=now) if send else 0
         return BroadcastPlan(

@@ -102,7 +102,7 @@ class Decision:
     #: The stored event that fired it, when one did.
     event_id: str | None = None
     checks: tuple[Check, ...] = attrs.field(default=(), converter=tuple[Check, ...])
-    outcome: Outcome = attrs.field(default=Outcome.CANDIDATE, converter=Outcome)
+    outcome: Outcome = Outcome.CANDIDATE
     #: Why it was skipped (the failing check's reason); None unless skipped.
     reason: str | None = None
     #: When a deferred decision is due again; None unless deferred.
