@@ -11,12 +11,15 @@ recipient):
          up names in dict contexts without Jinja's attribute-first detour
 * html+subject  the HTML, subject and preheader, without the text
 * full   ``CompiledTemplate.render``: HTML, subject, preheader and the text through the
-         precompiled text template (the fast path)
-* slow   the same with ``fast_text=False``: the text derived by parsing the HTML per recipient
+         text template derived once per template version
+* send   ``TemplateSet.render``, what a send calls: ``full`` plus resolving the variant and
+         loading the compiled template (kept between checks for edits), the locale and
+         ``lang``, the touch's stand-in fields
+* parsed the same as full with the text parsed from each rendered HTML (``html_to_text``)
 * mjml   Jinja on the MJML source, then MJML per recipient (what compiling once avoids)
 
 and prints the ratios against bare (and full/html: what the text and subject add to the SDK's
-own HTML render), and the text alone (fast vs slow).
+own HTML render), and the text alone (derived vs parsed).
 
     .venv/bin/python bench/bench_render.py [--repeat 300] [--only welcome newsletter]
 """
@@ -24,6 +27,7 @@ own HTML render), and the text alone (fast vs slow).
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import tempfile
 import time
@@ -31,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import mjml
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -151,38 +156,48 @@ def per_call(*functions: Callable[[dict[str, Any]], object], repeat: int) -> lis
 
 
 def bench(folder: Path, variant: str, repeat: int, *, mjml_repeat: int) -> None:
-    fast = TemplateSet(folder, constants={})
-    slow = TemplateSet(folder, constants={}, fast_text=False)
-    compiled = fast.compiled(variant)
-    compiled_slow = slow.compiled(variant)
+    templates = TemplateSet(folder, constants={})
+    compiled = templates.compiled(variant)
+    parsed = attrs.evolve(compiled, derived=None)  # the text parsed from every HTML
     html_size = len(compiled.body.render(context(0)).encode())
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
     env.filters.update(locale_filters())
     assert compiled.compiled_html is not None, variant
     stock = env.from_string(compiled.compiled_html)
     assert stock.render(context(0)) == compiled.body.render(context(0)), variant
+    name, *parts = variant.split(".")
+    locale, persona = next(
+        (locale, persona)
+        for locale, persona in itertools.product([None, *parts[-1:]], [None, *parts[:1]])
+        if templates.resolve(name, locale=locale, persona=persona) == variant
+    )
 
     def html_and_fields(ctx: dict[str, Any]) -> None:
         compiled.body.render(ctx)
         compiled._field("subject", ctx)
         compiled._field("preheader", ctx)
 
-    bare, html, html_only, full = per_call(
-        stock.render, compiled.body.render, html_and_fields, compiled.render, repeat=repeat
-    )
-    (full_slow,) = per_call(compiled_slow.render, repeat=repeat)
+    def send(ctx: dict[str, Any]) -> None:
+        templates.render(name, ctx, locale=locale, persona=persona)
 
+    bare, html, html_only, full, sent, full_parsed = per_call(
+        stock.render,
+        compiled.body.render,
+        html_and_fields,
+        compiled.render,
+        send,
+        parsed.render,
+        repeat=repeat,
+    )
     htmls = {c["contact"]["id"]: compiled.body.render(c) for c in map(context, range(repeat))}
 
-    def text_only_slow(ctx: dict[str, Any]) -> str:
-        html = htmls.get(ctx["contact"]["id"]) or compiled.body.render(ctx)
-        return html_to_text(html)
+    def html_of(ctx: dict[str, Any]) -> str:
+        return htmls.get(ctx["contact"]["id"]) or compiled.body.render(ctx)
 
-    (text_slow,) = per_call(text_only_slow, repeat=repeat)
-    text_fast = (
-        per_call(compiled.fast_text.render, repeat=repeat)[0]
-        if compiled.fast_text
-        else float("nan")
+    text_parsed, text_derived = per_call(
+        lambda ctx: html_to_text(html_of(ctx)),
+        lambda ctx: compiled.derived_text(ctx, html_of(ctx)),
+        repeat=repeat,
     )
     source = (folder / f"{variant}.mjml").read_text().split("+++\n", 2)[2]
     body = env.from_string(source)
@@ -204,10 +219,11 @@ def bench(folder: Path, variant: str, repeat: int, *, mjml_repeat: int) -> None:
         f"html {html * ms:6.3f} ms ({html / bare:4.2f}x)  "
         f"html+subject {html_only * ms:6.3f} ms ({html_only / bare:4.2f}x)  "
         f"full {full * ms:6.3f} ms ({full / bare:4.2f}x; {full / html:4.2f}x html)  "
-        f"slow {full_slow * ms:6.3f} ms ({full_slow / bare:4.2f}x)  "
-        f"text fast {text_fast * ms:6.3f} / slow {text_slow * ms:6.3f} ms  "
+        f"send {sent * ms:6.3f} ms ({sent / bare:4.2f}x)  "
+        f"parsed {full_parsed * ms:6.3f} ms ({full_parsed / bare:4.2f}x)  "
+        f"text derived {text_derived * ms:6.3f} / parsed {text_parsed * ms:6.3f} ms  "
         f"mjml/recipient {per_mjml * ms:7.2f} ms ({per_mjml / bare:5.0f}x)"
-        + ("" if compiled.fast_text else f"  [no fast text: {compiled.fast_text_reason}]")
+        + ("" if compiled.derived else f"  [no derived text: {compiled.derived_reason}]")
     )
 
 
@@ -216,7 +232,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--only", nargs="*", help="template variants to run (default: all)")
     args = parser.parse_args()
-    print("per recipient; full = HTML + subject + preheader + text (fast path)")
+    print("per recipient; full = HTML + subject + preheader + text (derived text template)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "templates"
         shutil.copytree(EXAMPLE, folder)

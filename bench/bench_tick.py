@@ -41,8 +41,8 @@ from onetomany.program import AbsenceTrigger, Audience, EventTrigger, Program, T
 from onetomany.rules.segments import Profile, SegmentSet
 from onetomany.store import Store
 from onetomany.store.profiles import load_profiles
-from onetomany.store.segments import matching_contact_ids
 from onetomany.store.schema import accounts, contacts, cursors, events
+from onetomany.store.segments import matching_contact_ids
 
 R = TypeVar("R")
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

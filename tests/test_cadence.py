@@ -310,7 +310,7 @@ def test_plan_never_sends_before_the_occurrence_nor_twice(offsets, anchor):
     rrule=st.sampled_from([DAILY_FIVE, "FREQ=HOURLY;INTERVAL=7;COUNT=20", "FREQ=WEEKLY;BYHOUR=8"]),
 )
 def test_each_occurrence_is_queued_at_most_once_and_never_early(tmp_path, store, ticks, rrule):
-    with store._write() as conn:
+    with store.write() as conn:
         for table in (schema.outbox, schema.schedules, schema.events, schema.cursors):
             conn.execute(sa.delete(table))
     clock = FrozenClock(datetime(2026, 3, 25, 7, 13, tzinfo=UTC))

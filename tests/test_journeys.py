@@ -15,18 +15,11 @@ from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.errors import ConfigErrors
 from onetomany.program import Audience, EventTrigger, Reentry, StageTrigger, Touch, load_program
-from onetomany.rules.journeys import Journey, Stage
+from onetomany.rules.journeys import Journey, Stage, StageChange
 from onetomany.store import Store
+from onetomany.store.queries.journeys import _save, journey_history, journey_states
 from onetomany.testing import make_plugins
-from onetomany.tracking.journeys import (
-    Criteria,
-    StageChange,
-    _save,
-    advance,
-    journey_history,
-    journey_states,
-    update_journeys,
-)
+from onetomany.tracking.journeys import Criteria, advance, update_journeys
 
 from .conftest import PEOPLE, make_program
 from .test_program import GOOD, _folder
@@ -344,9 +337,9 @@ def test_a_round_repeated_from_the_same_reading_records_nothing_twice(store):
     criteria = Criteria(entry=(frozenset({"a1"}),), complete=(frozenset(),))
     new, steps = advance(journey, "a1", None, criteria, now)
     assert _steps(steps) == [("a1", "s", "entered")]
-    with store._write() as conn:
+    with store.write() as conn:
         assert _save(store, conn, None, new)
-    with store._write() as conn:
+    with store.write() as conn:
         assert not _save(store, conn, None, new)
 
 

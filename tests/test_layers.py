@@ -3,6 +3,11 @@
 Reads every module of the core with :mod:`ast` (imports under ``if TYPE_CHECKING:`` count too:
 a type-only import still ties one layer to another), so a step out of line fails here with the
 module and the import, rather than showing up later as an import cycle.
+
+And the store owns the SQL (STYLE.md rule 6): outside ``store/`` no module imports SQLAlchemy
+except under ``if TYPE_CHECKING:`` to annotate, and none reaches into a store for its engine, a
+connection (``store.read()``, ``store.write()``) or a private method (``store._insert``): it
+calls a public function of the store or of ``store/queries/``.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ ALLOWED: dict[str, set[str]] = {
 }
 # The bundled plugin distributions: the core never imports one.
 DISTRIBUTIONS = ("onetomany_smtp", "onetomany_csv", "onetomany_webhook")
-# Where SQLAlchemy may be imported outside a type check: the store, and the segment compiler.
-SQL_OUTSIDE_STORE = {"store/segments.py"}
+# The one part of the core that builds SQL.
+SQL_PART = "store"
+# What a store hands out only to its own package: its engine, and a connection to run SQL on.
+STORE_ONLY = {"engine", "read", "write"}
 
 
 def _part(path: Path) -> str:
@@ -87,20 +94,48 @@ def test_each_module_imports_only_what_its_layer_allows(path: Path) -> None:
     allowed = ALLOWED[part] | {part}
     tree = ast.parse(path.read_text(), filename=str(path))
     wrong = []
-    for module, line, typing_only in _imports(tree):
+    for module, line, _ in _imports(tree):
         if module.split(".")[0] in DISTRIBUTIONS:
             wrong.append(f"line {line}: imports the plugin distribution {module}")
         target = _top_level_target(module)
         if target is not None and target not in allowed and part != "onetomany":
             wrong.append(f"line {line}: {part} may not import {module}")
-        relative = str(path.relative_to(SRC))
-        if (
-            module.split(".")[0] == "sqlalchemy"
-            and not typing_only
-            and part in ("model", "rules", "templating", "errors")
-            and relative not in SQL_OUTSIDE_STORE
-        ):
-            wrong.append(f"line {line}: {part} may not import SQLAlchemy")
+    assert not wrong, f"{path.relative_to(SRC)}:\n" + "\n".join(wrong)
+
+
+def _is_a_store(node: ast.expr) -> bool:
+    """``store``, ``self.store``, ``engine._store``, ...: a name that says it holds a store."""
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+    return name.lower().endswith("store")
+
+
+def sql_outside_the_store(tree: ast.Module) -> list[str]:
+    """What a module outside ``store/`` does that only the store may: import SQLAlchemy other
+    than to annotate, or use a store's engine, connections or private methods."""
+    wrong = [
+        f"line {line}: imports {module} (only the store builds SQL; annotate under TYPE_CHECKING)"
+        for module, line, typing_only in _imports(tree)
+        if module.split(".")[0] == "sqlalchemy" and not typing_only
+    ]
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not _is_a_store(node.value):
+            continue
+        private = node.attr.startswith("_") and not node.attr.startswith("__")
+        if private or node.attr in STORE_ONLY:
+            wrong.append(
+                f"line {node.lineno}: {ast.unparse(node)} (call a public function of the store "
+                "or store/queries/ instead)"
+            )
+    return wrong
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if _part(p) != SQL_PART],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_only_the_store_speaks_sql(path: Path) -> None:
+    wrong = sql_outside_the_store(ast.parse(path.read_text(), filename=str(path)))
     assert not wrong, f"{path.relative_to(SRC)}:\n" + "\n".join(wrong)
 
 
@@ -115,3 +150,34 @@ def test_a_step_out_of_line_is_caught(tmp_path: Path) -> None:
     found = [_top_level_target(module) for module, _, _ in _imports(tree)]
     assert found == ["store"]
     assert "store" not in ALLOWED["rules"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sqlalchemy as sa\n",
+        "from sqlalchemy.engine import Connection\n",
+        "with store._write() as conn:\n    pass\n",
+        "stmt = self.store._insert(table)\n",
+        "store._upsert(conn, table, rows)\n",
+        "with engine.store.engine.connect() as conn:\n    pass\n",
+        "conn = self._store.engine.begin()\n",
+        "with store.read() as conn:\n    conn.exec_driver_sql('SELECT 1')\n",
+        "with self.store.write() as conn:\n    pass\n",
+    ],
+)
+def test_sql_outside_the_store_is_caught(source: str) -> None:
+    # The checker itself must be able to fail: each planted line is one violation.
+    assert len(sql_outside_the_store(ast.parse(source))) == 1, source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import sqlalchemy as sa\n",
+        "store.write_many(rows)\nstore.dialect\nself.engine = engine\n",
+        "segment_members(self.store, name)\nstore.__class__\n",
+    ],
+)
+def test_what_the_store_rule_allows(source: str) -> None:
+    assert sql_outside_the_store(ast.parse(source)) == [], source

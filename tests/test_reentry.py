@@ -88,7 +88,7 @@ def test_once_sends_once_ever(tmp_path, store, frozen_clock):
 def _enter(store, account_id, stage, entry_id, at):
     t = schema.journey_states
     row = {"stage": stage, "entry_id": entry_id, "entered_at": at}
-    with store._write() as conn:
+    with store.write() as conn:
         updated = conn.execute(
             sa.update(t)
             .where(t.c.journey == "onboarding", t.c.account_id == account_id)
@@ -164,7 +164,7 @@ def _replay(engine, clock, history):
 
 
 def _reset(store):
-    with store._write() as conn:
+    with store.write() as conn:
         for table in (schema.outbox, schema.events, schema.cursors):
             conn.execute(sa.delete(table))
 

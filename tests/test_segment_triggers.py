@@ -9,8 +9,9 @@ from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.program import SegmentTrigger, Touch
 from onetomany.store import schema
+from onetomany.store.queries.segment_members import segment_members
 from onetomany.testing import make_plugins
-from onetomany.tracking.segments import crossing_id, segment_members
+from onetomany.tracking.segments import crossing_id
 
 from .conftest import make_program
 

@@ -35,20 +35,17 @@ from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
+from onetomany.rules.journeys import JourneyState, StageChange
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
+from onetomany.store.queries.journeys import journey_history, journey_states
+from onetomany.store.queries.schedules import scheduled_next
 from onetomany.store.segments import matching_contact_ids
 from onetomany.templating import TemplateSet
-from onetomany.tracking.cadence import scheduled_next, start_schedules
+from onetomany.tracking.cadence import start_schedules
 from onetomany.tracking.engagement import engagement_event
-from onetomany.tracking.journeys import (
-    JourneyState,
-    StageChange,
-    journey_history,
-    journey_states,
-    update_journeys,
-)
+from onetomany.tracking.journeys import update_journeys
 from onetomany.tracking.reentry import apply_reentry
 from onetomany.tracking.segments import SegmentChange, update_segment_members
 from onetomany.triggers import KINDS, TickContext

@@ -1,4 +1,5 @@
-"""MJML is compiled once per distinct content (template source plus included files)."""
+"""MJML is compiled once per distinct content (template source plus included files), and the
+send path (``TemplateSet.render``) resolves and loads a template once per check interval."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def test_changed_include_recompiles_and_reverting_hits_the_cache(
     assert compiler.calls == 2
 
     header.write_text(original, encoding="utf-8")
+    templates.refresh()
     assert "Header" in templates.render("welcome", context).html
     assert compiler.calls == 2  # same source + same include contents: cached HTML reused
 
@@ -114,3 +116,40 @@ def test_identical_templates_share_one_compile(
     templates.check("b")
 
     assert compiler.calls == 1
+
+
+def test_render_reads_the_files_at_most_once_per_interval(
+    write: WriteFiles, context: dict[str, Any]
+) -> None:
+    body = page(section("<mj-text>Hi {{ contact.first_name }}</mj-text>"))
+    folder = write({"welcome.mjml": template(body)})
+    templates = TemplateSet(folder, recheck_every=3600)
+    assert "Hi Ann" in templates.render("welcome", context).html
+    path = folder / "welcome.mjml"
+    path.write_text(template(body.replace("Hi", "Hello")), encoding="utf-8")
+    (folder / "welcome.pt-BR.mjml").write_text(
+        template(body.replace("Hi", "Olá")), encoding="utf-8"
+    )
+
+    # Within the interval, the resolved variant and its compiled template are reused.
+    assert "Hi Ann" in templates.render("welcome", context).html
+    # A lookup not made before resolves now.
+    assert "Olá Ann" in templates.render("welcome", context, locale="pt-BR").html
+    # What is not the send path reads the files every time.
+    assert "Hello" in (templates.compiled("welcome").compiled_html or "")
+
+    templates.refresh()
+    assert "Hello Ann" in templates.render("welcome", context).html
+    path.unlink()
+    assert "Hello Ann" in templates.render("welcome", context).html  # not read again
+
+
+def test_render_checks_the_files_again_after_the_interval(
+    write: WriteFiles, context: dict[str, Any]
+) -> None:
+    body = page(section("<mj-text>Hi {{ contact.first_name }}</mj-text>"))
+    folder = write({"welcome.mjml": template(body)})
+    templates = TemplateSet(folder, recheck_every=0)
+    assert "Hi Ann" in templates.render("welcome", context).html
+    (folder / "welcome.mjml").write_text(template(body.replace("Hi", "Hello")), "utf-8")
+    assert "Hello Ann" in templates.render("welcome", context).html

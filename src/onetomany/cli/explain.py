@@ -22,12 +22,11 @@ The result is a frozen :class:`Explanation`; ``onetomany explain`` renders it, a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
-import sqlalchemy as sa
 
 from onetomany.delivery.compose import recipient
 from onetomany.engine import EVENT_CURSOR, Engine, pick
@@ -60,9 +59,14 @@ from onetomany.rules.triggers import (
     SegmentTrigger,
     StageTrigger,
 )
-from onetomany.store import EventPosition, Store, schema
-from onetomany.store.store import DELIVERY_EVENT_NAMES, event_from_row
-from onetomany.tracking.reentry import idempotency_key, last_queued, stage_entries
+from onetomany.store import EventPosition, Store
+from onetomany.store.queries.events import events_of, latest_events_of
+from onetomany.store.queries.journeys import journey_state, latest_steps, stage_entries
+from onetomany.store.queries.outbox import last_queued, touch_rows
+from onetomany.store.queries.schedules import schedule
+from onetomany.store.queries.segment_members import member_since
+from onetomany.store.store import DELIVERY_EVENT_NAMES
+from onetomany.tracking.reentry import idempotency_key
 
 __all__ = [
     "Check",
@@ -231,18 +235,10 @@ def profile_of(
     """
     if account is None and contact.account_id:
         account = store.get_account(contact.account_id)
-    t = schema.events
-    owner = t.c.contact_id == contact.id
-    if contact.account_id:
-        owner = sa.or_(owner, t.c.account_id == contact.account_id)
-    query = sa.select(t).where(owner).order_by(t.c.seq)
-    if event_names is not None:
-        names = sorted(set(event_names))
-        if not names:
-            return Profile(contact=contact, account=account)
-        query = query.where(t.c.name.in_(names))
-    with store.engine.connect() as conn:
-        events = [event_from_row(row) for row in conn.execute(query)]
+    names = None if event_names is None else sorted(set(event_names))
+    if names is not None and not names:
+        return Profile(contact=contact, account=account)
+    events = events_of(store, contact, names=names)
     return Profile(contact=contact, account=account, events=events)
 
 
@@ -533,13 +529,7 @@ class _Explainer:
         )
 
     def _segment_state(self, contact: Contact, trigger: SegmentTrigger) -> list[Check]:
-        t = schema.segment_members
-        with self.store.engine.connect() as conn:
-            since = conn.execute(
-                sa.select(t.c.since).where(
-                    t.c.segment == trigger.segment, t.c.contact_id == contact.id
-                )
-            ).scalar_one_or_none()
+        since = member_since(self.store, trigger.segment, contact.id)
         recorded = (
             f"recorded in segment {trigger.segment!r} since {_when(since)}"
             if since is not None
@@ -561,21 +551,8 @@ class _Explainer:
         if contact.account_id is None:
             check = Check(name="journey", status="info", reason="the contact has no account")
             return [check], None
-        s, h = schema.journey_states, schema.journey_history
-        with self.store.engine.connect() as conn:
-            state = conn.execute(
-                sa.select(s).where(
-                    s.c.journey == trigger.journey, s.c.account_id == contact.account_id
-                )
-            ).first()
-            history = list(
-                conn.execute(
-                    sa.select(h)
-                    .where(h.c.journey == trigger.journey, h.c.account_id == contact.account_id)
-                    .order_by(h.c.id.desc())
-                    .limit(RECENT)
-                )
-            )
+        state = journey_state(self.store, trigger.journey, contact.account_id)
+        history = latest_steps(self.store, contact.account_id, trigger.journey, limit=RECENT)
         details = [f"{r.at.isoformat()} {r.action} {r.stage} (entry {r.entry_id})" for r in history]
         ideal = self.program.journeys[trigger.journey].stage(trigger.stage).ideal_days
         if state is None:
@@ -646,11 +623,7 @@ class _Explainer:
         return _Finding(checks=[check], occurred=False, next_due=due_next)
 
     def _cadence(self, contact: Contact, trigger: CadenceTrigger) -> _Finding:
-        t = schema.schedules
-        with self.store.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t).where(t.c.touch == self.touch.name, t.c.contact_id == contact.id)
-            ).first()
+        row = schedule(self.store, self.touch.name, contact.id)
         if row is None:
             subject = contact.account_id if trigger.by == "account" else contact.id
             anchors = (
@@ -1031,34 +1004,16 @@ def _events_for(
     store: Store, contact: Contact, names: Iterable[str], *, limit: int
 ) -> list[tuple[EventPosition, Event]]:
     """The newest events named ``names`` of the contact or its account, with positions."""
-    t = schema.events
-    owner = t.c.contact_id == contact.id
-    if contact.account_id:
-        owner = sa.or_(owner, t.c.account_id == contact.account_id)
-    query = (
-        sa.select(t)
-        .where(owner, t.c.name.in_(sorted(set(names))))
-        .order_by(t.c.seq.desc())
-        .limit(limit)
-    )
-    with store.engine.connect() as conn:
-        return [(EventPosition.of(row), event_from_row(row)) for row in conn.execute(query)]
+    return latest_events_of(store, contact, names, limit=limit)
 
 
 def _outbox(store: Store, touch: str, contact_id: str) -> list[OutboxEntry]:
     """The newest outbox rows of ``touch`` for the contact."""
-    t = schema.outbox
-    fields: Callable[[sa.Row[Any]], dict[str, Any]] = lambda row: {  # noqa: E731
-        f.name: row._mapping[f.name] for f in attrs.fields(OutboxEntry)
-    }
-    query = (
-        sa.select(t)
-        .where(t.c.touch == touch, t.c.contact_id == contact_id)
-        .order_by(t.c.id.desc())
-        .limit(ROWS)
-    )
-    with store.engine.connect() as conn:
-        return [OutboxEntry(**fields(row)) for row in conn.execute(query)]
+    names = [f.name for f in attrs.fields(OutboxEntry)]
+    return [
+        OutboxEntry(**{name: row[name] for name in names})
+        for row in touch_rows(store, touch, contact_id, limit=ROWS)
+    ]
 
 
 # -- text -----------------------------------------------------------------------------------

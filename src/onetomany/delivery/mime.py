@@ -315,6 +315,9 @@ def _ascii_address(header: str, box: Mailbox, *, smtputf8: bool) -> str:
     return f"{box.local}@{ascii_domain(header, box)}"
 
 
+# Cached: the sender is the same for most messages, and parsing it costs more than the Jinja
+# render of a small email.
+@functools.lru_cache(maxsize=256)
 def _address_header(name: str, value: str, *, utf8: bool) -> str:
     box = parse_mailbox(name, value)
     address = _ascii_address(name, box, smtputf8=utf8)
@@ -323,6 +326,7 @@ def _address_header(name: str, value: str, *, utf8: bool) -> str:
     return _fold(name, [*_phrase(box.name), f"<{address}>"])
 
 
+@functools.lru_cache(maxsize=256)
 def sender_domain(sender: str) -> str:
     """The domain of ``sender`` in ASCII, for the Message-ID (``localhost`` if it has none)."""
     domain = parseaddr(sender)[1].rpartition("@")[2]

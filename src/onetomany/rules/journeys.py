@@ -19,18 +19,26 @@ In ``program.toml``::
     ideal_days = 14
 
 A stage without ``entry`` is entered when the one before it completes.
+
+Where an account stands in a journey is a :class:`JourneyState`; each step it takes (entered,
+completed, overdue) is a :class:`StageChange`, which becomes a ``stage_*`` event. Moving
+accounts through the stages is :mod:`onetomany.tracking.journeys`; keeping states and steps,
+:mod:`onetomany.store.queries.journeys`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import attrs
 
 from onetomany.errors import ConfigError
+from onetomany.model import Event
 from onetomany.rules.segments.parser import parse
-from onetomany.rules.triggers import Reporter
+from onetomany.rules.triggers import STAGE_EVENTS, Reporter
 
 _STAGE_KEYS = {"name", "entry", "complete", "ideal_days"}
 
@@ -82,6 +90,65 @@ class Journey:
                 found[f"{key}.entry"] = stage.entry
             found[f"{key}.complete"] = stage.complete
         return found
+
+
+Action = Literal["entered", "completed", "overdue"]
+_EVENT_OF: dict[str, str] = {
+    "entered": STAGE_EVENTS["enter"],
+    "completed": STAGE_EVENTS["complete"],
+    "overdue": STAGE_EVENTS["overdue"],
+}
+
+
+@attrs.frozen(kw_only=True)
+class JourneyState:
+    """Where one account is in one journey: its current stage and that entry's progress."""
+
+    journey: str
+    account_id: str
+    stage: str
+    entry_id: str
+    entered_at: datetime
+    completed_at: datetime | None = None
+    overdue_at: datetime | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.completed_at is not None
+
+    @property
+    def overdue(self) -> bool:
+        return self.overdue_at is not None
+
+
+@attrs.frozen(kw_only=True)
+class StageChange:
+    """One step of one account through a journey: a ``journey_history`` row."""
+
+    journey: str
+    account_id: str
+    stage: str
+    action: Action
+    entry_id: str
+    at: datetime
+
+    @property
+    def event_name(self) -> str:
+        return _EVENT_OF[self.action]
+
+    @property
+    def event_id(self) -> str:
+        """Deterministic: an entry is entered, completed and overdue at most once each."""
+        return hashlib.sha256(f"stage:{self.action}:{self.entry_id}".encode()).hexdigest()[:32]
+
+    def event(self) -> Event:
+        return Event(
+            id=self.event_id,
+            name=self.event_name,
+            account_id=self.account_id,
+            occurred_at=self.at,
+            properties={"journey": self.journey, "stage": self.stage, "entry_id": self.entry_id},
+        )
 
 
 def read_journeys(section: Mapping[str, Any], reader: Reporter) -> dict[str, Journey]:

@@ -215,6 +215,15 @@ def matching_contact_ids(
         return sorted(found)
 
 
+def accounts_meeting(
+    store: Store, expr: Expr | str, *, now: datetime, segments: SegmentSet | None = None
+) -> frozenset[str]:
+    """Ids of the accounts with at least one contact in segment expression ``expr``."""
+    compiled = compile_segment(expr, dialect_name=store.dialect, segments=segments)
+    with store.engine.connect() as conn:
+        return frozenset(conn.scalars(compiled.accounts, compiled.params(now)))
+
+
 def _int(expr: Any) -> SQL:
     return sa.type_coerce(expr, sa.BigInteger())
 

@@ -1,9 +1,11 @@
 """The store: every row onetomany keeps, behind one class.
 
 SQLite (a file, in WAL mode) is the embedded default; any SQLAlchemy URL works, PostgreSQL
-being the one to scale out on. All SQL lives here. Writes that belong together (a sync, a tick's
-queued touches and its cursor, a delivery and its row's new status) share one transaction, so
-a crash at any point leaves either all of them or none.
+being the one to scale out on. All SQL lives in this package: here, in ``queries/`` (what
+the trackers and the CLI's views ask) and in ``segments.py`` (the segment compiler). Writes
+that belong together (a sync, a tick's queued touches and its cursor, a delivery and its
+row's new status) share one transaction, so a crash at any point leaves either all of them
+or none.
 """
 
 from __future__ import annotations
@@ -204,7 +206,18 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
+        """A connection to read with (the query modules in ``store/queries`` use it)."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction, committed when the block ends (rolled back on an error).
+
+        On SQLite it takes the write lock at once; a lock held too long or a lost connection
+        is a :class:`~onetomany.errors.StoreError`, which callers may wait out.
+        """
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "sqlite":
@@ -254,7 +267,7 @@ class Store:
         transaction, merged in Python and written back, so concurrent writers lose no field.
         Returns the number of events that were new.
         """
-        with self._write() as conn:
+        with self.write() as conn:
             self._merge(conn, schema.accounts, list(accounts), _account, _account_row, now)
             self._merge(conn, schema.contacts, list(contacts), _contact, _contact_row, now)
             added = self._add_events(conn, events, now)
@@ -383,7 +396,7 @@ class Store:
             }
             for account_id, state in states.items()
         ]
-        with self._write() as conn:
+        with self.write() as conn:
             self._upsert(conn, schema.tier_states, rows)
             self._add_events(conn, events, now)
 
@@ -415,7 +428,7 @@ class Store:
 
     def add_events(self, events: Iterable[Event], *, now: datetime) -> int:
         """Store events, ignoring ids already stored; returns how many were new."""
-        with self._write() as conn:
+        with self.write() as conn:
             return self._add_events(conn, events, now)
 
     def _add_events(self, conn: Connection, events: Iterable[Event], now: datetime) -> int:
@@ -509,7 +522,7 @@ class Store:
         ``cursor`` is set in the same transaction, so a trigger's progress and the touches it
         produced are committed together.
         """
-        with self._write() as conn:
+        with self.write() as conn:
             rows = [_outbox_row(touch, now) for touch in touches]
             added = self._insert_new(conn, schema.outbox, "idempotency_key", rows)
             if cursor is not None:
@@ -574,7 +587,7 @@ class Store:
             )
             .returning(*t.c)
         )
-        with self._write() as conn:
+        with self.write() as conn:
             rows = [OutboxRow.from_row(row) for row in conn.execute(stmt)]
         return sorted(rows, key=lambda r: (r.available_at, r.id))
 
@@ -586,7 +599,7 @@ class Store:
             return set()
         t = schema.outbox
         renewed: set[int] = set()
-        with self._write() as conn:
+        with self.write() as conn:
             for row_id, token in sorted(claims.items()):
                 stmt = (
                     sa.update(t)
@@ -632,7 +645,7 @@ class Store:
         written: list[Delivery] = []
         stale: list[Outcome] = []
         events = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
-        with self._write() as conn:
+        with self.write() as conn:
             for outcome in outcomes:
                 delivery = _clean_delivery(outcome.delivery)
                 move = (
@@ -729,7 +742,7 @@ class Store:
         """Keep an in-app message; the same key twice keeps one. Returns the item's id."""
         t = schema.inbox
         stmt = self._insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        with self._write() as conn:
+        with self.write() as conn:
             conn.execute(
                 stmt,
                 {
@@ -778,7 +791,7 @@ class Store:
         query = sa.update(t).where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
         if item_ids is not None:
             query = query.where(t.c.id.in_(_row_ids(item_ids, what="inbox item id")))
-        with self._write() as conn:
+        with self.write() as conn:
             return int(conn.execute(query.values(read_at=now)).rowcount)
 
 

@@ -1,9 +1,9 @@
 """A compiled template, ready to render per recipient, and what rendering it gives.
 
-Rendering is the hot path: for the "mjml-first" strategy with a derived text it is one Jinja
-render of the one-pass template (:mod:`onetomany.templating.fasttext`), which writes the HTML,
-the text and the front matter values made of expressions at once. Only templates whose
-Jinja tags MJML could mangle pay for an MJML compile per render ("jinja-first").
+Rendering is the hot path: for the "mjml-first" strategy it is a Jinja render of the compiled
+HTML, one of the text template derived from it once (:mod:`onetomany.templating.derived`) and
+one per front matter value. Only templates whose Jinja tags MJML could mangle pay for an MJML
+compile per render ("jinja-first"), and derive their text from each rendered HTML.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Any, Literal, NamedTuple
 
 import attrs
 
-from onetomany.errors import TemplateError, TemplateSecurityError
+from onetomany.errors import TemplateError
+from onetomany.templating.derived import DerivedText
 from onetomany.templating.environment import BoundTemplate
-from onetomany.templating.fasttext import FastText, OnePass
-from onetomany.templating.limits import BudgetError
 from onetomany.templating.mjml import MjmlCompiler, RenderingLoader, run_mjml
 from onetomany.templating.text import html_to_text
 
@@ -52,9 +51,10 @@ class CompiledTemplate:
     Jinja over the compiled HTML) or ``"jinja-first"`` (``body`` is Jinja over the MJML source,
     compiled by MJML on every render; ``reason`` says why). ``source``, ``text_source`` and
     ``includes`` are the file contents it was built from (``include_paths`` says where each
-    include was found), used to notice edits. ``fast_text`` is the precompiled text template
-    used instead of parsing the HTML per recipient (``None``, with ``fast_text_reason``, when
-    the template has a hand-written text, renders "jinja-first", or its shape is not safe).
+    include was found), used to notice edits. ``derived`` is the text template derived from the
+    compiled HTML, used instead of parsing the HTML per recipient (``None``, with
+    ``derived_reason``, when the template has a hand-written text, renders "jinja-first", or its
+    shape does not allow it).
     """
 
     name: str
@@ -74,8 +74,8 @@ class CompiledTemplate:
     max_bytes: int
     # The Jinja source ``body`` was compiled from when it is MJML's output ("mjml-first").
     compiled_html: str | None = None
-    fast_text: FastText | None = None
-    fast_text_reason: str | None = None
+    derived: DerivedText | None = None
+    derived_reason: str | None = None
     # Front matter values without any Jinja: the same for everyone, so never rendered.
     constant_fields: Mapping[str, str] = attrs.field(factory=dict)
     # ``subject`` and ``preheader`` from the MJML's <mj-title> and <mj-preview>, for those the
@@ -94,10 +94,6 @@ class CompiledTemplate:
             raise TemplateError(f"{type(exc).__name__}: {exc}", template=self.path) from exc
 
     def _render(self, context: Mapping[str, Any]) -> Rendered:
-        one = self._one(context)
-        if one is not None:
-            return self._one_pass(context, *one)
-        context = dict(context)
         subject = self._field("subject", context) or ""
         preheader = self._field("preheader", context) or ""
         sender = self._field("from", context)
@@ -122,44 +118,6 @@ class CompiledTemplate:
             title=title or None,
         )
 
-    def _one(self, context: Mapping[str, Any]) -> OnePass | None:
-        if self.fast_text is None:
-            return None
-        try:
-            return self.fast_text.render_all(context)
-        except BudgetError as exc:
-            # Rendering again would spend the whole budget a second time for the same error.
-            raise TemplateSecurityError(
-                f"over a template limit: {exc}", template=self.path
-            ) from exc
-        except Exception:  # rendered again the ordinary way, which reports it
-            return None
-
-    def _one_pass(
-        self, context: Mapping[str, Any], html: str, text: str | None, fields: Mapping[str, str]
-    ) -> Rendered:
-        """The rendering from one pass of the one-pass template (HTML, text and the front
-        matter values it holds); the other front matter values render on their own."""
-        values = self._settled_fields()
-        if fields or len(values) < len(_FIELDS):
-            values = dict(values)
-            for key in _FIELDS:
-                if key in fields:
-                    values[key] = self._checked_field(key, fields[key]) or None
-                elif key not in values:
-                    values[key] = self._field(key, context) or None
-        self._check_size("HTML", html, self.path)
-        return Rendered(
-            values["subject"] or "",
-            values["preheader"] or "",
-            html,
-            html_to_text(html) if text is None else text,
-            values["from"],
-            values["reply_to"],
-            values["url"],
-            values["title"],
-        )
-
     def _settled_fields(self) -> dict[str, str | None]:
         """The front matter values that are the same for every recipient (constant or
         absent), checked once."""
@@ -178,18 +136,11 @@ class CompiledTemplate:
         return settled
 
     def derived_text(self, context: Mapping[str, Any], html: str) -> str:
-        """``html_to_text(html)``, through the precompiled text template when there is one.
-
-        ``html`` must be this template's rendering for ``context``. The text template renders
-        the same text (see :mod:`onetomany.templating.fasttext`); a recipient whose values it
-        cannot follow (markup values), or any failure of its own, takes the real derivation.
-        """
-        if self.fast_text is not None:
-            try:
-                return self.fast_text.render(context)
-            except TemplateError:
-                pass
-        return html_to_text(html)
+        """``html_to_text(html)``, through the derived text template when there is one;
+        ``html`` must be this template's rendering for ``context``."""
+        if self.derived is None:
+            return html_to_text(html)
+        return self.derived.render(context, html)
 
     def _html(self, context: Mapping[str, Any]) -> str:
         if self.strategy == "mjml-first":

@@ -22,8 +22,12 @@ default's ``welcome.txt``. Includes are not resolved: a variant names its partia
 
 Compiling a template parses its front matter, compiles MJML once (cached by content, see
 :class:`~onetomany.templating.mjml.MjmlCache`) and compiles the resulting HTML with Jinja. The
-compiled template is kept until one of its files changes; every lookup re-reads the files, which
-are small, so edits are picked up without a restart and without trusting modification times.
+compiled template is kept until one of its files changes. :meth:`TemplateSet.compiled` (and
+``check``, ``problems``, the channel lookups) re-read the files, which are small, on every call,
+so edits are picked up without a restart and without trusting modification times. The send path,
+:meth:`TemplateSet.render`, keeps the variant it resolved and the compiled template it loaded
+and checks the files again at most once per ``recheck_every`` seconds (or after
+:meth:`TemplateSet.refresh`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,14 +53,14 @@ from onetomany.templating.channels import (
     compile_whatsapp,
 )
 from onetomany.templating.compiled import CompiledTemplate, Rendered, Strategy
+from onetomany.templating.derived import FILTERS as DERIVED_FILTERS
+from onetomany.templating.derived import DerivedText, derive_text
 from onetomany.templating.environment import (
     BoundTemplate,
     Locator,
     compile_template,
     make_environment,
 )
-from onetomany.templating.fasttext import FILTERS as FAST_TEXT_FILTERS
-from onetomany.templating.fasttext import FastText, compile_fast_text
 from onetomany.templating.files import read_text
 from onetomany.templating.frontmatter import mjml_head_fields, split_front_matter
 from onetomany.templating.limits import (
@@ -102,11 +107,11 @@ class TemplateSet:
     every width and string a template builds; ``max_steps`` and ``max_seconds`` bound the loop
     iterations and calls, and the time, of one render (see :mod:`onetomany.templating.limits`).
     ``compile_mjml`` replaces :func:`mjml.mjml2html`, e.g. to count or instrument compiles.
-    ``fast_text`` (on by default) derives the plain text through a precompiled text template
-    when that provably gives the same text (see :mod:`onetomany.templating.fasttext`).
     ``touch_fields`` maps a touch name to the ``subject`` and ``preheader`` (Jinja templates)
     the touch gives the templates it sends, for those that do not set them in front matter
-    (:meth:`render`). Safe to share between threads.
+    (:meth:`render`). :meth:`render` checks a template's files for edits at most once per
+    ``recheck_every`` seconds; :meth:`refresh` makes the next render check at once. Safe to
+    share between threads.
     """
 
     def __init__(
@@ -119,23 +124,26 @@ class TemplateSet:
         max_steps: int = DEFAULT_MAX_STEPS,
         max_seconds: float = DEFAULT_MAX_SECONDS,
         compile_mjml: MjmlCompiler = mjml_python.mjml2html,
-        fast_text: bool = True,
         touch_fields: Mapping[str, Mapping[str, str]] | None = None,
+        recheck_every: float = 1.0,
     ) -> None:
         folder = Path(folder)
         limits = Limits(max_bytes=max_bytes, max_steps=max_steps, max_seconds=max_seconds)
         self.folder = folder
         self._root = folder.resolve()
         self._html_env, self._text_env = make_environment(
-            filters={**locale_filters(), **(filters or {}), **FAST_TEXT_FILTERS},
+            filters={**locale_filters(), **(filters or {}), **DERIVED_FILTERS},
             constants=constants or {},
             limits=limits,
         )
         self._compile_mjml = compile_mjml
         self._mjml = MjmlCache(self._root, compile_mjml)
         self._max_bytes = max_bytes
-        self._fast_text = fast_text
         self._compiled: dict[str, CompiledTemplate] = {}
+        # What the send path (render and the channel lookups) resolved and loaded, by (suffix,
+        # name, locale, persona), and when it looked at the files.
+        self._rendered: dict[tuple[str | None, ...], tuple[Any, float]] = {}
+        self._recheck_every = recheck_every
         self._channel_files: dict[str, ChannelFile] = {}
         self._lock = threading.Lock()
         self._touch_fields = {
@@ -267,9 +275,13 @@ class TemplateSet:
         """Render template ``name`` with ``context`` (see :meth:`CompiledTemplate.render`),
         in the variant :meth:`resolve` picks. ``locale``, when given, is also the ``locale``
         context variable the locale-aware filters use, and the HTML's ``lang`` unless the
-        template's ``<mjml lang="...">`` sets one (see :func:`with_lang`)."""
-        variant = self.resolve(name, locale=locale, persona=persona)
-        compiled = self.compiled(variant)
+        template's ``<mjml lang="...">`` sets one (see :func:`with_lang`). The variant and its
+        compiled template are kept: files are checked for edits at most once per
+        ``recheck_every`` seconds (see :meth:`refresh`)."""
+        compiled: CompiledTemplate = self._kept(
+            (_SUFFIX, name, locale, persona),
+            lambda: self.compiled(self.resolve(name, locale=locale, persona=persona)),
+        )
         if locale is not None:
             context = {**context, "locale": canonical_locale(locale, template=name)}
         rendered = compiled.render(context)
@@ -278,6 +290,23 @@ class TemplateSet:
         if locale is None:
             return rendered
         return rendered._replace(html=with_lang(rendered.html, context["locale"]))
+
+    def refresh(self) -> None:
+        """Make the next :meth:`render` of every template resolve its variant and check its
+        files again, instead of up to ``recheck_every`` seconds later."""
+        self._rendered = {}
+
+    def _kept(self, key: tuple[str | None, ...], load: Callable[[], Any]) -> Any:
+        """``load()``, kept under ``key`` for ``recheck_every`` seconds (the send path)."""
+        now = time.monotonic()
+        found = self._rendered.get(key)
+        if found is not None and now - found[1] < self._recheck_every:
+            return found[0]
+        value = load()
+        if len(self._rendered) >= 10_000:  # locales and roles are data: keep the memory bounded
+            self._rendered = {}
+        self._rendered[key] = (value, now)
+        return value
 
     def _stand_ins(self, compiled: CompiledTemplate, context: Mapping[str, Any]) -> dict[str, str]:
         """The ``subject`` and ``preheader`` the front matter does not set: the touch's (named
@@ -305,7 +334,8 @@ class TemplateSet:
     def sms(
         self, name: str, *, locale: str | None = None, persona: str | None = None
     ) -> SmsTemplate | None:
-        """The compiled ``.sms.txt`` variant of ``name`` for ``locale``/``persona``, if any."""
+        """The compiled ``.sms.txt`` variant of ``name`` for ``locale``/``persona``, if any
+        (kept like :meth:`render`'s)."""
         found = self._channel(name, SMS_SUFFIX, locale, persona)
         assert found is None or isinstance(found, SmsTemplate)
         return found
@@ -314,7 +344,17 @@ class TemplateSet:
         self, name: str, *, locale: str | None = None, persona: str | None = None
     ) -> WhatsAppTemplate | TextTemplate | None:
         """The ``.whatsapp.toml`` (approved template) or ``.whatsapp.txt`` (session text)
-        variant of ``name``; for the same variant, the approved template wins."""
+        variant of ``name``; for the same variant, the approved template wins (kept like
+        :meth:`render`'s)."""
+        found: WhatsAppTemplate | TextTemplate | None = self._kept(
+            (WHATSAPP_SUFFIX, name, locale, persona),
+            lambda: self._whatsapp(name, locale=locale, persona=persona),
+        )
+        return found
+
+    def _whatsapp(
+        self, name: str, *, locale: str | None, persona: str | None
+    ) -> WhatsAppTemplate | TextTemplate | None:
         template = self.find(name, WHATSAPP_SUFFIX, locale=locale, persona=persona)
         text = self.find(name, WHATSAPP_TEXT_SUFFIX, locale=locale, persona=persona)
         if template is None and text is None:
@@ -327,7 +367,8 @@ class TemplateSet:
     def inapp_text(
         self, name: str, *, locale: str | None = None, persona: str | None = None
     ) -> TextTemplate | None:
-        """The ``.inapp.txt`` variant of ``name`` for ``locale``/``persona``, if any."""
+        """The ``.inapp.txt`` variant of ``name`` for ``locale``/``persona``, if any (kept like
+        :meth:`render`'s)."""
         found = self._channel(name, INAPP_SUFFIX, locale, persona)
         assert found is None or isinstance(found, TextTemplate)
         return found
@@ -366,8 +407,11 @@ class TemplateSet:
         return found
 
     def _channel(self, name: str, suffix: str, locale: str | None, persona: str | None) -> Any:
-        variant = self.find(name, suffix, locale=locale, persona=persona)
-        return None if variant is None else self._load_channel(f"{variant}{suffix}")
+        def load() -> ChannelFile | None:
+            variant = self.find(name, suffix, locale=locale, persona=persona)
+            return None if variant is None else self._load_channel(f"{variant}{suffix}")
+
+        return self._kept((suffix, name, locale, persona), load)
 
     def _load_channel(self, filename: str) -> ChannelFile:
         source = read_text(self._root / filename, template=filename)
@@ -448,25 +492,16 @@ class TemplateSet:
         }
         body, reason = self._fast_body(path, head.body, head.body_line, output)
         text_template = None
-        fast_text: FastText | None = None
-        fast_reason: str | None = "the template has a hand-written text"
-        if text_source is None:
-            fast_reason = f"renders jinja-first: {reason}" if reason else "fast text is off"
-            if body is not None and self._fast_text:
-                fast_text, fast_reason = compile_fast_text(
-                    self._html_env,
-                    output.html,
-                    origin=path,
-                    fields={
-                        key: value
-                        for key, value in head.fields.items()
-                        if "{" in value or "}" in value
-                    },
-                )
+        derived: DerivedText | None = None
+        derived_reason: str | None = "the template has a hand-written text"
         if text_source is not None:
             text_template = compile_template(
                 self._text_env, text_source, origin=f"{name}{_TEXT_SUFFIX}"
             )
+        elif body is None:
+            derived_reason = f"renders jinja-first: {reason}"
+        else:
+            derived, derived_reason = derive_text(self._html_env, output.html, origin=path)
         strategy: Strategy = "mjml-first" if body is not None else "jinja-first"
         return CompiledTemplate(
             name=name,
@@ -485,8 +520,8 @@ class TemplateSet:
             text_template=text_template,
             compile_mjml=self._compile_mjml,
             max_bytes=self._max_bytes,
-            fast_text=fast_text,
-            fast_text_reason=fast_reason,
+            derived=derived,
+            derived_reason=derived_reason,
             constant_fields={
                 key: value
                 for key, value in head.fields.items()

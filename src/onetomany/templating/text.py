@@ -7,7 +7,7 @@ scripts, hidden blocks (MJML's preview text) and Outlook-only conditional commen
 
 :class:`BlockWalker` holds the part of the walk that decides *where* text goes (hidden
 regions, paragraph and line breaks) and :func:`link_suffix` what a link adds after its label;
-both are shared with :mod:`onetomany.templating.fasttext`, which runs the same walk once per
+:class:`TextExtractor` is the whole walk; :mod:`onetomany.templating.derived` runs it once per
 template over HTML that still holds its Jinja tags.
 """
 
@@ -143,7 +143,9 @@ def strip_markers(text: str) -> str:
     return text
 
 
-class _TextExtractor(BlockWalker):
+class TextExtractor(BlockWalker):
+    """The walk :func:`html_to_text` runs: ``out`` is the text with break markers."""
+
     def __init__(self) -> None:
         super().__init__()
         self.out: list[str] = []
@@ -210,7 +212,7 @@ def _strongest(run: re.Match[str]) -> str:
 def html_to_text(html: str) -> str:
     """Return the readable text of ``html``: one blank line between paragraphs, links as
     ``text (url)``, entities decoded, and no trailing newline."""
-    parser = _TextExtractor()
+    parser = TextExtractor()
     parser.feed(prepare(html))
     parser.close()
     return parser.text()

@@ -10,9 +10,9 @@ with the rows that are new or due, not with the population:
    audience, and only for those new rows is the first occurrence computed, in Python.
 2. :func:`due_firings`: the rows whose ``next_at`` has come (index ``ix_schedules_due``),
    each with the occurrence to send now and the next one after now. The engine queues them;
-   :func:`advance_schedules` then moves ``next_at`` on. Queueing first makes a crash in
-   between harmless: the next tick fires the same occurrences again, with the same
-   idempotency keys, and the outbox keeps the first.
+   :func:`~onetomany.store.queries.schedules.advance_schedules` then moves ``next_at`` on.
+   Queueing first makes a crash in between harmless: the next tick fires the same
+   occurrences again, with the same idempotency keys, and the outbox keeps the first.
 
 **Missed occurrences.** When several occurrences passed since a row was due (the engine was
 down, or the anchor arrived late), only the latest one is sent, never a flood: it is still
@@ -23,21 +23,27 @@ to a program months later does not greet old accounts with its fifth day).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
-import sqlalchemy as sa
 
 from onetomany.model import Contact
 from onetomany.program import Audience, Touch
 from onetomany.rules.recurrence import Recurrence
 from onetomany.rules.triggers import ENGINE_EVENT_NAMES, CadenceTrigger
-from onetomany.store import Store, schema
-
-_CHUNK = 500
+from onetomany.store import Store
+from onetomany.store.queries.contacts import contacts_of_accounts
+from onetomany.store.queries.events import events_between
+from onetomany.store.queries.schedules import (
+    Schedule,
+    ScheduleMove,
+    add_schedules,
+    due_schedules,
+    unscheduled_anchors,
+)
 
 #: Picks one account's recipients by an audience (the engine's :func:`~onetomany.engine.pick`).
 Chooser = Callable[[Audience, list[Contact]], list[Contact]]
@@ -59,6 +65,18 @@ class Firing:
     fired: int
     #: The occurrence before ``at`` (or the anchor): a recap covers what happened since.
     since: datetime | None = None
+
+    @property
+    def move(self) -> ScheduleMove:
+        """How its row moves on once its touch is queued (:func:`advance_schedules
+        <onetomany.store.queries.schedules.advance_schedules>`)."""
+        return ScheduleMove(
+            touch=self.touch,
+            contact_id=self.contact_id,
+            due=self.due,
+            next_at=self.next_at,
+            fired=self.at is not None,
+        )
 
     @property
     def occurrence(self) -> str:
@@ -126,104 +144,55 @@ def start_schedules(
     occurrence after ``now``: the occurrences before it are history, not missed, so none is
     caught up (a rule already over gets a row that never fires).
     """
-    anchors = _new_anchors(store, touch, trigger, now=now)
+    anchors = unscheduled_anchors(
+        store,
+        touch.name,
+        anchor=trigger.anchor,
+        by=trigger.by,
+        roles=touch.audience.roles,
+        now=now,
+    )
     if not anchors:
         return 0
     if trigger.by == "account":
-        members = _contacts_of_accounts(store, anchors)
+        members = contacts_of_accounts(store, anchors)
     else:
         found = store.get_contacts(anchors)
         members = {cid: [c] for cid, c in found.items()}
     recurrence = trigger.recurrence
-    rows = []
+    schedules = []
     for subject, (anchor_id, anchor_at) in anchors.items():
         for contact in choose(touch.audience, members.get(subject, [])):
             start = trigger.start(anchor_at, contact.timezone)
             occurrences = recurrence.occurrences(start, ZoneInfo(contact.timezone))
             first = next((at for at in occurrences if not from_now or at > now), None)
-            rows.append(
-                {
-                    "touch": touch.name,
-                    "contact_id": contact.id,
-                    "anchor_id": anchor_id,
-                    "anchor_at": anchor_at,
-                    "next_at": first,
-                    "fired": 0,
-                    "updated_at": now,
-                }
+            schedules.append(
+                Schedule(
+                    touch=touch.name,
+                    contact_id=contact.id,
+                    anchor_id=anchor_id,
+                    anchor_at=anchor_at,
+                    next_at=first,
+                    fired=0,
+                )
             )
-    if not rows:
-        return 0
-    t = schema.schedules
-    with store._write() as conn:
-        stmt = store._insert(t).on_conflict_do_nothing(index_elements=[t.c.touch, t.c.contact_id])
-        conn.execute(stmt, rows)
-    return len(rows)
-
-
-def _new_anchors(
-    store: Store, touch: Touch, trigger: CadenceTrigger, *, now: datetime
-) -> dict[str, tuple[str, datetime]]:
-    """The first anchor event (id, instant) of each subject with no schedule for ``touch``."""
-    e, s, c = schema.events, schema.schedules, schema.contacts
-    if trigger.by == "account":
-        subject = e.c.account_id
-        scheduled = (
-            sa.select(1)
-            .select_from(s.join(c, c.c.id == s.c.contact_id))
-            .where(s.c.touch == touch.name, c.c.account_id == subject)
-        )
-        eligible = sa.select(1).where(c.c.account_id == subject)
-    else:
-        subject = e.c.contact_id
-        scheduled = sa.select(1).where(s.c.touch == touch.name, s.c.contact_id == subject)
-        eligible = sa.select(1).where(c.c.id == subject)
-    if touch.audience.roles:
-        eligible = eligible.where(c.c.role.in_(touch.audience.roles))
-    query = (
-        sa.select(subject.label("subject"), e.c.id, e.c.occurred_at)
-        .where(e.c.name == trigger.anchor, subject.is_not(None), e.c.occurred_at <= now)
-        .where(~sa.exists(scheduled), sa.exists(eligible))
-        .order_by(e.c.occurred_at.desc(), e.c.seq.desc())
-    )
-    with store.engine.connect() as conn:
-        # Latest first, so the last one written per subject is its first anchor.
-        return {row.subject: (row.id, row.occurred_at) for row in conn.execute(query)}
-
-
-def _contacts_of_accounts(store: Store, account_ids: Iterable[str]) -> dict[str, list[Contact]]:
-    """Each account's contacts, in id order."""
-    wanted = sorted(set(account_ids))
-    c = schema.contacts
-    ids: list[str] = []
-    with store.engine.connect() as conn:
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            ids += conn.scalars(sa.select(c.c.id).where(c.c.account_id.in_(chunk)))
-    grouped: dict[str, list[Contact]] = {}
-    for contact in sorted(store.get_contacts(ids).values(), key=lambda x: x.id):
-        if contact.account_id is not None:
-            grouped.setdefault(contact.account_id, []).append(contact)
-    return grouped
+    add_schedules(store, schedules, now=now)
+    return len(schedules)
 
 
 def due_firings(
     store: Store, touch: Touch, trigger: CadenceTrigger, *, now: datetime
 ) -> list[tuple[Firing, str]]:
-    """The rows of ``touch`` due at ``now``, planned, each with its contact's timezone."""
-    s, c = schema.schedules, schema.contacts
-    query = (
-        sa.select(s, c.c.timezone)
-        .select_from(s.outerjoin(c, c.c.id == s.c.contact_id))
-        .where(s.c.touch == touch.name, s.c.next_at <= now)
-        .order_by(s.c.next_at, s.c.contact_id)
-    )
-    with store.engine.connect() as conn:
-        rows = list(conn.execute(query))
+    """The rows of ``touch`` due at ``now``, planned, each with its contact's timezone.
+
+    The engine queues them, then moves their rows on with :func:`advance_schedules
+    <onetomany.store.queries.schedules.advance_schedules>` (each firing's :attr:`Firing.move`).
+    """
     recurrence = trigger.recurrence
     firings = []
-    for row in rows:
-        zone = row.timezone or "UTC"  # a contact gone from the store: its row just advances
+    for row, timezone in due_schedules(store, touch.name, now=now):
+        zone = timezone or "UTC"  # a contact gone from the store: its row just advances
+        assert row.next_at is not None  # a due row has one
         start = trigger.start(row.anchor_at, zone)
         at, after, since = plan(recurrence, start, ZoneInfo(zone), due=row.next_at, now=now)
         firing = Firing(
@@ -241,53 +210,6 @@ def due_firings(
     return firings
 
 
-def advance_schedules(store: Store, firings: Sequence[Firing], *, now: datetime) -> int:
-    """Move each fired row's ``next_at`` on, unless another tick already did; returns how many.
-
-    Call it after the firings' touches are queued.
-    """
-    if not firings:
-        return 0
-    s = schema.schedules
-    stmt = (
-        sa.update(s)
-        .where(
-            s.c.touch == sa.bindparam("b_touch"),
-            s.c.contact_id == sa.bindparam("b_contact"),
-            s.c.next_at == sa.bindparam("b_due", type_=schema.UTCDateTime),
-        )
-        .values(
-            next_at=sa.bindparam("b_next", type_=schema.UTCDateTime),
-            fired=s.c.fired + sa.bindparam("b_fired", type_=sa.Integer),
-            updated_at=sa.bindparam("b_now", type_=schema.UTCDateTime),
-        )
-    )
-    params = [
-        {
-            "b_touch": f.touch,
-            "b_contact": f.contact_id,
-            "b_due": f.due,
-            "b_next": f.next_at,
-            "b_fired": 1 if f.at is not None else 0,
-            "b_now": now,
-        }
-        for f in firings
-    ]
-    with store._write() as conn:
-        result = conn.execute(stmt, params)
-    return max(result.rowcount, 0)
-
-
-def scheduled_next(store: Store, touch: str, contact_id: str) -> datetime | None:
-    """When ``touch`` is next due for ``contact_id``; None if it has no schedule or is done."""
-    s = schema.schedules
-    with store.engine.connect() as conn:
-        value: datetime | None = conn.scalar(
-            sa.select(s.c.next_at).where(s.c.touch == touch, s.c.contact_id == contact_id)
-        )
-    return value
-
-
 #: At most this many events are handed to a recap's template.
 ACTIVITY_LIMIT = 50
 
@@ -303,24 +225,19 @@ def activity(
     moves, tier changes) are left out: they are not something the customer did. Oldest
     first, at most :data:`ACTIVITY_LIMIT`.
     """
-    e = schema.events
-    subject = (
-        e.c.account_id == contact.account_id if contact.account_id else e.c.contact_id == contact.id
-    )
-    query = (
-        sa.select(e.c.id, e.c.name, e.c.occurred_at, e.c.properties)
-        .where(subject, e.c.occurred_at > since, e.c.occurred_at <= until)
-        .where(e.c.name.not_in(sorted(ENGINE_EVENT_NAMES)))
-        .order_by(e.c.occurred_at, e.c.seq)
-        .limit(ACTIVITY_LIMIT)
-    )
-    with store.engine.connect() as conn:
-        return [
-            {
-                "id": row.id,
-                "name": row.name,
-                "occurred_at": row.occurred_at.isoformat(),
-                "properties": dict(row.properties or {}),
-            }
-            for row in conn.execute(query)
-        ]
+    return [
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "occurred_at": row["occurred_at"].isoformat(),
+            "properties": dict(row["properties"] or {}),
+        }
+        for row in events_between(
+            store,
+            contact,
+            since=since,
+            until=until,
+            leave_out=ENGINE_EVENT_NAMES,
+            limit=ACTIVITY_LIMIT,
+        )
+    ]

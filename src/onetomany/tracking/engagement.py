@@ -26,21 +26,20 @@ an open of the original email after the resend went out stops the SMS and the CS
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
-import sqlalchemy as sa
 
 from onetomany.errors import InputError
-from onetomany.model import Event, OutboxStatus
+from onetomany.model import Event
 from onetomany.program import Touch
 from onetomany.rules.triggers import ENGAGEMENT_EVENTS, EngagementTrigger
-from onetomany.store import OutboxRow, Store, schema
+from onetomany.store import OutboxRow, Store
+from onetomany.store.queries.events import engaged_keys
+from onetomany.store.queries.outbox import outbox_row, sent_not_engaged
 from onetomany.tracking.reentry import idempotency_key
-
-_CHUNK = 500
 
 
 def engagement_event(
@@ -54,13 +53,7 @@ def engagement_event(
     if kind not in ENGAGEMENT_EVENTS:
         known = ", ".join(repr(k) for k in ENGAGEMENT_EVENTS)
         raise InputError(f"engagement kind {kind!r} for message {key!r} is not one of {known}")
-    t = schema.outbox
-    with store.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(t.c.touch, t.c.channel, t.c.contact_id, t.c.account_id).where(
-                t.c.idempotency_key == key
-            )
-        ).first()
+    row = outbox_row(store, key)
     if row is None:
         raise InputError(f"no outbox row has the idempotency key {key!r}; nothing was tracked")
     fields: dict[str, Any] = {
@@ -127,49 +120,22 @@ def unengaged(
     engaged with; then the earlier steps of those rows' ladder runs are checked, for them
     alone.
     """
-    o, nxt, d, e = (
-        schema.outbox.alias("sent"),
-        schema.outbox.alias("next"),
-        schema.deliveries,
-        schema.events,
-    )
     counted = trigger.engagement
-    # idempotency_key(program, touch.name, o.contact_id, occurrence(o.id)), spelled in SQL;
-    # a test holds the two spellings together.
+    # idempotency_key(program, touch.name, o.contact_id, occurrence(o.id)), spelled in SQL
+    # as head + contact id + tail + row id; a test holds the two spellings together.
     head, tail = idempotency_key(program, touch.name, "\0", occurrence(0))[:-1].split("\0")
-    next_key = (
-        sa.literal(head, sa.String)
-        + o.c.contact_id
-        + sa.literal(tail, sa.String)
-        + sa.cast(o.c.id, sa.String)
-    )
-    escalated = sa.exists().where(nxt.c.idempotency_key == next_key)
-    engaged = sa.exists().where(
-        e.c.contact_id == o.c.contact_id,
-        e.c.name.in_(counted),
-        e.c.occurred_at <= now,
-        e.c.properties["idempotency_key"].as_string() == o.c.idempotency_key,
-    )
-    query = (
-        sa.select(o, d.c.at.label("sent_at"))
-        .join(d, sa.and_(d.c.outbox_id == o.c.id, d.c.status == "sent"))
-        .where(
-            o.c.status == OutboxStatus.SENT,
-            o.c.program == program,
-            o.c.touch == trigger.touch,
-            o.c.contact_id.is_not(None),
-            d.c.at <= now - timedelta(days=trigger.days),
-            ~escalated,
-            ~engaged,
+    candidates = [
+        Unengaged(row=row, sent_at=sent_at)
+        for row, sent_at in sent_not_engaged(
+            store,
+            program=program,
+            touch=trigger.touch,
+            next_key=(head, tail),
+            engagement=counted,
+            sent_by=now - timedelta(days=trigger.days),
+            now=now,
         )
-        .order_by(o.c.id)
-    )
-    with store.engine.connect() as conn:
-        found = {
-            row.id: Unengaged(row=OutboxRow.from_row(row), sent_at=_aware(row.sent_at))
-            for row in conn.execute(query)
-        }
-    candidates = list(found.values())  # one per row even if a row has two sent deliveries
+    ]
     earlier = {k for c in candidates for k in c.ladder[:-1]}
     if not earlier:
         return candidates
@@ -179,36 +145,5 @@ def unengaged(
     return [c for c in candidates if not stopped.intersection(c.ladder[:-1])]
 
 
-def engaged_keys(
-    store: Store,
-    keys: Iterable[str],
-    *,
-    names: Sequence[str],
-    contact_ids: Iterable[str | None],
-    now: datetime,
-) -> set[str]:
-    """Which of ``keys`` have one of the engagement events ``names`` at or before ``now``."""
-    e = schema.events
-    wanted = set(keys)
-    contacts = sorted({c for c in contact_ids if c})
-    key = e.c.properties["idempotency_key"].as_string()
-    found: set[str] = set()
-    with store.engine.connect() as conn:
-        for start in range(0, len(contacts), _CHUNK):
-            # The contacts narrow the scan to their events (indexed); the keys pick among them.
-            query = sa.select(key).where(
-                e.c.contact_id.in_(contacts[start : start + _CHUNK]),
-                e.c.name.in_(names),
-                e.c.occurred_at <= now,
-            )
-            found.update(k for k in conn.scalars(query) if k in wanted)
-    return found
-
-
 def _keys(value: object) -> list[str]:
     return [str(k) for k in value] if isinstance(value, list) else []
-
-
-def _aware(value: datetime | str) -> datetime:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

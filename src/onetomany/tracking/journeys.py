@@ -35,78 +35,16 @@ import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
 
 import attrs
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from onetomany.model import Event
-from onetomany.rules.journeys import Journey
+from onetomany.rules.journeys import Action, Journey, JourneyState, StageChange
 from onetomany.rules.segments import SegmentSet
-from onetomany.rules.triggers import STAGE_EVENTS
-from onetomany.store import Store, schema
-from onetomany.store.segments import compile_segment
+from onetomany.store import Store
+from onetomany.store.queries.journeys import Move, save_moves, states_in
+from onetomany.store.segments import accounts_meeting
 
 log = logging.getLogger(__name__)
-
-Action = Literal["entered", "completed", "overdue"]
-_EVENT_OF: dict[str, str] = {
-    "entered": STAGE_EVENTS["enter"],
-    "completed": STAGE_EVENTS["complete"],
-    "overdue": STAGE_EVENTS["overdue"],
-}
-
-
-@attrs.frozen(kw_only=True)
-class JourneyState:
-    """Where one account is in one journey: its current stage and that entry's progress."""
-
-    journey: str
-    account_id: str
-    stage: str
-    entry_id: str
-    entered_at: datetime
-    completed_at: datetime | None = None
-    overdue_at: datetime | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.completed_at is not None
-
-    @property
-    def overdue(self) -> bool:
-        return self.overdue_at is not None
-
-
-@attrs.frozen(kw_only=True)
-class StageChange:
-    """One step of one account through a journey: a ``journey_history`` row."""
-
-    journey: str
-    account_id: str
-    stage: str
-    action: Action
-    entry_id: str
-    at: datetime
-
-    @property
-    def event_name(self) -> str:
-        return _EVENT_OF[self.action]
-
-    @property
-    def event_id(self) -> str:
-        """Deterministic: an entry is entered, completed and overdue at most once each."""
-        return hashlib.sha256(f"stage:{self.action}:{self.entry_id}".encode()).hexdigest()[:32]
-
-    def event(self) -> Event:
-        return Event(
-            id=self.event_id,
-            name=self.event_name,
-            account_id=self.account_id,
-            occurred_at=self.at,
-            properties={"journey": self.journey, "stage": self.stage, "entry_id": self.entry_id},
-        )
 
 
 def new_entry_id(journey: str, account_id: str, stage: str, at: datetime) -> str:
@@ -123,15 +61,6 @@ class Criteria:
     complete: tuple[frozenset[str], ...]
 
 
-def accounts_meeting(
-    store: Store, expr: str, *, now: datetime, segments: SegmentSet | None = None
-) -> frozenset[str]:
-    """Ids of the accounts with at least one contact in segment expression ``expr``."""
-    compiled = compile_segment(expr, dialect_name=store.dialect, segments=segments)
-    with store.engine.connect() as conn:
-        return frozenset(conn.scalars(compiled.accounts, compiled.params(now)))
-
-
 def update_journeys(
     store: Store,
     journeys: Iterable[Journey],
@@ -140,10 +69,10 @@ def update_journeys(
     segments: SegmentSet | None = None,
 ) -> list[StageChange]:
     """Move every account forward through ``journeys``; returns the steps taken."""
-    planned: list[tuple[JourneyState | None, JourneyState | None, list[StageChange]]] = []
+    planned: list[Move] = []
     for journey in journeys:
         criteria = _criteria(store, journey, now=now, segments=segments)
-        states = _states(store, journey.name)
+        states = states_in(store, journey.name)
         for account_id in sorted(set(states) | _placeable(criteria)):
             old = states.get(account_id)
             new, steps = advance(journey, account_id, old, criteria, now)
@@ -151,17 +80,7 @@ def update_journeys(
                 planned.append((old, new, steps))
         if log.isEnabledFor(logging.DEBUG):
             _log_early_completions(journey, states, criteria, planned)
-    if not planned:
-        return []
-    taken: list[StageChange] = []
-    with store._write() as conn:
-        for old, new, steps in planned:
-            if _save(store, conn, old, new):
-                taken += steps
-        if taken:
-            conn.execute(sa.insert(schema.journey_history), [_history_row(s) for s in taken])
-            store._add_events(conn, [s.event() for s in taken], now)
-    return taken
+    return save_moves(store, planned, now=now)
 
 
 def advance(
@@ -236,34 +155,6 @@ def advance(
     return state, steps
 
 
-def journey_states(store: Store, account_id: str) -> list[JourneyState]:
-    """Every journey ``account_id`` is in, by journey name."""
-    t = schema.journey_states
-    stmt = sa.select(t).where(t.c.account_id == account_id).order_by(t.c.journey)
-    with store.engine.connect() as conn:
-        return [_state(row) for row in conn.execute(stmt)]
-
-
-def journey_history(store: Store, account_id: str, journey: str | None = None) -> list[StageChange]:
-    """The steps ``account_id`` took (through ``journey``, or every journey), oldest first."""
-    t = schema.journey_history
-    stmt = sa.select(t).where(t.c.account_id == account_id).order_by(t.c.id)
-    if journey is not None:
-        stmt = stmt.where(t.c.journey == journey)
-    with store.engine.connect() as conn:
-        return [
-            StageChange(
-                journey=row.journey,
-                account_id=row.account_id,
-                stage=row.stage,
-                action=row.action,
-                entry_id=row.entry_id,
-                at=row.at,
-            )
-            for row in conn.execute(stmt)
-        ]
-
-
 def _criteria(
     store: Store, journey: Journey, *, now: datetime, segments: SegmentSet | None
 ) -> Criteria:
@@ -280,26 +171,6 @@ def _placeable(criteria: Criteria) -> set[str]:
     return set().union(*(e for e in criteria.entry if e is not None))
 
 
-def _states(store: Store, journey: str) -> dict[str, JourneyState]:
-    t = schema.journey_states
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.journey == journey))
-        return {row.account_id: _state(row) for row in rows}
-
-
-def _state(row: sa.Row[object]) -> JourneyState:
-    m = row._mapping
-    return JourneyState(
-        journey=m["journey"],
-        account_id=m["account_id"],
-        stage=m["stage"],
-        entry_id=m["entry_id"],
-        entered_at=m["entered_at"],
-        completed_at=m["completed_at"],
-        overdue_at=m["overdue_at"],
-    )
-
-
 def _step(
     journey: Journey, account_id: str, stage: str, action: Action, entry_id: str, at: datetime
 ) -> StageChange:
@@ -313,60 +184,11 @@ def _step(
     )
 
 
-def _history_row(step: StageChange) -> dict[str, object]:
-    return {
-        "journey": step.journey,
-        "account_id": step.account_id,
-        "stage": step.stage,
-        "action": step.action,
-        "entry_id": step.entry_id,
-        "at": step.at,
-    }
-
-
-def _save(
-    store: Store, conn: Connection, old: JourneyState | None, new: JourneyState | None
-) -> bool:
-    """Write ``new`` over ``old`` if the row still holds ``old``; False if it changed."""
-    t = schema.journey_states
-    if old is None:
-        assert new is not None
-        stmt = (
-            store._insert(t)
-            .values(_state_values(new))
-            .on_conflict_do_nothing(index_elements=["journey", "account_id"])
-            .returning(t.c.account_id)
-        )
-        return conn.execute(stmt).first() is not None
-    unchanged = sa.and_(
-        t.c.journey == old.journey,
-        t.c.account_id == old.account_id,
-        t.c.entry_id == old.entry_id,
-        t.c.completed_at.is_(None) if old.completed_at is None else t.c.completed_at.is_not(None),
-        t.c.overdue_at.is_(None) if old.overdue_at is None else t.c.overdue_at.is_not(None),
-    )
-    if new is None:
-        return conn.execute(sa.delete(t).where(unchanged)).rowcount == 1
-    return conn.execute(sa.update(t).where(unchanged).values(_state_values(new))).rowcount == 1
-
-
-def _state_values(state: JourneyState) -> dict[str, object]:
-    return {
-        "journey": state.journey,
-        "account_id": state.account_id,
-        "stage": state.stage,
-        "entry_id": state.entry_id,
-        "entered_at": state.entered_at,
-        "completed_at": state.completed_at,
-        "overdue_at": state.overdue_at,
-    }
-
-
 def _log_early_completions(
     journey: Journey,
     states: Mapping[str, JourneyState],
     criteria: Criteria,
-    planned: list[tuple[JourneyState | None, JourneyState | None, list[StageChange]]],
+    planned: list[Move],
 ) -> None:
     """DEBUG: accounts meeting the completion of a stage they have not reached."""
     names = [s.name for s in journey.stages]

@@ -13,16 +13,14 @@ per recipient:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
-
-import sqlalchemy as sa
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 from onetomany.model.decisions import Check, Decision
 from onetomany.program import Touch
-from onetomany.store import Store, schema
-
-_CHUNK = 500
+from onetomany.store import Store
+from onetomany.store.queries.journeys import stage_entries
+from onetomany.store.queries.outbox import last_queued
 
 
 def idempotency_key(program: str, touch: str, recipient: str, occurrence: str) -> str:
@@ -77,40 +75,6 @@ def apply_reentry(
 
 def _key(decision: Decision, occurrence: str) -> str:
     return idempotency_key(decision.program, decision.touch, decision.contact_id, occurrence)
-
-
-def stage_entries(store: Store, journey: str, account_ids: Iterable[str | None]) -> dict[str, str]:
-    """The entry id of each account's current stage of ``journey`` (absent: not in it)."""
-    wanted = sorted({a for a in account_ids if a})
-    t = schema.journey_states
-    found: dict[str, str] = {}
-    with store.engine.connect() as conn:
-        for start in range(0, len(wanted), _CHUNK):
-            stmt = sa.select(t.c.account_id, t.c.entry_id).where(
-                t.c.journey == journey, t.c.account_id.in_(wanted[start : start + _CHUNK])
-            )
-            found.update({row.account_id: row.entry_id for row in conn.execute(stmt)})
-    return found
-
-
-def last_queued(store: Store, touch: str, contact_ids: Iterable[str]) -> dict[str, datetime]:
-    """When ``touch`` was last queued for each of ``contact_ids`` (absent: never)."""
-    wanted = sorted(set(contact_ids))
-    t = schema.outbox
-    found: dict[str, datetime] = {}
-    with store.engine.connect() as conn:
-        for start in range(0, len(wanted), _CHUNK):
-            stmt = (
-                sa.select(
-                    t.c.contact_id,
-                    # max() would lose the column's type, and with it the aware UTC reading.
-                    sa.type_coerce(sa.func.max(t.c.created_at), schema.UTCDateTime).label("at"),
-                )
-                .where(t.c.touch == touch, t.c.contact_id.in_(wanted[start : start + _CHUNK]))
-                .group_by(t.c.contact_id)
-            )
-            found.update({row.contact_id: row.at for row in conn.execute(stmt)})
-    return found
 
 
 def _outside_period(

@@ -26,23 +26,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 import attrs
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from onetomany.model import Event
 from onetomany.rules.segments import SegmentSet
 from onetomany.rules.triggers import SEGMENT_EVENTS
-from onetomany.store import Store, schema
+from onetomany.store import Store
+from onetomany.store.queries.contacts import account_ids
+from onetomany.store.queries.segment_members import MemberChange, member_ids, move_members
 from onetomany.store.segments import matching_contact_ids
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 500
 
 
 @attrs.frozen(kw_only=True)
@@ -70,124 +68,49 @@ def update_segment_members(
 
     Members are computed before the write transaction; inside it, rows are inserted with
     ON CONFLICT DO NOTHING and deleted with RETURNING, and only the rows that really changed
-    get an event, so two engines updating at once record each crossing once.
+    get an event, so two engines updating at once record each crossing once
+    (:func:`~onetomany.store.queries.segment_members.move_members`).
     """
     if not names:
         return []
     plan: dict[str, tuple[list[str], list[str]]] = {}
     for name in names:
         current = set(matching_contact_ids(store, segments.expr(name), now=now, segments=segments))
-        stored = _stored_members(store, name)
+        stored = member_ids(store, name)
         plan[name] = (sorted(current - stored), sorted(stored - current))
     touched = {c for entering, leaving in plan.values() for c in [*entering, *leaving]}
     if not touched:
         return []
-    accounts = _account_ids(store, touched)
+    accounts = account_ids(store, touched)
     changes: list[SegmentChange] = []
-    with store._write() as conn:
-        for name, (entering, leaving) in plan.items():
-            changes += _enter(store, conn, name, entering, accounts, now)
-            changes += _leave(conn, name, leaving, accounts, now)
-        store._add_events(conn, [_event(c) for c in changes], now)
+
+    def record(moved: list[MemberChange]) -> list[Event]:
+        changes.extend(c for m in moved if (c := _crossing(m, accounts, now)) is not None)
+        return [_event(c) for c in changes]
+
+    move_members(store, plan, now=now, events=record)
     return changes
 
 
-def segment_members(store: Store, segment: str) -> dict[str, datetime]:
-    """The stored members of ``segment``: contact id -> since when."""
-    t = schema.segment_members
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t.c.contact_id, t.c.since).where(t.c.segment == segment))
-        return {row.contact_id: row.since for row in rows}
-
-
-def _stored_members(store: Store, segment: str) -> set[str]:
-    t = schema.segment_members
-    with store.engine.connect() as conn:
-        return set(conn.scalars(sa.select(t.c.contact_id).where(t.c.segment == segment)))
-
-
-def _account_ids(store: Store, contact_ids: Iterable[str]) -> dict[str, str | None]:
-    """Each existing contact's account (absent: the contact does not exist)."""
-    wanted = sorted(set(contact_ids))
-    t = schema.contacts
-    found: dict[str, str | None] = {}
-    with store.engine.connect() as conn:
-        for start in range(0, len(wanted), _CHUNK):
-            stmt = sa.select(t.c.id, t.c.account_id).where(
-                t.c.id.in_(wanted[start : start + _CHUNK])
-            )
-            found.update({row.id: row.account_id for row in conn.execute(stmt)})
-    return found
-
-
-def _enter(
-    store: Store,
-    conn: Connection,
-    segment: str,
-    contact_ids: list[str],
-    accounts: dict[str, str | None],
-    now: datetime,
-) -> list[SegmentChange]:
-    if not contact_ids:
-        return []
-    t = schema.segment_members
-    stmt = (
-        store._insert(t)
-        .on_conflict_do_nothing(index_elements=["segment", "contact_id"])
-        .returning(t.c.contact_id)
+def _crossing(
+    moved: MemberChange, accounts: dict[str, str | None], now: datetime
+) -> SegmentChange | None:
+    """The crossing a moved member row records; None for a contact that no longer exists."""
+    if moved.change == "left" and moved.contact_id not in accounts:
+        log.info(
+            "contact %r no longer exists: removed from segment %r without a segment_left event",
+            moved.contact_id,
+            moved.segment,
+        )
+        return None
+    return SegmentChange(
+        segment=moved.segment,
+        contact_id=moved.contact_id,
+        account_id=accounts.get(moved.contact_id),
+        change=moved.change,
+        at=now,
+        event_id=crossing_id(moved.segment, moved.contact_id, moved.since, moved.change),
     )
-    rows = [{"segment": segment, "contact_id": c, "since": now} for c in contact_ids]
-    # Only the rows really inserted come back: another engine may have added the rest.
-    added = sorted(conn.scalars(stmt, rows).all())
-    return [
-        SegmentChange(
-            segment=segment,
-            contact_id=contact,
-            account_id=accounts.get(contact),
-            change="entered",
-            at=now,
-            event_id=crossing_id(segment, contact, now, "entered"),
-        )
-        for contact in added
-    ]
-
-
-def _leave(
-    conn: Connection,
-    segment: str,
-    contact_ids: list[str],
-    accounts: dict[str, str | None],
-    now: datetime,
-) -> list[SegmentChange]:
-    t = schema.segment_members
-    changes = []
-    for start in range(0, len(contact_ids), _CHUNK):
-        chunk = contact_ids[start : start + _CHUNK]
-        stmt = (
-            sa.delete(t)
-            .where(t.c.segment == segment, t.c.contact_id.in_(chunk))
-            .returning(t.c.contact_id, t.c.since)
-        )
-        for row in conn.execute(stmt):
-            if row.contact_id not in accounts:
-                log.info(
-                    "contact %r no longer exists: removed from segment %r without a "
-                    "segment_left event",
-                    row.contact_id,
-                    segment,
-                )
-                continue
-            changes.append(
-                SegmentChange(
-                    segment=segment,
-                    contact_id=row.contact_id,
-                    account_id=accounts[row.contact_id],
-                    change="left",
-                    at=now,
-                    event_id=crossing_id(segment, row.contact_id, row.since, "left"),
-                )
-            )
-    return sorted(changes, key=lambda c: c.contact_id)
 
 
 def _event(change: SegmentChange) -> Event:

@@ -17,13 +17,8 @@ from onetomany.model.decisions import Check
 from onetomany.program import Audience, Touch
 from onetomany.rules.triggers import CadenceTrigger, Reporter
 from onetomany.store import Store
-from onetomany.tracking.cadence import (
-    Firing,
-    activity,
-    advance_schedules,
-    due_firings,
-    start_schedules,
-)
+from onetomany.store.queries.schedules import advance_schedules
+from onetomany.tracking.cadence import Firing, activity, due_firings, start_schedules
 from onetomany.triggers.base import Candidates, TickContext
 
 
@@ -65,7 +60,9 @@ class CadenceKind:
             decisions += context.settle_segment(self.name, touch, found, now=now, payload=payload)
         return Candidates(
             decisions=decisions,
-            after_queued=functools.partial(advance_schedules, store, fired, now=now),
+            after_queued=functools.partial(
+                advance_schedules, store, [f.move for f in fired], now=now
+            ),
         )
 
 

@@ -1,4 +1,4 @@
-"""The precompiled text template gives exactly ``html_to_text`` of the rendered HTML.
+"""The derived text template gives exactly ``html_to_text`` of the rendered HTML.
 
 The property is checked over every bundled template (every variant) of the example program
 and over templates built to exercise each rule (loops, conditions, dynamic links and labels,
@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,8 +21,7 @@ from markupsafe import Markup
 from templating_support import WriteFiles, page, section, template
 
 from onetomany.errors import TemplateError
-from onetomany.templating import TemplateSet, html_to_text, textcode
-from onetomany.templating.fasttext import SlowPath
+from onetomany.templating import TemplateSet, html_to_text
 from onetomany.templating.text import assemble
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onboarding" / "templates"
@@ -98,16 +96,6 @@ def _values() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def _has_marker(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x01" in value or "\x02" in value
-    if isinstance(value, dict):
-        return any(map(_has_marker, value.values()))
-    if isinstance(value, list):
-        return any(map(_has_marker, value))
-    return False
-
-
 def _plain(**changes: Any) -> dict[str, Any]:
     """Values for :func:`_context`: plain ones, with ``changes``."""
     values: dict[str, Any] = {
@@ -171,12 +159,12 @@ def _variants(templates: TemplateSet) -> list[str]:
     return [variant for name in templates.names() for variant in templates.variants(name)]
 
 
-def test_every_bundled_template_has_a_fast_text(bundled: TemplateSet) -> None:
+def test_every_bundled_template_has_a_derived_text(bundled: TemplateSet) -> None:
     variants = _variants(bundled)
     assert len(variants) >= 12
     for variant in variants:
         compiled = bundled.compiled(variant)
-        assert compiled.fast_text is not None, (variant, compiled.fast_text_reason)
+        assert compiled.derived is not None, (variant, compiled.derived_reason)
 
 
 @settings(
@@ -185,33 +173,26 @@ def test_every_bundled_template_has_a_fast_text(bundled: TemplateSet) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(values=_values(), which=st.integers(min_value=0))
-def test_fast_text_equals_html_to_text(
+def test_derived_text_equals_html_to_text(
     bundled: TemplateSet, values: dict[str, Any], which: int
 ) -> None:
     variants = _variants(bundled)
     compiled = bundled.compiled(variants[which % len(variants)])
     context = _context(values)
-    assert compiled.fast_text is not None
-    expected = html_to_text(compiled.body.render(context))
+    assert compiled.derived is not None
+    html = compiled.body.render(context)
+    expected = html_to_text(html)
+    assert compiled.derived.render(context, html) == expected
+    assert compiled.derived_text(context, html) == expected
     try:
-        assert compiled.fast_text.render(context) == expected
-    except SlowPath:
-        # Only a break marker in a link target or image text sends a plain value there.
-        assert _has_marker(values)
-    assert compiled.derived_text(context, compiled.body.render(context)) == expected
-    # The one pass gives the compiled HTML byte for byte, and the front matter as rendered alone.
-    classic = attrs.evolve(compiled, fast_text=None)  # every part rendered on its own
-    try:
-        expected_rendered = classic.render(context)
-    except TemplateError as exc:  # e.g. a line break in the subject: refused either way
-        with pytest.raises(TemplateError, match=re.escape(str(exc))):
-            compiled.render(context)
+        rendered = compiled.render(context)
+    except TemplateError:  # e.g. a line break in the subject
         return
-    assert compiled.render(context) == expected_rendered
-    assert expected_rendered.html == compiled.body.render(context)
+    assert rendered.html == html
+    assert rendered.text == expected
 
 
-def test_fast_text_on_every_variant_with_edge_values(bundled: TemplateSet) -> None:
+def test_derived_text_on_every_variant_with_edge_values(bundled: TemplateSet) -> None:
     edge = {
         "first_name": " \n ",
         "name": "<b>bold</b> & co",
@@ -232,13 +213,14 @@ def test_fast_text_on_every_variant_with_edge_values(bundled: TemplateSet) -> No
     for variant in _variants(bundled):
         compiled = bundled.compiled(variant)
         context = _context(edge)
-        assert compiled.fast_text is not None
+        assert compiled.derived is not None
         html = compiled.body.render(context)
-        assert compiled.derived_text(context, html) == html_to_text(html), variant
+        assert compiled.derived.render(context, html) == html_to_text(html), variant
 
 
-def test_markup_values_take_the_slow_path(bundled: TemplateSet) -> None:
+def test_markup_values_take_the_text_of_the_html(bundled: TemplateSet) -> None:
     compiled = bundled.compiled("tricky")
+    assert compiled.derived is not None
     values = _plain(first_name=Markup("<i>Ann</i><p>para</p>"), label=Markup("<b>L</b>"))
     context = _context(values)
     html = compiled.body.render(context)
@@ -255,31 +237,30 @@ def test_markup_values_take_the_slow_path(bundled: TemplateSet) -> None:
         ("<mj-text>{% if a %}<a href='x'>{% endif %}y</a></mj-text>", "spans a change"),
         ("<mj-text><!-- {% if a %} -->x<!-- {% endif %} --></mj-text>", "comment"),
         ("<mj-text>&#xe000;0&#xe001; {{ a }}</mj-text>", "reserved"),
-        (
-            "<mj-text>{% set x = 1 %}<a href='{{ u }}'>{% set x = 2 %}</a>{{ x }}</mj-text>",
-            "inside a link",
-        ),
     ],
 )
-def test_unsafe_shapes_keep_the_slow_path(
+def test_unsafe_shapes_take_the_text_of_the_html(
     write: WriteFiles, body: str, reason: str, context: dict[str, Any]
 ) -> None:
     folder = write({"t.mjml": template(page(section(body)))})
     compiled = TemplateSet(folder).compiled("t")
     if compiled.strategy == "mjml-first":
-        assert compiled.fast_text is None
-        assert reason in (compiled.fast_text_reason or "")
+        assert compiled.derived is None
+        assert reason in (compiled.derived_reason or "")
+    html = compiled.body.render({**context, "a": "&", "c": "red", "u": "x"})
+    assert compiled.derived_text(context, html) == html_to_text(html)
 
 
-def test_hand_written_text_and_switch_off_have_no_fast_text(write: WriteFiles) -> None:
+def test_hand_written_text_has_no_derived_text(write: WriteFiles) -> None:
     folder = write(
         {
             "a.mjml": template(page(section("<mj-text>{{ contact.name }}</mj-text>"))),
             "a.txt": "plain {{ contact.name }}",
         }
     )
-    assert TemplateSet(folder).compiled("a").fast_text is None
-    assert TemplateSet(folder, fast_text=False).compiled("a").fast_text is None
+    compiled = TemplateSet(folder).compiled("a")
+    assert compiled.derived is None
+    assert compiled.render({"contact": {"name": "Ann", "first_name": "A"}}).text == "plain Ann"
 
 
 # --- random template shapes -----------------------------------------------------------------
@@ -338,7 +319,7 @@ SHAPES = st.recursive(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(shape=SHAPES, values=st.lists(_values(), min_size=3, max_size=3))
-def test_fast_text_on_random_shapes(
+def test_derived_text_on_random_shapes(
     tmp_path_factory: pytest.TempPathFactory, shape: str, values: list[dict[str, Any]]
 ) -> None:
     folder = tmp_path_factory.mktemp("shape")
@@ -350,44 +331,17 @@ def test_fast_text_on_random_shapes(
         context = _context(each)
         html = compiled.body.render(context)
         assert compiled.derived_text(context, html) == html_to_text(html)
-        if compiled.fast_text is not None and not _has_marker(each):
-            assert compiled.fast_text.render(context) == html_to_text(html)
 
 
-# --- one pass ---------------------------------------------------------------------------------
+# --- rendering --------------------------------------------------------------------------------
 
 
-def test_one_pass_evaluates_each_expression_once(write: WriteFiles) -> None:
-    calls: list[str] = []
-
-    def tick(value: str) -> str:
-        calls.append(value)
-        return f"{value}#{len(calls)}"
-
-    body = (
-        "<mj-text><p>Hi {{ contact.name|tick }}</p>{% for item in items %}<p>{{ item|tick }}</p>"
-        '{% endfor %}<a href="https://x.test/{{ contact.name|tick }}">{{ items|random }}</a>'
-        "</mj-text>"
-    )
-    folder = write({"t.mjml": template(page(section(body)), subject="For {{ contact.name|tick }}")})
-    compiled = TemplateSet(folder, filters={"tick": tick}).compiled("t")
-    assert compiled.fast_text is not None, compiled.fast_text_reason
-    assert compiled.fast_text.fields == ("subject",)
-    rendered = compiled.render({"contact": {"name": "Ann"}, "items": ["a", "b"]})
-    # Subject, two loop items and the link target: four calls, one per evaluated expression.
-    assert calls == ["Ann", "Ann", "a", "b", "Ann"]
-    assert rendered.subject == "For Ann#1"
-    assert rendered.text == html_to_text(rendered.html)
-    label = "a" if ">a</a>" in rendered.html else "b"
-    assert rendered.text.endswith(f"{label} (https://x.test/Ann#5)")
-
-
-def test_one_pass_failure_is_reported_as_the_ordinary_render_would(write: WriteFiles) -> None:
+def test_a_failure_is_reported_at_its_source_line(write: WriteFiles) -> None:
     folder = write(
         {"t.mjml": template(page(section("<mj-text>\n{{ contact.missing }}</mj-text>")))}
     )
     compiled = TemplateSet(folder).compiled("t")
-    assert compiled.fast_text is not None
+    assert compiled.derived is not None
     with pytest.raises(TemplateError) as caught:
         compiled.render({"contact": {"first_name": "Ann"}})
     assert "missing" in str(caught.value)
@@ -405,9 +359,10 @@ def test_a_subject_using_a_name_the_body_sets_renders_on_its_own(write: WriteFil
         }
     )
     compiled = TemplateSet(folder).compiled("t")
-    assert compiled.fast_text is not None
-    assert compiled.fast_text.fields == ()
-    assert compiled.render({"who": "context"}).subject == "Hi context"
+    assert compiled.derived is not None
+    rendered = compiled.render({"who": "context"})
+    assert rendered.subject == "Hi context"
+    assert rendered.text == "body"
 
 
 def _old_assemble(stream: str) -> str:
@@ -437,16 +392,31 @@ def test_assemble_keeps_the_strongest_break_of_each_run(stream: list[str]) -> No
     assert assemble(text) == _old_assemble(text)
 
 
-# --- the generated text function ----------------------------------------------------------------
+# --- values -------------------------------------------------------------------------------------
 
 
-def test_strict_values_take_the_generated_common_case(
-    bundled: TemplateSet, monkeypatch: pytest.MonkeyPatch
+def test_a_set_inside_a_link_holds_after_it(write: WriteFiles) -> None:
+    body = "<mj-text>{% set x = 1 %}<a href='{{ u }}'>{% set x = 2 %}y</a> {{ x }}</mj-text>"
+    compiled = TemplateSet(write({"t.mjml": template(page(section(body)))})).compiled("t")
+    assert compiled.derived is not None, compiled.derived_reason
+    rendered = compiled.render({"u": "https://x.test", "contact": {"first_name": "A"}})
+    assert rendered.text.endswith("y (https://x.test) 2")
+    assert rendered.text == html_to_text(rendered.html)
+
+
+@pytest.mark.parametrize("value", ["\x03", "a\x04b", "\x05", "\x03x\x04y\x05"])
+def test_values_holding_link_markers_take_the_text_of_the_html(
+    write: WriteFiles, value: str
 ) -> None:
-    """A template without control tags, rendered for plain values, gives its text in one
-    expression: the value-by-value assembly (which ends in ``_finished``) never runs."""
+    body = '<mj-text>{{ v }} <a href="https://x.test/{{ v }}">{{ v }}</a> end</mj-text>'
+    compiled = TemplateSet(write({"t.mjml": template(page(section(body)))})).compiled("t")
+    assert compiled.derived is not None, compiled.derived_reason
+    rendered = compiled.render({"v": value, "contact": {"first_name": "A"}})
+    assert rendered.text == html_to_text(rendered.html)
+
+
+def test_entities_and_link_targets_are_decoded(bundled: TemplateSet) -> None:
     compiled = bundled.compiled("welcome")
-    assert compiled.fast_text is not None
     values = _plain(
         first_name="Ann",
         name="Ann Lee",
@@ -454,43 +424,31 @@ def test_strict_values_take_the_generated_common_case(
         help_url="https://help.test/?a=1&b='2'",
         unsubscribe="https://x.test/u",
     )
-    context = _context(values)
-    expected = html_to_text(compiled.body.render(context))
-
-    def never(parts: list[str], dirty: bool) -> str:
-        raise AssertionError("the value-by-value assembly ran")
-
-    monkeypatch.setitem(textcode._NAMESPACE, "_finished", never)
-    compiled = TemplateSet(bundled.folder).compiled("welcome")  # generated with the spy
-    assert compiled.fast_text is not None
-    assert compiled.fast_text.render(context) == expected
-    assert "Lee & Sons <UK>" in expected
-    assert "(https://help.test/?a=1&b='2')" in expected
-
-
-def test_chunks_that_do_not_fit_the_plan_are_caught(
-    bundled: TemplateSet, caplog: pytest.LogCaptureFixture
-) -> None:
-    compiled = bundled.compiled("day_recap")
-    fast = compiled.fast_text
-    assert fast is not None
-    with pytest.raises((textcode.Mismatch, IndexError)):
-        fast.text(["<p>", Markup("x")], [])
-    with pytest.raises(textcode.Mismatch):
-        bundled.compiled("welcome").fast_text.text(["<p>"], [])  # type: ignore[union-attr]
-
-    def mismatch(chunks: Any, seq: Any) -> str:
-        raise textcode.Mismatch
-
-    broken = attrs.evolve(fast, text=mismatch)
-    context = _context(_plain())
-    # The text is then derived from the HTML, with a warning naming the template.
-    assert broken.render_all(context).text is None
-    assert "day_recap.mjml" in caplog.text
-    with pytest.raises(TemplateError, match="differs from its text plan"):
-        broken.render_all(context, strict=True)
-    rendered = attrs.evolve(compiled, fast_text=broken).render(context)
+    rendered = compiled.render(_context(values))
     assert rendered.text == html_to_text(rendered.html)
+    assert "Lee & Sons <UK>" in rendered.text
+    assert "(https://help.test/?a=1&b='2')" in rendered.text
+
+
+def test_the_text_evaluates_expressions_again(write: WriteFiles) -> None:
+    """The HTML and the text are two renders: a filter giving another value per call can give
+    the text another value (the documented cost of the simpler design)."""
+    calls: list[str] = []
+
+    def tick(value: str) -> str:
+        calls.append(value)
+        return f"{value}#{len(calls)}"
+
+    body = '<mj-text><p>Hi {{ contact.name|tick }}</p><a href="https://x.test/">go</a></mj-text>'
+    folder = write({"t.mjml": template(page(section(body)), subject="Hi")})
+    rendered = (
+        TemplateSet(folder, filters={"tick": tick})
+        .compiled("t")
+        .render({"contact": {"name": "Ann"}})
+    )
+    assert "Hi Ann#1" in rendered.html
+    assert "Hi Ann#2" in rendered.text
+    assert calls == ["Ann", "Ann"]
 
 
 @pytest.mark.parametrize("label", ["x", "y", "x y"])
@@ -498,14 +456,13 @@ def test_a_run_settled_at_a_link_that_just_opened_keeps_the_label(
     write: WriteFiles, label: str
 ) -> None:
     """The space before the link is a part of its own and the branch inside the link starts
-    with a space: settling that run must not move where the label starts, or the label
-    (and so what follows the link) changes."""
+    with a space: the label (and so what follows the link) starts where the link opens."""
     body = (
         '<mj-text>{{ label }} <a href="{{ url }}">{% if contact.vip %} {{ label }}{% endif %}'
         "</a> end</mj-text>"
     )
     compiled = TemplateSet(write({"t.mjml": template(page(section(body)))})).compiled("t")
-    assert compiled.fast_text is not None, compiled.fast_text_reason
+    assert compiled.derived is not None, compiled.derived_reason
     context = _context(_plain(label=label, url="x", vip=True))
     html = compiled.body.render(context)
-    assert compiled.fast_text.render(context) == html_to_text(html)
+    assert compiled.derived.render(context, html) == html_to_text(html)
