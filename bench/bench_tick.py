@@ -42,6 +42,7 @@ from onetomany.rules.segments import Profile, SegmentSet
 from onetomany.store import Store
 from onetomany.store.profiles import load_profiles
 from onetomany.store.schema import accounts, contacts, cursors, events
+from onetomany.store.segments import matching_contact_ids
 
 R = TypeVar("R")
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -254,7 +255,9 @@ def run(size: int) -> dict[str, float]:
             steady_s, steady_cpu, steady = cpu_timed(engine.tick)
             assert steady == 0, f"a steady-state tick queued {steady} touches"
             sql_s, in_sql = timed(
-                lambda: segments.matching_contact_ids(store, TIMED_SEGMENT, now=NOW)
+                lambda: matching_contact_ids(
+                    store, segments.expr(TIMED_SEGMENT), now=NOW, segments=segments
+                )
             )
             profiles = sample_profiles(store, size)
             py_s, in_py = timed(lambda: python_ids(segments, profiles))

@@ -18,6 +18,7 @@ from onetomany.rules.recurrence import Recurrence
 from onetomany.store import schema
 from onetomany.testing import RecordingChannel, make_plugins
 from onetomany.tracking.cadence import plan
+from onetomany.triggers import cadence
 
 from .conftest import make_program
 from .test_program import GOOD, _folder
@@ -199,8 +200,9 @@ def test_a_crash_between_queueing_and_advancing_refires_the_same_keys(
         frozen_clock.advance(days=1)
         # What tick does, stopped before the schedules advance.
         now = frozen_clock.now()
-        candidates, _ = engine._cadence_candidates(now)
-        assert engine._enqueue(candidates, now=now) == 1
+        touches = engine.program.touches_of(cadence.KIND.trigger)
+        found = cadence.KIND.candidates(engine._context(), touches, now)  # no after_queued()
+        assert engine._enqueue(found.decisions, now=now, into=[]) == 1
         due = engine.next_due("tip", "c-berlin")
         assert due is not None and due < now  # not advanced
         assert engine.tick() == 0  # the same occurrence again: the outbox keeps one

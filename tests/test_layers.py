@@ -33,11 +33,12 @@ ALLOWED: dict[str, set[str]] = {
     "program": {"errors", "model", "rules", "plugins", "templating", "delivery"},
     "delivery": {"errors", "model", "rules", "store", "templating", "plugins", "program"},
     "tracking": {"errors", "model", "rules", "store", "program", "delivery"},
+    "triggers": {"errors", "model", "rules", "store", "program", "tracking"},
     "engine": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
-    | {"delivery", "tracking"},
+    | {"delivery", "tracking", "triggers"},
     "testing": {"errors", "model", "rules", "store", "plugins", "delivery", "program"},
     "cli": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
-    | {"delivery", "tracking", "engine", "onetomany"},
+    | {"delivery", "tracking", "triggers", "engine", "onetomany"},
     "onetomany": set(),  # the package's __init__ re-exports the public API from every layer
 }
 # The bundled plugin distributions: the core never imports one.

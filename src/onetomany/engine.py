@@ -30,6 +30,7 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.model import Account, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
+from onetomany.model.decisions import Decision, Outcome
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
 from onetomany.program import Audience, Program, Touch
@@ -39,15 +40,16 @@ from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries.journeys import journey_history, journey_states
-from onetomany.store.queries.schedules import advance_schedules, scheduled_next
+from onetomany.store.queries.schedules import scheduled_next
 from onetomany.store.segments import matching_contact_ids
-from onetomany.store.store import DELIVERY_EVENT_NAMES
 from onetomany.templating import TemplateSet
-from onetomany.tracking.cadence import Firing, activity, due_firings, start_schedules
-from onetomany.tracking.engagement import engagement_event, occurrence, unengaged
+from onetomany.tracking.cadence import start_schedules
+from onetomany.tracking.engagement import engagement_event
 from onetomany.tracking.journeys import update_journeys
-from onetomany.tracking.reentry import apply_reentry, idempotency_key
+from onetomany.tracking.reentry import apply_reentry
 from onetomany.tracking.segments import SegmentChange, update_segment_members
+from onetomany.triggers import KINDS, TickContext
+from onetomany.triggers.base import addressees, in_segment
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,9 @@ class Engine:
         if problems:
             raise ConfigErrors(problems)
         self.segments = program.segment_set()
+        #: What the last :meth:`tick` decided: one :class:`~onetomany.model.decisions.Decision`
+        #: per recipient and occurrence its triggers proposed, queued or skipped, in order.
+        self.last_decisions: tuple[Decision, ...] = ()
         self.dispatcher = Dispatcher(
             store=self.store,
             composer=Composer(program, self.templates),
@@ -376,20 +381,28 @@ class Engine:
     def tick(self, *, batch: int = 1000) -> int:
         """Queue the touches that stored events and time-driven triggers make due.
 
-        Returns the new outbox rows. Progress through the event log is committed with the
-        rows it produced, so a crash between the two cannot lose or double a touch;
-        time-driven triggers key each firing by what started it (the absence's last event,
-        the cadence's date, the unengaged message), so evaluating them again queues nothing
-        twice.
+        Returns the new outbox rows; :attr:`last_decisions` holds every decision behind them
+        (and those skipped). Each trigger kind (:data:`onetomany.triggers.KINDS`) proposes
+        candidates and the touch's re-entry rule settles them. Progress through the event log
+        is committed with the rows it produced, so a crash between the two cannot lose or
+        double a touch; time-driven triggers key each firing by what started it (the
+        absence's last event, the cadence's date, the unengaged message), so evaluating them
+        again queues nothing twice.
         """
-        queued = self._queue_events(batch)
+        decisions: list[Decision] = []
+        queued = self._queue_events(batch, decisions)
         now = self.clock.now()
-        absent = self._absence_candidates(now)
-        cadence, fired = self._cadence_candidates(now)
-        for candidates in (absent, cadence, self._engagement_candidates(now)):
-            queued += self._enqueue(candidates, now=now)
-        # Only after the occurrences are queued: a crash before this re-fires the same keys.
-        advance_schedules(self.store, [f.move for f in fired], now=now)
+        context = self._context()
+        for kind in KINDS:
+            touches = self.program.touches_of(kind.trigger)
+            if kind.reads_events or not touches:
+                continue
+            found = kind.candidates(context, touches, now)
+            queued += self._enqueue(found.decisions, now=now, into=decisions)
+            if found.after_queued is not None:
+                # Only after the occurrences are queued: a crash before this re-fires them.
+                found.after_queued()
+        self.last_decisions = tuple(decisions)
         return queued
 
     def skip_stored_events(self) -> int:
@@ -456,171 +469,76 @@ class Engine:
         now = self.clock.now()
         schedules = sum(
             start_schedules(self.store, touch, trigger, now=now, choose=pick, from_now=True)
-            for touch, trigger in self.program.cadence_touches()
+            for touch, trigger in self.program.touches_of(CadenceTrigger)
         )
         return FromNow(synced=synced, applied=True, skipped_events=skipped, schedules=schedules)
 
+    def _context(self, events: Iterable[Event] = ()) -> TickContext:
+        return TickContext(
+            program=self.program, store=self.store, segments=self.segments, events=tuple(events)
+        )
+
     def _enqueue(
         self,
-        candidates: list[tuple[Touch, NewTouch]],
+        candidates: Iterable[Decision],
         *,
         now: datetime,
+        into: list[Decision],
         cursor: tuple[str, str] | None = None,
     ) -> int:
-        """Queue ``candidates`` that their touches' re-entry rules let through."""
-        if not candidates and cursor is None:
+        """Settle ``candidates`` by their touches' re-entry rules (adding them to ``into``)
+        and queue those it lets through."""
+        touches = self._touches
+        settled = apply_reentry(self.store, touches, list(candidates))
+        into += settled
+        rows = [self._row(d, touches[d.touch]) for d in settled if d.outcome is Outcome.QUEUED]
+        if not rows and cursor is None:
             return 0
-        return self.store.enqueue(apply_reentry(self.store, candidates), now=now, cursor=cursor)
+        return self.store.enqueue(rows, now=now, cursor=cursor)
 
-    def _queue_events(self, batch: int) -> int:
+    @property
+    def _touches(self) -> dict[str, Touch]:
+        return {t.name: t for t in self.program.touches}
+
+    def _row(self, decision: Decision, touch: Touch) -> NewTouch:
+        """The outbox row of a queued decision of ``touch``."""
+        return NewTouch(
+            idempotency_key=decision.idempotency_key,
+            program=decision.program,
+            touch=touch.name,
+            channel=touch.channel,
+            template=touch.template,
+            contact_id=decision.contact_id,
+            account_id=decision.account_id,
+            event_id=decision.event_id,
+            payload=decision.payload,
+            available_at=decision.at,
+        )
+
+    def _queue_events(self, batch: int, into: list[Decision]) -> int:
+        """The event-driven kinds, one batch of the event log at a time, each batch's rows
+        queued with the log's cursor."""
+        kinds = [(k, self.program.touches_of(k.trigger)) for k in KINDS if k.reads_events]
+        order = {t.name: index for index, t in enumerate(self.program.touches)}
         queued = 0
         position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
         while True:
             events = self.store.events_after(position, limit=batch)
             if not events:
                 return queued
-            touches = [t for _, event in events for t in self._touches_for(event)]
+            now = self.clock.now()
+            context = self._context(e for _, e in events)
+            found = [
+                d
+                for kind, touches in kinds
+                if touches
+                for d in kind.candidates(context, touches, now).decisions
+            ]
+            # As the log has them, then in the program's order of touches.
+            at = {event.id: index for index, (_, event) in enumerate(events)}
+            found.sort(key=lambda d: (at[d.event_id or ""], order[d.touch]))
             position = events[-1][0]
-            queued += self._enqueue(
-                touches, now=self.clock.now(), cursor=(EVENT_CURSOR, str(position))
-            )
-
-    def _touches_for(self, event: Event) -> list[tuple[Touch, NewTouch]]:
-        due = self.clock.now()
-        touches = []
-        for touch in self.program.touches_for_event(event):
-            if event.properties.get("touch") == touch.name and event.name in DELIVERY_EVENT_NAMES:
-                continue  # a touch reacting to its own deliveries would feed itself forever
-            touches += [
-                (touch, self._new_touch(touch, contact, occurrence=event.id, now=due, event=event))
-                for contact in self.audience(touch, event)
-            ]
-        return touches
-
-    def _new_touch(
-        self,
-        touch: Touch,
-        contact: Contact,
-        *,
-        occurrence: str,
-        now: datetime,
-        event: Event | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> NewTouch:
-        """The outbox row of ``touch`` for ``contact``, keyed by ``occurrence``."""
-        return NewTouch(
-            idempotency_key=idempotency_key(self.program.name, touch.name, contact.id, occurrence),
-            program=self.program.name,
-            touch=touch.name,
-            channel=touch.channel,
-            template=touch.template,
-            contact_id=contact.id,
-            account_id=contact.account_id or (event.account_id if event else None),
-            event_id=event.id if event else None,
-            payload={"event": _event_context(event) if event else None, **(extra or {})},
-            available_at=now,
-        )
-
-    def _absence_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:
-        """Absence touches: one per recipient per absence, found set-based in SQL."""
-        touches: list[tuple[Touch, NewTouch]] = []
-        for touch, trigger in self.program.absence_touches():
-            ids = matching_contact_ids(
-                self.store, trigger.condition(), now=now, segments=self.segments
-            )
-            contacts = sorted(self.store.get_contacts(ids).values(), key=_id)
-            groups: dict[str | None, list[Contact]] = {}
-            for contact in contacts:
-                subject = contact.account_id if trigger.by == "account" else contact.id
-                groups.setdefault(subject, []).append(contact)
-            latest = self.store.latest_events(
-                trigger.event, by=trigger.by, ids=[s for s in groups if s], until=now
-            )
-            picked: list[tuple[Contact, Event]] = []
-            for subject, members in groups.items():
-                last = latest.get(subject) if subject else None
-                if last is not None:
-                    picked += [(c, last) for c in pick(touch.audience, members)]
-            # One segment question for every recipient of the touch, not one per account.
-            inside = {c.id for c in self._in_segment(touch.segment, [c for c, _ in picked])}
-            touches += [
-                (
-                    touch,
-                    self._new_touch(touch, c, occurrence=f"absence-{last.id}", now=now, event=last),
-                )
-                for c, last in picked
-                if c.id in inside
-            ]
-        return touches
-
-    def _engagement_candidates(self, now: datetime) -> list[tuple[Touch, NewTouch]]:
-        """Escalation steps: one per sent message nobody engaged with in time, found in SQL.
-
-        A step goes to the contact the message went to (a CSM channel's composer addresses
-        the account's owner instead) and carries its ladder run in the payload.
-        """
-        touches: list[tuple[Touch, NewTouch]] = []
-        for touch, trigger in self.program.engagement_touches():
-            due = unengaged(self.store, self.program.name, touch, trigger, now=now)
-            contacts = self.store.get_contacts(c.row.contact_id for c in due if c.row.contact_id)
-            allowed = {c.id for c in self._in_segment(touch.segment, list(contacts.values()))}
-            touches += [
-                (
-                    touch,
-                    self._new_touch(
-                        touch,
-                        contacts[c.row.contact_id],
-                        occurrence=occurrence(c.row.id),
-                        now=now,
-                        extra=c.payload(trigger),
-                    ),
-                )
-                for c in due
-                if c.row.contact_id in allowed
-            ]
-        return touches
-
-    def _cadence_candidates(
-        self, now: datetime
-    ) -> tuple[list[tuple[Touch, NewTouch]], list[Firing]]:
-        """Cadence touches: the current occurrence of every due schedule (see cadence.py),
-        and the due rows, for :func:`advance_schedules` once the touches are queued. The
-        touch's segment is checked now, at firing time.
-        """
-        touches: list[tuple[Touch, NewTouch]] = []
-        fired: list[Firing] = []
-        for touch, trigger in self.program.cadence_touches():
-            start_schedules(self.store, touch, trigger, now=now, choose=pick)
-            due = due_firings(self.store, touch, trigger, now=now)
-            fired += [firing for firing, _ in due]
-            firing = [(f, zone) for f, zone in due if f.at is not None]
-            contacts = self.store.get_contacts(f.contact_id for f, _ in firing)
-            inside = {
-                c.id for c in self._in_segment(touch.segment, sorted(contacts.values(), key=_id))
-            }
-            touches += [
-                (
-                    touch,
-                    self._new_touch(
-                        touch,
-                        contacts[f.contact_id],
-                        occurrence=f.occurrence,
-                        now=now,
-                        extra={
-                            "cadence": f.context(zone),
-                            "activity": activity(
-                                self.store,
-                                contacts[f.contact_id],
-                                since=f.since or f.anchor_at,
-                                until=f.at or now,
-                            ),
-                        },
-                    ),
-                )
-                for f, zone in firing
-                if f.contact_id in inside
-            ]
-        return touches, fired
+            queued += self._enqueue(found, now=now, into=into, cursor=(EVENT_CURSOR, str(position)))
 
     def next_due(self, touch_name: str, contact_id: str) -> datetime | None:
         """When cadence touch ``touch_name`` is next due for ``contact_id`` (UTC).
@@ -644,26 +562,10 @@ class Engine:
 
     def addressees(self, touch: Touch, event: Event) -> list[Contact]:
         """The contacts ``touch``'s audience rules pick for ``event``, before its segment."""
-        named = self.store.get_contact(event.contact_id) if event.contact_id else None
-        if named is not None and not touch.audience.roles:
-            return [named]
-        account_id = event.account_id or (named.account_id if named else None)
-        contacts = self.store.contacts_of(account_id) if account_id else []
-        return pick(touch.audience, contacts)
+        return addressees(self.store, touch, event)
 
     def _in_segment(self, segment: str | None, contacts: list[Contact]) -> list[Contact]:
-        if segment is None or not contacts:
-            return contacts
-        inside = set(
-            matching_contact_ids(
-                self.store,
-                self.segments.expr(segment),
-                now=self.clock.now(),
-                segments=self.segments,
-                among=[c.id for c in contacts],
-            )
-        )
-        return [c for c in contacts if c.id in inside]
+        return in_segment(self.store, self.segments, segment, contacts, now=self.clock.now())
 
     # -- tiers and capacity -----------------------------------------------------------------
 
@@ -806,18 +708,23 @@ class Engine:
             key=_id,
         )
         occurrence = occurrence or f"broadcast-{now.date().isoformat()}"
-        touches = apply_reentry(
+        context = self._context()
+        decisions = apply_reentry(
             self.store,
+            self._touches,
             [
-                (
+                context.decision(
+                    "broadcast",
                     touch,
-                    self._new_touch(
-                        touch, c, occurrence=occurrence, now=now, extra={"broadcast": occurrence}
-                    ),
+                    c,
+                    occurrence=occurrence,
+                    now=now,
+                    payload={"broadcast": occurrence},
                 )
                 for c in recipients
             ],
         )
+        touches = [self._row(d, touch) for d in decisions if d.outcome is Outcome.QUEUED]
         known = self.store.existing_keys([t.idempotency_key for t in touches])
         queued = self.store.enqueue(touches, now=now) if send else 0
         return BroadcastPlan(
@@ -881,23 +788,8 @@ class Engine:
 
 def pick(audience: Audience, contacts: list[Contact]) -> list[Contact]:
     """Apply an audience's role fallback to one account's ``contacts`` (in a stable order)."""
-    if audience.roles:
-        for role in audience.roles:
-            matching = [c for c in contacts if c.role == role]
-            if matching:
-                return matching if audience.every else matching[:1]
-        return []
-    return contacts if audience.every else contacts[:1]
+    return audience.pick(contacts)
 
 
 def _id(contact: Contact) -> str:
     return contact.id
-
-
-def _event_context(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "name": event.name,
-        "occurred_at": event.occurred_at.isoformat(),
-        "properties": dict(event.properties),
-    }

@@ -36,13 +36,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
-from onetomany.model import Event
+from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
@@ -53,6 +53,7 @@ from onetomany.rules.triggers import (
     CadenceTrigger,
     EngagementTrigger,
     EventTrigger,
+    Names,
     SegmentTrigger,
     StageTrigger,
     Trigger,
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 PROGRAM_FILE = "program.toml"
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -126,6 +128,16 @@ class Audience:
     def describe(self) -> str:
         who = " then ".join(self.roles) if self.roles else "the event's contact"
         return f"{'every' if self.every else 'one'}: {who}"
+
+    def pick(self, contacts: list[Contact]) -> list[Contact]:
+        """The role fallback applied to one account's ``contacts`` (in a stable order)."""
+        if self.roles:
+            for role in self.roles:
+                matching = [c for c in contacts if c.role == role]
+                if matching:
+                    return matching if self.every else matching[:1]
+            return []
+        return contacts if self.every else contacts[:1]
 
 
 @attrs.frozen(kw_only=True)
@@ -200,19 +212,13 @@ class Program:
                 found.append(touch)
         return found
 
-    def absence_touches(self) -> list[tuple[Touch, AbsenceTrigger]]:
-        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, AbsenceTrigger)]
-
-    def cadence_touches(self) -> list[tuple[Touch, CadenceTrigger]]:
-        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, CadenceTrigger)]
-
-    def engagement_touches(self) -> list[tuple[Touch, EngagementTrigger]]:
-        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, EngagementTrigger)]
+    def touches_of(self, kind: type[T]) -> list[tuple[Touch, T]]:
+        """The touches whose trigger is a ``kind`` (a trigger class), with their triggers."""
+        return [(t, t.trigger) for t in self.touches if isinstance(t.trigger, kind)]
 
     def watched_segments(self) -> list[str]:
         """Segments whose entries and exits the engine records, for segment triggers."""
-        names = {t.trigger.segment for t in self.touches if isinstance(t.trigger, SegmentTrigger)}
-        return sorted(names)
+        return sorted({trigger.segment for _, trigger in self.touches_of(SegmentTrigger)})
 
     def stage_names(self) -> dict[str, list[str]]:
         """Each journey's stage names, which ``stage("journey") == "name"`` is checked against."""
@@ -290,35 +296,11 @@ class Program:
                 )
             )
 
+        defined = Names(segments=self.segments, journeys=self.journeys, touches=names)
         for touch in self.touches:
-            trigger = touch.trigger
-            if isinstance(trigger, SegmentTrigger) and trigger.segment not in self.segments:
-                known = ", ".join(sorted(self.segments)) or "none"
-                unreachable(touch, "trigger", f"unknown segment {trigger.segment!r} ({known})")
-            elif isinstance(trigger, StageTrigger):
-                journey = self.journeys.get(trigger.journey)
-                if journey is None:
-                    known = ", ".join(sorted(self.journeys)) or "none"
-                    unreachable(touch, "trigger", f"unknown journey {trigger.journey!r} ({known})")
-                elif trigger.stage not in [s.name for s in journey.stages]:
-                    known = ", ".join(s.name for s in journey.stages)
-                    unreachable(
-                        touch,
-                        "trigger",
-                        f"journey {journey.name!r} has no stage {trigger.stage!r} ({known})",
-                    )
-                elif trigger.on == "overdue" and journey.stage(trigger.stage).ideal_days is None:
-                    unreachable(
-                        touch,
-                        "trigger",
-                        f"stage {journey.name}.{trigger.stage} has no "
-                        "ideal_days, so it is never overdue",
-                    )
-            elif isinstance(trigger, EngagementTrigger):
-                if trigger.touch not in names:
-                    unreachable(touch, "trigger", f"unknown touch {trigger.touch!r}")
-                elif trigger.touch == touch.name:
-                    unreachable(touch, "trigger", "it waits on its own engagement")
+            why = touch.trigger.unreachable(defined, touch.name) if touch.trigger else None
+            if why is not None:
+                unreachable(touch, "trigger", why)
             if touch.reentry.journey is not None and touch.reentry.journey not in self.journeys:
                 known = ", ".join(sorted(self.journeys)) or "none"
                 errors.append(
@@ -332,11 +314,7 @@ class Program:
         return errors
 
     def _ladder_cycles(self) -> list[ConfigError]:
-        waits = {
-            t.name: t.trigger.touch
-            for t in self.touches
-            if isinstance(t.trigger, EngagementTrigger)
-        }
+        waits = {touch.name: trigger.touch for touch, trigger in self.touches_of(EngagementTrigger)}
         errors = []
         for start in sorted(waits):
             seen = [start]

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo
 
 import attrs
 
 from onetomany.model import Event
 from onetomany.rules.recurrence import Recurrence, never_fires
+
+if TYPE_CHECKING:
+    from onetomany.rules.journeys import Journey
 
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _BY = ("account", "contact")
@@ -60,11 +63,45 @@ class Reporter(Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class Names:
+    """What a program defines that a trigger may name (checked by :meth:`unreachable`)."""
+
+    segments: Collection[str] = ()
+    journeys: Mapping[str, Journey] = attrs.field(factory=dict)
+    touches: Collection[str] = ()
+
+
+def _unknown(what: str, name: str, known: Collection[str]) -> str:
+    return f"unknown {what} {name!r} ({', '.join(sorted(known)) or 'none'})"
+
+
+@attrs.frozen(kw_only=True)
 class EventTrigger:
     """Fires once for every stored event named ``event`` whose properties include ``where``."""
 
+    kind: ClassVar[str] = "event"
+    #: Each key that selects this form in ``program.toml``, with the keys the form allows.
+    forms: ClassVar[Mapping[str, frozenset[str]]] = {"event": frozenset({"event", "where"})}
+    example: ClassVar[str] = '{ event = "signed_up" }'
+
     event: str
     where: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> EventTrigger | None:
+        event = _name(body, "event", path, reader)
+        where = body.get("where", {})
+        if not isinstance(where, dict) or not all(isinstance(v, str) for v in where.values()):
+            reader.error(
+                f"{path}.where",
+                f'expected a table of strings, e.g. {{ plan = "pro" }}, got {where!r}',
+            )
+            return None
+        return cls(event=event, where=where) if event else None
+
+    def unreachable(self, names: Names, touch: str) -> str | None:
+        """Why no occurrence of this trigger can happen in the program, or None."""
+        return None
 
     @property
     def event_name(self) -> str:
@@ -83,8 +120,23 @@ class EventTrigger:
 class SegmentTrigger:
     """Fires when a contact enters (or leaves) the named segment, once per crossing."""
 
+    kind: ClassVar[str] = "segment"
+    forms: ClassVar[Mapping[str, frozenset[str]]] = {"segment": frozenset({"segment", "on"})}
+    example: ClassVar[str] = '{ segment = "low_adoption", on = "enter" | "leave" }'
+
     segment: str
     on: str = attrs.field(default="enter", validator=attrs.validators.in_(tuple(SEGMENT_EVENTS)))
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> SegmentTrigger | None:
+        segment = _name(body, "segment", path, reader)
+        on = _choice(body, "on", path, reader, tuple(SEGMENT_EVENTS))
+        return cls(segment=segment, on=on) if segment and on else None
+
+    def unreachable(self, names: Names, touch: str) -> str | None:
+        if self.segment not in names.segments:
+            return _unknown("segment", self.segment, names.segments)
+        return None
 
     @property
     def event_name(self) -> str:
@@ -101,9 +153,37 @@ class SegmentTrigger:
 class StageTrigger:
     """Fires when an account enters, completes or overruns a journey's stage."""
 
+    kind: ClassVar[str] = "stage"
+    forms: ClassVar[Mapping[str, frozenset[str]]] = {"stage": frozenset({"stage", "on"})}
+    example: ClassVar[str] = '{ stage = "onboarding.setup", on = "enter" | "complete" | "overdue" }'
+
     journey: str
     stage: str
     on: str = attrs.field(default="enter", validator=attrs.validators.in_(tuple(STAGE_EVENTS)))
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> StageTrigger | None:
+        value = body.get("stage")
+        on = _choice(body, "on", path, reader, tuple(STAGE_EVENTS))
+        if not isinstance(value, str) or value.count(".") != 1 or not all(value.split(".")):
+            reader.error(
+                f"{path}.stage",
+                f'expected "journey.stage", e.g. "onboarding.setup", got {value!r}',
+            )
+            return None
+        journey, stage = value.split(".")
+        return cls(journey=journey, stage=stage, on=on) if on else None
+
+    def unreachable(self, names: Names, touch: str) -> str | None:
+        journey = names.journeys.get(self.journey)
+        if journey is None:
+            return _unknown("journey", self.journey, names.journeys)
+        if self.stage not in [s.name for s in journey.stages]:
+            known = ", ".join(s.name for s in journey.stages)
+            return f"journey {journey.name!r} has no stage {self.stage!r} ({known})"
+        if self.on == "overdue" and journey.stage(self.stage).ideal_days is None:
+            return f"stage {journey.name}.{self.stage} has no ideal_days, so it is never overdue"
+        return None
 
     @property
     def event_name(self) -> str:
@@ -131,9 +211,27 @@ class AbsenceTrigger:
     ``event`` ends the absence, and the next absence fires again.
     """
 
+    kind: ClassVar[str] = "absence"
+    forms: ClassVar[Mapping[str, frozenset[str]]] = {
+        "absence": frozenset({"absence", "days", "by"})
+    }
+    example: ClassVar[str] = '{ absence = "login", days = 30, by = "account" | "contact" }'
+
     event: str = attrs.field(validator=attrs.validators.matches_re(EVENT_NAME))
     days: int = attrs.field(validator=attrs.validators.ge(1))
     by: str = attrs.field(default="account", validator=attrs.validators.in_(_BY))
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> AbsenceTrigger | None:
+        event = _name(body, "absence", path, reader)
+        days = _days(body, path, reader)
+        by = _choice(body, "by", path, reader, _BY)
+        if event is None or days is None or by is None:
+            return None
+        return cls(event=event, days=days, by=by)
+
+    def unreachable(self, names: Names, touch: str) -> str | None:
+        return None
 
     def describe(self) -> str:
         return f"no {self.event!r} by the {self.by} for {self.days} days"
@@ -156,6 +254,15 @@ class CadenceTrigger:
     every 90 days. Each occurrence is sent once (its instant is the idempotency occurrence).
     """
 
+    kind: ClassVar[str] = "cadence"
+    forms: ClassVar[Mapping[str, frozenset[str]]] = {
+        "rrule": frozenset({"rrule", "anchor", "by", "after_days"})
+    }
+    example: ClassVar[str] = (
+        '{ rrule = "FREQ=MONTHLY;INTERVAL=3", anchor = "signed_up", by = "account" | "contact", '
+        "after_days = 0 }"
+    )
+
     rrule: str
     anchor: str = attrs.field(validator=attrs.validators.matches_re(EVENT_NAME))
     by: str = attrs.field(default="account", validator=attrs.validators.in_(_BY))
@@ -165,6 +272,34 @@ class CadenceTrigger:
         problem = cadence_problem(self.rrule)
         if problem:
             raise ValueError(problem)
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> CadenceTrigger | None:
+        text = body.get("rrule")
+        anchor = _name(body, "anchor", path, reader)
+        by = _choice(body, "by", path, reader, _BY)
+        if not isinstance(text, str):
+            reader.error(
+                f"{path}.rrule",
+                f'expected an RRULE string, e.g. "FREQ=DAILY;INTERVAL=90", got {text!r}',
+            )
+            return None
+        problem = cadence_problem(text)
+        if problem:
+            reader.error(f"{path}.rrule", problem)
+            return None
+        after = body.get("after_days", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            reader.error(
+                f"{path}.after_days", f"expected a whole number of days >= 0, got {after!r}"
+            )
+            return None
+        if anchor is None or by is None:
+            return None
+        return cls(rrule=text, anchor=anchor, by=by, after_days=after)
+
+    def unreachable(self, names: Names, touch: str) -> str | None:
+        return None
 
     def start(self, anchor_at: datetime, timezone: str) -> datetime:
         """The rule's DTSTART in ``timezone``: the anchor's instant, or with ``after_days``
@@ -212,9 +347,33 @@ class EngagementTrigger:
     One firing per sent message (the sent row's key is the occurrence).
     """
 
+    kind: ClassVar[str] = "engagement"
+    forms: ClassVar[Mapping[str, frozenset[str]]] = {
+        outcome: frozenset({outcome, "days"}) for outcome in OUTCOMES
+    }
+    example: ClassVar[str] = (
+        '{ not_opened = "welcome", days = 3 } or { not_clicked = "welcome", days = 3 }'
+    )
+
     touch: str
     outcome: str = attrs.field(validator=attrs.validators.in_(tuple(OUTCOMES)))
     days: int = attrs.field(validator=attrs.validators.ge(1))
+
+    @classmethod
+    def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> EngagementTrigger | None:
+        outcome = next(o for o in OUTCOMES if o in body)
+        touch = _name(body, outcome, path, reader)
+        days = _days(body, path, reader)
+        if touch is None or days is None:
+            return None
+        return cls(touch=touch, outcome=outcome, days=days)
+
+    def unreachable(self, names: Names, touch: str) -> str | None:
+        if self.touch not in names.touches:
+            return f"unknown touch {self.touch!r}"
+        if self.touch == touch:
+            return "it waits on its own engagement"
+        return None
 
     @property
     def engagement(self) -> tuple[str, ...]:
@@ -230,53 +389,49 @@ EventDriven = EventTrigger | SegmentTrigger | StageTrigger
 TimeDriven = AbsenceTrigger | CadenceTrigger | EngagementTrigger
 Trigger = EventDriven | TimeDriven
 EVENT_DRIVEN = (EventTrigger, SegmentTrigger, StageTrigger)
+#: Every trigger kind's data and ``program.toml`` form, in the order forms are listed. A new
+#: kind adds its class here and its tick half to :data:`onetomany.triggers.KINDS`.
+TRIGGER_TYPES: tuple[type[Trigger], ...] = (
+    EventTrigger,
+    SegmentTrigger,
+    StageTrigger,
+    AbsenceTrigger,
+    CadenceTrigger,
+    EngagementTrigger,
+)
 
 
 # -- reading from TOML ------------------------------------------------------------------------
 
-_FORMS = (
-    '{ event = "signed_up" }',
-    '{ segment = "low_adoption", on = "enter" | "leave" }',
-    '{ stage = "onboarding.setup", on = "enter" | "complete" | "overdue" }',
-    '{ absence = "login", days = 30, by = "account" | "contact" }',
-    '{ rrule = "FREQ=MONTHLY;INTERVAL=3", anchor = "signed_up", by = "account" | "contact", '
-    "after_days = 0 }",
-    '{ not_opened = "welcome", days = 3 } or { not_clicked = "welcome", days = 3 }',
-)
-_KEYS: dict[str, set[str]] = {
-    "event": {"event", "where"},
-    "segment": {"segment", "on"},
-    "stage": {"stage", "on"},
-    "absence": {"absence", "days", "by"},
-    "rrule": {"rrule", "anchor", "by", "after_days"},
-    "not_opened": {"not_opened", "days"},
-    "not_clicked": {"not_clicked", "days"},
-}
+
+def _by_key() -> dict[str, type[Trigger]]:
+    return {key: cls for cls in TRIGGER_TYPES for key in cls.forms}
 
 
 def read_trigger(body: object, path: str, reader: Reporter) -> Trigger | None:
     """One touch's ``trigger`` table; problems go to ``reader`` keyed by ``path``."""
     if body is None:
         return None  # a manual touch: only a broadcast sends it
-    forms = "; ".join(_FORMS)
+    forms = "; ".join(cls.example for cls in TRIGGER_TYPES)
     if not isinstance(body, dict):
         reader.error(path, f"expected a table, one of: {forms}")
         return None
-    kinds = [k for k in _KEYS if k in body]
+    by_key = _by_key()
+    kinds = [k for k in by_key if k in body]
     if len(kinds) != 1:
         mixed = f"both {' and '.join(kinds)}"
         found = mixed if kinds else f"unknown trigger key(s) {sorted(body)}"
         reader.error(path, f"{found} (a trigger is one of: {forms})")
         return None
-    kind = kinds[0]
-    unknown = set(body) - _KEYS[kind]
+    key = kinds[0]
+    cls = by_key[key]
+    allowed = cls.forms[key]
+    unknown = set(body) - allowed
     if unknown:
-        known = ", ".join(sorted(_KEYS[kind]))
-        reader.error(
-            path, f"unknown key(s) {sorted(unknown)} for a {kind} trigger (known: {known})"
-        )
+        known = ", ".join(sorted(allowed))
+        reader.error(path, f"unknown key(s) {sorted(unknown)} for a {key} trigger (known: {known})")
         return None
-    return _READERS[kind](body, path, reader)
+    return cls.read(body, path, reader)
 
 
 def _name(body: Mapping[str, Any], key: str, path: str, reader: Reporter) -> str | None:
@@ -303,84 +458,3 @@ def _days(body: Mapping[str, Any], path: str, reader: Reporter) -> int | None:
         reader.error(f"{path}.days", f"expected a whole number of days >= 1, got {days!r}")
         return None
     return days
-
-
-def _read_event(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
-    event = _name(body, "event", path, reader)
-    where = body.get("where", {})
-    if not isinstance(where, dict) or not all(isinstance(v, str) for v in where.values()):
-        reader.error(
-            f"{path}.where", f'expected a table of strings, e.g. {{ plan = "pro" }}, got {where!r}'
-        )
-        return None
-    return EventTrigger(event=event, where=where) if event else None
-
-
-def _read_segment(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
-    segment = _name(body, "segment", path, reader)
-    on = _choice(body, "on", path, reader, tuple(SEGMENT_EVENTS))
-    return SegmentTrigger(segment=segment, on=on) if segment and on else None
-
-
-def _read_stage(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
-    value = body.get("stage")
-    on = _choice(body, "on", path, reader, tuple(STAGE_EVENTS))
-    if not isinstance(value, str) or value.count(".") != 1 or not all(value.split(".")):
-        reader.error(
-            f"{path}.stage", f'expected "journey.stage", e.g. "onboarding.setup", got {value!r}'
-        )
-        return None
-    journey, stage = value.split(".")
-    return StageTrigger(journey=journey, stage=stage, on=on) if on else None
-
-
-def _read_absence(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
-    event = _name(body, "absence", path, reader)
-    days = _days(body, path, reader)
-    by = _choice(body, "by", path, reader, _BY)
-    if event is None or days is None or by is None:
-        return None
-    return AbsenceTrigger(event=event, days=days, by=by)
-
-
-def _read_cadence(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
-    text = body.get("rrule")
-    anchor = _name(body, "anchor", path, reader)
-    by = _choice(body, "by", path, reader, _BY)
-    if not isinstance(text, str):
-        reader.error(
-            f"{path}.rrule",
-            f'expected an RRULE string, e.g. "FREQ=DAILY;INTERVAL=90", got {text!r}',
-        )
-        return None
-    problem = cadence_problem(text)
-    if problem:
-        reader.error(f"{path}.rrule", problem)
-        return None
-    after = body.get("after_days", 0)
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        reader.error(f"{path}.after_days", f"expected a whole number of days >= 0, got {after!r}")
-        return None
-    if anchor is None or by is None:
-        return None
-    return CadenceTrigger(rrule=text, anchor=anchor, by=by, after_days=after)
-
-
-def _read_engagement(body: Mapping[str, Any], path: str, reader: Reporter) -> Trigger | None:
-    outcome = "not_opened" if "not_opened" in body else "not_clicked"
-    touch = _name(body, outcome, path, reader)
-    days = _days(body, path, reader)
-    if touch is None or days is None:
-        return None
-    return EngagementTrigger(touch=touch, outcome=outcome, days=days)
-
-
-_READERS = {
-    "event": _read_event,
-    "segment": _read_segment,
-    "stage": _read_stage,
-    "absence": _read_absence,
-    "rrule": _read_cadence,
-    "not_opened": _read_engagement,
-    "not_clicked": _read_engagement,
-}

@@ -1,8 +1,9 @@
 """Re-entry rules (:class:`~onetomany.program.Reentry`): how often one touch may reach one
 recipient.
 
-The rules act on candidate outbox rows before they are queued, a batch at a time, so a tick
-asks the store one question per touch rather than one per recipient:
+The rules settle candidate :class:`~onetomany.model.decisions.Decision` values before they
+are queued, a batch at a time, so a tick asks the store one question per touch rather than one
+per recipient:
 
 * ``once`` and ``stage`` change the idempotency key's occurrence (``once``;
   ``stage-<entry id>``), so the outbox's unique key enforces them even across concurrent ticks;
@@ -12,13 +13,12 @@ asks the store one question per touch rather than one per recipient:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-import attrs
-
+from onetomany.model.decisions import Check, Decision
 from onetomany.program import Touch
-from onetomany.store import NewTouch, Store
+from onetomany.store import Store
 from onetomany.store.queries.journeys import stage_entries
 from onetomany.store.queries.outbox import last_queued
 
@@ -28,49 +28,74 @@ def idempotency_key(program: str, touch: str, recipient: str, occurrence: str) -
     return f"{program}:{touch}:{recipient}:{occurrence}"
 
 
-def apply_reentry(store: Store, candidates: Sequence[tuple[Touch, NewTouch]]) -> list[NewTouch]:
-    """The candidates each touch's re-entry rule lets through, keyed accordingly."""
-    kept: list[NewTouch] = []
-    by_touch: dict[str, list[NewTouch]] = {}
-    touches: dict[str, Touch] = {}
-    for touch, row in candidates:
-        by_touch.setdefault(touch.name, []).append(row)
-        touches[touch.name] = touch
-    for name, rows in by_touch.items():
-        touch = touches[name]
-        rule = touch.reentry
+def apply_reentry(
+    store: Store, touches: Mapping[str, Touch], decisions: Sequence[Decision]
+) -> list[Decision]:
+    """Settle the candidates among ``decisions`` by their touch's re-entry rule.
+
+    Each candidate comes back queued (under the key the rule gives it) or skipped, with a
+    ``re-entry`` check naming the rule and what it read; decisions already settled come back
+    as they are. The result is grouped by touch, each group in its rule's order, which is
+    the order the queued ones reach the outbox.
+    """
+    settled: list[Decision] = []
+    by_touch: dict[str, list[Decision]] = {}
+    for decision in decisions:
+        by_touch.setdefault(decision.touch, []).append(decision)
+    for name, group in by_touch.items():
+        rule = touches[name].reentry
+        pending = [d for d in group if not d.settled]
         if rule.kind == "once":
-            kept += [_with_occurrence(r, "once") for r in rows]
+            check = Check.passed("re-entry", "once ever: keyed 'once'", rule="once")
+            settled += [d.queued(check, key=_key(d, "once")) for d in pending]
         elif rule.kind == "stage":
             assert rule.journey is not None
-            entries = stage_entries(store, rule.journey, {r.account_id for r in rows})
-            kept += [
-                _with_occurrence(r, f"stage-{entries[r.account_id]}")
-                for r in rows
-                if r.account_id in entries
-            ]
+            entries = stage_entries(store, rule.journey, {d.account_id for d in pending})
+            for d in pending:
+                entry = entries.get(d.account_id or "")
+                if entry is None:
+                    why = f"once per entry into a {rule.journey} stage, and the account is in none"
+                    check = Check.failed("re-entry", why, rule="stage", journey=rule.journey)
+                    settled.append(d.skipped(check))
+                else:
+                    why = f"once per entry into a {rule.journey} stage: entry {entry}"
+                    check = Check.passed(
+                        "re-entry", why, rule="stage", journey=rule.journey, entry_id=entry
+                    )
+                    settled.append(d.queued(check, key=_key(d, f"stage-{entry}")))
         elif rule.kind == "period":
             assert rule.days is not None
-            kept += _outside_period(store, name, rows, days=rule.days)
+            settled += _outside_period(store, name, pending, days=rule.days)
         else:
-            kept += rows
-    return kept
+            check = Check.passed("re-entry", "once per occurrence", rule="occurrence")
+            settled += [d.queued(check) for d in pending]
+        settled += [d for d in group if d.settled]
+    return settled
 
 
-def _with_occurrence(row: NewTouch, occurrence: str) -> NewTouch:
-    key = idempotency_key(row.program, row.touch, row.contact_id or "", occurrence)
-    return attrs.evolve(row, idempotency_key=key)
+def _key(decision: Decision, occurrence: str) -> str:
+    return idempotency_key(decision.program, decision.touch, decision.contact_id, occurrence)
 
 
-def _outside_period(store: Store, touch: str, rows: list[NewTouch], *, days: int) -> list[NewTouch]:
+def _outside_period(
+    store: Store, touch: str, decisions: list[Decision], *, days: int
+) -> list[Decision]:
     window = timedelta(days=days)
-    last = last_queued(store, touch, [r.contact_id for r in rows if r.contact_id])
-    kept = []
-    for row in sorted(rows, key=lambda r: r.available_at):
-        contact = row.contact_id or ""
-        previous = last.get(contact)
-        if previous is not None and row.available_at - previous < window:
+    last = last_queued(store, touch, [d.contact_id for d in decisions])
+    settled = []
+    rule = f"at most once every {days} days"
+    for decision in sorted(decisions, key=lambda d: d.at):
+        previous = last.get(decision.contact_id)
+        inputs = {
+            "rule": "period",
+            "days": days,
+            "last_queued": previous.isoformat() if previous else None,
+        }
+        if previous is not None and decision.at - previous < window:
+            why = f"{rule}, and it was queued at {previous.isoformat()}"
+            settled.append(decision.skipped(Check.failed("re-entry", why, **inputs)))
             continue
-        last[contact] = row.available_at
-        kept.append(row)
-    return kept
+        last[decision.contact_id] = decision.at
+        why = f"{rule}: " + (f"last queued {previous.isoformat()}" if previous else "never queued")
+        settled.append(decision.queued(Check.passed("re-entry", why, **inputs)))
+    return settled

@@ -1,0 +1,69 @@
+"""``trigger = { absence = "login", days = 30, by = "account" }``: once per absence.
+
+The absent contacts are found set-based in SQL (the trigger's segment condition); each
+absence's occurrence is ``absence-<id of the last event>``, so a new event starts a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from onetomany.model import Contact, Event
+from onetomany.model.decisions import Check
+from onetomany.program import Touch
+from onetomany.rules.triggers import AbsenceTrigger, Reporter
+from onetomany.store.segments import matching_contact_ids
+from onetomany.triggers.base import Candidates, TickContext
+
+
+class AbsenceKind:
+    name = "absence"
+    trigger = AbsenceTrigger
+    reads_events = False
+
+    def read(self, body: Mapping[str, Any], path: str, reporter: Reporter) -> AbsenceTrigger | None:
+        return AbsenceTrigger.read(body, path, reporter)
+
+    def candidates(
+        self,
+        context: TickContext,
+        touches: Sequence[tuple[Touch, AbsenceTrigger]],
+        now: datetime,
+    ) -> Candidates:
+        decisions = []
+        store = context.store
+        for touch, trigger in touches:
+            ids = matching_contact_ids(
+                store, trigger.condition(), now=now, segments=context.segments
+            )
+            contacts = sorted(store.get_contacts(ids).values(), key=lambda c: c.id)
+            groups: dict[str | None, list[Contact]] = {}
+            for contact in contacts:
+                subject = contact.account_id if trigger.by == "account" else contact.id
+                groups.setdefault(subject, []).append(contact)
+            latest = store.latest_events(
+                trigger.event, by=trigger.by, ids=[s for s in groups if s], until=now
+            )
+            found: list[tuple[Contact, str, Check, Event | None]] = []
+            for subject, members in groups.items():
+                last = latest.get(subject) if subject else None
+                if last is None:
+                    continue
+                check = Check.passed(
+                    "trigger",
+                    f"last {trigger.event!r} by the {trigger.by} was {last.id} at "
+                    f"{last.occurred_at.isoformat()}: absent at least {trigger.days} days",
+                    last_event=last.id,
+                    last_at=last.occurred_at.isoformat(),
+                    days=trigger.days,
+                )
+                occurrence = f"absence-{last.id}"
+                found += [(c, occurrence, check, last) for c in touch.audience.pick(members)]
+            # One segment question for every recipient of the touch, not one per account.
+            decisions += context.settle_segment(self.name, touch, found, now=now)
+        return Candidates(decisions=decisions)
+
+
+KIND = AbsenceKind()
