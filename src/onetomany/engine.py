@@ -25,6 +25,7 @@ from onetomany.delivery.dispatcher import (
     DEFAULT_STORE_PATIENCE,
     Dispatcher,
     DispatchReport,
+    worker_id,
 )
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
@@ -41,6 +42,7 @@ from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
+from onetomany.store.queries.leases import release_lease, take_lease
 from onetomany.store.queries.schedules import scheduled_next
 from onetomany.store.segments import matching_contact_ids
 from onetomany.templating import TemplateSet
@@ -57,6 +59,9 @@ log = logging.getLogger(__name__)
 EVENT_CURSOR = "triggers:events"
 #: How long a tick's recorded decisions are kept by default.
 DEFAULT_DECISION_RETENTION = timedelta(days=30)
+#: How long one worker's tick holds the program before another may take it over (renewed as
+#: the tick goes from one trigger kind to the next).
+DEFAULT_TICK_LEASE = timedelta(minutes=2)
 
 
 @attrs.frozen(kw_only=True)
@@ -164,6 +169,7 @@ class Engine:
         store_patience: float = DEFAULT_STORE_PATIENCE,
         future_tolerance: timedelta = timedelta(minutes=5),
         decision_retention: timedelta = DEFAULT_DECISION_RETENTION,
+        tick_lease: timedelta = DEFAULT_TICK_LEASE,
     ) -> None:
         if decision_retention <= timedelta(0):
             raise ValueError(f"decision_retention must be positive, not {decision_retention}")
@@ -171,6 +177,9 @@ class Engine:
         self.future_tolerance = future_tolerance
         #: How long the decisions each tick records are kept (``explain`` shows them).
         self.decision_retention = decision_retention
+        #: How long a tick holds the program's lease before another worker may take over.
+        self.tick_lease = tick_lease
+        self._holder = worker_id()
         self.clock = clock or SystemClock()
         self.plugins = plugins or Plugins()
         self.store = store or Store(store_url_for(program))
@@ -396,7 +405,22 @@ class Engine:
         double a touch; time-driven triggers key each firing by what started it (the
         absence's last event, the cadence's date, the unengaged message), so evaluating them
         again queues nothing twice.
+
+        Several workers may call it at once: one holds the program's lease (``tick_lease``,
+        renewed from one trigger kind to the next) and the others return 0 for this round. A
+        worker that dies holds it only until the lease runs out.
         """
+        lease = f"tick:{self.program.name}"
+        if not take_lease(self.store, lease, self._holder, ttl=self.tick_lease):
+            log.info("%s: another worker holds this round; skipped here", lease)
+            self.last_decisions = ()
+            return 0
+        try:
+            return self._tick(batch, lease)
+        finally:
+            release_lease(self.store, lease, self._holder)
+
+    def _tick(self, batch: int, lease: str) -> int:
         decisions: list[Decision] = []
         queued = self._queue_events(batch, decisions)
         now = self.clock.now()
@@ -405,6 +429,10 @@ class Engine:
             touches = self.program.touches_of(kind.trigger)
             if kind.reads_events or not touches:
                 continue
+            if not take_lease(self.store, lease, self._holder, ttl=self.tick_lease):
+                # Held past its lease: another worker has taken the round over.
+                log.warning("%s: the lease ran out mid-round; another worker goes on", lease)
+                break
             found = kind.candidates(context, touches, now)
             queued += self._enqueue(found.decisions, now=now, into=decisions)
             if found.after_queued is not None:

@@ -212,3 +212,12 @@ decisions = sa.Table(
     sa.Index("ix_decisions_recipient", "touch", "contact_id", "id"),
     sa.Index("ix_decisions_at", "at"),
 )
+
+#: Named leases: which worker holds a piece of shared work (a program's tick) until when.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+)
