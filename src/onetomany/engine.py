@@ -26,6 +26,7 @@ from onetomany.delivery.dispatcher import (
     Dispatcher,
     DispatchReport,
 )
+from onetomany.delivery.policies import SuppressionPolicy
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
@@ -37,12 +38,18 @@ from onetomany.plugins.sources import Source
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
 from onetomany.rules.journeys import JourneyState, StageChange
+from onetomany.rules.suppression import Reason, Suppression, normalise_address, read_csv, write_csv
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.schedules import scheduled_next
+from onetomany.store.queries.suppression import (
+    add_suppressions,
+    all_suppressions,
+    remove_suppressions,
+)
 from onetomany.store.segments import matching_contact_ids
 from onetomany.templating import TemplateSet
 from onetomany.tracking.cadence import start_schedules
@@ -209,7 +216,7 @@ class Engine:
     def send_policies(self) -> list[Policy]:
         """The policies every claimed outbox row passes before it is composed, in order:
         suppression, consent (topics), then the time and frequency policies."""
-        return []
+        return [SuppressionPolicy(self.store)]
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]
@@ -847,6 +854,47 @@ class Engine:
             if next_due is not None:
                 wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
             self.clock.sleep(wait)
+
+    # -- the suppression list ---------------------------------------------------------------
+
+    def suppress(
+        self,
+        address: str,
+        reason: Reason | str = Reason.MANUAL,
+        *,
+        source: str = "api",
+        note: str = "",
+    ) -> Suppression:
+        """Never contact ``address`` (an email or an E.164 phone number) again, on any channel,
+        until :meth:`unsuppress`. ``reason``: ``hard_bounce``, ``complaint``, ``manual`` or
+        ``legal``; ``source`` says who said so (``api``, ``webhook:postmark``, ...). Rows
+        queued for it are skipped when they come up. Raises InputError for a bad address or
+        reason."""
+        entry = Suppression(
+            address=address, reason=reason, source=source, at=self.clock.now(), note=note
+        )
+        add_suppressions(self.store, [entry])
+        return entry
+
+    def unsuppress(self, address: str) -> bool:
+        """Take ``address`` off the suppression list; False if it was not on it."""
+        return remove_suppressions(self.store, [normalise_address(address)]) > 0
+
+    def suppressions(self) -> list[Suppression]:
+        """The suppression list, by normalised address."""
+        return all_suppressions(self.store)
+
+    def import_suppressions(self, text: str, *, source: str = "import") -> int:
+        """Add the entries of CSV ``text`` (columns ``address,reason[,source,at,note]``), all
+        or none: a file with a bad line raises InputError naming every bad line and adds
+        nothing. Returns how many entries it holds."""
+        entries = read_csv(text, now=self.clock.now(), source=source)
+        add_suppressions(self.store, entries)
+        return len(entries)
+
+    def export_suppressions(self) -> str:
+        """The suppression list as CSV text, which :meth:`import_suppressions` reads back."""
+        return write_csv(self.suppressions())
 
     # -- in-app inbox -----------------------------------------------------------------------
 
