@@ -26,11 +26,11 @@ from onetomany.delivery.dispatcher import (
     Dispatcher,
     DispatchReport,
 )
-from onetomany.delivery.policies import SuppressionPolicy
+from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
-from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
-from onetomany.model import Account, Contact, Event
+from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
+from onetomany.model import Account, ChannelKind, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
 from onetomany.plugins.manager import Plugins
@@ -40,11 +40,13 @@ from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
 from onetomany.rules.journeys import JourneyState, StageChange
 from onetomany.rules.suppression import Reason, Suppression, normalise_address, read_csv, write_csv
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
+from onetomany.rules.topics import Answer, Preferences, unknown_topic
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.schedules import scheduled_next
+from onetomany.store.queries.subscriptions import answers_of, record_answer
 from onetomany.store.queries.suppression import (
     add_suppressions,
     all_suppressions,
@@ -216,7 +218,7 @@ class Engine:
     def send_policies(self) -> list[Policy]:
         """The policies every claimed outbox row passes before it is composed, in order:
         suppression, consent (topics), then the time and frequency policies."""
-        return [SuppressionPolicy(self.store)]
+        return [SuppressionPolicy(self.store), ConsentPolicy(self.store, self.program.topics)]
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]
@@ -895,6 +897,97 @@ class Engine:
     def export_suppressions(self) -> str:
         """The suppression list as CSV text, which :meth:`import_suppressions` reads back."""
         return write_csv(self.suppressions())
+
+    # -- subscriptions and consent -----------------------------------------------------------
+
+    def unsubscribe(
+        self,
+        contact: Contact | str,
+        topic: str | None = None,
+        channel: ChannelKind | str | None = None,
+        *,
+        source: str,
+    ) -> Preferences:
+        """Stop sending ``contact`` the touches of ``topic`` (None: every topic that is not
+        transactional) on ``channel`` (a channel kind; None: every channel). ``source`` says
+        where the request came from (``link``, ``webhook``, ``api``, ``import``); the change is
+        kept with it and its time, and recorded as an ``unsubscribed`` event, so consent can
+        be proven. Rows already queued are skipped when they come up. Returns the contact's
+        preferences after the change; raises InputError for an unknown contact, topic or
+        channel, changing nothing."""
+        return self._answer(contact, topic, channel, source=source, subscribed=False)
+
+    def resubscribe(
+        self,
+        contact: Contact | str,
+        topic: str | None = None,
+        channel: ChannelKind | str | None = None,
+        *,
+        source: str,
+    ) -> Preferences:
+        """Undo :meth:`unsubscribe` for ``topic`` and ``channel`` (recorded as a
+        ``resubscribed`` event); the latest answer covering a send decides it."""
+        return self._answer(contact, topic, channel, source=source, subscribed=True)
+
+    def preferences(self, contact: Contact | str) -> Preferences:
+        """``contact``'s subscriptions: each topic, and every answer with its source and time."""
+        contact_id = self._known_contact(contact)
+        return Preferences(
+            contact_id=contact_id,
+            topics=self.program.topics,
+            answers=answers_of(self.store, [contact_id]),
+        )
+
+    def _known_contact(self, contact: Contact | str) -> str:
+        contact_id = contact.id if isinstance(contact, Contact) else contact
+        if not isinstance(contact_id, str) or self.store.get_contact(contact_id) is None:
+            raise InputError(f"contact {contact_id!r} is not in the store")
+        return contact_id
+
+    def _answer(
+        self,
+        contact: Contact | str,
+        topic: str | None,
+        channel: ChannelKind | str | None,
+        *,
+        source: str,
+        subscribed: bool,
+    ) -> Preferences:
+        contact_id = self._known_contact(contact)
+        if topic is not None and topic not in self.program.topics:
+            raise InputError(unknown_topic(topic, list(self.program.topics)))
+        if channel is not None:
+            try:
+                channel = ChannelKind(channel)
+            except ValueError:
+                known = ", ".join(k.value for k in ChannelKind)
+                raise InputError(f"unknown channel kind {channel!r} (kinds: {known})") from None
+        if not isinstance(source, str) or not source.strip():
+            raise InputError("a subscription change needs its source (link, webhook, api, ...)")
+        now = self.clock.now()
+        answer = Answer(
+            contact_id=contact_id,
+            topic=topic,
+            channel=str(channel) if channel is not None else None,
+            subscribed=subscribed,
+            source=source.strip(),
+            at=now,
+        )
+        stored = self.store.get_contact(contact_id)
+        name = "resubscribed" if subscribed else "unsubscribed"
+        digest = hashlib.sha256(
+            f"{name}#{contact_id}#{topic}#{answer.channel}#{now.isoformat()}".encode()
+        ).hexdigest()[:32]
+        event = Event(
+            id=digest,
+            name=name,
+            occurred_at=now,
+            contact_id=contact_id,
+            account_id=stored.account_id if stored else None,
+            properties={"topic": topic, "channel": answer.channel, "source": answer.source},
+        )
+        record_answer(self.store, answer, event)
+        return self.preferences(contact_id)
 
     # -- in-app inbox -----------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from onetomany.plugins.settings import PluginSettings
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
+from onetomany.rules.topics import Topic, read_topics, unknown_topic
 from onetomany.rules.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
@@ -157,6 +158,8 @@ class Touch:
     template: str
     audience: Audience = attrs.field(factory=Audience)
     segment: str | None = None
+    #: The ``[topics]`` topic it belongs to: a contact unsubscribed from it is not sent it.
+    topic: str | None = None
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
@@ -183,6 +186,7 @@ class Program:
     constants: Mapping[str, Any] = attrs.field(factory=dict)
     segments: Mapping[str, str] = attrs.field(factory=dict)
     journeys: Mapping[str, Journey] = attrs.field(factory=dict)
+    topics: Mapping[str, Topic] = attrs.field(factory=dict)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -380,6 +384,14 @@ class Program:
                         key=f"{key}.segment",
                     )
                 )
+            if touch.topic is not None and touch.topic not in self.topics:
+                errors.append(
+                    ConfigError(
+                        unknown_topic(touch.topic, list(self.topics)),
+                        file=self.origin,
+                        key=f"{key}.topic",
+                    )
+                )
             if templates is not None and touch.template not in templates:
                 known = ", ".join(sorted(templates)) or "none"
                 errors.append(
@@ -447,6 +459,7 @@ _SECTIONS = {
     "delivery",
     "segments",
     "journeys",
+    "topics",
     "tiers",
     "capacity",
     "channels",
@@ -461,6 +474,7 @@ _TOUCH_KEYS = {
     "template",
     "audience",
     "segment",
+    "topic",
     "reentry",
     "subject",
     "preheader",
@@ -529,12 +543,23 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
+        topics=_read_topics(reader.table(data, "topics", "topics"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_topics(section: Mapping[str, Any], reader: _Reader) -> dict[str, Topic]:
+    topics, errors = read_topics(section, file=reader.origin)
+    for name in list(topics):
+        if not reader.name(name, f"topics.{name}"):
+            del topics[name]
+    for error in errors:
+        reader.error(error.key or "topics", error.reason)
+    return topics
 
 
 def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[str, str]]:
@@ -672,6 +697,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         template = reader.string(body, "template", f"{path}.template", name)
         audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
         segment = reader.string(body, "segment", f"{path}.segment")
+        topic = reader.string(body, "topic", f"{path}.topic")
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
@@ -684,6 +710,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     template=template,
                     audience=audience,
                     segment=segment,
+                    topic=topic,
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,

@@ -8,6 +8,7 @@ row and one without skipping it. Recipient respect:
 * :class:`ConsentPolicy` (``consent``): the contact's consent per channel and topic.
 """
 
+from onetomany.delivery.policies.consent import ConsentPolicy
 from onetomany.delivery.policies.suppression import SuppressionPolicy
 
-__all__ = ["SuppressionPolicy"]
+__all__ = ["ConsentPolicy", "SuppressionPolicy"]
