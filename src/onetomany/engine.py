@@ -42,6 +42,7 @@ from onetomany.rules.suppression import Reason, Suppression, normalise_address, 
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.topics import Answer, Preferences, unknown_topic
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
+from onetomany.rules.unsubscribe import TokenClaims, make_token, verify_token
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
@@ -203,7 +204,7 @@ class Engine:
         self.last_decisions: tuple[Decision, ...] = ()
         self.dispatcher = Dispatcher(
             store=self.store,
-            composer=Composer(program, self.templates),
+            composer=Composer(program, self.templates, clock=self.clock),
             channels=self.channels,
             clock=self.clock,
             plugins=self.plugins,
@@ -937,6 +938,24 @@ class Engine:
             topics=self.program.topics,
             answers=answers_of(self.store, [contact_id]),
         )
+
+    def unsubscribe_token(self, contact: Contact | str, topic: str | None = None) -> str:
+        """A signed token for ``contact`` and ``topic`` (None: every topic), as the links of
+        its emails carry; raises ConfigError when ``[unsubscribe]`` has no key."""
+        contact_id = contact.id if isinstance(contact, Contact) else contact
+        return make_token(self.program.unsubscribe, contact_id, topic, now=self.clock.now())
+
+    def verify_unsubscribe_token(self, token: str) -> TokenClaims:
+        """What ``token`` says; raises :class:`~onetomany.rules.unsubscribe.TokenError` for a
+        malformed, truncated, tampered, foreign, retired or expired one, changing nothing."""
+        return verify_token(self.program.unsubscribe, token, now=self.clock.now())
+
+    def unsubscribe_with_token(self, token: str, *, source: str = "link") -> Preferences:
+        """The one-click unsubscribe (RFC 8058): verify ``token``, then unsubscribe its
+        contact from its topic. A refused token raises TokenError and changes nothing."""
+        claims = self.verify_unsubscribe_token(token)
+        topic = claims.topic if claims.topic in self.program.topics else None
+        return self.unsubscribe(claims.contact_id, topic, source=source)
 
     def _known_contact(self, contact: Contact | str) -> str:
         contact_id = contact.id if isinstance(contact, Contact) else contact

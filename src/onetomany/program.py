@@ -60,6 +60,7 @@ from onetomany.rules.triggers import (
     Trigger,
     read_trigger,
 )
+from onetomany.rules.unsubscribe import UnsubscribeSettings, read_unsubscribe
 
 __all__ = [
     "AbsenceTrigger",
@@ -187,6 +188,8 @@ class Program:
     segments: Mapping[str, str] = attrs.field(factory=dict)
     journeys: Mapping[str, Journey] = attrs.field(factory=dict)
     topics: Mapping[str, Topic] = attrs.field(factory=dict)
+    #: ``[unsubscribe]``: signed-token links and the List-Unsubscribe headers.
+    unsubscribe: UnsubscribeSettings = attrs.field(factory=UnsubscribeSettings)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -460,6 +463,7 @@ _SECTIONS = {
     "segments",
     "journeys",
     "topics",
+    "unsubscribe",
     "tiers",
     "capacity",
     "channels",
@@ -544,6 +548,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
         topics=_read_topics(reader.table(data, "topics", "topics"), reader),
+        unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
         base_dir=base,
@@ -560,6 +565,13 @@ def _read_topics(section: Mapping[str, Any], reader: _Reader) -> dict[str, Topic
     for error in errors:
         reader.error(error.key or "topics", error.reason)
     return topics
+
+
+def _read_unsubscribe(section: Mapping[str, Any], reader: _Reader) -> UnsubscribeSettings:
+    expanded = {k: _expand_env(v, f"unsubscribe.{k}", reader) for k, v in section.items()}
+    settings, errors = read_unsubscribe(expanded, file=reader.origin)
+    reader.errors.extend(errors)
+    return settings
 
 
 def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[str, str]]:
