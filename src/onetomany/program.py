@@ -25,8 +25,9 @@ An optional ``[delivery]`` table tunes retries of transient failures: ``max_atte
 positive), ``maximum`` seconds between attempts (3600; at least ``initial``) and ``jitter``
 seconds (5).
 
-Channel and source options may name environment variables as ``${NAME}`` (``password =
-"${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one is an error.
+Channel and source options (and ``[unsubscribe]`` keys) may name environment variables as
+``${NAME}`` (``password = "${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one
+is an error, unless written ``${NAME:-fallback}``.
 """
 
 from __future__ import annotations
@@ -668,7 +669,8 @@ def _read_plugins(
     return result
 
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``${NAME}``, or ``${NAME:-fallback}`` for a value a demo may run without.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
@@ -681,7 +683,9 @@ def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
         return value
 
     def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, fallback = match.group(1), match.group(2)
+        if name not in os.environ and fallback is not None:
+            return fallback
         if name not in os.environ:
             reader.error(path, f"environment variable {name} is not set")
             return ""
