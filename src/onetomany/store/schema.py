@@ -221,3 +221,28 @@ leases = sa.Table(
     sa.Column("holder", sa.String(255), nullable=False),
     sa.Column("until", UTCDateTime, nullable=False),
 )
+
+#: Addresses never to be contacted again, keyed by the normalised address (lower-cased email
+#: with an IDNA domain, or E.164 phone): why, who said so and when.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+#: Each contact's current answer per topic and channel ("" for every topic or channel); the
+#: history of changes is the ``unsubscribed`` / ``resubscribed`` events.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("contact_id", sa.String(255), primary_key=True),
+    sa.Column("topic", sa.String(128), primary_key=True),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("subscribed", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
