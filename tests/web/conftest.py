@@ -24,6 +24,7 @@ from ..conftest import write_templates
 TIP = """\
 +++
 subject = "Tip {{ event.properties.n }} for {{ contact.first_name }}"
+url = "/tips/{{ event.properties.n }}"
 +++
 <mjml><mj-body><mj-section><mj-column>
 <mj-text>Hello {{ contact.first_name }}, here is tip {{ event.properties.n }}.</mj-text>

@@ -47,7 +47,7 @@ def test_seen_read_archive_snooze_and_click_over_http(client, sqlite_engine):
     assert snoozed.json()["until"] == "2026-01-06T09:00:00+00:00"
     assert client.get("/inbox/counts", headers=headers).json() == {"unread": 0, "unseen": 0}
     click = client.post(f"/inbox/{ids[0]}/click", headers=headers)
-    assert click.json() == {"url": None}
+    assert click.json() == {"url": "/tips/3"}
     assert client.post("/inbox/read", headers=headers, json={"all": True}).json()["changed"] == 0
 
 
