@@ -142,7 +142,8 @@ class Engine:
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
 
     **Threads.** One engine may be shared by a web server's request threads: ``identify``,
-    ``track``, ``track_engagement``, ``inbox``, ``unread_count`` and ``mark_read`` each run in
+    ``track``, ``track_engagement`` and the inbox methods (``inbox``, ``inbox_page``,
+    ``inbox_counts``, ``mark_read``, ``mark_seen``, ``archive``, ``snooze``, ``click``) each run in
     their own transaction on a connection from the store's pool, and hold no state of their
     own. Concurrent ``identify`` calls of one profile lose no field (on SQLite a write takes
     the database's write lock when it begins; on PostgreSQL the merge locks the rows it reads),

@@ -88,22 +88,22 @@ def deliver_tips(engine: Engine, contact_id: str, count: int, *, start: int = 1)
         engine.clock.advance(minutes=1)
 
 
-@pytest.fixture
-def engine(tmp_path: Path, frozen_clock: FrozenClock, store: Store) -> Iterator[Engine]:
-    with Engine(
-        inbox_program(tmp_path), store=store, clock=frozen_clock, plugins=make_plugins()
-    ) as e:
+def _engine(tmp_path: Path, clock: FrozenClock, store: Store) -> Iterator[Engine]:
+    with Engine(inbox_program(tmp_path), store=store, clock=clock, plugins=make_plugins()) as e:
         e.identify(*PEOPLE)
         yield e
+
+
+@pytest.fixture
+def engine(tmp_path: Path, frozen_clock: FrozenClock, store: Store) -> Iterator[Engine]:
+    """On each database (the core's ``store`` fixture)."""
+    yield from _engine(tmp_path, frozen_clock, store)
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path, frozen_clock: FrozenClock, temp_store: Store) -> Iterator[Engine]:
-    with Engine(
-        inbox_program(tmp_path), store=temp_store, clock=frozen_clock, plugins=make_plugins()
-    ) as e:
-        e.identify(*PEOPLE)
-        yield e
+    """On SQLite only: for the HTTP and browser tests, which test the web layer."""
+    yield from _engine(tmp_path, frozen_clock, temp_store)
 
 
 @pytest.fixture
