@@ -36,6 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "triggers": {"errors", "model", "rules", "store", "program", "tracking"},
     "engine": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
     | {"delivery", "tracking", "triggers"},
+    "web": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
+    | {"delivery", "tracking", "triggers", "engine"},
     "testing": {"errors", "model", "rules", "store", "plugins", "delivery", "program"},
     "cli": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
     | {"delivery", "tracking", "triggers", "engine", "onetomany"},

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -45,9 +46,11 @@ from onetomany.rules.topics import Answer, Preferences, unknown_topic
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.rules.unsubscribe import TokenClaims, make_token, verify_token
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
+from onetomany.store.queries import inbox as inbox_q
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.leases import release_lease, take_lease
+from onetomany.store.queries.outbox import outbox_row
 from onetomany.store.queries.schedules import scheduled_next
 from onetomany.store.queries.subscriptions import answers_of, record_answer
 from onetomany.store.queries.suppression import (
@@ -157,7 +160,8 @@ class Engine:
         (:meth:`send_policies`).
 
     **Threads.** One engine may be shared by a web server's request threads: ``identify``,
-    ``track``, ``track_engagement``, ``inbox``, ``unread_count`` and ``mark_read`` each run in
+    ``track``, ``track_engagement`` and the inbox methods (``inbox``, ``inbox_page``,
+    ``inbox_counts``, ``mark_read``, ``mark_seen``, ``archive``, ``snooze``, ``click``) each run in
     their own transaction on a connection from the store's pool, and hold no state of their
     own. Concurrent ``identify`` calls of one profile lose no field (on SQLite a write takes
     the database's write lock when it begins; on PostgreSQL the merge locks the rows it reads),
@@ -1037,17 +1041,99 @@ class Engine:
         return self.preferences(contact_id)
 
     # -- in-app inbox -----------------------------------------------------------------------
+    # The web app (onetomany.web) calls these for the contact its token names; every one
+    # touches that contact's items only. See onetomany.store.queries.inbox.
 
     def inbox(self, contact_id: str, *, unread_only: bool = False) -> list[InboxItem]:
-        """A contact's in-app messages, newest first."""
-        return self.store.inbox(contact_id, unread_only=unread_only)
+        """A contact's visible in-app messages (not archived, not snoozed), newest first."""
+        return inbox_q.inbox_items(
+            self.store, contact_id, now=self.clock.now(), unread_only=unread_only
+        )
+
+    def inbox_page(
+        self,
+        contact_id: str,
+        *,
+        tab: str = "inbox",
+        topic: str | None = None,
+        limit: int = 20,
+        after: inbox_q.Position | None = None,
+    ) -> inbox_q.InboxPage:
+        """One page of a tab (``inbox``, ``unread``, ``archived``), newest first."""
+        return inbox_q.inbox_page(
+            self.store,
+            contact_id,
+            now=self.clock.now(),
+            tab=tab,
+            topic=topic,
+            limit=limit,
+            after=after,
+        )
+
+    def inbox_item(self, contact_id: str, item_id: int) -> InboxItem | None:
+        """The contact's item ``item_id``; ``None`` for no such item, or another contact's."""
+        return inbox_q.inbox_item(self.store, contact_id, item_id)
 
     def unread_count(self, contact_id: str) -> int:
-        return self.store.unread_count(contact_id)
+        return self.inbox_counts(contact_id).unread
+
+    def inbox_counts(self, contact_id: str) -> inbox_q.InboxCounts:
+        """The unread and unseen counts the bell shows."""
+        return inbox_q.inbox_counts(self.store, contact_id, now=self.clock.now())
 
     def mark_read(self, contact_id: str, item_ids: Iterable[int] | None = None) -> int:
-        """Mark items (or all, with ``None``) read; returns how many changed."""
-        return self.store.mark_read(contact_id, item_ids, now=self.clock.now())
+        """Mark items (or all, with ``None``) read; returns how many changed.
+
+        Each read is a ``message_opened`` event naming the message's outbox key, so a
+        ``not_opened`` ladder waiting on it stops, as for an email open. The events are stored
+        first, with ids derived from the key, so a crash in between counts the open once."""
+        now = self.clock.now()
+        self._inapp_engaged(
+            inbox_q.unread_keys(self.store, contact_id, item_ids, now=now), "opened"
+        )
+        return inbox_q.mark_read(self.store, contact_id, item_ids, now=now)
+
+    def mark_seen(self, contact_id: str) -> int:
+        """Mark every visible item seen (the bell's list showed them); returns how many."""
+        return inbox_q.mark_seen(self.store, contact_id, now=self.clock.now())
+
+    def archive(self, contact_id: str, item_ids: Iterable[int], *, archived: bool = True) -> int:
+        """Archive items (``archived=False`` brings them back); returns how many changed."""
+        return inbox_q.archive(
+            self.store, contact_id, item_ids, now=self.clock.now(), archived=archived
+        )
+
+    def snooze(self, contact_id: str, item_id: int, until: datetime) -> datetime | None:
+        """Hide an item until ``until``, when it comes back unread; returns that time in UTC,
+        or ``None`` when the contact has no such item. A naive ``until`` is a wall-clock time
+        in the contact's timezone (``9:00`` is nine in the morning where the contact is)."""
+        if until.tzinfo is None:
+            contact = self.store.get_contact(contact_id)
+            # fold=0: a time skipped or repeated by a daylight-saving change is its first reading.
+            until = until.replace(tzinfo=ZoneInfo(contact.timezone if contact else "UTC"))
+        until = until.astimezone(UTC)
+        changed = inbox_q.snooze(self.store, contact_id, item_id, until=until, now=self.clock.now())
+        return until if changed else None
+
+    def click(self, contact_id: str, item_id: int) -> InboxItem | None:
+        """Record a click-through on an item (a ``message_clicked`` event, and a read), and
+        return the item (its ``url`` is where to go); ``None`` when the contact has none such."""
+        item = self.inbox_item(contact_id, item_id)
+        if item is None:
+            return None
+        self._inapp_engaged([item.idempotency_key], "clicked")
+        self.mark_read(contact_id, [item_id])
+        return item
+
+    def _inapp_engaged(self, keys: Iterable[str], kind: str) -> None:
+        now = self.clock.now()
+        for key in keys:
+            # An item kept without an outbox row (written straight into the store) has no
+            # message to credit.
+            if outbox_row(self.store, key) is None:
+                continue
+            digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+            engagement_event(self.store, key, kind, at=now, now=now, id=f"inapp-{kind}-{digest}")
 
 
 def pick(audience: Audience, contacts: list[Contact]) -> list[Contact]:

@@ -130,6 +130,12 @@ inbox = sa.Table(
     sa.Column("url", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("read_at", UTCDateTime),
+    # 0007: what the web inbox needs. A snoozed item is hidden until ``snoozed_until`` and then
+    # comes back unread; ``seen_at`` is when the bell's list showed it (the unseen count).
+    sa.Column("topic", sa.String(128)),
+    sa.Column("seen_at", UTCDateTime),
+    sa.Column("archived_at", UTCDateTime),
+    sa.Column("snoozed_until", UTCDateTime),
 )
 
 cursors = sa.Table(

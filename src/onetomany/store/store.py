@@ -25,9 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from onetomany.errors import InputError, StoreError
+from onetomany.errors import StoreError
 from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
-from onetomany.model.plaindata import MAX_INT
 from onetomany.rules.tiers import TierState
 from onetomany.rules.triggers import DELIVERY_EVENTS
 from onetomany.store import schema
@@ -105,6 +104,19 @@ class InboxItem:
     url: str | None
     created_at: datetime
     read_at: datetime | None
+    #: The outbox row's key: a read or a click of the item is an engagement event naming it.
+    idempotency_key: str = ""
+    topic: str | None = None
+    #: When the bell's list showed it (``None``: it counts as unseen).
+    seen_at: datetime | None = None
+    archived_at: datetime | None = None
+    #: Hidden until then, when it comes back unread.
+    snoozed_until: datetime | None = None
+
+    @property
+    def shown_at(self) -> datetime:
+        """Where the item sorts, newest first: when it arrived, or came back from a snooze."""
+        return self.snoozed_until or self.created_at
 
 
 def normalize_url(url: str | Path) -> str:
@@ -748,8 +760,11 @@ class Store:
         body: str,
         url: str | None,
         now: datetime,
+        topic: str | None = None,
     ) -> int:
-        """Keep an in-app message; the same key twice keeps one. Returns the item's id."""
+        """Keep an in-app message; the same key twice keeps one. Returns the item's id.
+
+        The inbox's reads and changes are in :mod:`onetomany.store.queries.inbox`."""
         t = schema.inbox
         stmt = self._insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"])
         with self.write() as conn:
@@ -762,6 +777,7 @@ class Store:
                     "title": title,
                     "body": body,
                     "url": url,
+                    "topic": topic,
                     "created_at": now,
                 },
             )
@@ -771,51 +787,8 @@ class Store:
                 ).scalar_one()
             )
 
-    def inbox(self, contact_id: str, *, unread_only: bool = False) -> list[InboxItem]:
-        t = schema.inbox
-        query = sa.select(t).where(t.c.contact_id == contact_id).order_by(t.c.id.desc())
-        if unread_only:
-            query = query.where(t.c.read_at.is_(None))
-        with self.engine.connect() as conn:
-            return [
-                InboxItem(**{f.name: row._mapping[f.name] for f in attrs.fields(InboxItem)})
-                for row in conn.execute(query)
-            ]
-
-    def unread_count(self, contact_id: str) -> int:
-        t = schema.inbox
-        query = (
-            sa.select(sa.func.count())
-            .select_from(t)
-            .where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def mark_read(self, contact_id: str, item_ids: Iterable[int] | None, *, now: datetime) -> int:
-        """Mark some (or, with ``None``, all) of a contact's items read; returns how many.
-
-        An id that is not a whole number an inbox row can have is an InputError naming it.
-        """
-        t = schema.inbox
-        query = sa.update(t).where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
-        if item_ids is not None:
-            query = query.where(t.c.id.in_(_row_ids(item_ids, what="inbox item id")))
-        with self.write() as conn:
-            return int(conn.execute(query.values(read_at=now)).rowcount)
-
 
 # -- row <-> value ---------------------------------------------------------------------------
-
-
-def _row_ids(ids: Iterable[object], *, what: str) -> list[int]:
-    checked = []
-    for value in ids:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
-            shown = f"a {value.bit_length()}-bit integer" if isinstance(value, int) else repr(value)
-            raise InputError(f"{what} {shown} is not a row id (a whole number from 1 to 2**63-1)")
-        checked.append(value)
-    return checked
 
 
 def _account_row(account: Account, now: datetime) -> dict[str, Any]:
