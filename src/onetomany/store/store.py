@@ -628,8 +628,10 @@ class Store:
         """Record attempts and move their outbox rows on, all in one transaction.
 
         A ``sent`` or ``dead`` delivery is final; a ``retrying`` one puts its row back to
-        pending until its ``retry_at``. Each delivery also becomes an event (``message_sent``,
-        ``message_failed``, ``message_dead``) for triggers to react to.
+        pending until its ``retry_at``; an ``unknown`` one (sent, no answer) is final, or back
+        to pending when it has a ``retry_at``. Each delivery also becomes an event
+        (``message_sent``, ``message_failed``, ``message_dead``, ``message_unknown``) for
+        triggers to react to.
 
         The write is fenced: a row moves only while it is still claimed under the outcome's
         ``claim_token``. Outcomes of rows another worker claimed since (or that are already
@@ -656,7 +658,9 @@ class Store:
                         t.c.status == OutboxStatus.CLAIMED,
                     )
                     .values(
-                        status=_ROW_STATUS[delivery.status],
+                        status=OutboxStatus.PENDING
+                        if outcome.retry_at is not None
+                        else _ROW_STATUS[delivery.status],
                         attempts=delivery.attempt,
                         available_at=outcome.retry_at or t.c.available_at,
                         updated_at=delivery.at,
@@ -956,6 +960,7 @@ _ROW_STATUS = {
     "sent": OutboxStatus.SENT,
     "retrying": OutboxStatus.PENDING,
     "dead": OutboxStatus.DEAD,
+    "unknown": OutboxStatus.UNKNOWN,
 }
 
 DELIVERY_EVENT_NAMES = frozenset(DELIVERY_EVENTS.values())
