@@ -55,6 +55,7 @@ docs: install
 ## bench: every benchmark; each prints ratios against a baseline measured in the same run
 bench: install
 	$(BIN)/python bench/bench_smtp.py
+	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_tick.py
