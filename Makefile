@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.onetomany-installed
 # The exact version of every package the dev environment installs; `make lock` rewrites it.
 LOCK := requirements/dev.lock
-PLUGINS := plugins/channels/smtp plugins/sources/csv
+PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/sources/csv
 EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
@@ -55,6 +55,7 @@ docs: install
 ## bench: every benchmark; each prints ratios against a baseline measured in the same run
 bench: install
 	$(BIN)/python bench/bench_smtp.py
+	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_tick.py

@@ -256,6 +256,8 @@ class Engine:
                 continue
             try:
                 built[name] = registry.get(settings.plugin).value(settings, runtime=runtime)
+            except ConfigErrors as exc:
+                problems.extend(exc.errors)
             except ConfigError as exc:
                 problems.append(exc)
         return built | dict(overrides)

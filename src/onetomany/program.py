@@ -165,6 +165,9 @@ class Touch:
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
+    #: Send again a message whose outcome is unknown (sent, no answer) even when the provider
+    #: does not drop repeated keys: a possible copy is better than none (a password reset).
+    resend_unknown: bool = False
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -483,6 +486,7 @@ _TOUCH_KEYS = {
     "reentry",
     "subject",
     "preheader",
+    "resend_unknown",
 }
 
 
@@ -717,6 +721,12 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
+        resend_unknown = body.get("resend_unknown", False)
+        if not isinstance(resend_unknown, bool):
+            reader.error(
+                f"{path}.resend_unknown", f"expected true or false, got {resend_unknown!r}"
+            )
+            resend_unknown = False
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -730,6 +740,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,
+                    resend_unknown=resend_unknown,
                 )
             )
     return touches

@@ -37,6 +37,7 @@ from onetomany.engine import Engine, FromNow, RunReport, SyncReport, store_url_f
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
+from onetomany.plugins.options import OptionInfo, describe_options
 from onetomany.program import load_program
 from onetomany.rules.capacity import render_plan
 from onetomany.store import Store
@@ -82,8 +83,15 @@ def main_options(
 @app.command()
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    options_of: Annotated[
+        str | None,
+        typer.Option("--options", metavar="NAME", help="List the options of channel NAME."),
+    ] = None,
 ) -> None:
     """List plugins: name, distribution, version, hooks and status."""
+    if options_of is not None:
+        _channel_options(options_of, as_json=as_json)
+        return
     infos = Plugins(strict=False).infos()
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -96,6 +104,36 @@ def plugins(
         table.add_row(
             info.name, info.distribution or "", info.version or "", "\n".join(info.hooks), status
         )
+    console.print(table)
+
+
+def _channel_options(name: str, *, as_json: bool) -> None:
+    registration = Plugins(strict=False).channels().get(name, wanted_by="--options")
+    channel = registration.value
+    infos = describe_options(channel.Options)
+    if len(channel.kinds) > 1:
+        kinds = " | ".join(f'"{kind.value}"' for kind in channel.kinds)
+        help = "the kind of message it sends"
+        infos.insert(
+            0,
+            OptionInfo(
+                name="kind",
+                type=kinds,
+                default=f'"{channel.kinds[0].value}"',
+                secret=False,
+                help=help,
+            ),
+        )
+    if as_json:
+        typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    title = f"channel {name!r} ({registration.owner}): kinds " + ", ".join(
+        kind.value for kind in channel.kinds
+    )
+    table = Table("option", "type", "default", "secret", "help", title=title)
+    for info in infos:
+        default = "(required)" if info.default is None else info.default
+        table.add_row(info.name, info.type, default, "yes" if info.secret else "", info.help)
     console.print(table)
 
 
@@ -247,7 +285,7 @@ def broadcast(
         report = engine.dispatch()
         console.print(
             f"queued {sent.queued}; delivered {report.sent}, retrying {report.retrying}, "
-            f"dead-lettered {report.dead}"
+            f"dead-lettered {report.dead}, unknown {report.unknown}"
         )
 
 

@@ -17,7 +17,7 @@ from onetomany.plugins.registry import Register
 class InAppChannel(Channel):
     """Stores in-app messages in the engine's store; needs no options."""
 
-    kind = ChannelKind.INAPP
+    kinds = (ChannelKind.INAPP,)
 
     def send(self, message: Message) -> DeliveryResult:
         store = self.runtime.store
