@@ -28,6 +28,7 @@ from onetomany.delivery.dispatcher import (
 )
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
+from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
 from onetomany.model import Account, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
@@ -837,6 +838,27 @@ class Engine:
             if next_due is not None:
                 wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
             self.clock.sleep(wait)
+
+    # -- measuring --------------------------------------------------------------------------
+
+    def metrics(
+        self,
+        *,
+        by: Iterable[str] = ALL_DIMENSIONS,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Metrics:
+        """The funnels of the messages queued in ``[since, until)``: in all, and by touch,
+        channel, locale, segment, tier and week (docs/measuring.md)."""
+        return measure(
+            self.program,
+            self.store,
+            now=self.clock.now(),
+            by=by,
+            since=since,
+            until=until,
+            segments=self.segments,
+        )
 
     # -- in-app inbox -----------------------------------------------------------------------
 
