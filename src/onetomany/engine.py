@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from onetomany.delivery.dispatcher import (
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
+from onetomany.metrics.timeline import Timeline, build_timeline
 from onetomany.model import Account, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
@@ -858,6 +859,14 @@ class Engine:
             since=since,
             until=until,
             segments=self.segments,
+        )
+
+    def timeline(self, subject: str, *, tz: tzinfo | None = None) -> Timeline:
+        """Everything that happened to the contact or account ``subject``, in order, its
+        times in ``tz`` (by default this machine's): events, stage and tier changes,
+        decisions, messages and their deliveries, opens, clicks and answers."""
+        return build_timeline(
+            self.store, subject, tz=tz or datetime.now().astimezone().tzinfo or UTC
         )
 
     # -- in-app inbox -----------------------------------------------------------------------

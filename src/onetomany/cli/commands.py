@@ -13,6 +13,7 @@ import webbrowser
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import typer
@@ -23,7 +24,7 @@ from rich.table import Table
 from onetomany import __version__
 from onetomany.cli.explain import explain as explain_touch
 from onetomany.cli.explain import render as render_explanation
-from onetomany.cli.measure import metrics_tables
+from onetomany.cli.measure import metrics_tables, timeline_lines
 from onetomany.cli.preview import write_preview, write_previews
 from onetomany.cli.simulate import (
     SimulationReport,
@@ -497,6 +498,34 @@ def metrics(
         return
     for table in metrics_tables(found):
         console.print(table)
+
+
+@app.command()
+def timeline(
+    path: ProgramPath,
+    subject: Annotated[str, typer.Argument(help="A contact id or an account id.")],
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Show times in this IANA timezone; default this machine's."),
+    ] = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Everything that happened to a contact or an account, in order: events, stage and tier
+    changes, decisions (queued, skipped and why), messages, deliveries, opens, clicks."""
+    zone = None
+    if tz is not None:
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise typer.BadParameter(f"{tz!r} is not an IANA timezone", param_hint="--tz") from None
+    with _measuring_engine(path, store) as engine:
+        found = engine.timeline(subject, tz=zone)
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+        return
+    for line in timeline_lines(found):
+        console.print(line, markup=False, highlight=False)
 
 
 @db_app.command("upgrade")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from onetomany.metrics.funnel import Funnel, Metrics
+from onetomany.metrics.timeline import Timeline
 
 #: The counts a funnel table shows, in funnel order, and their column titles.
 _COLUMNS = (
@@ -60,3 +61,16 @@ def metrics_tables(metrics: Metrics) -> list[Table]:
             funnel_table(f"Funnel by {dimension}", dimension, list(funnels), stages=stages)
         )
     return tables
+
+
+def timeline_lines(found: Timeline) -> list[str]:
+    """A heading, then one line per entry: time, contact (for an account), kind, what."""
+    who = f"{found.subject_kind} {found.subject}"
+    if found.subject_kind == "contact" and found.account_id:
+        who += f" (account {found.account_id})"
+    lines = [f"{who}: {len(found.entries)} entries, times in {found.timezone}"]
+    several = len(found.contact_ids) > 1
+    for entry in found.entries:
+        contact = f"{entry.contact_id or '-':<10} " if several else ""
+        lines.append(f"{entry.at:%Y-%m-%d %H:%M %Z}  {contact}{entry.kind:<10} {entry.text}")
+    return lines
