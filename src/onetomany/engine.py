@@ -29,6 +29,7 @@ from onetomany.delivery.dispatcher import (
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
+from onetomany.metrics.goals import Conversion, conversions
 from onetomany.metrics.timeline import Timeline, build_timeline
 from onetomany.model import Account, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
@@ -860,6 +861,14 @@ class Engine:
             until=until,
             segments=self.segments,
         )
+
+    def conversions(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[Conversion, ...]:
+        """Each touch with a goal (``goal = { event, within_days }``), measured over its
+        messages sent in ``[since, until)``: conversions by every-touch and last-touch
+        attribution, and the mean time to convert."""
+        return conversions(self.program, self.store, since=since, until=until)
 
     def timeline(self, subject: str, *, tz: tzinfo | None = None) -> Timeline:
         """Everything that happened to the contact or account ``subject``, in order, its

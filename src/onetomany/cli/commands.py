@@ -24,7 +24,7 @@ from rich.table import Table
 from onetomany import __version__
 from onetomany.cli.explain import explain as explain_touch
 from onetomany.cli.explain import render as render_explanation
-from onetomany.cli.measure import metrics_tables, timeline_lines
+from onetomany.cli.measure import goals_table, metrics_tables, timeline_lines
 from onetomany.cli.preview import write_preview, write_previews
 from onetomany.cli.simulate import (
     SimulationReport,
@@ -493,11 +493,15 @@ def metrics(
     since, until = _range(from_, to)
     with _measuring_engine(path, store) as engine:
         found = engine.metrics(by=by or ALL_DIMENSIONS, since=since, until=until)
+        goals = engine.conversions(since=since, until=until)
     if as_json:
-        typer.echo(json.dumps(found.as_dict(), indent=2))
+        data = found.as_dict() | {"goals": [g.as_dict() for g in goals]}
+        typer.echo(json.dumps(data, indent=2))
         return
     for table in metrics_tables(found):
         console.print(table)
+    if goals:
+        console.print(goals_table(goals))
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from onetomany.metrics.funnel import Funnel, Metrics
+from onetomany.metrics.goals import Conversion
 from onetomany.metrics.timeline import Timeline
 
 #: The counts a funnel table shows, in funnel order, and their column titles.
@@ -74,3 +75,21 @@ def timeline_lines(found: Timeline) -> list[str]:
         contact = f"{entry.contact_id or '-':<10} " if several else ""
         lines.append(f"{entry.at:%Y-%m-%d %H:%M %Z}  {contact}{entry.kind:<10} {entry.text}")
     return lines
+
+
+def goals_table(goals: tuple[Conversion, ...]) -> Table:
+    table = Table(title="Conversion goals")
+    for heading in ("touch", "goal", "sent", "converted", "rate", "last", "hours"):
+        table.add_column(heading, justify="left" if heading in ("touch", "goal") else "right")
+    for goal in goals:
+        hours = goal.time_to_convert.total_seconds() / 3600 if goal.time_to_convert else None
+        table.add_row(
+            goal.touch,
+            f"{goal.goal.event} in {goal.goal.within_days}d",
+            str(goal.sent),
+            str(goal.converted),
+            percent(goal.rate),
+            str(goal.last_touch),
+            "-" if hours is None else f"{hours:.1f}",
+        )
+    return table

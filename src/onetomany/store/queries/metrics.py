@@ -245,3 +245,110 @@ def _within(
     if until is not None:
         query = query.where(column < until)
     return query
+
+
+def _plus_days(store: Store, moment: Any, days: int) -> Any:
+    if store.dialect == "postgresql":
+        return moment + sa.text(f"interval '{int(days)} days'")
+    # Written as the column is ("YYYY-MM-DD HH:MM:SS.ffffff"), so text comparison holds.
+    return sa.func.strftime("%Y-%m-%d %H:%M:%S", moment, f"+{int(days)} days").concat(
+        sa.func.substr(moment, 20)
+    )
+
+
+def _hours_between(store: Store, start: Any, end: Any) -> Any:
+    if store.dialect == "postgresql":
+        return sa.extract("epoch", end - start) / 3600.0
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 24.0
+
+
+def goal_counts(
+    store: Store,
+    *,
+    touches: Collection[str],
+    goal_touches: Collection[str],
+    event: str,
+    within_days: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per touch of ``touches``: its messages sent (in ``[since, until)``), how many
+    converted (the recipient's account, or the contact without one, recorded ``event`` after
+    the send and within ``within_days``: every-touch attribution), how many were the last
+    message of ``goal_touches`` sent before that conversion (last-touch), and the mean hours
+    to convert. One statement."""
+    o, d, e = schema.outbox, schema.deliveries, schema.events
+    sent = (
+        sa.select(
+            o.c.id,
+            o.c.touch,
+            o.c.contact_id,
+            o.c.account_id,
+            sa.type_coerce(d.c.at, schema.UTCDateTime).label("sent_at"),
+        )
+        .join(d, sa.and_(d.c.outbox_id == o.c.id, d.c.status == OutboxStatus.SENT))
+        .where(o.c.touch.in_(sorted(set(goal_touches) | set(touches))))
+        .subquery("sent")
+    )
+    same_subject = sa.or_(
+        sa.and_(sent.c.account_id.is_not(None), e.c.account_id == sent.c.account_id),
+        sa.and_(sent.c.account_id.is_(None), e.c.contact_id == sent.c.contact_id),
+    )
+    first = (
+        sa.select(
+            sent.c.id,
+            sent.c.touch,
+            sent.c.contact_id,
+            sent.c.account_id,
+            sent.c.sent_at,
+            sa.func.min(e.c.occurred_at).label("converted_at"),
+        )
+        .select_from(
+            sent.outerjoin(
+                e,
+                sa.and_(
+                    e.c.name == event,
+                    same_subject,
+                    e.c.occurred_at > sent.c.sent_at,
+                    e.c.occurred_at <= _plus_days(store, sent.c.sent_at, within_days),
+                ),
+            )
+        )
+        .where(sent.c.touch.in_(sorted(touches)))
+        .group_by(sent.c.id, sent.c.touch, sent.c.contact_id, sent.c.account_id, sent.c.sent_at)
+    )
+    first = _within(first, sent.c.sent_at, since, until)
+    conv = first.subquery("conv")
+    later = sent.alias("later")
+    # Last touch: no other message aimed at the same goal reached the same subject between
+    # this one and the conversion.
+    overtaken = sa.exists().where(
+        later.c.touch.in_(sorted(goal_touches)),
+        later.c.id != conv.c.id,
+        sa.or_(
+            sa.and_(conv.c.account_id.is_not(None), later.c.account_id == conv.c.account_id),
+            sa.and_(conv.c.account_id.is_(None), later.c.contact_id == conv.c.contact_id),
+        ),
+        later.c.sent_at > conv.c.sent_at,
+        later.c.sent_at < conv.c.converted_at,
+    )
+    converted = conv.c.converted_at.is_not(None)
+    query = sa.select(
+        conv.c.touch,
+        sa.func.count().label("sent"),
+        sa.func.coalesce(sa.func.sum(sa.case((converted, 1), else_=0)), 0).label("converted"),
+        sa.func.coalesce(
+            sa.func.sum(sa.case((sa.and_(converted, sa.not_(overtaken)), 1), else_=0)), 0
+        ).label("last_touch"),
+        sa.func.avg(_hours_between(store, conv.c.sent_at, conv.c.converted_at)).label("hours"),
+    ).group_by(conv.c.touch)
+    with store.read() as conn:
+        return {
+            row.touch: {
+                "sent": int(row.sent),
+                "converted": int(row.converted),
+                "last_touch": int(row.last_touch),
+                "hours": float(row.hours) if row.hours is not None else float("nan"),
+            }
+            for row in conn.execute(query)
+        }
