@@ -30,6 +30,7 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
 from onetomany.metrics.goals import Conversion, conversions
+from onetomany.metrics.report import write_report
 from onetomany.metrics.timeline import Timeline, build_timeline
 from onetomany.model import Account, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
@@ -869,6 +870,21 @@ class Engine:
         messages sent in ``[since, until)``: conversions by every-touch and last-touch
         attribution, and the mean time to convert."""
         return conversions(self.program, self.store, since=since, until=until)
+
+    def report(
+        self, out: str | Path, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Path:
+        """Write the HTML report of the messages in ``[since, until)`` to ``out`` (one
+        self-contained file, docs/measuring.md); returns its path."""
+        return write_report(
+            self.program,
+            self.store,
+            Path(out),
+            channels=self.channels,
+            now=self.clock.now(),
+            since=since,
+            until=until,
+        )
 
     def timeline(self, subject: str, *, tz: tzinfo | None = None) -> Timeline:
         """Everything that happened to the contact or account ``subject``, in order, its

@@ -36,6 +36,7 @@ from onetomany.cli.simulate import (
 from onetomany.cli.validation import check_templates
 from onetomany.engine import Engine, FromNow, RunReport, SyncReport, store_url_for
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
+from onetomany.metrics.diagram import mermaid
 from onetomany.metrics.funnel import ALL_DIMENSIONS
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
@@ -530,6 +531,28 @@ def timeline(
         return
     for line in timeline_lines(found):
         console.print(line, markup=False, highlight=False)
+
+
+@app.command()
+def report(
+    path: ProgramPath,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    from_: FromOption = None,
+    to: ToOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Write one self-contained HTML report (works offline): funnel per touch, sends per
+    day, CSM tasks per week, goals, NPS, journey stages, policy deferrals."""
+    since, until = _range(from_, to)
+    with _measuring_engine(path, store) as engine:
+        written = engine.report(out, since=since, until=until)
+    console.print(f"wrote the report to {_shown(written)}", highlight=False)
+
+
+@app.command()
+def diagram(path: ProgramPath) -> None:
+    """Print the program's journeys and touches as a Mermaid flowchart."""
+    typer.echo(mermaid(load_program(path)), nl=False)
 
 
 @db_app.command("upgrade")

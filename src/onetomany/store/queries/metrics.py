@@ -352,3 +352,132 @@ def goal_counts(
             }
             for row in conn.execute(query)
         }
+
+
+def sends_per_day(
+    store: Store, *, since: datetime | None = None, until: datetime | None = None
+) -> list[tuple[str, str, int]]:
+    """(day ``YYYY-MM-DD`` UTC, channel, messages sent that day), in day order."""
+    d = schema.deliveries
+    day = (
+        sa.func.to_char(d.c.at, "YYYY-MM-DD")
+        if store.dialect == "postgresql"
+        else sa.func.date(d.c.at)
+    )
+    query = (
+        sa.select(day.label("day"), d.c.channel, sa.func.count().label("sent"))
+        .where(d.c.status == OutboxStatus.SENT)
+        .group_by(day, d.c.channel)
+        .order_by(day, d.c.channel)
+    )
+    query = _within(query, d.c.at, since, until)
+    with store.read() as conn:
+        return [(str(r.day), r.channel, int(r.sent)) for r in conn.execute(query)]
+
+
+def sent_per_week(
+    store: Store,
+    *,
+    channels: Collection[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[tuple[str, str, int]]:
+    """(week's Monday, the account's ``owner`` trait, messages of ``channels`` sent that
+    week): a CSM's tasks per week, when ``channels`` are the CSM channels."""
+    d, o, a = schema.deliveries, schema.outbox, schema.accounts
+    week = _week(store, d.c.at)
+    owner = sa.func.coalesce(a.c.traits["owner"].as_string(), "")
+    query = (
+        sa.select(week.label("week"), owner.label("owner"), sa.func.count().label("sent"))
+        .select_from(d.join(o, o.c.id == d.c.outbox_id).outerjoin(a, a.c.id == o.c.account_id))
+        .where(d.c.status == OutboxStatus.SENT, d.c.channel.in_(sorted(channels)))
+        .group_by(week, owner)
+        .order_by(week, owner)
+    )
+    query = _within(query, d.c.at, since, until)
+    with store.read() as conn:
+        return [(str(r.week), str(r.owner), int(r.sent)) for r in conn.execute(query)]
+
+
+def nps_counts(
+    store: Store,
+    *,
+    event: str,
+    by: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, dict[str, int]]:
+    """Answers of ``event`` (``properties.score`` 0-10) per ``by`` (``plan``: the account's
+    plan trait, ``tier``, ``week``, ``all``): promoters (9-10), passives, detractors (0-6)
+    and how many answered. Only each contact's latest answer in the range counts."""
+    e, c, a, ts = schema.events, schema.contacts, schema.accounts, schema.tier_states
+    score = sa.cast(e.c.properties["score"].as_string(), sa.Float)
+    latest = _within(
+        sa.select(e.c.contact_id, sa.func.max(e.c.seq).label("seq"))
+        .where(e.c.name == event, e.c.contact_id.is_not(None))
+        .group_by(e.c.contact_id),
+        e.c.occurred_at,
+        since,
+        until,
+    ).subquery("latest")
+    account = sa.func.coalesce(e.c.account_id, c.c.account_id)
+    dims: dict[str, Any] = {
+        "plan": sa.func.coalesce(a.c.traits["plan"].as_string(), ""),
+        "tier": sa.func.coalesce(ts.c.tier, ""),
+        "week": _week(store, e.c.occurred_at),
+        "all": sa.literal("all", sa.String),
+    }
+    if by not in dims:
+        raise ValueError(f"NPS is grouped by one of {', '.join(dims)}, not {by!r}")
+    dim = dims[by]
+    query = (
+        sa.select(
+            dim.label("value"),
+            sa.func.sum(sa.case((score >= 9, 1), else_=0)).label("promoters"),
+            sa.func.sum(sa.case((score <= 6, 1), else_=0)).label("detractors"),
+            sa.func.count().label("answered"),
+        )
+        .select_from(
+            e.join(latest, latest.c.seq == e.c.seq)
+            .outerjoin(c, c.c.id == e.c.contact_id)
+            .outerjoin(a, a.c.id == account)
+            .outerjoin(ts, ts.c.account_id == account)
+        )
+        .where(score.is_not(None))
+        .group_by(dim)
+    )
+    with store.read() as conn:
+        return {
+            str(r.value): {
+                "promoters": int(r.promoters or 0),
+                "detractors": int(r.detractors or 0),
+                "answered": int(r.answered),
+            }
+            for r in conn.execute(query)
+        }
+
+
+def stage_durations(store: Store) -> list[tuple[str, str, int, float]]:
+    """(journey, stage, accounts that completed it, their mean days in it), from the
+    journey history: each completion paired with the entry it closes."""
+    h = schema.journey_history
+    enter, done = h.alias("enter"), h.alias("done")
+    days = (
+        sa.extract("epoch", done.c.at - enter.c.at) / 86400.0
+        if store.dialect == "postgresql"
+        else sa.func.julianday(done.c.at) - sa.func.julianday(enter.c.at)
+    )
+    query = (
+        sa.select(
+            enter.c.journey,
+            enter.c.stage,
+            sa.func.count().label("completed"),
+            sa.func.avg(days).label("days"),
+        )
+        .join(done, sa.and_(done.c.entry_id == enter.c.entry_id, done.c.action == "completed"))
+        .where(enter.c.action == "entered")
+        .group_by(enter.c.journey, enter.c.stage)
+        .order_by(enter.c.journey, enter.c.stage)
+    )
+    with store.read() as conn:
+        return [(r.journey, r.stage, int(r.completed), float(r.days)) for r in conn.execute(query)]
