@@ -36,6 +36,7 @@ demo: install
 	@echo "== simulating 1 September to 30 November 2026 on a virtual clock"
 	$(BIN)/onetomany simulate $(EXAMPLE) --from 2026-09-01 --to 2026-11-30 \
 		--store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/touches.csv
+	$(BIN)/onetomany report $(EXAMPLE) --store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/report.html
 
 ## test: every test (core and plugins), ruff, mypy and the docs site build
 test: install lint docs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +32,10 @@ from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
+from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
+from onetomany.metrics.goals import Conversion, conversions
+from onetomany.metrics.report import write_report
+from onetomany.metrics.timeline import Timeline, build_timeline
 from onetomany.model import Account, ChannelKind, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
@@ -1041,6 +1045,58 @@ class Engine:
         )
         record_answer(self.store, answer, event)
         return self.preferences(contact_id)
+
+    # -- measuring --------------------------------------------------------------------------
+
+    def metrics(
+        self,
+        *,
+        by: Iterable[str] = ALL_DIMENSIONS,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Metrics:
+        """The funnels of the messages queued in ``[since, until)``: in all, and by touch,
+        channel, locale, segment, tier and week (docs/measuring.md)."""
+        return measure(
+            self.program,
+            self.store,
+            now=self.clock.now(),
+            by=by,
+            since=since,
+            until=until,
+            segments=self.segments,
+        )
+
+    def conversions(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[Conversion, ...]:
+        """Each touch with a goal (``goal = { event, within_days }``), measured over its
+        messages sent in ``[since, until)``: conversions by every-touch and last-touch
+        attribution, and the mean time to convert."""
+        return conversions(self.program, self.store, since=since, until=until)
+
+    def report(
+        self, out: str | Path, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Path:
+        """Write the HTML report of the messages in ``[since, until)`` to ``out`` (one
+        self-contained file, docs/measuring.md); returns its path."""
+        return write_report(
+            self.program,
+            self.store,
+            Path(out),
+            channels=self.channels,
+            now=self.clock.now(),
+            since=since,
+            until=until,
+        )
+
+    def timeline(self, subject: str, *, tz: tzinfo | None = None) -> Timeline:
+        """Everything that happened to the contact or account ``subject``, in order, its
+        times in ``tz`` (by default this machine's): events, stage and tier changes,
+        decisions, messages and their deliveries, opens, clicks and answers."""
+        return build_timeline(
+            self.store, subject, tz=tz or datetime.now().astimezone().tzinfo or UTC
+        )
 
     # -- in-app inbox -----------------------------------------------------------------------
     # The web app (onetomany.web) calls these for the contact its token names; every one

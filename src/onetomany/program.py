@@ -45,6 +45,7 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
+from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
@@ -168,6 +169,8 @@ class Touch:
     #: Send again a message whose outcome is unknown (sent, no answer) even when the provider
     #: does not drop repeated keys: a possible copy is better than none (a password reset).
     resend_unknown: bool = False
+    #: What the touch aims at (conversion goals, docs/measuring.md).
+    goal: Goal | None = None
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -197,6 +200,8 @@ class Program:
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: The goal of every touch that names none of its own.
+    goal: Goal | None = None
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -204,6 +209,10 @@ class Program:
         """Each touch's :attr:`Touch.template_fields`, for the touches that set any: what a
         :class:`~onetomany.templating.TemplateSet` renders them with."""
         return {t.name: t.template_fields for t in self.touches if t.template_fields}
+
+    def goal_of(self, touch: Touch) -> Goal | None:
+        """The touch's goal, or the program's when it names none."""
+        return touch.goal or self.goal
 
     def touch(self, name: str) -> Touch:
         for touch in self.touches:
@@ -475,7 +484,7 @@ _SECTIONS = {
     "touches",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
-_PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
+_PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants", "goal"}
 _TOUCH_KEYS = {
     "trigger",
     "channel",
@@ -487,6 +496,7 @@ _TOUCH_KEYS = {
     "subject",
     "preheader",
     "resend_unknown",
+    "goal",
 }
 
 
@@ -556,6 +566,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
+        goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
         base_dir=base,
         origin=reader.origin,
     )
@@ -727,6 +738,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                 f"{path}.resend_unknown", f"expected true or false, got {resend_unknown!r}"
             )
             resend_unknown = False
+        goal = read_goal(body["goal"], f"{path}.goal", reader) if "goal" in body else None
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -741,6 +753,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     subject=subject,
                     preheader=preheader,
                     resend_unknown=resend_unknown,
+                    goal=goal,
                 )
             )
     return touches
