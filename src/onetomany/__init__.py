@@ -44,7 +44,7 @@ from onetomany.model import (
 from onetomany.model.clock import Clock, FrozenClock, SystemClock
 from onetomany.plugins.hookspecs import hookimpl
 from onetomany.plugins.settings import PluginSettings
-from onetomany.plugins.sources import Source, SyncResult
+from onetomany.plugins.sources import Skipped, Source, SyncPage, SyncResult
 
 if TYPE_CHECKING:
     from onetomany.engine import Engine
@@ -104,9 +104,11 @@ __all__ = [
     "PluginSettings",
     "Program",
     "RegistrationError",
+    "Skipped",
     "Source",
     "SourceDataError",
     "StoreError",
+    "SyncPage",
     "SyncResult",
     "SystemClock",
     "TemplateError",
