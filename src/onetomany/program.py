@@ -25,8 +25,9 @@ An optional ``[delivery]`` table tunes retries of transient failures: ``max_atte
 positive), ``maximum`` seconds between attempts (3600; at least ``initial``) and ``jitter``
 seconds (5).
 
-Channel and source options may name environment variables as ``${NAME}`` (``password =
-"${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one is an error.
+Channel and source options (and ``[unsubscribe]`` keys) may name environment variables as
+``${NAME}`` (``password = "${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one
+is an error, unless written ``${NAME:-fallback}``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from onetomany.plugins.settings import PluginSettings
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
+from onetomany.rules.topics import Topic, read_topics, unknown_topic
 from onetomany.rules.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
@@ -59,6 +61,7 @@ from onetomany.rules.triggers import (
     Trigger,
     read_trigger,
 )
+from onetomany.rules.unsubscribe import UnsubscribeSettings, read_unsubscribe
 
 __all__ = [
     "AbsenceTrigger",
@@ -157,6 +160,8 @@ class Touch:
     template: str
     audience: Audience = attrs.field(factory=Audience)
     segment: str | None = None
+    #: The ``[topics]`` topic it belongs to: a contact unsubscribed from it is not sent it.
+    topic: str | None = None
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
@@ -183,6 +188,9 @@ class Program:
     constants: Mapping[str, Any] = attrs.field(factory=dict)
     segments: Mapping[str, str] = attrs.field(factory=dict)
     journeys: Mapping[str, Journey] = attrs.field(factory=dict)
+    topics: Mapping[str, Topic] = attrs.field(factory=dict)
+    #: ``[unsubscribe]``: signed-token links and the List-Unsubscribe headers.
+    unsubscribe: UnsubscribeSettings = attrs.field(factory=UnsubscribeSettings)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -380,6 +388,14 @@ class Program:
                         key=f"{key}.segment",
                     )
                 )
+            if touch.topic is not None and touch.topic not in self.topics:
+                errors.append(
+                    ConfigError(
+                        unknown_topic(touch.topic, list(self.topics)),
+                        file=self.origin,
+                        key=f"{key}.topic",
+                    )
+                )
             if templates is not None and touch.template not in templates:
                 known = ", ".join(sorted(templates)) or "none"
                 errors.append(
@@ -447,6 +463,8 @@ _SECTIONS = {
     "delivery",
     "segments",
     "journeys",
+    "topics",
+    "unsubscribe",
     "tiers",
     "capacity",
     "channels",
@@ -461,6 +479,7 @@ _TOUCH_KEYS = {
     "template",
     "audience",
     "segment",
+    "topic",
     "reentry",
     "subject",
     "preheader",
@@ -529,12 +548,31 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
+        topics=_read_topics(reader.table(data, "topics", "topics"), reader),
+        unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_topics(section: Mapping[str, Any], reader: _Reader) -> dict[str, Topic]:
+    topics, errors = read_topics(section, file=reader.origin)
+    for name in list(topics):
+        if not reader.name(name, f"topics.{name}"):
+            del topics[name]
+    for error in errors:
+        reader.error(error.key or "topics", error.reason)
+    return topics
+
+
+def _read_unsubscribe(section: Mapping[str, Any], reader: _Reader) -> UnsubscribeSettings:
+    expanded = {k: _expand_env(v, f"unsubscribe.{k}", reader) for k, v in section.items()}
+    settings, errors = read_unsubscribe(expanded, file=reader.origin)
+    reader.errors.extend(errors)
+    return settings
 
 
 def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[str, str]]:
@@ -631,7 +669,8 @@ def _read_plugins(
     return result
 
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``${NAME}``, or ``${NAME:-fallback}`` for a value a demo may run without.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
@@ -644,7 +683,9 @@ def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
         return value
 
     def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, fallback = match.group(1), match.group(2)
+        if name not in os.environ and fallback is not None:
+            return fallback
         if name not in os.environ:
             reader.error(path, f"environment variable {name} is not set")
             return ""
@@ -672,6 +713,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         template = reader.string(body, "template", f"{path}.template", name)
         audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
         segment = reader.string(body, "segment", f"{path}.segment")
+        topic = reader.string(body, "topic", f"{path}.topic")
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
@@ -684,6 +726,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     template=template,
                     audience=audience,
                     segment=segment,
+                    topic=topic,
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,

@@ -31,6 +31,7 @@ from onetomany.cli.simulate import (
     parse_when,
     write_touches,
 )
+from onetomany.cli.suppressions import suppressions_app
 from onetomany.cli.syncview import SyncView
 from onetomany.cli.validation import check_templates
 from onetomany.engine import Engine, FromNow, RunReport, store_url_for
@@ -51,6 +52,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(suppressions_app, name="suppressions")
 
 # soft_wrap: paths and messages stay on one line, so they can be copied and searched.
 console = Console(soft_wrap=True)

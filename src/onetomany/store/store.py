@@ -164,6 +164,10 @@ def _create_engine(url: str, busy_timeout: float = 10.0) -> Engine:
     return engine
 
 
+#: The PostgreSQL advisory lock key migrations hold (any fixed 64-bit number; "otm-migr").
+_MIGRATION_LOCK = 0x6F746D2D6D696772
+
+
 class Store:
     """Everything onetomany persists.
 
@@ -191,6 +195,12 @@ class Store:
         """Apply pending migrations; returns the revisions applied."""
         try:
             with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Workers starting together on a fresh database: one migrates, the others
+                    # wait for its commit and then find nothing left to apply.
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
                 return upgrade(conn)
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open or migrate store {self!r}: {exc.orig}") from exc

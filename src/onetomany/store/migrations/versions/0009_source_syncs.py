@@ -4,8 +4,8 @@ A source's cursor says where its next sync starts; this table says how fresh its
 last sync started, the last that succeeded, the last that failed and its error, so a guard
 can hold triggers that depend on a stale or broken source.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-12
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
