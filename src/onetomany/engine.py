@@ -41,6 +41,7 @@ from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
+from onetomany.plugins.syncing import OnPage, SyncReport, run_sync
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
 from onetomany.rules.journeys import JourneyState, StageChange
@@ -80,18 +81,6 @@ DEFAULT_DECISION_RETENTION = timedelta(days=30)
 #: How long one worker's tick holds the program before another may take it over (renewed as
 #: the tick goes from one trigger kind to the next).
 DEFAULT_TICK_LEASE = timedelta(minutes=2)
-
-
-@attrs.frozen(kw_only=True)
-class SyncReport:
-    source: str
-    accounts: int
-    contacts: int
-    events: int
-    new_events: int
-    cursor: str | None
-    #: Events dated further ahead of the engine's clock than its tolerance: not stored.
-    skipped_future: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -374,54 +363,36 @@ class Engine:
         entry = self.plugins.sources().get(settings.plugin, wanted_by=f"sources.{name}.plugin")
         return entry.value(settings)
 
-    def sync(self, names: Iterable[str] | None = None) -> list[SyncReport]:
-        """Pull from the program's sources (all, or those named), each in one transaction.
+    def sync(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        full: bool = False,
+        on_page: OnPage | None = None,
+    ) -> list[SyncReport]:
+        """Pull from the program's sources (all, or those named), a page at a time.
 
-        Events dated further ahead of the clock than ``future_tolerance`` are skipped with a
-        warning and counted in :attr:`SyncReport.skipped_future`; the rest are stored. The
-        source's cursor then stays where it was, because a time cursor moved to the skipped
-        event's date would hide every event the source receives before that date.
+        Each page is stored in one transaction with the source's cursor, so a failed sync
+        keeps the pages it stored and the next one resumes after them (see
+        :mod:`onetomany.plugins.syncing`). ``full`` ignores the stored cursors; ``on_page``
+        is called after each page with the sync's progress. Events dated further ahead of
+        the clock than ``future_tolerance`` are skipped with a warning and counted in
+        :attr:`SyncReport.skipped_future`; the source's cursor then stays where it was,
+        because a time cursor moved to the skipped event's date would hide every event the
+        source receives before that date.
         """
-        reports = []
-        for name in names if names is not None else list(self.program.sources):
-            source = self.source(name)
-            cursor_name = f"source:{name}"
-            result = source.sync(cursor=self.store.get_cursor(cursor_name))
-            now = self.clock.now()
-            future = [e for e in result.events if self._from_the_future(e, now)]
-            if future:
-                first = min(future, key=lambda e: e.occurred_at)
-                log.warning(
-                    "source %r: skipped %d event(s) dated ahead of the clock (%s), the "
-                    "earliest %r (%s) at %s; they are stored once the clock reaches them",
-                    name,
-                    len(future),
-                    now.isoformat(),
-                    first.name,
-                    first.id,
-                    first.occurred_at.isoformat(),
-                )
-            added = self.store.save_profiles(
-                accounts=result.accounts,
-                contacts=result.contacts,
-                events=[e for e in result.events if not self._from_the_future(e, now)],
-                now=now,
-                cursor=(cursor_name, result.cursor)
-                if result.cursor is not None and not future
-                else None,
+        return [
+            run_sync(
+                self.store,
+                name,
+                self.source(name),
+                now=self.clock.now,
+                is_future=self._from_the_future,
+                full=full,
+                on_page=on_page,
             )
-            reports.append(
-                SyncReport(
-                    source=name,
-                    accounts=len(result.accounts),
-                    contacts=len(result.contacts),
-                    events=len(result.events),
-                    new_events=added,
-                    cursor=result.cursor,
-                    skipped_future=len(future),
-                )
-            )
-        return reports
+            for name in (names if names is not None else list(self.program.sources))
+        ]
 
     # -- deciding ---------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from onetomany.model.clock import FrozenClock
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.settings import PluginSettings
+from onetomany.plugins.sources import read_all
 from onetomany.program import Program, Touch
 from onetomany.store import Store
 from onetomany.store.store import normalize_url
@@ -337,7 +338,7 @@ class Simulator:
         """Store every source's profiles; return their events, oldest first."""
         events: list[Event] = []
         for name in self.program.sources:
-            result = engine.source(name).sync(cursor=None)
+            result = read_all(engine.source(name))
             engine.identify(*result.accounts, *result.contacts)
             events += result.events
         return sorted(events, key=lambda e: (e.occurred_at, e.id))

@@ -146,6 +146,19 @@ cursors = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+#: Each source's last sync: started, succeeded, failed (with its error), and what it stored.
+source_syncs = sa.Table(
+    "source_syncs",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("succeeded_at", UTCDateTime, nullable=True),
+    sa.Column("failed_at", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("stored", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+)
+
 tier_states = sa.Table(
     "tier_states",
     metadata,
