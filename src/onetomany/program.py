@@ -59,6 +59,7 @@ from onetomany.rules.triggers import (
     Trigger,
     read_trigger,
 )
+from onetomany.rules.windows import WindowSettings, read_windows
 
 __all__ = [
     "AbsenceTrigger",
@@ -186,6 +187,7 @@ class Program:
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    windows: WindowSettings = attrs.field(factory=WindowSettings)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -452,6 +454,7 @@ _SECTIONS = {
     "channels",
     "sources",
     "touches",
+    "windows",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
@@ -531,6 +534,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
+        windows=_read_windows(data, reader, base),
         base_dir=base,
         origin=reader.origin,
     )
@@ -561,6 +565,18 @@ def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[
 def _read_tiers(data: Mapping[str, Any], reader: _Reader) -> TierSettings:
     settings, errors = read_tiers(
         data.get("tiers"), capacity=data.get("capacity"), file=reader.origin
+    )
+    reader.errors.extend(errors)
+    return settings
+
+
+def _read_windows(data: Mapping[str, Any], reader: _Reader, base: Path) -> WindowSettings:
+    section = data.get("windows")
+    if section is not None and not isinstance(section, dict):
+        reader.error("windows", "expected a table")
+        section = None
+    settings, errors = read_windows(
+        section, file=reader.origin, read_calendar=lambda name: (base / name).read_text("utf-8")
     )
     reader.errors.extend(errors)
     return settings
