@@ -44,6 +44,8 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
+from onetomany.rules.calendar import Reservation, read_reserved
+from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
@@ -161,6 +163,8 @@ class Touch:
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
+    #: Which touch goes first when several compete for a frequency cap's last slots.
+    priority: int = 0
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -188,6 +192,8 @@ class Program:
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     windows: WindowSettings = attrs.field(factory=WindowSettings)
+    caps: Mapping[str, Cap] = attrs.field(factory=dict)
+    reserved: tuple[Reservation, ...] = attrs.field(default=(), converter=tuple[Reservation, ...])
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -358,6 +364,8 @@ class Program:
             errors.extend(self._segment_type_errors(segments))
             errors.extend(self._journey_errors(segments))
         errors.extend(self._reachability_errors())
+        cadences = [(t.name, t.channel, c.rrule) for t, c in self.touches_of(CadenceTrigger)]
+        errors.extend(cadence_conflicts(self.caps, cadences, file=self.origin))
         seen: set[str] = set()
         for touch in self.touches:
             key = f"touches.{touch.name}"
@@ -455,6 +463,8 @@ _SECTIONS = {
     "sources",
     "touches",
     "windows",
+    "caps",
+    "reserved",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
@@ -467,6 +477,7 @@ _TOUCH_KEYS = {
     "reentry",
     "subject",
     "preheader",
+    "priority",
 }
 
 
@@ -538,6 +549,20 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         base_dir=base,
         origin=reader.origin,
     )
+    caps, errors = read_caps(
+        reader.table(data, "caps", "caps"),
+        file=reader.origin,
+        channels=program.channels,
+        touches=[t.name for t in program.touches],
+    )
+    reserved, more = read_reserved(
+        reader.table(data, "reserved", "reserved"),
+        file=reader.origin,
+        segments=program.segments,
+        touches=[t.name for t in program.touches],
+    )
+    reader.errors.extend([*errors, *more])
+    program = attrs.evolve(program, caps=caps, reserved=reserved)
     return program if not reader.errors else None
 
 
@@ -691,6 +716,10 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
+        priority = body.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            reader.error(f"{path}.priority", f"expected a whole number, got {priority!r}")
+            priority = 0
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -703,6 +732,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,
+                    priority=priority,
                 )
             )
     return touches

@@ -22,11 +22,14 @@ from datetime import date, datetime, timedelta
 import attrs
 from dateutil import rrule as rr
 
+from onetomany.errors import ConfigError
+
 __all__ = [
     "Holidays",
     "Reservation",
     "parse_dates",
     "parse_ics",
+    "read_reserved",
 ]
 
 #: How far a recurring ICS holiday is expanded past its first date.
@@ -166,3 +169,59 @@ class Reservation:
         while day in self.days:
             day += timedelta(days=1)
         return day
+
+
+def read_reserved(
+    section: Mapping[str, object] | None,
+    *,
+    file: str,
+    segments: Iterable[str],
+    touches: Iterable[str],
+) -> tuple[tuple[Reservation, ...], list[ConfigError]]:
+    """Read ``[reserved]``; every problem is a ConfigError with file and key.
+
+    ::
+
+        [reserved.launch_week]
+        segment = "paying"                        # whose days these are
+        days = ["2026-10-14", "2026-10-15"]       # local dates
+        touches = ["launch_webinar"]              # the only touches its members get then
+    """
+    found: list[Reservation] = []
+    errors: list[ConfigError] = []
+    known_segments, known_touches = sorted(segments), sorted(touches)
+    for name, body in (section or {}).items():
+        path = f"reserved.{name}"
+        before = len(errors)
+
+        def error(key: str, reason: str, path: str = path) -> None:
+            errors.append(ConfigError(reason, file=file, key=f"{path}.{key}" if key else path))
+
+        if not isinstance(body, dict):
+            error("", 'expected a table: { segment = "...", days = ["2026-10-14"], touches = [] }')
+            continue
+        for key in sorted(set(body) - {"segment", "days", "touches"}):
+            error(key, "unknown key (known: segment, days, touches)")
+        segment = body.get("segment")
+        if segment not in known_segments:
+            error("segment", f"unknown segment {segment!r} (segments: {', '.join(known_segments)})")
+        days: frozenset[date] = frozenset()
+        listed = body.get("days")
+        if not isinstance(listed, list) or not listed:
+            error("days", f'expected a list of ISO dates, e.g. ["2026-10-14"], got {listed!r}')
+        else:
+            try:
+                days = parse_dates(listed)
+            except ValueError as exc:
+                error("days", str(exc))
+        allowed = body.get("touches", [])
+        if not isinstance(allowed, list) or not all(isinstance(t, str) for t in allowed):
+            error("touches", f"expected a list of touch names, got {allowed!r}")
+            allowed = []
+        for touch in sorted(set(allowed) - set(known_touches)):
+            error("touches", f"unknown touch {touch!r} (touches: {', '.join(known_touches)})")
+        if len(errors) == before:
+            found.append(
+                Reservation(name=name, segment=str(segment), days=days, touches=frozenset(allowed))
+            )
+    return tuple(found), errors
