@@ -235,7 +235,9 @@ def test_an_account_cap_counts_every_contact_of_the_account_and_csm_tasks_only_w
     rows = store.claim(worker="w", now=T0, lease=timedelta(minutes=1), limit=10)
     cap = Cap(name="acct", per="account", max=1, window=timedelta(days=7))
     rulings = FrequencyCaps(store, {"acct": cap}).rule(pending_of(rows), T0)
-    verdicts = {r.idempotency_key: ruling.check.verdict for r, ruling in zip(rows, rulings)}
+    verdicts = {
+        r.idempotency_key: ruling.check.verdict for r, ruling in zip(rows, rulings, strict=True)
+    }
     assert verdicts == {"c0:a": Verdict.PASS, "c2:a": Verdict.FAIL, "c0:task": Verdict.INFO}
 
 
