@@ -42,6 +42,7 @@ from onetomany.model import (
     Message,
 )
 from onetomany.model.clock import Clock, FrozenClock, SystemClock
+from onetomany.model.decisions import Decision
 from onetomany.plugins.hookspecs import hookimpl
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Source, SyncResult
@@ -84,6 +85,7 @@ __all__ = [
     "ConfigError",
     "ConfigErrors",
     "Contact",
+    "Decision",
     "Delivery",
     "DeliveryError",
     "DeliveryResult",

@@ -30,7 +30,7 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.model import Account, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
-from onetomany.model.decisions import Decision, Outcome
+from onetomany.model.decisions import Check, Decision, Outcome
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
 from onetomany.program import Audience, Program, Touch
@@ -39,6 +39,7 @@ from onetomany.rules.journeys import JourneyState, StageChange
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
+from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.schedules import scheduled_next
 from onetomany.store.segments import matching_contact_ids
@@ -48,12 +49,14 @@ from onetomany.tracking.engagement import engagement_event
 from onetomany.tracking.journeys import update_journeys
 from onetomany.tracking.reentry import apply_reentry
 from onetomany.tracking.segments import SegmentChange, update_segment_members
-from onetomany.triggers import KINDS, TickContext
-from onetomany.triggers.base import addressees, in_segment
+from onetomany.triggers import KINDS, TickContext, kind_of
+from onetomany.triggers.base import Waiting, addressees, in_segment
 
 log = logging.getLogger(__name__)
 
 EVENT_CURSOR = "triggers:events"
+#: How long a tick's recorded decisions are kept by default.
+DEFAULT_DECISION_RETENTION = timedelta(days=30)
 
 
 @attrs.frozen(kw_only=True)
@@ -160,9 +163,14 @@ class Engine:
         record_every: int = DEFAULT_RECORD_EVERY,
         store_patience: float = DEFAULT_STORE_PATIENCE,
         future_tolerance: timedelta = timedelta(minutes=5),
+        decision_retention: timedelta = DEFAULT_DECISION_RETENTION,
     ) -> None:
+        if decision_retention <= timedelta(0):
+            raise ValueError(f"decision_retention must be positive, not {decision_retention}")
         self.program = program
         self.future_tolerance = future_tolerance
+        #: How long the decisions each tick records are kept (``explain`` shows them).
+        self.decision_retention = decision_retention
         self.clock = clock or SystemClock()
         self.plugins = plugins or Plugins()
         self.store = store or Store(store_url_for(program))
@@ -403,7 +411,46 @@ class Engine:
                 # Only after the occurrences are queued: a crash before this re-fires them.
                 found.after_queued()
         self.last_decisions = tuple(decisions)
+        record_decisions(self.store, decisions)
+        prune_decisions(self.store, before=now - self.decision_retention)
         return queued
+
+    def decide(self, touch_name: str, contact_ids: Iterable[str]) -> list[Decision]:
+        """What a tick at the clock's now would decide about ``touch_name`` for
+        ``contact_ids``, without writing anything: a dry run of the same code.
+
+        The touch's trigger kind proposes its candidates as :meth:`tick` would have it (an
+        event-driven kind over every event the tick has not handled yet), the touch's re-entry
+        rule settles them, and a queued decision whose key the outbox already holds is
+        skipped with an ``outbox`` check: the tick would add no row for it. Only the
+        decisions about ``contact_ids`` are returned. ``explain`` displays these.
+        """
+        touch = self.program.touch(touch_name)
+        if touch.trigger is None:
+            return []
+        kind = kind_of(touch.trigger)
+        wanted = set(contact_ids)
+        now = self.clock.now()
+        events: list[Event] = []
+        if kind.reads_events:
+            position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
+            while batch := self.store.events_after(position, limit=1000):
+                events += [e for _, e in batch]
+                position = batch[-1][0]
+        context = attrs.evolve(self._context(events), dry=True)
+        found = kind.candidates(context, [(touch, touch.trigger)], now).decisions
+        return self._settle({touch.name: touch}, [d for d in found if d.contact_id in wanted])
+
+    def waiting(self, touch_name: str, contact: Contact) -> Waiting | None:
+        """What ``touch_name``'s trigger waits for before it proposes the touch to
+        ``contact`` (for a contact :meth:`decide` finds no decision for); None for a touch
+        without a trigger (only a broadcast sends it)."""
+        touch = self.program.touch(touch_name)
+        if touch.trigger is None:
+            return None
+        kind = kind_of(touch.trigger)
+        context = attrs.evolve(self._context(), dry=True)
+        return kind.waiting(context, touch, touch.trigger, contact, self.clock.now())
 
     def skip_stored_events(self) -> int:
         """Treat every event stored so far as handled: no event trigger fires for them.
@@ -486,15 +533,34 @@ class Engine:
         into: list[Decision],
         cursor: tuple[str, str] | None = None,
     ) -> int:
-        """Settle ``candidates`` by their touches' re-entry rules (adding them to ``into``)
-        and queue those it lets through."""
+        """Settle ``candidates`` (:meth:`_settle`, adding them to ``into``) and queue those
+        it lets through."""
         touches = self._touches
-        settled = apply_reentry(self.store, touches, list(candidates))
+        settled = self._settle(touches, candidates)
         into += settled
         rows = [self._row(d, touches[d.touch]) for d in settled if d.outcome is Outcome.QUEUED]
         if not rows and cursor is None:
             return 0
         return self.store.enqueue(rows, now=now, cursor=cursor)
+
+    def _settle(
+        self, touches: Mapping[str, Touch], candidates: Iterable[Decision]
+    ) -> list[Decision]:
+        """``candidates`` settled by their touches' re-entry rules; a queued one whose key the
+        outbox already holds is skipped with an ``outbox`` check (the outbox's unique key would
+        drop its row anyway)."""
+        settled = apply_reentry(self.store, touches, list(candidates))
+        known = self.store.existing_keys(
+            d.idempotency_key for d in settled if d.outcome is Outcome.QUEUED
+        )
+        if not known:
+            return settled
+        return [
+            d.skipped(Check.failed("outbox", f"the outbox already holds {d.idempotency_key}"))
+            if d.outcome is Outcome.QUEUED and d.idempotency_key in known
+            else d
+            for d in settled
+        ]
 
     @property
     def _touches(self) -> dict[str, Touch]:

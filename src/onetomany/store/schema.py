@@ -196,6 +196,23 @@ schedules = sa.Table(
     sa.Index("ix_schedules_due", "next_at"),
 )
 
+#: What the engine decided about a touch for a recipient (:class:`onetomany.Decision`), as
+#: ``record`` (its JSON form), once per key and outcome; pruned after the retention.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("touch", sa.String(128), nullable=False),
+    sa.Column("contact_id", sa.String(255), nullable=False),
+    sa.Column("idempotency_key", sa.String(512), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.UniqueConstraint("idempotency_key", "outcome", name="uq_decisions_key_outcome"),
+    sa.Index("ix_decisions_recipient", "touch", "contact_id", "id"),
+    sa.Index("ix_decisions_at", "at"),
+)
+
 cap_reservations = sa.Table(
     "cap_reservations",
     metadata,
