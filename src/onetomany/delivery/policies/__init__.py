@@ -12,9 +12,34 @@ row and one without skipping it. This package holds the time and frequency polic
   takes a slot for each row it lets through.
 """
 
+from __future__ import annotations
+
 from onetomany.delivery.policies.caps import FrequencyCaps
 from onetomany.delivery.policies.quiet_hours import QuietHours
 from onetomany.delivery.policies.reserved_days import ReservedDays
 from onetomany.delivery.policies.whatsapp_window import WhatsAppWindow
+from onetomany.delivery.policy import Policy
+from onetomany.program import Program
+from onetomany.rules.segments import SegmentSet
+from onetomany.store import Store
+from onetomany.templating import TemplateSet
 
-__all__ = ["FrequencyCaps", "QuietHours", "ReservedDays", "WhatsAppWindow"]
+__all__ = ["FrequencyCaps", "QuietHours", "ReservedDays", "WhatsAppWindow", "time_policies"]
+
+
+def time_policies(
+    program: Program, store: Store, templates: TemplateSet, segments: SegmentSet
+) -> list[Policy]:
+    """The program's time and frequency policies, in the order they run after suppression and
+    consent: the WhatsApp window, quiet hours, reserved days, then frequency caps (last: a
+    cap spends a slot on every row it lets through, so only rows that will go may reach it)."""
+    policies: list[Policy] = [
+        WhatsAppWindow(store, templates),
+        QuietHours(program.windows),
+    ]
+    if program.reserved:
+        policies.append(ReservedDays(store, program.reserved, segments, program.windows.timezone))
+    if program.caps:
+        priorities = {t.name: t.priority for t in program.touches if t.priority}
+        policies.append(FrequencyCaps(store, program.caps, priorities))
+    return policies
