@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from onetomany.delivery.dispatcher import (
     Dispatcher,
     DispatchReport,
 )
+from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
 from onetomany.model import Account, Contact, Event
@@ -137,6 +138,8 @@ class Engine:
     sent again, with the same Message-ID and provider idempotency key.
     :param future_tolerance: how far ahead of the clock an event may be dated; ``track``
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
+    :param policies: the send policies, in order, instead of the program's
+        (:meth:`send_policies`).
 
     **Threads.** One engine may be shared by a web server's request threads: ``identify``,
     ``track``, ``track_engagement``, ``inbox``, ``unread_count`` and ``mark_read`` each run in
@@ -164,6 +167,7 @@ class Engine:
         store_patience: float = DEFAULT_STORE_PATIENCE,
         future_tolerance: timedelta = timedelta(minutes=5),
         decision_retention: timedelta = DEFAULT_DECISION_RETENTION,
+        policies: Sequence[Policy] | None = None,
     ) -> None:
         if decision_retention <= timedelta(0):
             raise ValueError(f"decision_retention must be positive, not {decision_retention}")
@@ -199,7 +203,13 @@ class Engine:
             batch_size=batch_size,
             record_every=record_every,
             store_patience=store_patience,
+            policies=self.send_policies() if policies is None else policies,
         )
+
+    def send_policies(self) -> list[Policy]:
+        """The policies every claimed outbox row passes before it is composed, in order:
+        suppression, consent (topics), then the time and frequency policies."""
+        return []
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]

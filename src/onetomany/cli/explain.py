@@ -574,6 +574,7 @@ _STATUS = {
     "pending": "queued, due {due}",
     "claimed": "being delivered",
     "dead": "dead-lettered after {attempts} attempt(s): {error}",
+    "skipped": "skipped by a send policy ({error})",
 }
 
 

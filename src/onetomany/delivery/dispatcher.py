@@ -32,6 +32,11 @@ stops without touching the unsent rows, and the outcomes not yet written are kep
 first by the next :meth:`Dispatcher.dispatch` call. No row is ever dead-lettered for a store
 error.
 
+Before a batch is composed, the engine's send policies (:mod:`onetomany.delivery.policy`)
+judge it: a row a policy skips ends ``skipped`` with the reason, one it defers goes back to
+``pending`` until the deferral ends; neither counts as an attempt. A policy that raises is a
+bug: the batch's rows are left to their lease (as for a store error) and the pass goes on.
+
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
 in one :meth:`Dispatcher.dispatch` call is not due again within it.
@@ -54,12 +59,16 @@ import attrs
 
 from onetomany.delivery.channels import Channel
 from onetomany.delivery.compose import Composer
+from onetomany.delivery.policy import Pending, Policy
 from onetomany.delivery.retry import RetryPolicy
+from onetomany.delivery.rulings import Judgement, PolicyBug, judge, verdict_decision
 from onetomany.errors import DeliveryError, OnetomanyError, StoreError, TransientDeliveryError
 from onetomany.model import Delivery, DeliveryResult, Message
 from onetomany.model.clock import Clock
 from onetomany.plugins.manager import Plugins
 from onetomany.store import OutboxRow, Outcome, Store
+from onetomany.store.queries.decisions import record_decisions
+from onetomany.store.queries.rulings import Release, release_claimed
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +92,8 @@ class DispatchReport:
     ``stale`` counts rows another worker took over after this worker's lease ran out: not sent
     by this worker, or sent but not recorded by it. ``unrecorded`` is how many outcomes the
     store refused and are kept in memory for the next call; ``stopped`` says why the call ended
-    early, if it did.
+    early, if it did. ``skipped`` and ``deferred`` count the rows the send policies stopped,
+    per policy name; ``held`` the rows left to their lease because a policy raised.
     """
 
     claimed: int = 0
@@ -93,6 +103,9 @@ class DispatchReport:
     stale: int = 0
     unrecorded: int = 0
     stopped: str | None = None
+    skipped: dict[str, int] = attrs.field(factory=dict)
+    deferred: dict[str, int] = attrs.field(factory=dict)
+    held: int = 0
 
     def __iadd__(self, other: DispatchReport) -> DispatchReport:
         self.claimed += other.claimed
@@ -100,6 +113,10 @@ class DispatchReport:
         self.retrying += other.retrying
         self.dead += other.dead
         self.stale += other.stale
+        self.held += other.held
+        for mine, theirs in ((self.skipped, other.skipped), (self.deferred, other.deferred)):
+            for name, count in theirs.items():
+                mine[name] = mine.get(name, 0) + count
         self.unrecorded = other.unrecorded
         self.stopped = other.stopped or self.stopped
         return self
@@ -141,6 +158,8 @@ class Dispatcher:
     :param store_patience: seconds (wall time) a store write refused with a
         :class:`~onetomany.errors.StoreError` is retried, with backoff, before the batch stops
         and the unwritten outcomes are kept for the next :meth:`dispatch`.
+    :param policies: the send policies every claimed row passes, in order, before it is
+        composed (:mod:`onetomany.delivery.policy`).
     """
 
     def __init__(
@@ -156,6 +175,7 @@ class Dispatcher:
         batch_size: int = 200,
         record_every: int = DEFAULT_RECORD_EVERY,
         store_patience: float = DEFAULT_STORE_PATIENCE,
+        policies: Sequence[Policy] = (),
     ) -> None:
         if lease <= timedelta(0):
             raise ValueError(f"lease must be positive, not {lease}")
@@ -169,6 +189,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.record_every = max(1, record_every)
         self.store_patience = store_patience
+        self.policies = tuple(policies)
         self.worker = worker_id()
         #: Outcomes not yet written, oldest first; kept across calls while the store refuses.
         self._unrecorded: list[Outcome] = []
@@ -256,7 +277,7 @@ class Dispatcher:
         self._held = {row.id: row.claim_token or "" for row in rows}
         self._renew_at = self.clock.now() + self.lease / 2
         by_channel: dict[str, list[OutboxRow]] = {}
-        for row in rows:
+        for row in self._police(rows, report):
             by_channel.setdefault(row.channel, []).append(row)
         for name, group in by_channel.items():
             channel = self.channels.get(name)
@@ -269,6 +290,91 @@ class Dispatcher:
             if ready:
                 self._open_and_send(name, channel, ready, report)
         self._flush(report)
+
+    # -- the send policies --------------------------------------------------------------------
+
+    def _police(self, rows: Sequence[OutboxRow], report: DispatchReport) -> list[OutboxRow]:
+        """The rows of the batch the policies let through; the others are skipped or deferred
+        in the store. Rows of an unknown channel pass untouched (they are dead-lettered)."""
+        judged = [row for row in rows if row.channel in self.channels]
+        if not self.policies or not judged:
+            return list(rows)
+        now = self.clock.now()
+        try:
+            judgements = judge(self.policies, self._pending(judged), now)
+        except PolicyBug as exc:
+            # A bug, not a verdict: nothing is settled, the rows come back after their lease.
+            log.exception("%s; %d row(s) left to their lease", exc, len(rows))
+            for row in rows:
+                self._held.pop(row.id, None)
+            report.held += len(rows)
+            return []
+        stopped = [j for j in judgements if j.policy is not None]
+        if stopped:
+            self._release(stopped, report, now)
+        passed = {j.pending.row.id for j in judgements if j.policy is None}
+        return [row for row in rows if row.id in passed or row.channel not in self.channels]
+
+    def _pending(self, rows: Sequence[OutboxRow]) -> list[Pending]:
+        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
+        accounts = self.store.get_accounts(
+            {c.account_id for c in contacts.values() if c.account_id}
+            | {r.account_id for r in rows if r.account_id}
+        )
+        touches = {touch.name: touch for touch in self.composer.program.touches}
+        pending = []
+        for row in rows:
+            contact = contacts.get(row.contact_id) if row.contact_id else None
+            account_id = (contact.account_id if contact else None) or row.account_id
+            pending.append(
+                Pending(
+                    row=row,
+                    touch=touches.get(row.touch),
+                    kind=self.channels[row.channel].serves,
+                    contact=contact,
+                    account=accounts.get(account_id) if account_id else None,
+                )
+            )
+        return pending
+
+    def _release(self, stopped: Sequence[Judgement], report: DispatchReport, now: datetime) -> None:
+        releases = [
+            Release(
+                outbox_id=j.pending.row.id,
+                claim_token=j.pending.row.claim_token or "",
+                reason=j.reason,
+                until=j.until,
+            )
+            for j in stopped
+        ]
+        stale = self._patiently(lambda: release_claimed(self.store, releases, now=now))
+        for judgement in stopped:
+            row = judgement.pending.row
+            self._held.pop(row.id, None)
+            if row.id in stale:
+                report.stale += 1
+                continue
+            counts = report.skipped if judgement.until is None else report.deferred
+            name = judgement.policy or ""
+            counts[name] = counts.get(name, 0) + 1
+            log.info(
+                "%s %s: %s",
+                "skipped" if judgement.until is None else f"deferred to {judgement.until}",
+                row.idempotency_key,
+                judgement.reason,
+            )
+        decisions = [
+            d
+            for j in stopped
+            if j.pending.row.id not in stale
+            for d in [verdict_decision(j, now)]
+            if d is not None
+        ]
+        try:
+            record_decisions(self.store, decisions)
+        except Exception:
+            # The record is for people; the rows are already settled.
+            log.exception("could not record %d policy decision(s)", len(decisions))
 
     # -- one row ----------------------------------------------------------------------------
 

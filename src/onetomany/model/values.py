@@ -413,6 +413,8 @@ class OutboxStatus(enum.StrEnum):
     CLAIMED = "claimed"
     SENT = "sent"
     DEAD = "dead"
+    #: Stopped by a send policy (suppressed, unsubscribed, ...): final, never an attempt.
+    SKIPPED = "skipped"
 
 
 @attrs.frozen(kw_only=True)
