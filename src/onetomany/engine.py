@@ -26,6 +26,7 @@ from onetomany.delivery.dispatcher import (
     Dispatcher,
     DispatchReport,
 )
+from onetomany.delivery.policies import time_policies
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
@@ -209,7 +210,7 @@ class Engine:
     def send_policies(self) -> list[Policy]:
         """The policies every claimed outbox row passes before it is composed, in order:
         suppression, consent (topics), then the time and frequency policies."""
-        return []
+        return [*time_policies(self.program, self.store, self.templates, self.segments)]
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]
