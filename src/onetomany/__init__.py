@@ -30,6 +30,7 @@ from onetomany.errors import (
     TemplateError,
     TemplateSecurityError,
     TransientDeliveryError,
+    UnknownOutcomeError,
 )
 from onetomany.model import (
     UNSET,
@@ -114,6 +115,7 @@ __all__ = [
     "TemplateError",
     "TemplateSecurityError",
     "TransientDeliveryError",
+    "UnknownOutcomeError",
     "__version__",
     "hookimpl",
     "load_program",

@@ -9,6 +9,11 @@ one opened session per channel, and records the outcomes every ``record_every`` 
   map): the row goes back to ``pending`` with its next attempt time, computed by tenacity's
   exponential backoff with jitter and never sooner than the error's ``retry_after``; after
   ``max_attempts`` it is dead-lettered;
+- :class:`~onetomany.errors.UnknownOutcomeError` (the request went out, no answer came
+  back): the delivery is recorded ``unknown``; the row is sent again (as a retry) only when
+  the channel's provider drops repeated idempotency keys (``Channel.deduplicates``) or the
+  touch says ``resend_unknown``, otherwise it stays ``unknown``, never dead-lettered and
+  never sent twice by the dispatcher;
 - :class:`~onetomany.errors.PermanentDeliveryError`, a render failure, or any other exception
   raised while composing, rendering, building or sending that one message: the row is
   dead-lettered with the reason (``TypeName: message`` for an exception the plugin or template
@@ -62,7 +67,14 @@ from onetomany.delivery.compose import Composer
 from onetomany.delivery.policy import Pending, Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.delivery.rulings import Judgement, PolicyBug, judge, verdict_decision
-from onetomany.errors import DeliveryError, OnetomanyError, StoreError, TransientDeliveryError
+from onetomany.errors import (
+    ConfigError,
+    DeliveryError,
+    OnetomanyError,
+    StoreError,
+    TransientDeliveryError,
+    UnknownOutcomeError,
+)
 from onetomany.model import Delivery, DeliveryResult, Message
 from onetomany.model.clock import Clock
 from onetomany.plugins.manager import Plugins
@@ -87,8 +99,9 @@ _T = TypeVar("_T")
 class DispatchReport:
     """What one :meth:`Dispatcher.dispatch` did.
 
-    ``sent``, ``retrying`` and ``dead`` count the messages this call handled (a message counts
-    as sent when its channel accepted it, even if its outcome is written by a later call).
+    ``sent``, ``retrying``, ``dead`` and ``unknown`` count the messages this call handled (a
+    message counts as sent when its channel accepted it, even if its outcome is written by a
+    later call; ``unknown`` when it went out and no answer came back, resent or not).
     ``stale`` counts rows another worker took over after this worker's lease ran out: not sent
     by this worker, or sent but not recorded by it. ``unrecorded`` is how many outcomes the
     store refused and are kept in memory for the next call; ``stopped`` says why the call ended
@@ -100,6 +113,7 @@ class DispatchReport:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    unknown: int = 0
     stale: int = 0
     unrecorded: int = 0
     stopped: str | None = None
@@ -114,6 +128,7 @@ class DispatchReport:
         self.sent += other.sent
         self.retrying += other.retrying
         self.dead += other.dead
+        self.unknown += other.unknown
         self.stale += other.stale
         self.held += other.held
         for mine, theirs in ((self.skipped, other.skipped), (self.deferred, other.deferred)):
@@ -464,6 +479,11 @@ class Dispatcher:
                     for row, _ in queue:
                         self._finish(row, report, error="the channel reported no outcome")
                     return
+                except DeliveryError as exc:
+                    # Raised rather than yielded: the outcome of the message in flight.
+                    row, _ = queue.pop(0)
+                    self._record(channel, row, exc, report)
+                    break
                 except Exception as exc:
                     # A plugin bug or an error it did not map (building the MIME, encoding an
                     # address): charge it to the message in flight, go on with the rest.
@@ -474,11 +494,15 @@ class Dispatcher:
                     self._finish(row, report, error=reason(exc), final=not isinstance(exc, OSError))
                     break
                 row, _ = queue.pop(0)
-                self._record(row, outcome, report)
+                self._record(channel, row, outcome, report)
 
-    def _record(self, row: OutboxRow, outcome: object, report: DispatchReport) -> None:
+    def _record(
+        self, channel: Channel, row: OutboxRow, outcome: object, report: DispatchReport
+    ) -> None:
         if isinstance(outcome, DeliveryResult):
             self._save(row, report, "sent", provider_message_id=outcome.provider_message_id)
+        elif isinstance(outcome, UnknownOutcomeError):
+            self._unknown(channel, row, outcome, report)
         elif isinstance(outcome, TransientDeliveryError):
             self._finish(row, report, error=str(outcome), retry_after=outcome.retry_after)
         elif isinstance(outcome, DeliveryError):
@@ -487,6 +511,29 @@ class Dispatcher:
             # It may have been sent: never retried, dead-lettered with what came back.
             error = f"TypeError: the channel returned {outcome!r:.200}, not a DeliveryResult"
             self._finish(row, report, error=error, final=True)
+
+    def _unknown(
+        self, channel: Channel, row: OutboxRow, error: UnknownOutcomeError, report: DispatchReport
+    ) -> None:
+        """Record a message that went out with no answer; send it again only where a second
+        copy is harmless (the provider drops repeated keys) or wanted (the touch says so)."""
+        attempt = row.attempts + 1
+        if not self._may_resend(channel, row):
+            self._save(row, report, "unknown", error=f"{error} (not sent again)")
+        elif attempt >= self.retry.max_attempts:
+            self._save(row, report, "unknown", error=f"gave up after {attempt} attempts: {error}")
+        else:
+            wait = self.retry.wait(attempt, error.retry_after)
+            retry_at = self.clock.now() + timedelta(seconds=wait)
+            self._save(row, report, "unknown", error=str(error), retry_at=retry_at)
+
+    def _may_resend(self, channel: Channel, row: OutboxRow) -> bool:
+        if channel.deduplicates:
+            return True
+        try:
+            return self.composer.program.touch(row.touch).resend_unknown
+        except ConfigError:  # a touch the program no longer has
+            return False
 
     def _finish(
         self,

@@ -2,12 +2,14 @@
 
 Each is a :class:`~onetomany.delivery.policy.Policy`: ``rule(pending, now)`` gives one
 :class:`~onetomany.delivery.policy.Ruling` per row, a failed check with ``until`` deferring the
-row and one without skipping it. This package holds the time and frequency policies:
+row and one without skipping it. In the order the engine runs them:
 
-* :class:`QuietHours` (``quiet-hours``): send windows on the recipient's wall clock;
-* :class:`ReservedDays` (``reserved-days``): days a segment receives only its reserved touches;
+* :class:`SuppressionPolicy` (``suppression``): nothing reaches a suppressed address;
+* :class:`ConsentPolicy` (``consent``): the contact's consent per channel and topic;
 * :class:`WhatsAppWindow` (``whatsapp-window``): free-form WhatsApp text only within 24 hours
   of the contact's last inbound message;
+* :class:`QuietHours` (``quiet-hours``): send windows on the recipient's wall clock;
+* :class:`ReservedDays` (``reserved-days``): days a segment receives only its reserved touches;
 * :class:`FrequencyCaps` (``caps``): at most N touches per rolling window; runs last, since it
   takes a slot for each row it lets through.
 """
@@ -15,8 +17,10 @@ row and one without skipping it. This package holds the time and frequency polic
 from __future__ import annotations
 
 from onetomany.delivery.policies.caps import FrequencyCaps
+from onetomany.delivery.policies.consent import ConsentPolicy
 from onetomany.delivery.policies.quiet_hours import QuietHours
 from onetomany.delivery.policies.reserved_days import ReservedDays
+from onetomany.delivery.policies.suppression import SuppressionPolicy
 from onetomany.delivery.policies.whatsapp_window import WhatsAppWindow
 from onetomany.delivery.policy import Policy
 from onetomany.program import Program
@@ -24,7 +28,15 @@ from onetomany.rules.segments import SegmentSet
 from onetomany.store import Store
 from onetomany.templating import TemplateSet
 
-__all__ = ["FrequencyCaps", "QuietHours", "ReservedDays", "WhatsAppWindow", "time_policies"]
+__all__ = [
+    "ConsentPolicy",
+    "FrequencyCaps",
+    "QuietHours",
+    "ReservedDays",
+    "SuppressionPolicy",
+    "WhatsAppWindow",
+    "time_policies",
+]
 
 
 def time_policies(

@@ -4,8 +4,8 @@ The caps policy counts these in a rolling window and takes a slot in the same tr
 (under a per-recipient lock on PostgreSQL, the write lock on SQLite), so two workers never
 spend one slot twice.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-08
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
