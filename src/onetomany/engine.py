@@ -28,7 +28,7 @@ from onetomany.delivery.dispatcher import (
     DispatchReport,
     worker_id,
 )
-from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy
+from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy, time_policies
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
@@ -225,7 +225,11 @@ class Engine:
     def send_policies(self) -> list[Policy]:
         """The policies every claimed outbox row passes before it is composed, in order:
         suppression, consent (topics), then the time and frequency policies."""
-        return [SuppressionPolicy(self.store), ConsentPolicy(self.store, self.program.topics)]
+        return [
+            SuppressionPolicy(self.store),
+            ConsentPolicy(self.store, self.program.topics),
+            *time_policies(self.program, self.store, self.templates, self.segments),
+        ]
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]

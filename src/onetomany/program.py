@@ -45,6 +45,8 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
+from onetomany.rules.calendar import Reservation, read_reserved
+from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
 from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
@@ -63,6 +65,7 @@ from onetomany.rules.triggers import (
     read_trigger,
 )
 from onetomany.rules.unsubscribe import UnsubscribeSettings, read_unsubscribe
+from onetomany.rules.windows import WindowSettings, read_windows
 
 __all__ = [
     "AbsenceTrigger",
@@ -166,6 +169,8 @@ class Touch:
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
+    #: Which touch goes first when several compete for a frequency cap's last slots.
+    priority: int = 0
     #: Send again a message whose outcome is unknown (sent, no answer) even when the provider
     #: does not drop repeated keys: a possible copy is better than none (a password reset).
     resend_unknown: bool = False
@@ -200,6 +205,9 @@ class Program:
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    windows: WindowSettings = attrs.field(factory=WindowSettings)
+    caps: Mapping[str, Cap] = attrs.field(factory=dict)
+    reserved: tuple[Reservation, ...] = attrs.field(default=(), converter=tuple[Reservation, ...])
     #: The goal of every touch that names none of its own.
     goal: Goal | None = None
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
@@ -376,6 +384,8 @@ class Program:
             errors.extend(self._segment_type_errors(segments))
             errors.extend(self._journey_errors(segments))
         errors.extend(self._reachability_errors())
+        cadences = [(t.name, t.channel, c.rrule) for t, c in self.touches_of(CadenceTrigger)]
+        errors.extend(cadence_conflicts(self.caps, cadences, file=self.origin))
         seen: set[str] = set()
         for touch in self.touches:
             key = f"touches.{touch.name}"
@@ -482,6 +492,9 @@ _SECTIONS = {
     "channels",
     "sources",
     "touches",
+    "windows",
+    "caps",
+    "reserved",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants", "goal"}
@@ -495,6 +508,7 @@ _TOUCH_KEYS = {
     "reentry",
     "subject",
     "preheader",
+    "priority",
     "resend_unknown",
     "goal",
 }
@@ -566,10 +580,25 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
+        windows=_read_windows(data, reader, base),
         goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
         base_dir=base,
         origin=reader.origin,
     )
+    caps, errors = read_caps(
+        reader.table(data, "caps", "caps"),
+        file=reader.origin,
+        channels=program.channels,
+        touches=[t.name for t in program.touches],
+    )
+    reserved, more = read_reserved(
+        reader.table(data, "reserved", "reserved"),
+        file=reader.origin,
+        segments=program.segments,
+        touches=[t.name for t in program.touches],
+    )
+    reader.errors.extend([*errors, *more])
+    program = attrs.evolve(program, caps=caps, reserved=reserved)
     return program if not reader.errors else None
 
 
@@ -614,6 +643,18 @@ def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[
 def _read_tiers(data: Mapping[str, Any], reader: _Reader) -> TierSettings:
     settings, errors = read_tiers(
         data.get("tiers"), capacity=data.get("capacity"), file=reader.origin
+    )
+    reader.errors.extend(errors)
+    return settings
+
+
+def _read_windows(data: Mapping[str, Any], reader: _Reader, base: Path) -> WindowSettings:
+    section = data.get("windows")
+    if section is not None and not isinstance(section, dict):
+        reader.error("windows", "expected a table")
+        section = None
+    settings, errors = read_windows(
+        section, file=reader.origin, read_calendar=lambda name: (base / name).read_text("utf-8")
     )
     reader.errors.extend(errors)
     return settings
@@ -732,6 +773,10 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
+        priority = body.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            reader.error(f"{path}.priority", f"expected a whole number, got {priority!r}")
+            priority = 0
         resend_unknown = body.get("resend_unknown", False)
         if not isinstance(resend_unknown, bool):
             reader.error(
@@ -752,6 +797,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,
+                    priority=priority,
                     resend_unknown=resend_unknown,
                     goal=goal,
                 )

@@ -493,6 +493,22 @@ def _print_simulation(report: SimulationReport) -> None:
             count.day.isoformat(), count.touch, count.segment, str(count.sent), str(count.dead)
         )
     console.print(days)
+    outcomes = Table(
+        "touch",
+        "sent",
+        "deferred",
+        "capped",
+        "suppressed",
+        "unsubscribed",
+        "skipped",
+        title="What the send policies did, per touch",
+    )
+    for o in report.outcomes():
+        outcomes.add_row(
+            o.touch,
+            *map(str, (o.sent, o.deferred, o.capped, o.suppressed, o.unsubscribed, o.skipped)),
+        )
+    console.print(outcomes)
     weeks = report.csm_weeks()
     if weeks:
         table = Table("CSM", "week", "tasks", title="CSM tasks per week")

@@ -265,3 +265,15 @@ subscriptions = sa.Table(
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
+
+cap_reservations = sa.Table(
+    "cap_reservations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("cap", sa.String(128), nullable=False),
+    sa.Column("scope", sa.String(255), nullable=False),
+    sa.Column("outbox_id", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("cap", "outbox_id", name="uq_cap_reservations_cap_row"),
+    sa.Index("ix_cap_reservations_scope", "cap", "scope", "at"),
+)
