@@ -6,7 +6,8 @@ message. A tech-touch email always has the same shape (multipart/alternative, a 
 an HTML part, UTF-8), so this module writes that shape directly:
 
 - bodies are quoted-printable (``binascii.b2a_qp``, in C), so no line on the wire exceeds 76
-  octets even though MJML output has lines of thousands of characters;
+  octets even though MJML output has lines of thousands of characters; a body is encoded in
+  pieces joined by soft line breaks, and the pieces a template gives every recipient are kept;
 - every line ends in CRLF;
 - the boundary contains ``=_``, which quoted-printable can never produce, so it cannot collide
   with a body;
