@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.onetomany-installed
 # The exact version of every package the dev environment installs; `make lock` rewrites it.
 LOCK := requirements/dev.lock
-PLUGINS := plugins/channels/smtp plugins/sources/csv
+PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/sources/csv
 EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
@@ -36,6 +36,7 @@ demo: install
 	@echo "== simulating 1 September to 30 November 2026 on a virtual clock"
 	$(BIN)/onetomany simulate $(EXAMPLE) --from 2026-09-01 --to 2026-11-30 \
 		--store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/touches.csv
+	$(BIN)/onetomany report $(EXAMPLE) --store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/report.html
 
 ## test: every test (core and plugins), ruff, mypy and the docs site build
 test: install lint docs
@@ -55,6 +56,7 @@ docs: install
 ## bench: every benchmark; each prints ratios against a baseline measured in the same run
 bench: install
 	$(BIN)/python bench/bench_smtp.py
+	$(BIN)/python bench/bench_http.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_tick.py

@@ -164,8 +164,11 @@ def test_a_contact_without_consent_is_not_sent_to(engine, recorder):
     )
     engine.track("signed_up", account_id="a1", id="ev-10")
     engine.tick()
-    assert engine.dispatch().dead == 1
-    assert "has not consented to email" in engine.store.outbox_rows()[0].last_error
+    # The consent policy skips it: final, and not a failed attempt.
+    assert engine.dispatch().skipped == {"consent": 1}
+    [row] = engine.store.outbox_rows()
+    assert row.status == "skipped" and row.attempts == 0
+    assert "has not consented to email" in (row.last_error or "")
     assert recorder.attempts == []
 
 

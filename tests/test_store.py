@@ -15,6 +15,7 @@ from onetomany.errors import StoreError
 from onetomany.model import Delivery, OutboxStatus
 from onetomany.store import NewTouch, Outcome, Store
 from onetomany.store.migrate import head
+from onetomany.store.queries.inbox import inbox_counts, inbox_items, mark_read
 from onetomany.store.schema import metadata
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -420,20 +421,20 @@ def test_inbox_add_list_unread_and_mark_read(store):
     second = add("m2", 1)
     third = add("m3", 2)
     assert store.count("inbox") == 3
-    items = store.inbox("c1")
+    items = inbox_items(store, "c1", now=NOW)
     assert [i.id for i in items] == [third, second, first]
     assert items[-1].url == "https://acme.test/x"
     assert items[-1].created_at == NOW
-    assert store.inbox("other") == []
-    assert store.unread_count("c1") == 3
+    assert inbox_items(store, "other", now=NOW) == []
+    assert inbox_counts(store, "c1", now=NOW).unread == 3
 
-    assert store.mark_read("c1", [first], now=NOW) == 1
-    assert store.mark_read("c1", [first], now=NOW) == 0
-    assert store.mark_read("other", [second], now=NOW) == 0
-    assert store.unread_count("c1") == 2
-    assert [i.id for i in store.inbox("c1", unread_only=True)] == [third, second]
-    assert store.mark_read("c1", [], now=NOW) == 0
-    assert store.mark_read("c1", None, now=NOW + timedelta(hours=1)) == 2
-    assert store.unread_count("c1") == 0
-    read = {i.id: i.read_at for i in store.inbox("c1")}
+    assert mark_read(store, "c1", [first], now=NOW) == 1
+    assert mark_read(store, "c1", [first], now=NOW) == 0
+    assert mark_read(store, "other", [second], now=NOW) == 0
+    assert inbox_counts(store, "c1", now=NOW).unread == 2
+    assert [i.id for i in inbox_items(store, "c1", now=NOW, unread_only=True)] == [third, second]
+    assert mark_read(store, "c1", [], now=NOW) == 0
+    assert mark_read(store, "c1", None, now=NOW + timedelta(hours=1)) == 2
+    assert inbox_counts(store, "c1", now=NOW).unread == 0
+    read = {i.id: i.read_at for i in inbox_items(store, "c1", now=NOW)}
     assert read == {first: NOW, second: NOW + timedelta(hours=1), third: NOW + timedelta(hours=1)}

@@ -168,3 +168,26 @@ def test_positions_stored_before_the_transaction_was_recorded_still_hold(pg_url)
     assert [e.id for _, e in after_old_cursor] == ["old2", "new"]
     assert [position.txid == 0 for position, _ in after_old_cursor] == [True, False]
     store.close()
+
+
+def test_workers_opening_a_fresh_database_together_migrate_it_once(pg_url):
+    # Without the migrations' advisory lock, workers create the same tables at once and
+    # fail with duplicate-table errors or wait on each other for good.
+    barrier = threading.Barrier(6)
+    revisions: list[str | None] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        store = Store(pg_url)
+        try:
+            with store.engine.connect() as conn:
+                revisions.append(migrate.current(conn))
+        finally:
+            store.close()
+
+    workers = [threading.Thread(target=open_store, daemon=True) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert revisions == [migrate.head()] * 6

@@ -30,6 +30,7 @@ from onetomany.errors import (
     TemplateError,
     TemplateSecurityError,
     TransientDeliveryError,
+    UnknownOutcomeError,
 )
 from onetomany.model import (
     UNSET,
@@ -42,6 +43,7 @@ from onetomany.model import (
     Message,
 )
 from onetomany.model.clock import Clock, FrozenClock, SystemClock
+from onetomany.model.decisions import Decision
 from onetomany.plugins.hookspecs import hookimpl
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Source, SyncResult
@@ -84,6 +86,7 @@ __all__ = [
     "ConfigError",
     "ConfigErrors",
     "Contact",
+    "Decision",
     "Delivery",
     "DeliveryError",
     "DeliveryResult",
@@ -112,6 +115,7 @@ __all__ = [
     "TemplateError",
     "TemplateSecurityError",
     "TransientDeliveryError",
+    "UnknownOutcomeError",
     "__version__",
     "hookimpl",
     "load_program",

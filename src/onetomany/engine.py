@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -25,22 +26,42 @@ from onetomany.delivery.dispatcher import (
     DEFAULT_STORE_PATIENCE,
     Dispatcher,
     DispatchReport,
+    worker_id,
 )
+from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy
+from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
-from onetomany.errors import ConfigError, ConfigErrors, InvalidEventError
-from onetomany.model import Account, Contact, Event
+from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
+from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
+from onetomany.metrics.goals import Conversion, conversions
+from onetomany.metrics.report import write_report
+from onetomany.metrics.timeline import Timeline, build_timeline
+from onetomany.model import Account, ChannelKind, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
-from onetomany.model.decisions import Decision, Outcome
+from onetomany.model.decisions import Check, Decision, Outcome
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
 from onetomany.rules.journeys import JourneyState, StageChange
+from onetomany.rules.suppression import Reason, Suppression, normalise_address, read_csv, write_csv
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
+from onetomany.rules.topics import Answer, Preferences, unknown_topic
 from onetomany.rules.triggers import TIER_EVENT, CadenceTrigger
+from onetomany.rules.unsubscribe import TokenClaims, make_token, verify_token
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
+from onetomany.store.queries import inbox as inbox_q
+from onetomany.store.queries.decisions import prune_decisions, record_decisions
 from onetomany.store.queries.journeys import journey_history, journey_states
+from onetomany.store.queries.leases import release_lease, take_lease
+from onetomany.store.queries.outbox import outbox_row
 from onetomany.store.queries.schedules import scheduled_next
+from onetomany.store.queries.subscriptions import answers_of, record_answer
+from onetomany.store.queries.suppression import (
+    add_suppressions,
+    all_suppressions,
+    remove_suppressions,
+)
 from onetomany.store.segments import matching_contact_ids
 from onetomany.templating import TemplateSet
 from onetomany.tracking.cadence import start_schedules
@@ -48,12 +69,17 @@ from onetomany.tracking.engagement import engagement_event
 from onetomany.tracking.journeys import update_journeys
 from onetomany.tracking.reentry import apply_reentry
 from onetomany.tracking.segments import SegmentChange, update_segment_members
-from onetomany.triggers import KINDS, TickContext
-from onetomany.triggers.base import addressees, in_segment
+from onetomany.triggers import KINDS, TickContext, kind_of
+from onetomany.triggers.base import Waiting, addressees, in_segment
 
 log = logging.getLogger(__name__)
 
 EVENT_CURSOR = "triggers:events"
+#: How long a tick's recorded decisions are kept by default.
+DEFAULT_DECISION_RETENTION = timedelta(days=30)
+#: How long one worker's tick holds the program before another may take it over (renewed as
+#: the tick goes from one trigger kind to the next).
+DEFAULT_TICK_LEASE = timedelta(minutes=2)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,9 +160,12 @@ class Engine:
     sent again, with the same Message-ID and provider idempotency key.
     :param future_tolerance: how far ahead of the clock an event may be dated; ``track``
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
+    :param policies: the send policies, in order, instead of the program's
+        (:meth:`send_policies`).
 
     **Threads.** One engine may be shared by a web server's request threads: ``identify``,
-    ``track``, ``track_engagement``, ``inbox``, ``unread_count`` and ``mark_read`` each run in
+    ``track``, ``track_engagement`` and the inbox methods (``inbox``, ``inbox_page``,
+    ``inbox_counts``, ``mark_read``, ``mark_seen``, ``archive``, ``snooze``, ``click``) each run in
     their own transaction on a connection from the store's pool, and hold no state of their
     own. Concurrent ``identify`` calls of one profile lose no field (on SQLite a write takes
     the database's write lock when it begins; on PostgreSQL the merge locks the rows it reads),
@@ -160,9 +189,19 @@ class Engine:
         record_every: int = DEFAULT_RECORD_EVERY,
         store_patience: float = DEFAULT_STORE_PATIENCE,
         future_tolerance: timedelta = timedelta(minutes=5),
+        decision_retention: timedelta = DEFAULT_DECISION_RETENTION,
+        tick_lease: timedelta = DEFAULT_TICK_LEASE,
+        policies: Sequence[Policy] | None = None,
     ) -> None:
+        if decision_retention <= timedelta(0):
+            raise ValueError(f"decision_retention must be positive, not {decision_retention}")
         self.program = program
         self.future_tolerance = future_tolerance
+        #: How long the decisions each tick records are kept (``explain`` shows them).
+        self.decision_retention = decision_retention
+        #: How long a tick holds the program's lease before another worker may take over.
+        self.tick_lease = tick_lease
+        self._holder = worker_id()
         self.clock = clock or SystemClock()
         self.plugins = plugins or Plugins()
         self.store = store or Store(store_url_for(program))
@@ -182,7 +221,7 @@ class Engine:
         self.last_decisions: tuple[Decision, ...] = ()
         self.dispatcher = Dispatcher(
             store=self.store,
-            composer=Composer(program, self.templates),
+            composer=Composer(program, self.templates, clock=self.clock),
             channels=self.channels,
             clock=self.clock,
             plugins=self.plugins,
@@ -191,7 +230,13 @@ class Engine:
             batch_size=batch_size,
             record_every=record_every,
             store_patience=store_patience,
+            policies=self.send_policies() if policies is None else policies,
         )
+
+    def send_policies(self) -> list[Policy]:
+        """The policies every claimed outbox row passes before it is composed, in order:
+        suppression, consent (topics), then the time and frequency policies."""
+        return [SuppressionPolicy(self.store), ConsentPolicy(self.store, self.program.topics)]
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]
@@ -215,6 +260,8 @@ class Engine:
                 continue
             try:
                 built[name] = registry.get(settings.plugin).value(settings, runtime=runtime)
+            except ConfigErrors as exc:
+                problems.extend(exc.errors)
             except ConfigError as exc:
                 problems.append(exc)
         return built | dict(overrides)
@@ -388,7 +435,22 @@ class Engine:
         double a touch; time-driven triggers key each firing by what started it (the
         absence's last event, the cadence's date, the unengaged message), so evaluating them
         again queues nothing twice.
+
+        Several workers may call it at once: one holds the program's lease (``tick_lease``,
+        renewed from one trigger kind to the next) and the others return 0 for this round. A
+        worker that dies holds it only until the lease runs out.
         """
+        lease = f"tick:{self.program.name}"
+        if not take_lease(self.store, lease, self._holder, ttl=self.tick_lease):
+            log.info("%s: another worker holds this round; skipped here", lease)
+            self.last_decisions = ()
+            return 0
+        try:
+            return self._tick(batch, lease)
+        finally:
+            release_lease(self.store, lease, self._holder)
+
+    def _tick(self, batch: int, lease: str) -> int:
         decisions: list[Decision] = []
         queued = self._queue_events(batch, decisions)
         now = self.clock.now()
@@ -397,13 +459,56 @@ class Engine:
             touches = self.program.touches_of(kind.trigger)
             if kind.reads_events or not touches:
                 continue
+            if not take_lease(self.store, lease, self._holder, ttl=self.tick_lease):
+                # Held past its lease: another worker has taken the round over.
+                log.warning("%s: the lease ran out mid-round; another worker goes on", lease)
+                break
             found = kind.candidates(context, touches, now)
             queued += self._enqueue(found.decisions, now=now, into=decisions)
             if found.after_queued is not None:
                 # Only after the occurrences are queued: a crash before this re-fires them.
                 found.after_queued()
         self.last_decisions = tuple(decisions)
+        record_decisions(self.store, decisions)
+        prune_decisions(self.store, before=now - self.decision_retention)
         return queued
+
+    def decide(self, touch_name: str, contact_ids: Iterable[str]) -> list[Decision]:
+        """What a tick at the clock's now would decide about ``touch_name`` for
+        ``contact_ids``, without writing anything: a dry run of the same code.
+
+        The touch's trigger kind proposes its candidates as :meth:`tick` would have it (an
+        event-driven kind over every event the tick has not handled yet), the touch's re-entry
+        rule settles them, and a queued decision whose key the outbox already holds is
+        skipped with an ``outbox`` check: the tick would add no row for it. Only the
+        decisions about ``contact_ids`` are returned. ``explain`` displays these.
+        """
+        touch = self.program.touch(touch_name)
+        if touch.trigger is None:
+            return []
+        kind = kind_of(touch.trigger)
+        wanted = set(contact_ids)
+        now = self.clock.now()
+        events: list[Event] = []
+        if kind.reads_events:
+            position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
+            while batch := self.store.events_after(position, limit=1000):
+                events += [e for _, e in batch]
+                position = batch[-1][0]
+        context = attrs.evolve(self._context(events), dry=True)
+        found = kind.candidates(context, [(touch, touch.trigger)], now).decisions
+        return self._settle({touch.name: touch}, [d for d in found if d.contact_id in wanted])
+
+    def waiting(self, touch_name: str, contact: Contact) -> Waiting | None:
+        """What ``touch_name``'s trigger waits for before it proposes the touch to
+        ``contact`` (for a contact :meth:`decide` finds no decision for); None for a touch
+        without a trigger (only a broadcast sends it)."""
+        touch = self.program.touch(touch_name)
+        if touch.trigger is None:
+            return None
+        kind = kind_of(touch.trigger)
+        context = attrs.evolve(self._context(), dry=True)
+        return kind.waiting(context, touch, touch.trigger, contact, self.clock.now())
 
     def skip_stored_events(self) -> int:
         """Treat every event stored so far as handled: no event trigger fires for them.
@@ -486,15 +591,34 @@ class Engine:
         into: list[Decision],
         cursor: tuple[str, str] | None = None,
     ) -> int:
-        """Settle ``candidates`` by their touches' re-entry rules (adding them to ``into``)
-        and queue those it lets through."""
+        """Settle ``candidates`` (:meth:`_settle`, adding them to ``into``) and queue those
+        it lets through."""
         touches = self._touches
-        settled = apply_reentry(self.store, touches, list(candidates))
+        settled = self._settle(touches, candidates)
         into += settled
         rows = [self._row(d, touches[d.touch]) for d in settled if d.outcome is Outcome.QUEUED]
         if not rows and cursor is None:
             return 0
         return self.store.enqueue(rows, now=now, cursor=cursor)
+
+    def _settle(
+        self, touches: Mapping[str, Touch], candidates: Iterable[Decision]
+    ) -> list[Decision]:
+        """``candidates`` settled by their touches' re-entry rules; a queued one whose key the
+        outbox already holds is skipped with an ``outbox`` check (the outbox's unique key would
+        drop its row anyway)."""
+        settled = apply_reentry(self.store, touches, list(candidates))
+        known = self.store.existing_keys(
+            d.idempotency_key for d in settled if d.outcome is Outcome.QUEUED
+        )
+        if not known:
+            return settled
+        return [
+            d.skipped(Check.failed("outbox", f"the outbox already holds {d.idempotency_key}"))
+            if d.outcome is Outcome.QUEUED and d.idempotency_key in known
+            else d
+            for d in settled
+        ]
 
     @property
     def _touches(self) -> dict[str, Touch]:
@@ -772,18 +896,302 @@ class Engine:
                 wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
             self.clock.sleep(wait)
 
+    # -- the suppression list ---------------------------------------------------------------
+
+    def suppress(
+        self,
+        address: str,
+        reason: Reason | str = Reason.MANUAL,
+        *,
+        source: str = "api",
+        note: str = "",
+    ) -> Suppression:
+        """Never contact ``address`` (an email or an E.164 phone number) again, on any channel,
+        until :meth:`unsuppress`. ``reason``: ``hard_bounce``, ``complaint``, ``manual`` or
+        ``legal``; ``source`` says who said so (``api``, ``webhook:postmark``, ...). Rows
+        queued for it are skipped when they come up. Raises InputError for a bad address or
+        reason."""
+        entry = Suppression(
+            address=address, reason=reason, source=source, at=self.clock.now(), note=note
+        )
+        add_suppressions(self.store, [entry])
+        return entry
+
+    def unsuppress(self, address: str) -> bool:
+        """Take ``address`` off the suppression list; False if it was not on it."""
+        return remove_suppressions(self.store, [normalise_address(address)]) > 0
+
+    def suppressions(self) -> list[Suppression]:
+        """The suppression list, by normalised address."""
+        return all_suppressions(self.store)
+
+    def import_suppressions(self, text: str, *, source: str = "import") -> int:
+        """Add the entries of CSV ``text`` (columns ``address,reason[,source,at,note]``), all
+        or none: a file with a bad line raises InputError naming every bad line and adds
+        nothing. Returns how many entries it holds."""
+        entries = read_csv(text, now=self.clock.now(), source=source)
+        add_suppressions(self.store, entries)
+        return len(entries)
+
+    def export_suppressions(self) -> str:
+        """The suppression list as CSV text, which :meth:`import_suppressions` reads back."""
+        return write_csv(self.suppressions())
+
+    # -- subscriptions and consent -----------------------------------------------------------
+
+    def unsubscribe(
+        self,
+        contact: Contact | str,
+        topic: str | None = None,
+        channel: ChannelKind | str | None = None,
+        *,
+        source: str,
+    ) -> Preferences:
+        """Stop sending ``contact`` the touches of ``topic`` (None: every topic that is not
+        transactional) on ``channel`` (a channel kind; None: every channel). ``source`` says
+        where the request came from (``link``, ``webhook``, ``api``, ``import``); the change is
+        kept with it and its time, and recorded as an ``unsubscribed`` event, so consent can
+        be proven. Rows already queued are skipped when they come up. Returns the contact's
+        preferences after the change; raises InputError for an unknown contact, topic or
+        channel, changing nothing."""
+        return self._answer(contact, topic, channel, source=source, subscribed=False)
+
+    def resubscribe(
+        self,
+        contact: Contact | str,
+        topic: str | None = None,
+        channel: ChannelKind | str | None = None,
+        *,
+        source: str,
+    ) -> Preferences:
+        """Undo :meth:`unsubscribe` for ``topic`` and ``channel`` (recorded as a
+        ``resubscribed`` event); the latest answer covering a send decides it."""
+        return self._answer(contact, topic, channel, source=source, subscribed=True)
+
+    def preferences(self, contact: Contact | str) -> Preferences:
+        """``contact``'s subscriptions: each topic, and every answer with its source and time."""
+        contact_id = self._known_contact(contact)
+        return Preferences(
+            contact_id=contact_id,
+            topics=self.program.topics,
+            answers=answers_of(self.store, [contact_id]),
+        )
+
+    def unsubscribe_token(self, contact: Contact | str, topic: str | None = None) -> str:
+        """A signed token for ``contact`` and ``topic`` (None: every topic), as the links of
+        its emails carry; raises ConfigError when ``[unsubscribe]`` has no key."""
+        contact_id = contact.id if isinstance(contact, Contact) else contact
+        return make_token(self.program.unsubscribe, contact_id, topic, now=self.clock.now())
+
+    def verify_unsubscribe_token(self, token: str) -> TokenClaims:
+        """What ``token`` says; raises :class:`~onetomany.rules.unsubscribe.TokenError` for a
+        malformed, truncated, tampered, foreign, retired or expired one, changing nothing."""
+        return verify_token(self.program.unsubscribe, token, now=self.clock.now())
+
+    def unsubscribe_with_token(self, token: str, *, source: str = "link") -> Preferences:
+        """The one-click unsubscribe (RFC 8058): verify ``token``, then unsubscribe its
+        contact from its topic. A refused token raises TokenError and changes nothing."""
+        claims = self.verify_unsubscribe_token(token)
+        topic = claims.topic if claims.topic in self.program.topics else None
+        return self.unsubscribe(claims.contact_id, topic, source=source)
+
+    def _known_contact(self, contact: Contact | str) -> str:
+        contact_id = contact.id if isinstance(contact, Contact) else contact
+        if not isinstance(contact_id, str) or self.store.get_contact(contact_id) is None:
+            raise InputError(f"contact {contact_id!r} is not in the store")
+        return contact_id
+
+    def _answer(
+        self,
+        contact: Contact | str,
+        topic: str | None,
+        channel: ChannelKind | str | None,
+        *,
+        source: str,
+        subscribed: bool,
+    ) -> Preferences:
+        contact_id = self._known_contact(contact)
+        if topic is not None and topic not in self.program.topics:
+            raise InputError(unknown_topic(topic, list(self.program.topics)))
+        if channel is not None:
+            try:
+                channel = ChannelKind(channel)
+            except ValueError:
+                known = ", ".join(k.value for k in ChannelKind)
+                raise InputError(f"unknown channel kind {channel!r} (kinds: {known})") from None
+        if not isinstance(source, str) or not source.strip():
+            raise InputError("a subscription change needs its source (link, webhook, api, ...)")
+        now = self.clock.now()
+        answer = Answer(
+            contact_id=contact_id,
+            topic=topic,
+            channel=str(channel) if channel is not None else None,
+            subscribed=subscribed,
+            source=source.strip(),
+            at=now,
+        )
+        stored = self.store.get_contact(contact_id)
+        name = "resubscribed" if subscribed else "unsubscribed"
+        digest = hashlib.sha256(
+            f"{name}#{contact_id}#{topic}#{answer.channel}#{now.isoformat()}".encode()
+        ).hexdigest()[:32]
+        event = Event(
+            id=digest,
+            name=name,
+            occurred_at=now,
+            contact_id=contact_id,
+            account_id=stored.account_id if stored else None,
+            properties={"topic": topic, "channel": answer.channel, "source": answer.source},
+        )
+        record_answer(self.store, answer, event)
+        return self.preferences(contact_id)
+
+    # -- measuring --------------------------------------------------------------------------
+
+    def metrics(
+        self,
+        *,
+        by: Iterable[str] = ALL_DIMENSIONS,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Metrics:
+        """The funnels of the messages queued in ``[since, until)``: in all, and by touch,
+        channel, locale, segment, tier and week (docs/measuring.md)."""
+        return measure(
+            self.program,
+            self.store,
+            now=self.clock.now(),
+            by=by,
+            since=since,
+            until=until,
+            segments=self.segments,
+        )
+
+    def conversions(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[Conversion, ...]:
+        """Each touch with a goal (``goal = { event, within_days }``), measured over its
+        messages sent in ``[since, until)``: conversions by every-touch and last-touch
+        attribution, and the mean time to convert."""
+        return conversions(self.program, self.store, since=since, until=until)
+
+    def report(
+        self, out: str | Path, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Path:
+        """Write the HTML report of the messages in ``[since, until)`` to ``out`` (one
+        self-contained file, docs/measuring.md); returns its path."""
+        return write_report(
+            self.program,
+            self.store,
+            Path(out),
+            channels=self.channels,
+            now=self.clock.now(),
+            since=since,
+            until=until,
+        )
+
+    def timeline(self, subject: str, *, tz: tzinfo | None = None) -> Timeline:
+        """Everything that happened to the contact or account ``subject``, in order, its
+        times in ``tz`` (by default this machine's): events, stage and tier changes,
+        decisions, messages and their deliveries, opens, clicks and answers."""
+        return build_timeline(
+            self.store, subject, tz=tz or datetime.now().astimezone().tzinfo or UTC
+        )
+
     # -- in-app inbox -----------------------------------------------------------------------
+    # The web app (onetomany.web) calls these for the contact its token names; every one
+    # touches that contact's items only. See onetomany.store.queries.inbox.
 
     def inbox(self, contact_id: str, *, unread_only: bool = False) -> list[InboxItem]:
-        """A contact's in-app messages, newest first."""
-        return self.store.inbox(contact_id, unread_only=unread_only)
+        """A contact's visible in-app messages (not archived, not snoozed), newest first."""
+        return inbox_q.inbox_items(
+            self.store, contact_id, now=self.clock.now(), unread_only=unread_only
+        )
+
+    def inbox_page(
+        self,
+        contact_id: str,
+        *,
+        tab: str = "inbox",
+        topic: str | None = None,
+        limit: int = 20,
+        after: inbox_q.Position | None = None,
+    ) -> inbox_q.InboxPage:
+        """One page of a tab (``inbox``, ``unread``, ``archived``), newest first."""
+        return inbox_q.inbox_page(
+            self.store,
+            contact_id,
+            now=self.clock.now(),
+            tab=tab,
+            topic=topic,
+            limit=limit,
+            after=after,
+        )
+
+    def inbox_item(self, contact_id: str, item_id: int) -> InboxItem | None:
+        """The contact's item ``item_id``; ``None`` for no such item, or another contact's."""
+        return inbox_q.inbox_item(self.store, contact_id, item_id)
 
     def unread_count(self, contact_id: str) -> int:
-        return self.store.unread_count(contact_id)
+        return self.inbox_counts(contact_id).unread
+
+    def inbox_counts(self, contact_id: str) -> inbox_q.InboxCounts:
+        """The unread and unseen counts the bell shows."""
+        return inbox_q.inbox_counts(self.store, contact_id, now=self.clock.now())
 
     def mark_read(self, contact_id: str, item_ids: Iterable[int] | None = None) -> int:
-        """Mark items (or all, with ``None``) read; returns how many changed."""
-        return self.store.mark_read(contact_id, item_ids, now=self.clock.now())
+        """Mark items (or all, with ``None``) read; returns how many changed.
+
+        Each read is a ``message_opened`` event naming the message's outbox key, so a
+        ``not_opened`` ladder waiting on it stops, as for an email open. The events are stored
+        first, with ids derived from the key, so a crash in between counts the open once."""
+        now = self.clock.now()
+        self._inapp_engaged(
+            inbox_q.unread_keys(self.store, contact_id, item_ids, now=now), "opened"
+        )
+        return inbox_q.mark_read(self.store, contact_id, item_ids, now=now)
+
+    def mark_seen(self, contact_id: str) -> int:
+        """Mark every visible item seen (the bell's list showed them); returns how many."""
+        return inbox_q.mark_seen(self.store, contact_id, now=self.clock.now())
+
+    def archive(self, contact_id: str, item_ids: Iterable[int], *, archived: bool = True) -> int:
+        """Archive items (``archived=False`` brings them back); returns how many changed."""
+        return inbox_q.archive(
+            self.store, contact_id, item_ids, now=self.clock.now(), archived=archived
+        )
+
+    def snooze(self, contact_id: str, item_id: int, until: datetime) -> datetime | None:
+        """Hide an item until ``until``, when it comes back unread; returns that time in UTC,
+        or ``None`` when the contact has no such item. A naive ``until`` is a wall-clock time
+        in the contact's timezone (``9:00`` is nine in the morning where the contact is)."""
+        if until.tzinfo is None:
+            contact = self.store.get_contact(contact_id)
+            # fold=0: a time skipped or repeated by a daylight-saving change is its first reading.
+            until = until.replace(tzinfo=ZoneInfo(contact.timezone if contact else "UTC"))
+        until = until.astimezone(UTC)
+        changed = inbox_q.snooze(self.store, contact_id, item_id, until=until, now=self.clock.now())
+        return until if changed else None
+
+    def click(self, contact_id: str, item_id: int) -> InboxItem | None:
+        """Record a click-through on an item (a ``message_clicked`` event, and a read), and
+        return the item (its ``url`` is where to go); ``None`` when the contact has none such."""
+        item = self.inbox_item(contact_id, item_id)
+        if item is None:
+            return None
+        self._inapp_engaged([item.idempotency_key], "clicked")
+        self.mark_read(contact_id, [item_id])
+        return item
+
+    def _inapp_engaged(self, keys: Iterable[str], kind: str) -> None:
+        now = self.clock.now()
+        for key in keys:
+            # An item kept without an outbox row (written straight into the store) has no
+            # message to credit.
+            if outbox_row(self.store, key) is None:
+                continue
+            digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+            engagement_event(self.store, key, kind, at=now, now=now, id=f"inapp-{kind}-{digest}")
 
 
 def pick(audience: Audience, contacts: list[Contact]) -> list[Contact]:

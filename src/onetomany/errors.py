@@ -18,6 +18,7 @@
      ├── StoreError                  the store cannot be opened, migrated or written
      └── DeliveryError               a channel could not deliver one message
           ├── TransientDeliveryError  worth retrying (timeouts, 4xx SMTP, 429/5xx HTTP)
+          ├── UnknownOutcomeError     sent, but no answer came back: it may have arrived
           └── PermanentDeliveryError  never retried: the row is dead-lettered with the reason
 
 Channel plugins raise the two delivery errors and never return a bare failure flag; the
@@ -176,6 +177,21 @@ class TransientDeliveryError(DeliveryError):
 
     ``retry_after`` (seconds) carries a provider's own hint, such as an HTTP ``Retry-After``
     header; the dispatcher never retries sooner than that.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class UnknownOutcomeError(DeliveryError):
+    """The request went out and no answer came back (a read timeout, a connection lost while
+    waiting for the reply): the provider may have accepted the message.
+
+    Not a :class:`TransientDeliveryError`: sending again may deliver a second copy. The
+    dispatcher records the outcome as ``unknown`` and sends again only when the channel's
+    provider drops a repeated idempotency key or the touch says a copy is better than none.
+    ``retry_after`` is the wait before such a retry, as for a transient error.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:

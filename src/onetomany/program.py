@@ -25,8 +25,9 @@ An optional ``[delivery]`` table tunes retries of transient failures: ``max_atte
 positive), ``maximum`` seconds between attempts (3600; at least ``initial``) and ``jitter``
 seconds (5).
 
-Channel and source options may name environment variables as ``${NAME}`` (``password =
-"${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one is an error.
+Channel and source options (and ``[unsubscribe]`` keys) may name environment variables as
+``${NAME}`` (``password = "${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one
+is an error, unless written ``${NAME:-fallback}``.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
+from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
+from onetomany.rules.topics import Topic, read_topics, unknown_topic
 from onetomany.rules.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
@@ -59,6 +62,7 @@ from onetomany.rules.triggers import (
     Trigger,
     read_trigger,
 )
+from onetomany.rules.unsubscribe import UnsubscribeSettings, read_unsubscribe
 
 __all__ = [
     "AbsenceTrigger",
@@ -157,9 +161,16 @@ class Touch:
     template: str
     audience: Audience = attrs.field(factory=Audience)
     segment: str | None = None
+    #: The ``[topics]`` topic it belongs to: a contact unsubscribed from it is not sent it.
+    topic: str | None = None
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
+    #: Send again a message whose outcome is unknown (sent, no answer) even when the provider
+    #: does not drop repeated keys: a possible copy is better than none (a password reset).
+    resend_unknown: bool = False
+    #: What the touch aims at (conversion goals, docs/measuring.md).
+    goal: Goal | None = None
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -183,9 +194,14 @@ class Program:
     constants: Mapping[str, Any] = attrs.field(factory=dict)
     segments: Mapping[str, str] = attrs.field(factory=dict)
     journeys: Mapping[str, Journey] = attrs.field(factory=dict)
+    topics: Mapping[str, Topic] = attrs.field(factory=dict)
+    #: ``[unsubscribe]``: signed-token links and the List-Unsubscribe headers.
+    unsubscribe: UnsubscribeSettings = attrs.field(factory=UnsubscribeSettings)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: The goal of every touch that names none of its own.
+    goal: Goal | None = None
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -193,6 +209,10 @@ class Program:
         """Each touch's :attr:`Touch.template_fields`, for the touches that set any: what a
         :class:`~onetomany.templating.TemplateSet` renders them with."""
         return {t.name: t.template_fields for t in self.touches if t.template_fields}
+
+    def goal_of(self, touch: Touch) -> Goal | None:
+        """The touch's goal, or the program's when it names none."""
+        return touch.goal or self.goal
 
     def touch(self, name: str) -> Touch:
         for touch in self.touches:
@@ -380,6 +400,14 @@ class Program:
                         key=f"{key}.segment",
                     )
                 )
+            if touch.topic is not None and touch.topic not in self.topics:
+                errors.append(
+                    ConfigError(
+                        unknown_topic(touch.topic, list(self.topics)),
+                        file=self.origin,
+                        key=f"{key}.topic",
+                    )
+                )
             if templates is not None and touch.template not in templates:
                 known = ", ".join(sorted(templates)) or "none"
                 errors.append(
@@ -447,6 +475,8 @@ _SECTIONS = {
     "delivery",
     "segments",
     "journeys",
+    "topics",
+    "unsubscribe",
     "tiers",
     "capacity",
     "channels",
@@ -454,16 +484,19 @@ _SECTIONS = {
     "touches",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
-_PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants"}
+_PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants", "goal"}
 _TOUCH_KEYS = {
     "trigger",
     "channel",
     "template",
     "audience",
     "segment",
+    "topic",
     "reentry",
     "subject",
     "preheader",
+    "resend_unknown",
+    "goal",
 }
 
 
@@ -529,12 +562,32 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
+        topics=_read_topics(reader.table(data, "topics", "topics"), reader),
+        unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
+        goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
         base_dir=base,
         origin=reader.origin,
     )
     return program if not reader.errors else None
+
+
+def _read_topics(section: Mapping[str, Any], reader: _Reader) -> dict[str, Topic]:
+    topics, errors = read_topics(section, file=reader.origin)
+    for name in list(topics):
+        if not reader.name(name, f"topics.{name}"):
+            del topics[name]
+    for error in errors:
+        reader.error(error.key or "topics", error.reason)
+    return topics
+
+
+def _read_unsubscribe(section: Mapping[str, Any], reader: _Reader) -> UnsubscribeSettings:
+    expanded = {k: _expand_env(v, f"unsubscribe.{k}", reader) for k, v in section.items()}
+    settings, errors = read_unsubscribe(expanded, file=reader.origin)
+    reader.errors.extend(errors)
+    return settings
 
 
 def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[str, str]]:
@@ -631,7 +684,8 @@ def _read_plugins(
     return result
 
 
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``${NAME}``, or ``${NAME:-fallback}`` for a value a demo may run without.
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
@@ -644,7 +698,9 @@ def _expand_env(value: Any, path: str, reader: _Reader) -> Any:
         return value
 
     def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, fallback = match.group(1), match.group(2)
+        if name not in os.environ and fallback is not None:
+            return fallback
         if name not in os.environ:
             reader.error(path, f"environment variable {name} is not set")
             return ""
@@ -672,9 +728,17 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         template = reader.string(body, "template", f"{path}.template", name)
         audience = _read_audience(body.get("audience", {}), f"{path}.audience", reader)
         segment = reader.string(body, "segment", f"{path}.segment")
+        topic = reader.string(body, "topic", f"{path}.topic")
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
+        resend_unknown = body.get("resend_unknown", False)
+        if not isinstance(resend_unknown, bool):
+            reader.error(
+                f"{path}.resend_unknown", f"expected true or false, got {resend_unknown!r}"
+            )
+            resend_unknown = False
+        goal = read_goal(body["goal"], f"{path}.goal", reader) if "goal" in body else None
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -684,9 +748,12 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     template=template,
                     audience=audience,
                     segment=segment,
+                    topic=topic,
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,
+                    resend_unknown=resend_unknown,
+                    goal=goal,
                 )
             )
     return touches

@@ -11,28 +11,45 @@ in any project that has onetomany installed:
   ``static`` source registered (entry points not loaded, so tests see only what they add).
 
 Use them without fixtures too: every class here is ordinary code.
+
+For channel authors, :class:`ChannelContract` is a reusable test suite: subclass it in the
+plugin's tests, give it a ``provider`` fixture (a :class:`FakeProvider`: the plugin's own
+channel pointed at a local fake of its provider, which answers as scripted), and every test
+of the contract runs against the plugin (see docs/plugins/writing-a-channel.md).
 """
 
 from __future__ import annotations
 
+import enum
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import attrs
 import pytest
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.errors import DeliveryError
+from onetomany.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnknownOutcomeError,
+)
 from onetomany.model import Account, ChannelKind, Contact, DeliveryResult, Event, Message
 from onetomany.model.clock import FrozenClock
 from onetomany.plugins.hookspecs import hookimpl
 from onetomany.plugins.manager import Plugins
+from onetomany.plugins.options import secret_fields
 from onetomany.plugins.registry import Register
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Source, SyncResult
 from onetomany.store import Store
 
 __all__ = [
+    "Answer",
+    "ChannelContract",
+    "FakeProvider",
     "FrozenClock",
     "RecordingChannel",
     "StaticSource",
@@ -45,8 +62,11 @@ class RecordingChannel(Channel):
     """Keeps every message it is sent in ``sent``; can be scripted to fail.
 
     ``failures`` is consumed one item per send: an exception instance is raised, ``None``
-    means succeed. ``kind`` picks what it renders as (email by default).
+    means succeed. ``kind`` picks what it renders as (email by default), as the ``kind``
+    option does.
     """
+
+    kinds = tuple(ChannelKind)
 
     def __init__(
         self,
@@ -57,17 +77,13 @@ class RecordingChannel(Channel):
         failures: Iterable[DeliveryError | None] = (),
     ) -> None:
         settings = settings or PluginSettings(name="recording", plugin="recording")
+        if kind is not None:
+            settings = attrs.evolve(settings, options={**settings.options, "kind": kind.value})
         super().__init__(settings, runtime=runtime)
-        raw_kind = kind or settings.options.get("kind", ChannelKind.EMAIL)
-        self._kind = ChannelKind(raw_kind)
         self.failures: list[DeliveryError | None] = list(failures)
         self.sent: list[Message] = []
         self.attempts: list[Message] = []
         self.opened = 0
-
-    @property
-    def serves(self) -> ChannelKind:
-        return self._kind
 
     def open(self) -> None:
         self.opened += 1
@@ -169,3 +185,162 @@ def static_source() -> Callable[..., StaticSource]:
 def onetomany_plugins() -> Plugins:
     """Built-in plugins plus the ``recording`` channel and ``static`` source."""
     return make_plugins()
+
+
+# -- the channel contract kit ------------------------------------------------------------------
+
+
+class Answer(enum.Enum):
+    """How a fake provider answers one message."""
+
+    #: Accepted: the channel returns a DeliveryResult.
+    ACCEPT = "accept"
+    #: "Not now" (a 429 or 503, an SMTP 4xx): the channel raises TransientDeliveryError.
+    TRANSIENT = "transient"
+    #: Refused for good (an invalid or suppressed recipient): PermanentDeliveryError.
+    PERMANENT = "permanent"
+    #: The request arrives and no answer ever comes back (the connection is dropped or the
+    #: answer is late past the channel's timeout): UnknownOutcomeError.
+    NO_ANSWER = "no_answer"
+
+
+class FakeProvider(Protocol):
+    """What a plugin's tests hand :class:`ChannelContract`: a local fake of its provider,
+    answering as scripted, and a way to build the plugin's channel pointed at it."""
+
+    #: The value of a secret option (a token, a password) the channel is built with; empty
+    #: for a channel that takes none.
+    secret: str
+
+    def channel(self) -> Channel:
+        """A new channel for this fake, with :attr:`secret` set and a short timeout."""
+        ...
+
+    def message(self, index: int) -> Message:
+        """A message the channel can send; each ``index`` gives another recipient and key."""
+        ...
+
+    def answer(self, *answers: Answer) -> None:
+        """How the next messages that reach the fake are answered, in their order of arrival
+        (then: accepted)."""
+        ...
+
+    def received(self) -> int:
+        """How many messages have reached the fake so far (each attempt counts)."""
+        ...
+
+
+class ChannelContract:
+    """The contract every channel keeps, as tests: subclass it and give it a ``provider``.
+
+    ::
+
+        class TestPostmarkContract(ChannelContract):
+            @pytest.fixture
+            def provider(self, httpserver):
+                return PostmarkFake(httpserver)
+
+    What it checks: an accepted message gives a DeliveryResult; a transient and a permanent
+    answer raise their error after exactly one attempt (the channel never retries by itself:
+    the dispatcher does); a message sent with no answer raises UnknownOutcomeError; a batch
+    yields one outcome per message, in order; ``close()`` is safe before ``open()`` and twice;
+    the class registers cleanly; and the secret never appears in a repr, an error or a log
+    line, whatever the provider answered.
+    """
+
+    @pytest.fixture
+    def provider(self) -> FakeProvider:
+        raise NotImplementedError("a ChannelContract subclass must define a provider fixture")
+
+    def _send_one(self, provider: FakeProvider, answer: Answer) -> DeliveryResult | DeliveryError:
+        provider.answer(answer)
+        channel = provider.channel()
+        with channel:
+            [outcome] = list(channel.send_many([provider.message(0)]))
+        channel.close()
+        return outcome
+
+    def test_contract_the_class_is_a_valid_channel(self, provider: FakeProvider) -> None:
+        channel = provider.channel()
+        try:
+            assert type(channel).contract_problem() is None
+            assert channel.serves in type(channel).kinds
+        finally:
+            channel.close()
+
+    def test_contract_an_accepted_message_gives_a_result(self, provider: FakeProvider) -> None:
+        outcome = self._send_one(provider, Answer.ACCEPT)
+
+        assert isinstance(outcome, DeliveryResult), outcome
+        assert provider.received() == 1
+
+    @pytest.mark.parametrize(
+        ("answer", "error"),
+        [
+            (Answer.TRANSIENT, TransientDeliveryError),
+            (Answer.PERMANENT, PermanentDeliveryError),
+            (Answer.NO_ANSWER, UnknownOutcomeError),
+        ],
+    )
+    def test_contract_a_failure_is_its_error_after_one_attempt(
+        self, provider: FakeProvider, answer: Answer, error: type[DeliveryError]
+    ) -> None:
+        outcome = self._send_one(provider, answer)
+
+        assert type(outcome) is error, f"{answer.value} gave {outcome!r}, not {error.__name__}"
+        # One attempt: retries belong to the dispatcher, which records each one.
+        assert provider.received() == 1
+
+    def test_contract_send_raises_what_send_many_yields(self, provider: FakeProvider) -> None:
+        provider.answer(Answer.PERMANENT)
+        channel = provider.channel()
+        try:
+            with pytest.raises(PermanentDeliveryError):
+                channel.send(provider.message(0))
+        finally:
+            channel.close()
+
+    def test_contract_a_batch_yields_one_outcome_per_message_in_order(
+        self, provider: FakeProvider
+    ) -> None:
+        script = [Answer.ACCEPT, Answer.PERMANENT, Answer.ACCEPT, Answer.PERMANENT, Answer.ACCEPT]
+        provider.answer(*script)
+        channel = provider.channel()
+        with channel:
+            outcomes = list(channel.send_many([provider.message(i) for i in range(len(script))]))
+        channel.close()
+
+        kinds = ["accept" if isinstance(o, DeliveryResult) else "permanent" for o in outcomes]
+        assert kinds == [answer.value for answer in script], outcomes
+        assert all(isinstance(o, (DeliveryResult, PermanentDeliveryError)) for o in outcomes)
+        assert provider.received() == len(script)
+
+    def test_contract_close_is_safe_before_open_and_twice(self, provider: FakeProvider) -> None:
+        channel = provider.channel()
+        channel.close()
+        channel.close()
+        with channel:
+            assert isinstance(channel.send(provider.message(0)), DeliveryResult)
+        channel.close()
+        channel.close()
+
+    def test_contract_the_secret_never_shows(
+        self, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        if not provider.secret:
+            pytest.skip("the channel takes no secret")
+        caplog.set_level(logging.DEBUG)
+        provider.answer(Answer.ACCEPT, Answer.TRANSIENT, Answer.PERMANENT, Answer.NO_ANSWER)
+        channel = provider.channel()
+        texts = [repr(channel), str(channel), repr(channel.settings), repr(channel.options)]
+        with channel:
+            for index in range(4):
+                try:
+                    texts.append(repr(channel.send(provider.message(index))))
+                except DeliveryError as error:
+                    texts += [str(error), repr(error), repr(error.__cause__)]
+        channel.close()
+
+        assert secret_fields(type(channel).Options), "no option is declared secret"
+        for text in [*texts, caplog.text]:
+            assert provider.secret not in text

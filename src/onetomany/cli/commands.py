@@ -10,9 +10,10 @@ import json
 import logging
 import tempfile
 import webbrowser
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import typer
@@ -23,6 +24,7 @@ from rich.table import Table
 from onetomany import __version__
 from onetomany.cli.explain import explain as explain_touch
 from onetomany.cli.explain import render as render_explanation
+from onetomany.cli.measure import goals_table, metrics_tables, timeline_lines
 from onetomany.cli.preview import write_preview, write_previews
 from onetomany.cli.simulate import (
     SimulationReport,
@@ -31,11 +33,15 @@ from onetomany.cli.simulate import (
     parse_when,
     write_touches,
 )
+from onetomany.cli.suppressions import suppressions_app
 from onetomany.cli.validation import check_templates
 from onetomany.engine import Engine, FromNow, RunReport, SyncReport, store_url_for
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
+from onetomany.metrics.diagram import mermaid
+from onetomany.metrics.funnel import ALL_DIMENSIONS
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
+from onetomany.plugins.options import OptionInfo, describe_options
 from onetomany.program import load_program
 from onetomany.rules.capacity import render_plan
 from onetomany.store import Store
@@ -48,6 +54,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(suppressions_app, name="suppressions")
 
 # soft_wrap: paths and messages stay on one line, so they can be copied and searched.
 console = Console(soft_wrap=True)
@@ -80,8 +87,15 @@ def main_options(
 @app.command()
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    options_of: Annotated[
+        str | None,
+        typer.Option("--options", metavar="NAME", help="List the options of channel NAME."),
+    ] = None,
 ) -> None:
     """List plugins: name, distribution, version, hooks and status."""
+    if options_of is not None:
+        _channel_options(options_of, as_json=as_json)
+        return
     infos = Plugins(strict=False).infos()
     if as_json:
         typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -94,6 +108,36 @@ def plugins(
         table.add_row(
             info.name, info.distribution or "", info.version or "", "\n".join(info.hooks), status
         )
+    console.print(table)
+
+
+def _channel_options(name: str, *, as_json: bool) -> None:
+    registration = Plugins(strict=False).channels().get(name, wanted_by="--options")
+    channel = registration.value
+    infos = describe_options(channel.Options)
+    if len(channel.kinds) > 1:
+        kinds = " | ".join(f'"{kind.value}"' for kind in channel.kinds)
+        help = "the kind of message it sends"
+        infos.insert(
+            0,
+            OptionInfo(
+                name="kind",
+                type=kinds,
+                default=f'"{channel.kinds[0].value}"',
+                secret=False,
+                help=help,
+            ),
+        )
+    if as_json:
+        typer.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    title = f"channel {name!r} ({registration.owner}): kinds " + ", ".join(
+        kind.value for kind in channel.kinds
+    )
+    table = Table("option", "type", "default", "secret", "help", title=title)
+    for info in infos:
+        default = "(required)" if info.default is None else info.default
+        table.add_row(info.name, info.type, default, "yes" if info.secret else "", info.help)
     console.print(table)
 
 
@@ -245,7 +289,7 @@ def broadcast(
         report = engine.dispatch()
         console.print(
             f"queued {sent.queued}; delivered {report.sent}, retrying {report.retrying}, "
-            f"dead-lettered {report.dead}"
+            f"dead-lettered {report.dead}, unknown {report.unknown}"
         )
 
 
@@ -439,6 +483,116 @@ def explain(
     console.print(lines[0], style="bold", markup=False, highlight=False)
     for line in lines[1:]:
         console.print(line, markup=False, highlight=False)
+
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Read this store (URL or SQLite path, a simulate --store say) instead of the "
+        "program's own.",
+    ),
+]
+FromOption = Annotated[
+    str | None, typer.Option("--from", help="From: YYYY-MM-DD (UTC midnight) or ISO datetime.")
+]
+ToOption = Annotated[
+    str | None, typer.Option("--to", help="Until (excluded): YYYY-MM-DD or ISO datetime.")
+]
+
+
+def _measuring_engine(path: Path, store: str | None) -> Engine:
+    program = load_program(path)
+    return Engine(program, store=Store(store) if store is not None else None)
+
+
+def _range(from_: str | None, to: str | None) -> tuple[datetime | None, datetime | None]:
+    try:
+        since = parse_when(from_, option="--from") if from_ is not None else None
+        until = parse_when(to, option="--to") if to is not None else None
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.reason, param_hint=exc.key) from None
+    if since is not None and until is not None and until <= since:
+        raise typer.BadParameter(f"--to {to} is not after --from {from_}", param_hint="--to")
+    return since, until
+
+
+@app.command()
+def metrics(
+    path: ProgramPath,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Group by (repeatable): {', '.join(ALL_DIMENSIONS)}; default all."),
+    ] = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Funnels per touch: queued, sent, delivered, opened, clicked, bounced, ... and rates,
+    by touch, channel, locale, segment, tier and week."""
+    since, until = _range(from_, to)
+    with _measuring_engine(path, store) as engine:
+        found = engine.metrics(by=by or ALL_DIMENSIONS, since=since, until=until)
+        goals = engine.conversions(since=since, until=until)
+    if as_json:
+        data = found.as_dict() | {"goals": [g.as_dict() for g in goals]}
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for table in metrics_tables(found):
+        console.print(table)
+    if goals:
+        console.print(goals_table(goals))
+
+
+@app.command()
+def timeline(
+    path: ProgramPath,
+    subject: Annotated[str, typer.Argument(help="A contact id or an account id.")],
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Show times in this IANA timezone; default this machine's."),
+    ] = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Everything that happened to a contact or an account, in order: events, stage and tier
+    changes, decisions (queued, skipped and why), messages, deliveries, opens, clicks."""
+    zone = None
+    if tz is not None:
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise typer.BadParameter(f"{tz!r} is not an IANA timezone", param_hint="--tz") from None
+    with _measuring_engine(path, store) as engine:
+        found = engine.timeline(subject, tz=zone)
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=2, ensure_ascii=False))
+        return
+    for line in timeline_lines(found):
+        console.print(line, markup=False, highlight=False)
+
+
+@app.command()
+def report(
+    path: ProgramPath,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    from_: FromOption = None,
+    to: ToOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Write one self-contained HTML report (works offline): funnel per touch, sends per
+    day, CSM tasks per week, goals, NPS, journey stages, policy deferrals."""
+    since, until = _range(from_, to)
+    with _measuring_engine(path, store) as engine:
+        written = engine.report(out, since=since, until=until)
+    console.print(f"wrote the report to {_shown(written)}", highlight=False)
+
+
+@app.command()
+def diagram(path: ProgramPath) -> None:
+    """Print the program's journeys and touches as a Mermaid flowchart."""
+    typer.echo(mermaid(load_program(path)), nl=False)
 
 
 @db_app.command("upgrade")

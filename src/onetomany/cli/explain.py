@@ -1,20 +1,20 @@
-"""Why a touch did, or did not, fire for one account or contact.
+"""Why a touch did, or did not, fire for one account or contact: a view of the engine's
+own decisions.
 
-:func:`explain` reads the program's store (it writes nothing) and answers, for each contact
-the question is about, the questions a CSM asks when a customer says "I never got that email":
+:func:`explain` asks the engine what a tick would decide now (:meth:`Engine.decide
+<onetomany.engine.Engine.decide>`, a dry run of the same trigger kinds and re-entry rules, which
+writes nothing) and, for a contact nothing is proposed to, what the trigger waits for
+(:meth:`Engine.waiting <onetomany.engine.Engine.waiting>`, in the trigger kind's own words). It
+works out no rule itself; it adds what helps people read the verdict:
 
-* **audience**: does the touch's role fallback pick this contact ("no sponsor, so the leader
-  ct-3")?
-* **trigger**: did what fires it happen for them (the latest matching events and the outbox
-  row each produced; the absence's last event and the day it becomes due; the cadence's
-  schedule; the previous step of an escalation ladder and whether it was opened)?
-* **segment**: is the contact in the touch's segment, and if not, which parts of the
-  expression failed, with their values (``account.active_users / account.seats < 0.5`` was
-  0.8 < 0.5 -> false)?
-* **re-entry**: does an existing key or a recent send block it?
-* **consent** and **address**: may the channel reach them, and where?
+* **audience**: whom the touch's role fallback picks ("no sponsor, so the leader ct-3");
+* **segment**: for a failing segment, which parts of the expression failed, with their values
+  (``account.active_users / account.seats < 0.5`` was 0.8 < 0.5 -> false), from the segment
+  evaluator;
+* **consent** and **address**: whether the channel can reach them, from the composer's own
+  ``recipient``;
+* the touch's outbox rows for them (status, attempts, last error) and when it is next due.
 
-Then the touch's outbox rows for them (status, attempts, last error) and when it is next due.
 The result is a frozen :class:`Explanation`; ``onetomany explain`` renders it, and
 :meth:`Explanation.as_dict` gives it as JSON-ready data.
 """
@@ -22,16 +22,18 @@ The result is a frozen :class:`Explanation`; ``onetomany explain`` renders it, a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from onetomany.delivery.compose import recipient
-from onetomany.engine import EVENT_CURSOR, Engine, pick
+from onetomany.engine import Engine, pick
 from onetomany.errors import InputError, PermanentDeliveryError
-from onetomany.model import Account, ChannelKind, Contact, Event
+from onetomany.model import Account, ChannelKind, Contact
+from onetomany.model import decisions as decided
+from onetomany.model.decisions import Decision, Outcome
 from onetomany.program import Touch
 from onetomany.rules.segments.ast import (
     And,
@@ -51,22 +53,10 @@ from onetomany.rules.segments.ast import (
 )
 from onetomany.rules.segments.evaluate import Instant, Profile, Value, value_of
 from onetomany.rules.segments.named import SegmentSet
-from onetomany.rules.triggers import (
-    EVENT_DRIVEN,
-    AbsenceTrigger,
-    CadenceTrigger,
-    EngagementTrigger,
-    SegmentTrigger,
-    StageTrigger,
-)
-from onetomany.store import EventPosition, Store
-from onetomany.store.queries.events import events_of, latest_events_of
-from onetomany.store.queries.journeys import journey_state, latest_steps, stage_entries
-from onetomany.store.queries.outbox import last_queued, touch_rows
-from onetomany.store.queries.schedules import schedule
-from onetomany.store.queries.segment_members import member_since
-from onetomany.store.store import DELIVERY_EVENT_NAMES
-from onetomany.tracking.reentry import idempotency_key
+from onetomany.store.profiles import load_profiles
+from onetomany.store.queries.decisions import recorded_decisions
+from onetomany.store.queries.outbox import touch_rows
+from onetomany.triggers.base import when as _when
 
 __all__ = [
     "Check",
@@ -75,13 +65,12 @@ __all__ = [
     "OutboxEntry",
     "RecipientExplanation",
     "explain",
-    "profile_of",
 ]
 
 CHECK_STATUSES = ("pass", "fail", "info")
-#: How many of the latest trigger events, and outbox rows, an explanation lists.
-RECENT = 5
+#: How many outbox rows, and recorded decisions, an explanation lists.
 ROWS = 20
+RECENT = 5
 
 
 @attrs.frozen(kw_only=True)
@@ -90,7 +79,7 @@ class Check:
 
     ``status`` is ``pass``, ``fail`` or ``info`` (context that decides nothing on its own);
     ``values`` holds what the reason was computed from; ``details`` are further lines (each
-    failing part of a segment, each recent event).
+    failing part of a segment, each other occurrence).
     """
 
     name: str
@@ -98,6 +87,13 @@ class Check:
     reason: str
     values: Mapping[str, Any] = attrs.field(factory=dict)
     details: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
+
+    @classmethod
+    def of(cls, check: decided.Check) -> Check:
+        """The engine's check, as shown."""
+        return cls(
+            name=check.name, status=str(check.verdict), reason=check.reason, values=check.inputs
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -125,7 +121,12 @@ class NextDue:
 
 @attrs.frozen(kw_only=True)
 class RecipientExplanation:
-    """The explanation for one contact: a verdict, the checks behind it, its outbox rows."""
+    """The explanation for one contact: a verdict, the checks behind it, its outbox rows.
+
+    ``state`` is ``would fire`` (the next tick queues a row, under ``key``), ``fired`` (the
+    outbox already holds the row for what is due now) or ``would not fire``; ``decisions``
+    are the engine's, as JSON-ready data.
+    """
 
     contact_id: str
     name: str
@@ -136,6 +137,10 @@ class RecipientExplanation:
     checks: tuple[Check, ...] = attrs.field(converter=tuple[Check, ...])
     rows: tuple[OutboxEntry, ...] = attrs.field(converter=tuple[OutboxEntry, ...])
     next_due: NextDue | None = None
+    key: str | None = None
+    decisions: tuple[dict[str, Any], ...] = attrs.field(
+        default=(), converter=tuple[dict[str, Any], ...]
+    )
 
     def check(self, name: str) -> Check:
         """The check called ``name`` (``audience``, ``trigger``, ``segment``, ...)."""
@@ -199,7 +204,7 @@ def explain(engine: Engine, subject_id: str, touch_name: str) -> Explanation:
     """Why ``touch_name`` did or did not fire for ``subject_id``, read from ``engine``'s store.
 
     ``subject_id`` is a contact id (explained for that contact) or an account id (explained
-    for each of its contacts, saying which one the audience picks). Raises
+    for each of its contacts, saying which one the audience picks). Writes nothing. Raises
     :class:`~onetomany.errors.ConfigError` for an unknown touch and
     :class:`~onetomany.errors.InputError` for an id that is neither.
     """
@@ -217,626 +222,215 @@ def explain(engine: Engine, subject_id: str, touch_name: str) -> Explanation:
             f"no account or contact {subject_id!r} in the store of program "
             f"{engine.program.name!r} (is the store synced? `onetomany run` fills it)"
         )
-    return _Explainer(engine, touch).explain(subject_id, kind, account_id, contact)
+    contacts = store.contacts_of(account_id) if account_id else [contact] if contact else []
+    account = store.get_account(account_id) if account_id else None
+    picked = pick(touch.audience, contacts)
+    wanted = [contact] if contact is not None else contacts
+    decisions: dict[str, list[Decision]] = {}
+    for decision in engine.decide(touch.name, [c.id for c in wanted]):
+        decisions.setdefault(decision.contact_id, []).append(decision)
+    view = _View(engine, touch, account)
+    return Explanation(
+        program=engine.program.name,
+        touch=touch.name,
+        trigger=touch.trigger.describe() if touch.trigger else "no trigger (broadcast only)",
+        subject_id=subject_id,
+        subject_kind=kind,
+        account_id=account_id,
+        now=view.now,
+        audience=_audience(touch, picked, account_id),
+        recipients=[view.recipient(c, decisions.get(c.id, []), picked=c in picked) for c in wanted],
+    )
 
 
-def profile_of(
-    store: Store,
-    contact: Contact,
-    *,
-    account: Account | None = None,
-    event_names: Iterable[str] | None = None,
-) -> Profile:
-    """The segment :class:`~onetomany.rules.segments.Profile` of a stored contact.
-
-    Its account (``account``, else read from the store) and the events of the account and of
-    the contact; only those named ``event_names`` when given (:func:`event_names` of the
-    expression), since an expression looks at no others.
-    """
-    if account is None and contact.account_id:
-        account = store.get_account(contact.account_id)
-    names = None if event_names is None else sorted(set(event_names))
-    if names is not None and not names:
-        return Profile(contact=contact, account=account)
-    events = events_of(store, contact, names=names)
-    return Profile(contact=contact, account=account, events=events)
-
-
-def event_names(expr: Expr, segments: SegmentSet | None = None) -> set[str]:
-    """The event names ``count()`` and ``last()`` read in ``expr`` and the segments it uses."""
-    names: set[str] = set()
-    seen: set[str] = set()
-    pending = [expr]
-    while pending:
-        for node in walk(pending.pop()):
-            if isinstance(node, Count | Last):
-                names.add(node.event)
-            elif (
-                isinstance(node, SegmentRef)
-                and segments is not None
-                and node.name in segments
-                and node.name not in seen
-            ):
-                seen.add(node.name)
-                pending.append(segments.expr(node.name))
-    return names
+def _audience(touch: Touch, picked: list[Contact], account_id: str | None) -> Check:
+    """Whom the touch's audience picks among the account's contacts (for an event that names
+    no contact; a time-driven trigger picks per schedule or per message)."""
+    audience = touch.audience
+    where = f"account {account_id!r}" if account_id else "the contact, who has no account"
+    chosen = ", ".join(c.id for c in picked)
+    values = {
+        "roles": list(audience.roles),
+        "every": audience.every,
+        "picks": [c.id for c in picked],
+    }
+    if not audience.roles:
+        first = "every contact" if audience.every else "the first contact"
+        reason = f"no roles: the event's contact when it names one, else {first} of {where}"
+        return Check(
+            name="audience",
+            status="info",
+            reason=reason + (f" ({chosen})" if chosen else ""),
+            values=values,
+        )
+    if not picked:
+        reason = f"no {' or '.join(audience.roles)} in {where}, so the audience picks nobody"
+        return Check(name="audience", status="fail", reason=reason, values=values)
+    present = {c.role for c in picked}
+    missing = []
+    for role in audience.roles:
+        if role in present:
+            break
+        missing.append(role)
+    lead = f"no {' or '.join(missing)}, so " if missing else ""
+    many = "every " if audience.every else ""
+    reason = f"roles {' then '.join(audience.roles)}: {lead}{many}the {picked[0].role} {chosen}"
+    return Check(name="audience", status="pass", reason=reason, values=values)
 
 
-# -- the work -------------------------------------------------------------------------------
+class _View:
+    """Turns the engine's decisions about one touch into explanations, one contact each."""
 
-
-@attrs.frozen(kw_only=True)
-class _Finding:
-    """What the trigger says for one contact."""
-
-    checks: list[Check]
-    occurred: bool
-    key: str | None = None
-    next_due: NextDue | None = None
-
-
-class _Explainer:
-    def __init__(self, engine: Engine, touch: Touch) -> None:
+    def __init__(self, engine: Engine, touch: Touch, account: Account | None) -> None:
         self.engine = engine
-        self.program = engine.program
-        self.store = engine.store
         self.touch = touch
+        self.account = account
         self.now = engine.clock.now()
-        self.segments = engine.segments
         channel = engine.channels.get(touch.channel)
         self.kind: ChannelKind | None = channel.serves if channel is not None else None
 
-    def explain(
-        self, subject_id: str, kind: str, account_id: str | None, contact: Contact | None
-    ) -> Explanation:
-        if account_id is not None:
-            contacts = self.store.contacts_of(account_id)
-        else:
-            contacts = [contact] if contact is not None else []
-        account = self.store.get_account(account_id) if account_id else None
-        picked = pick(self.touch.audience, contacts)
-        audience = self._audience(contacts, picked, account_id)
-        wanted = [contact] if contact is not None else contacts
-        recipients = [self._recipient(c, account, audience, picked) for c in wanted]
-        trigger = self.touch.trigger
-        return Explanation(
-            program=self.program.name,
-            touch=self.touch.name,
-            trigger=trigger.describe() if trigger is not None else "no trigger (broadcast only)",
-            subject_id=subject_id,
-            subject_kind=kind,
-            account_id=account_id,
-            now=self.now,
-            audience=audience,
-            recipients=recipients,
-        )
-
-    # -- audience ---------------------------------------------------------------------------
-
-    def _audience(
-        self, contacts: list[Contact], picked: list[Contact], account_id: str | None
-    ) -> Check:
-        audience = self.touch.audience
-        where = f"account {account_id!r}" if account_id else "the contact, who has no account"
-        chosen = ", ".join(_who(c) for c in picked)
-        values = {
-            "roles": list(audience.roles),
-            "every": audience.every,
-            "picks": [c.id for c in picked],
-        }
-        if not audience.roles:
-            first = "every contact" if audience.every else "the first contact"
-            named = (
-                "the event's contact when it names one, else "
-                if isinstance(self.touch.trigger, EVENT_DRIVEN)
-                else ""
-            )
-            reason = f"no roles: {named}{first} of {where}" + (f" ({chosen})" if chosen else "")
-            return Check(name="audience", status="info", reason=reason, values=values)
-        missing = []
-        for role in audience.roles:
-            if any(c.role == role for c in contacts):
-                break
-            missing.append(role)
-        if not picked:
-            roles = " or ".join(audience.roles)
-            reason = f"no {roles} in {where}, so the audience picks nobody"
-            return Check(name="audience", status="fail", reason=reason, values=values)
-        winner = picked[0].role
-        lead = f"no {' or '.join(missing)}, so " if missing else ""
-        many = "every " if audience.every else ""
-        reason = f"roles {' then '.join(audience.roles)}: {lead}{many}the {winner} {chosen}"
-        return Check(name="audience", status="pass", reason=reason, values=values)
-
-    def _audience_for(self, contact: Contact, audience: Check, picked: list[Contact]) -> Check:
-        trigger = self.touch.trigger
-        values = dict(audience.values)
-        if isinstance(trigger, AbsenceTrigger) and trigger.by == "contact":
-            # Each absent contact is its own group, so the roles filter instead of falling back.
-            roles = self.touch.audience.roles
-            if roles and contact.role not in roles:
-                reason = f"role {contact.role!r} is not one of the audience's ({', '.join(roles)})"
-                return Check(name="audience", status="fail", reason=reason, values=values)
-            return Check(name="audience", status="pass", reason="an absent contact", values=values)
-        if isinstance(trigger, CadenceTrigger | EngagementTrigger):
-            # The schedule, or the previous step's row, decides who; the roles only inform.
-            return Check(name="audience", status="info", reason=audience.reason, values=values)
-        if not self.touch.audience.roles and isinstance(trigger, EVENT_DRIVEN):
-            return Check(name="audience", status="info", reason=audience.reason, values=values)
-        if any(c.id == contact.id for c in picked):
-            return Check(name="audience", status="pass", reason=audience.reason, values=values)
-        reason = f"not picked: {audience.reason}"
-        return Check(name="audience", status="fail", reason=reason, values=values)
-
-    # -- one contact ------------------------------------------------------------------------
-
-    def _recipient(
-        self, contact: Contact, account: Account | None, audience: Check, picked: list[Contact]
+    def recipient(
+        self, contact: Contact, decisions: Sequence[Decision], *, picked: bool
     ) -> RecipientExplanation:
-        rows = self._rows(contact)
-        by_key = {r.idempotency_key: r for r in rows}
-        who = self._audience_for(contact, audience, picked)
-        finding = self._trigger(contact, by_key)
-        checks = [who, *finding.checks]
-        segment = self._segment_check(contact, account)
-        if segment is not None:
-            checks.append(segment)
-        reentry, reentry_due = self._reentry(contact, by_key)
-        checks.append(reentry)
-        checks += self._channel(contact, account)
-        next_due = _later(finding.next_due, reentry_due)
-        row = by_key.get(finding.key) if finding.key else None
-        state, verdict = _verdict(checks, finding, row, next_due)
+        rows = _outbox(self.engine, self.touch.name, contact.id)
+        fired: OutboxEntry | None = None
+        recorded: Mapping[str, Any] | None = None
+        if decisions:
+            # The one a tick would queue, else the newest: one occurrence's checks are shown,
+            # the others are listed under them.
+            chosen = next((d for d in decisions if d.outcome is Outcome.QUEUED), decisions[-1])
+            checks = [Check.of(c) for c in chosen.checks]
+            others = [_line(d) for d in decisions if d is not chosen]
+            if others:
+                checks.append(
+                    Check(
+                        name="others",
+                        status="info",
+                        reason=f"{len(others)} other occurrence(s)",
+                        details=others,
+                    )
+                )
+            next_due = (
+                NextDue(at=chosen.until, reason="deferred")
+                if chosen.outcome is Outcome.DEFERRED
+                else None
+            )
+            if chosen.checks and chosen.checks[-1].name == "outbox":
+                # Already queued: the row under its key is what became of it.
+                fired = next((r for r in rows if r.idempotency_key == chosen.idempotency_key), None)
+        else:
+            chosen = None
+            checks, next_due = self._waiting(contact)
+            history = recorded_decisions(
+                self.engine.store, self.touch.name, contact.id, limit=RECENT
+            )
+            if history:
+                latest = history[0]
+                lines = [_recorded_line(r) for r in history]
+                checks.append(
+                    Check(
+                        name="history",
+                        status="info",
+                        reason=f"the last tick's decision: {lines[0]}",
+                        values={"decisions": history},
+                        details=lines,
+                    )
+                )
+                fired = next(
+                    (r for r in rows if r.idempotency_key == latest["idempotency_key"]), None
+                )
+                if latest["outcome"] != "queued":
+                    fired, recorded = None, latest
+        checks = [self._segment_why(c, contact) for c in checks]
+        if chosen is None and self.touch.segment is not None:
+            checks.append(self._segment_now(contact))
+        checks += self._channel(contact)
+        state, verdict = _verdict(chosen, checks, next_due, fired=fired, recorded=recorded)
         return RecipientExplanation(
             contact_id=contact.id,
             name=contact.name,
             role=contact.role,
-            picked=who.status != "fail",
+            picked=bool(decisions) or picked,
             state=state,
             verdict=verdict,
             checks=checks,
             rows=rows,
             next_due=next_due,
+            key=chosen.idempotency_key if chosen is not None else None,
+            decisions=[d.as_dict() for d in decisions],
         )
 
-    def _key(self, contact: Contact, occurrence: str) -> str | None:
-        """The key the touch's row for ``occurrence`` gets, after its re-entry rule."""
-        rule = self.touch.reentry
-        if rule.kind == "once":
-            occurrence = "once"
-        elif rule.kind == "stage":
-            assert rule.journey is not None
-            entry = stage_entries(self.store, rule.journey, [contact.account_id]).get(
-                contact.account_id or ""
-            )
-            if entry is None:
-                return None
-            occurrence = f"stage-{entry}"
-        return idempotency_key(self.program.name, self.touch.name, contact.id, occurrence)
-
-    def _rows(self, contact: Contact) -> list[OutboxEntry]:
-        return _outbox(self.store, self.touch.name, contact.id)
-
-    # -- triggers ---------------------------------------------------------------------------
-
-    def _trigger(self, contact: Contact, by_key: Mapping[str, OutboxEntry]) -> _Finding:
-        trigger = self.touch.trigger
-        if trigger is None:
-            check = Check(
-                name="trigger",
-                status="fail",
-                reason="it has no trigger: only a broadcast sends it (onetomany broadcast)",
-            )
-            return _Finding(
-                checks=[check],
-                occurred=False,
-                next_due=NextDue(at=None, reason="when someone broadcasts it"),
-            )
-        if isinstance(trigger, AbsenceTrigger):
-            return self._absence(contact, trigger)
-        if isinstance(trigger, CadenceTrigger):
-            return self._cadence(contact, trigger)
-        if isinstance(trigger, EngagementTrigger):
-            return self._engagement(contact, trigger, by_key)
-        finding = self._events(contact, by_key)
-        if isinstance(trigger, SegmentTrigger):
-            finding.checks.extend(self._segment_state(contact, trigger))
-        elif isinstance(trigger, StageTrigger):
-            extra, due = self._stage_state(contact, trigger)
-            finding.checks.extend(extra)
-            if due is not None and not finding.occurred:
-                finding = attrs.evolve(finding, next_due=due)
-        return finding
-
-    def _events(self, contact: Contact, by_key: Mapping[str, OutboxEntry]) -> _Finding:
-        trigger = self.touch.trigger
-        assert isinstance(trigger, EVENT_DRIVEN)
-        name = trigger.event_name
-        position = EventPosition.parse(self.store.get_cursor(EVENT_CURSOR))
-        found = [
-            (seq, e)
-            for seq, e in _events_for(self.store, contact, [name], limit=200)
-            if trigger.matches(e)
-            and not (
-                e.properties.get("touch") == self.touch.name and e.name in DELIVERY_EVENT_NAMES
-            )
-        ][:RECENT]
-        if not found:
-            owner = f" or account {contact.account_id!r}" if contact.account_id else ""
-            if isinstance(trigger, SegmentTrigger):
-                what = f"{name!r} event for segment {trigger.segment!r}"
-                verb = "enter" if trigger.on == "enter" else "leave"
-                when = f"when they {verb} segment {trigger.segment!r}"
-            elif isinstance(trigger, StageTrigger):
-                what = f"{name!r} event for stage {trigger.journey}.{trigger.stage}"
-                when = f"when a {what} happens"
-            else:
-                where = ", ".join(f"{k} = {v!r}" for k, v in trigger.where.items())
-                what = f"{name!r} event" + (f" with {where}" if where else "")
-                when = f"when a {what} happens"
-            check = Check(
-                name="trigger",
-                status="fail",
-                reason=f"no {what} for {contact.id!r}{owner} yet",
-                values={"event": name},
-            )
-            return _Finding(checks=[check], occurred=False, next_due=NextDue(at=None, reason=when))
-        lines: list[str] = []
-        events: list[dict[str, Any]] = []
-        latest_key: str | None = None
-        latest_ok = False
-        latest_line = ""
-        for index, (seq, event) in enumerate(found):
-            reached = [c.id for c in self.engine.addressees(self.touch, event)]
-            key = self._key(contact, event.id) if contact.id in reached else None
-            row = by_key.get(key) if key else None
-            head = f"{event.name} {event.id} at {_when(event.occurred_at)}"
-            if row is not None and row.event_id == event.id:
-                line, ok = f"{head} produced row #{row.id} ({row.status})", True
-            elif row is not None:
-                line = (
-                    f"{head} was blocked by re-entry ({self.touch.reentry.describe()}): "
-                    f"key {row.idempotency_key} is held by row #{row.id} (event {row.event_id})"
-                )
-                ok = True
-            elif contact.id not in reached:
-                to = ", ".join(reached) or "nobody"
-                line, ok = f"{head} went to {to}, not {contact.id}", False
-            elif key is None:
-                line, ok = f"{head} reached them, but re-entry lets nothing through", True
-            elif seq > position:
-                line, ok = f"{head} is not processed yet: the next tick considers it", True
-            else:
-                line, ok = f"{head} produced no row for them (see the checks below)", True
-            lines.append(line)
-            events.append({"id": event.id, "at": event.occurred_at.isoformat(), "key": key})
-            if index == 0:
-                latest_key, latest_ok, latest_line = key, ok, line
-        check = Check(
-            name="trigger",
-            status="pass" if latest_ok else "fail",
-            reason=f"latest: {latest_line}",
-            values={"event": name, "events": events},
-            details=lines,
-        )
-        return _Finding(
-            checks=[check],
-            occurred=latest_ok,
-            key=latest_key,
-            next_due=None
-            if latest_ok
-            else NextDue(at=None, reason=f"when a {name!r} event reaches {contact.id}"),
-        )
-
-    def _segment_state(self, contact: Contact, trigger: SegmentTrigger) -> list[Check]:
-        since = member_since(self.store, trigger.segment, contact.id)
-        recorded = (
-            f"recorded in segment {trigger.segment!r} since {_when(since)}"
-            if since is not None
-            else f"not recorded as a member of segment {trigger.segment!r}"
-        )
-        membership = Check(
-            name="membership",
-            status="info",
-            reason=recorded,
-            values={"segment": trigger.segment, "since": since},
-        )
-        now = self._segment_check(contact, None, name=trigger.segment, label="segment now")
-        return [membership, *([now] if now is not None else [])]
-
-    def _stage_state(
-        self, contact: Contact, trigger: StageTrigger
-    ) -> tuple[list[Check], NextDue | None]:
-        where = f"{trigger.journey}.{trigger.stage}"
-        if contact.account_id is None:
-            check = Check(name="journey", status="info", reason="the contact has no account")
-            return [check], None
-        state = journey_state(self.store, trigger.journey, contact.account_id)
-        history = latest_steps(self.store, contact.account_id, trigger.journey, limit=RECENT)
-        details = [f"{r.at.isoformat()} {r.action} {r.stage} (entry {r.entry_id})" for r in history]
-        ideal = self.program.journeys[trigger.journey].stage(trigger.stage).ideal_days
-        if state is None:
-            reason = f"account {contact.account_id!r} has not entered journey {trigger.journey!r}"
-            check = Check(name="journey", status="info", reason=reason, details=details)
-            return [check], NextDue(at=None, reason=f"when the account reaches stage {where}")
-        reason = (
-            f"account {contact.account_id!r} is in stage {trigger.journey}.{state.stage} since "
-            f"{_when(state.entered_at)} (entry {state.entry_id})"
-        )
-        if state.completed_at is not None:
-            reason += f", completed {_when(state.completed_at)}"
-        if state.overdue_at is not None:
-            reason += f", overdue since {_when(state.overdue_at)}"
-        values = {
-            "stage": state.stage,
-            "entry_id": state.entry_id,
-            "entered_at": state.entered_at,
-            "completed_at": state.completed_at,
-            "overdue_at": state.overdue_at,
-        }
-        check = Check(name="journey", status="info", reason=reason, values=values, details=details)
-        due: NextDue | None
-        if state.stage != trigger.stage:
-            due = NextDue(at=None, reason=f"when the account reaches stage {where}")
-        elif trigger.on == "overdue" and ideal is not None and state.completed_at is None:
-            at = state.entered_at + timedelta(days=ideal)
-            due = NextDue(at=at, reason=f"when stage {where} overruns its {ideal} ideal days")
-        elif trigger.on == "complete":
-            due = NextDue(at=None, reason=f"when the account completes stage {where}")
-        else:
-            due = NextDue(at=None, reason=f"when the account enters stage {where} again")
-        return [check], due
-
-    def _absence(self, contact: Contact, trigger: AbsenceTrigger) -> _Finding:
-        subject = contact.account_id if trigger.by == "account" else contact.id
-        owner = f"the account {subject!r}" if trigger.by == "account" else f"{contact.id!r}"
-        later = NextDue(at=None, reason=f"{trigger.days} days after a {trigger.event!r} by {owner}")
-        if subject is None:
-            check = Check(
-                name="trigger",
-                status="fail",
-                reason="the contact has no account, so an absence by account never applies",
-            )
-            return _Finding(checks=[check], occurred=False)
-        last = self.store.latest_events(
-            trigger.event, by=trigger.by, ids=[subject], until=self.now
-        ).get(subject)
-        if last is None:
-            reason = (
-                f"no {trigger.event!r} by {owner} ever, so it is not absent from it "
-                f'(a segment with missing(last("{trigger.event}")) finds those)'
-            )
+    def _waiting(self, contact: Contact) -> tuple[list[Check], NextDue | None]:
+        waiting = self.engine.waiting(self.touch.name, contact)
+        if waiting is None:
+            reason = "it has no trigger: only a broadcast sends it (onetomany broadcast)"
             check = Check(name="trigger", status="fail", reason=reason)
-            return _Finding(checks=[check], occurred=False, next_due=later)
-        due = last.occurred_at + timedelta(days=trigger.days)
-        days = (self.now - last.occurred_at) // timedelta(days=1)
-        values = {"last_event": last.id, "last_at": last.occurred_at, "days": days, "due_at": due}
-        head = f"last {trigger.event!r} by {owner} was {last.id} at {_when(last.occurred_at)}"
-        if self.now >= due:
-            reason = f"{head}, {days} days ago: absent at least {trigger.days} days"
-            check = Check(name="trigger", status="pass", reason=reason, values=values)
-            key = self._key(contact, f"absence-{last.id}")
-            return _Finding(checks=[check], occurred=True, key=key)
-        reason = f"{head}, {days} days ago: absent only from {_when(due)} ({trigger.days} days)"
-        check = Check(name="trigger", status="fail", reason=reason, values=values)
-        due_next = NextDue(at=due, reason=f"{trigger.days} days after {last.id}, unless a new one")
-        return _Finding(checks=[check], occurred=False, next_due=due_next)
-
-    def _cadence(self, contact: Contact, trigger: CadenceTrigger) -> _Finding:
-        row = schedule(self.store, self.touch.name, contact.id)
-        if row is None:
-            subject = contact.account_id if trigger.by == "account" else contact.id
-            anchors = (
-                self.store.latest_events(
-                    trigger.anchor, by=trigger.by, ids=[subject], until=self.now
-                )
-                if subject
-                else {}
-            )
-            anchor = anchors.get(subject or "")
-            if anchor is None:
-                reason = f"no anchor event {trigger.anchor!r} for the {trigger.by} yet"
-                check = Check(name="trigger", status="fail", reason=reason)
-                return _Finding(
-                    checks=[check],
-                    occurred=False,
-                    next_due=NextDue(
-                        at=None, reason=f"after a {trigger.anchor!r} event, by the rule"
-                    ),
-                )
-            reason = (
-                f"anchor {anchor.name} {anchor.id} at {_when(anchor.occurred_at)}, but no "
-                "schedule yet: the next tick schedules it"
-            )
-            check = Check(name="trigger", status="fail", reason=reason)
-            return _Finding(
-                checks=[check], occurred=False, next_due=NextDue(at=None, reason="at the next tick")
-            )
-        values = {
-            "anchor_id": row.anchor_id,
-            "anchor_at": row.anchor_at,
-            "next_at": row.next_at,
-            "fired": row.fired,
-        }
-        head = f"anchored on {row.anchor_id} at {_when(row.anchor_at)}, {row.fired} sent so far"
-        if row.next_at is None:
-            reason = f"{head}: the cadence has no further occurrence"
-            check = Check(name="trigger", status="fail", reason=reason, values=values)
-            return _Finding(checks=[check], occurred=False)
-        local = _local(row.next_at, contact.timezone)
-        if row.next_at <= self.now:
-            reason = f"{head}: an occurrence is due since {local}"
-            check = Check(name="trigger", status="pass", reason=reason, values=values)
-            return _Finding(checks=[check], occurred=True)
-        reason = f"{head}: next occurrence at {local}"
-        check = Check(name="trigger", status="fail", reason=reason, values=values)
-        due = NextDue(at=row.next_at, reason=f"the cadence's next occurrence ({local})")
-        return _Finding(checks=[check], occurred=False, next_due=due)
-
-    def _engagement(
-        self, contact: Contact, trigger: EngagementTrigger, by_key: Mapping[str, OutboxEntry]
-    ) -> _Finding:
-        previous = trigger.touch
-        sent = [r for r in _outbox(self.store, previous, contact.id) if r.status == "sent"]
-        what = "opened" if trigger.outcome == "not_opened" else "clicked"
-        if not sent:
-            reason = f"{previous!r} was never sent to {contact.id}"
-            check = Check(name="trigger", status="fail", reason=reason)
-            later = NextDue(at=None, reason=f"{trigger.days} days after {previous!r} is sent")
-            return _Finding(checks=[check], occurred=False, next_due=later)
-        row = sent[0]  # the newest sent message is the one a new escalation would follow
-        ladder = [previous, *self.program.ladder(previous)]
-        keys = {r.idempotency_key for name in ladder for r in _outbox(self.store, name, contact.id)}
-        engaged = [
-            e
-            for _, e in _events_for(self.store, contact, trigger.engagement, limit=200)
-            if e.properties.get("idempotency_key") in keys
-        ]
-        sent_at = row.updated_at  # a sent row's last update is its delivery
-        due = sent_at + timedelta(days=trigger.days)
-        values: dict[str, Any] = {
-            "previous_row": row.id,
-            "previous_key": row.idempotency_key,
-            "sent_at": sent_at,
-            "due_at": due,
-            "engagement": [e.id for e in engaged],
-        }
-        head = f"{previous!r} row #{row.id} was sent at {_when(sent_at)}"
-        key = self._key(contact, f"after-{row.id}")
-        if engaged:
-            first = engaged[-1]
-            reason = (
-                f"{head} and {what}: {first.name} {first.id} at {_when(first.occurred_at)} "
-                f"(key {first.properties.get('idempotency_key')}), so no escalation"
-            )
-            check = Check(name="trigger", status="fail", reason=reason, values=values)
-            return _Finding(checks=[check], occurred=False, key=key)
-        if self.now >= due:
-            reason = f"{head}, not {what} in {trigger.days} days: escalation due since {_when(due)}"
-            check = Check(name="trigger", status="pass", reason=reason, values=values)
-            return _Finding(checks=[check], occurred=True, key=key)
-        reason = f"{head}, not {what} yet: escalation due at {_when(due)} unless {what} first"
-        check = Check(name="trigger", status="fail", reason=reason, values=values)
-        return _Finding(
-            checks=[check],
-            occurred=False,
-            next_due=NextDue(
-                at=due, reason=f"{trigger.days} days after row #{row.id}, unless {what}"
-            ),
+            return [check], NextDue(at=None, reason="when someone broadcasts it")
+        due = (
+            NextDue(at=waiting.due_at, reason=waiting.due or "")
+            if waiting.due or waiting.due_at
+            else None
         )
+        return [Check.of(c) for c in waiting.checks], due
 
-    # -- segment ----------------------------------------------------------------------------
+    # -- segment: which parts failed ----------------------------------------------------------
 
-    def _segment_check(
-        self,
-        contact: Contact,
-        account: Account | None,
-        *,
-        name: str | None = None,
-        label: str = "segment",
-    ) -> Check | None:
-        segment = name or self.touch.segment
-        if segment is None:
-            return None
-        expr = self.segments.expr(segment)
-        profile = profile_of(
-            self.store, contact, account=account, event_names=event_names(expr, self.segments)
-        )
-        result = _SegmentWhy(profile, self.now, self.segments)
+    def _segment_why(self, check: Check, contact: Contact) -> Check:
+        if check.name != "segment" or check.status != "fail" or self.touch.segment is None:
+            return check
+        shown = self._segment_now(contact)
+        return attrs.evolve(check, details=shown.details, values={**check.values, **shown.values})
+
+    def _segment_now(self, contact: Contact) -> Check:
+        segment = self.touch.segment
+        assert segment is not None
+        segments = self.engine.segments
+        expr = segments.expr(segment)
+        profile = load_profiles(
+            self.engine.store, [contact.id], event_names=_event_names(expr, segments)
+        ).get(contact.id, Profile(contact=contact, account=self.account))
+        result = _SegmentWhy(profile, self.now, segments)
         truth = result.truth(expr)
         values = {"segment": segment, "expression": unparse(expr), "result": truth}
         if truth is True:
-            reason = f"in segment {segment!r}"
-            status = "info" if label != "segment" else "pass"
-            return Check(name=label, status=status, reason=reason, values=values)
+            return Check(
+                name="segment", status="pass", reason=f"in segment {segment!r}", values=values
+            )
         lines = result.why_not(expr)
         word = "false" if truth is False else "unknown"
         because = f" because {lines[0].strip()}" if lines else ""
-        status = "info" if label != "segment" else "fail"
         reason = f"segment {segment!r} is {word}{because}"
-        return Check(name=label, status=status, reason=reason, values=values, details=lines)
+        return Check(name="segment", status="fail", reason=reason, values=values, details=lines)
 
-    # -- re-entry and channel ---------------------------------------------------------------
+    # -- channel ------------------------------------------------------------------------------
 
-    def _reentry(
-        self, contact: Contact, by_key: Mapping[str, OutboxEntry]
-    ) -> tuple[Check, NextDue | None]:
-        rule = self.touch.reentry
-        values: dict[str, Any] = {"rule": rule.kind}
-        if rule.kind == "once":
-            key = self._key(contact, "once")
-            row = by_key.get(key) if key else None
-            if row is not None:
-                reason = f"once ever, and row #{row.id} ({row.status}) already holds {key}"
-                return Check(name="re-entry", status="fail", reason=reason, values=values), None
-            return Check(name="re-entry", status="pass", reason="once ever: not yet sent"), None
-        if rule.kind == "stage":
-            assert rule.journey is not None
-            entry = stage_entries(self.store, rule.journey, [contact.account_id]).get(
-                contact.account_id or ""
-            )
-            values["entry_id"] = entry
-            if entry is None:
-                reason = (
-                    f"once per entry into a {rule.journey} stage, and the account is in no "
-                    f"stage of {rule.journey!r}, so nothing passes"
-                )
-                due = NextDue(at=None, reason=f"when the account enters a {rule.journey} stage")
-                return Check(name="re-entry", status="fail", reason=reason, values=values), due
-            key = idempotency_key(self.program.name, self.touch.name, contact.id, f"stage-{entry}")
-            row = by_key.get(key)
-            if row is not None:
-                reason = f"once per {rule.journey} stage entry, and row #{row.id} holds {key}"
-                due = NextDue(
-                    at=None, reason=f"when the account enters its next {rule.journey} stage"
-                )
-                return Check(name="re-entry", status="fail", reason=reason, values=values), due
-            reason = f"once per {rule.journey} stage entry: not yet sent in entry {entry}"
-            return Check(name="re-entry", status="pass", reason=reason, values=values), None
-        if rule.kind == "period":
-            assert rule.days is not None
-            last = last_queued(self.store, self.touch.name, [contact.id]).get(contact.id)
-            values["last_queued"] = last
-            if last is not None and self.now - last < timedelta(days=rule.days):
-                until = last + timedelta(days=rule.days)
-                reason = (
-                    f"at most once every {rule.days} days, and it was queued at {_when(last)}: "
-                    f"blocked until {_when(until)}"
-                )
-                due = NextDue(at=until, reason=f"the {rule.days}-day re-entry period ends")
-                return Check(name="re-entry", status="fail", reason=reason, values=values), due
-            reason = f"at most once every {rule.days} days: " + (
-                f"last queued {_when(last)}" if last else "never queued"
-            )
-            return Check(name="re-entry", status="pass", reason=reason, values=values), None
-        return (
-            Check(name="re-entry", status="pass", reason="once per occurrence", values=values),
-            None,
-        )
-
-    def _channel(self, contact: Contact, account: Account | None) -> list[Check]:
+    def _channel(self, contact: Contact) -> list[Check]:
         kind = self.kind
         if kind is None:
             reason = f"channel {self.touch.channel!r} is not configured"
             return [Check(name="channel", status="fail", reason=reason)]
-        values = {"channel": self.touch.channel, "kind": str(kind)}
+        values = {
+            "channel": self.touch.channel,
+            "kind": str(kind),
+            "consent": dict(contact.consent),
+        }
         if contact.allows(kind):
             consent = Check(
                 name="consent",
                 status="pass",
                 reason=f"consented to {kind} (no recorded refusal)",
-                values=values | {"consent": dict(contact.consent)},
+                values=values,
             )
         else:
             consent = Check(
                 name="consent",
                 status="fail",
                 reason=f"{contact.id} refused {kind} (consent {kind} = false)",
-                values=values | {"consent": dict(contact.consent)},
+                values=values,
             )
         willing = attrs.evolve(contact, consent={**contact.consent, str(kind): True})
         try:
-            address = recipient(willing, kind, account)
+            address = recipient(willing, kind, self.account)
         except PermanentDeliveryError as exc:
             found = Check(name="address", status="fail", reason=str(exc), values=values)
         else:
@@ -847,6 +441,38 @@ class _Explainer:
                 values=values | {"to": address},
             )
         return [consent, found]
+
+
+def _event_names(expr: Expr, segments: SegmentSet) -> set[str]:
+    """The event names ``count()`` and ``last()`` read in ``expr`` and the segments it uses."""
+    names: set[str] = set()
+    seen: set[str] = set()
+    pending = [expr]
+    while pending:
+        for node in walk(pending.pop()):
+            if isinstance(node, Count | Last):
+                names.add(node.event)
+            elif isinstance(node, SegmentRef) and node.name in segments and node.name not in seen:
+                seen.add(node.name)
+                pending.append(segments.expr(node.name))
+    return names
+
+
+def _recorded_line(record: Mapping[str, Any]) -> str:
+    """One recorded decision, in a line: when, the occurrence, and what became of it."""
+    at = _when(datetime.fromisoformat(record["at"]))
+    line = f"{at} {record['occurrence']}: {record['outcome']}"
+    if record["outcome"] == "queued":
+        return f"{line} as {record['idempotency_key']}"
+    return f"{line} ({record['reason']})" if record.get("reason") else line
+
+
+def _line(decision: Decision) -> str:
+    """One other occurrence, in a line."""
+    head = f"{decision.occurrence}: {decision.outcome}"
+    if decision.reason:
+        head += f" ({decision.reason})"
+    return head
 
 
 # -- the segment walk -----------------------------------------------------------------------
@@ -943,76 +569,75 @@ def _show(value: Value) -> str:
 
 # -- verdicts and small helpers -------------------------------------------------------------
 
+_STATUS = {
+    "sent": "sent at {updated}",
+    "pending": "queued, due {due}",
+    "claimed": "being delivered",
+    "dead": "dead-lettered after {attempts} attempt(s): {error}",
+    "skipped": "skipped by a send policy ({error})",
+}
+
+
+def _row_state(row: OutboxEntry) -> str:
+    template = _STATUS.get(row.status, row.status)
+    return template.format(
+        updated=_when(row.updated_at),
+        due=_when(row.available_at),
+        attempts=row.attempts,
+        error=row.last_error,
+    )
+
 
 def _verdict(
-    checks: Sequence[Check], finding: _Finding, row: OutboxEntry | None, next_due: NextDue | None
+    chosen: Decision | None,
+    checks: Sequence[Check],
+    next_due: NextDue | None,
+    *,
+    fired: OutboxEntry | None,
+    recorded: Mapping[str, Any] | None,
 ) -> tuple[str, str]:
-    """``(state, one line)``: ``fired``, ``would fire`` or ``would not fire``."""
-    audience = next((c for c in checks if c.name == "audience"), None)
-    if audience is not None and audience.status == "fail":
-        return "would not fire", f"would not fire: {audience.reason}"
-    if row is not None:
-        status = {
-            "sent": f"sent at {_when(row.updated_at)}",
-            "pending": f"queued, due {_when(row.available_at)}",
-            "claimed": "being delivered",
-            "dead": f"dead-lettered after {row.attempts} attempt(s): {row.last_error}",
-        }.get(row.status, row.status)
-        return "fired", f"fired: row #{row.id} {status}"
-    failing = [c for c in checks if c.status == "fail"]
-    if failing:
-        first = failing[0]
-        line = f"would not fire: {first.name}: {first.reason}"
-        if next_due is not None:
-            line += f"; next due {_due(next_due)}"
-        return "would not fire", line
-    if finding.occurred:
-        return "would fire", "would fire at the next tick: every check passes"
-    return "would not fire", "would not fire: its trigger has not happened for them"
+    """``(state, one line)``: ``would fire``, ``fired`` or ``would not fire``.
+
+    From the engine's decision now (``chosen``) when it made one; else from the last one a
+    tick recorded: queued (its row is ``fired``) or not (``recorded``)."""
+    channel = [
+        c for c in checks if c.name in ("channel", "consent", "address") and c.status == "fail"
+    ]
+    if chosen is not None and chosen.outcome is Outcome.QUEUED:
+        line = f"would fire at the next tick, under key {chosen.idempotency_key}"
+        if channel:
+            line += f", but delivery will fail: {channel[0].name}: {channel[0].reason}"
+        return "would fire", line
+    if fired is not None:
+        return "fired", f"fired: row #{fired.id} {_row_state(fired)}"
+    failing = next((c for c in checks if c.status == "fail"), None)
+    if chosen is not None and chosen.reason:
+        line = f"would not fire: {chosen.checks[-1].name}: {chosen.reason}"
+    elif recorded is not None:
+        at = _when(datetime.fromisoformat(recorded["at"]))
+        line = (
+            f"would not fire: {recorded['checks'][-1]['name']}: {recorded['reason']} "
+            f"({recorded['occurrence']}, decided {at})"
+        )
+    elif failing is not None:
+        line = f"would not fire: {failing.name}: {failing.reason}"
+    else:
+        line = "would not fire: its trigger has not happened for them"
+    if next_due is not None:
+        line += f"; next due {_due(next_due)}"
+    return "would not fire", line
 
 
 def _due(due: NextDue) -> str:
     return f"{_when(due.at)} ({due.reason})" if due.at is not None else due.reason
 
 
-def _later(first: NextDue | None, second: NextDue | None) -> NextDue | None:
-    """The later of two due times: both must have passed for the touch to go out."""
-    if first is None or second is None:
-        return first or second
-    if first.at is None or second.at is None:
-        return first if first.at is None else second
-    return first if first.at >= second.at else second
-
-
-def _who(contact: Contact) -> str:
-    return contact.id
-
-
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _local(moment: datetime, timezone: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return moment.astimezone(ZoneInfo(timezone)).strftime(f"%Y-%m-%d %H:%M {timezone}")
-
-
-def _events_for(
-    store: Store, contact: Contact, names: Iterable[str], *, limit: int
-) -> list[tuple[EventPosition, Event]]:
-    """The newest events named ``names`` of the contact or its account, with positions."""
-    return latest_events_of(store, contact, names, limit=limit)
-
-
-def _outbox(store: Store, touch: str, contact_id: str) -> list[OutboxEntry]:
+def _outbox(engine: Engine, touch: str, contact_id: str) -> list[OutboxEntry]:
     """The newest outbox rows of ``touch`` for the contact."""
     names = [f.name for f in attrs.fields(OutboxEntry)]
     return [
         OutboxEntry(**{name: row[name] for name in names})
-        for row in touch_rows(store, touch, contact_id, limit=ROWS)
+        for row in touch_rows(engine.store, touch, contact_id, limit=ROWS)
     ]
 
 

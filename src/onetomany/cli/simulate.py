@@ -23,13 +23,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 
-from onetomany.delivery.channels import Channel, Runtime
+from onetomany.delivery.channels import Channel
 from onetomany.delivery.compose import recipient
 from onetomany.engine import Engine, store_url_for
-from onetomany.errors import ConfigError, DeliveryError, OnetomanyError
+from onetomany.errors import ConfigError, DeliveryError
 from onetomany.model import ChannelKind, DeliveryResult, Event, Message, OutboxStatus
 from onetomany.model.clock import FrozenClock
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
@@ -78,14 +79,13 @@ def parse_when(text: str, *, option: str = "date") -> datetime:
 class DryRunChannel(Channel):
     """Stands in for a program channel in a dry run: keeps each message, delivers nothing."""
 
-    def __init__(self, settings: PluginSettings, *, kind: ChannelKind) -> None:
-        super().__init__(settings)
-        self._kind = kind
-        self.messages: list[Message] = []
+    kinds = tuple(ChannelKind)
 
-    @property
-    def serves(self) -> ChannelKind:
-        return self._kind
+    def __init__(self, settings: PluginSettings, *, kind: ChannelKind) -> None:
+        # The program's options are the real plugin's; this stand-in takes only the kind.
+        options: dict[str, Any] = {"kind": kind.value}
+        super().__init__(PluginSettings(name=settings.name, plugin="dry-run", options=options))
+        self.messages: list[Message] = []
 
     def send(self, message: Message) -> DeliveryResult:
         self.messages.append(message)
@@ -328,18 +328,10 @@ class Simulator:
         }
 
     def _kind_of(self, name: str, settings: PluginSettings, clock: FrozenClock) -> ChannelKind:
-        """The kind the program's channel ``name`` serves, asked of the channel itself."""
+        """The kind the program's channel ``name`` serves, read as the channel reads it (a dry
+        run needs no credentials, so the channel itself is not built)."""
         plugin = self.plugins.channels().get(settings.plugin, wanted_by=f"channels.{name}.plugin")
-        try:
-            channel = plugin.value(settings, runtime=Runtime(clock=clock))
-        except OnetomanyError:
-            # A dry run needs no credentials: when the channel cannot be built without them,
-            # its declared kind will do.
-            return ChannelKind(settings.options.get("kind", plugin.value.kind))
-        try:
-            return channel.serves
-        finally:
-            channel.close()
+        return plugin.value.kind_for(settings)
 
     def _read_sources(self, engine: Engine) -> list[Event]:
         """Store every source's profiles; return their events, oldest first."""

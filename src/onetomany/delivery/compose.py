@@ -19,7 +19,9 @@ from onetomany.delivery.mime import mailbox
 from onetomany.delivery.sms import count_segments
 from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
+from onetomany.model.clock import Clock, SystemClock
 from onetomany.program import Program
+from onetomany.rules.unsubscribe import make_token
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
 from onetomany.templating.channels import WhatsAppTemplate
@@ -122,15 +124,64 @@ class Composer:
     """
 
     def __init__(
-        self, program: Program, templates: TemplateSet, *, max_sms_segments: int = 3
+        self,
+        program: Program,
+        templates: TemplateSet,
+        *,
+        max_sms_segments: int = 3,
+        clock: Clock | None = None,
     ) -> None:
         if max_sms_segments < 1:
             raise ValueError(f"max_sms_segments must be positive, not {max_sms_segments}")
         self.program = program
         self.templates = templates
         self.max_sms_segments = max_sms_segments
+        #: Dates the unsubscribe tokens (their expiry).
+        self.clock = clock or SystemClock()
+        self._topics = {t.name: t.topic for t in program.touches}
 
-    def context(self, row: OutboxRow, contact: Contact, account: Account | None) -> dict[str, Any]:
+    def links(self, row: OutboxRow, contact: Contact) -> dict[str, Any]:
+        """``unsubscribe_url`` and ``preferences_url`` for ``row``'s recipient, and the
+        List-Unsubscribe headers (RFC 2369 and RFC 8058 one-click) when the touch's topic is
+        not transactional. The links carry a signed token (``[unsubscribe]``); a
+        ``[program] unsubscribe_url`` without one is substituted as before."""
+        settings = self.program.unsubscribe
+        found: dict[str, Any] = {"unsubscribe_url": "", "preferences_url": "", "headers": {}}
+        token = ""
+        if settings.enabled:
+            topic = self._topics.get(row.touch)
+            now = self.clock.now()
+            token = make_token(settings, contact.id, topic, now=now)
+            if settings.preferences_url:
+                found["preferences_url"] = settings.link(
+                    settings.preferences_url, make_token(settings, contact.id, None, now=now)
+                )
+            declared = self.program.topics.get(topic) if topic else None
+            if settings.url:
+                found["unsubscribe_url"] = settings.link(settings.url, token)
+            if not (declared and declared.transactional):
+                found["headers"] = list_unsubscribe(
+                    settings.link(settings.url, token) if settings.url else "",
+                    settings.mailto,
+                    token,
+                )
+        if self.program.unsubscribe_url and not found["unsubscribe_url"]:
+            # Plain substitution, not str.format: the URL comes from configuration and
+            # format() would let it reach attributes of the values.
+            found["unsubscribe_url"] = (
+                self.program.unsubscribe_url.replace("{contact_id}", quote(contact.id, safe=""))
+                .replace("{key}", quote(row.idempotency_key, safe=""))
+                .replace("{token}", quote(token, safe=""))
+            )
+        return found
+
+    def context(
+        self,
+        row: OutboxRow,
+        contact: Contact,
+        account: Account | None,
+        links: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         base: dict[str, Any] = {
             "contact": contact_context(contact),
             "account": account_context(account),
@@ -142,16 +193,12 @@ class Composer:
             "activity": row.payload.get("activity") or [],
             "escalation": row.payload.get("escalation"),
             "program": {"name": self.program.name, "constants": dict(self.program.constants)},
-            "unsubscribe_url": "",
             "locale": contact.locale,
             "timezone": contact.timezone,
         }
-        if self.program.unsubscribe_url:
-            # Plain substitution, not str.format: the URL comes from configuration and
-            # format() would let it reach attributes of the values.
-            base["unsubscribe_url"] = self.program.unsubscribe_url.replace(
-                "{contact_id}", quote(contact.id, safe="")
-            ).replace("{key}", quote(row.idempotency_key, safe=""))
+        links = links if links is not None else self.links(row, contact)
+        base["unsubscribe_url"] = links["unsubscribe_url"]
+        base["preferences_url"] = links["preferences_url"]
         return base
 
     def compose(
@@ -164,7 +211,9 @@ class Composer:
         extra: Mapping[str, Any] | None = None,
     ) -> Message:
         to = recipient(contact, kind, account)
-        context = self.context(row, contact, account)
+        links = self.links(row, contact)
+        context = self.context(row, contact, account, links)
+        headers = links["headers"] if kind is ChannelKind.EMAIL else {}
         try:
             fields = self.render_fields(
                 row.template, context, kind=kind, locale=contact.locale, persona=contact.role
@@ -185,6 +234,7 @@ class Composer:
             contact_id=contact.id,
             account_id=contact.account_id or row.account_id,
             data=data,
+            headers=headers,
             **fields,
         )
 
@@ -265,3 +315,17 @@ class Composer:
             "text": text,
             "data": {"sms_encoding": counted.encoding, "sms_segments": counted.segments},
         }
+
+
+def list_unsubscribe(url: str, mailto: str, token: str) -> dict[str, str]:
+    """The RFC 2369 ``List-Unsubscribe`` header (the https link, then a mailto: carrying the
+    token in its subject) and, with a link, RFC 8058's ``List-Unsubscribe-Post``."""
+    targets = [f"<{url}>"] if url else []
+    if mailto:
+        targets.append(f"<mailto:{mailto}?subject={quote('unsubscribe ' + token, safe='')}>")
+    if not targets:
+        return {}
+    headers = {"List-Unsubscribe": ", ".join(targets)}
+    if url:
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers

@@ -9,6 +9,11 @@ one opened session per channel, and records the outcomes every ``record_every`` 
   map): the row goes back to ``pending`` with its next attempt time, computed by tenacity's
   exponential backoff with jitter and never sooner than the error's ``retry_after``; after
   ``max_attempts`` it is dead-lettered;
+- :class:`~onetomany.errors.UnknownOutcomeError` (the request went out, no answer came
+  back): the delivery is recorded ``unknown``; the row is sent again (as a retry) only when
+  the channel's provider drops repeated idempotency keys (``Channel.deduplicates``) or the
+  touch says ``resend_unknown``, otherwise it stays ``unknown``, never dead-lettered and
+  never sent twice by the dispatcher;
 - :class:`~onetomany.errors.PermanentDeliveryError`, a render failure, or any other exception
   raised while composing, rendering, building or sending that one message: the row is
   dead-lettered with the reason (``TypeName: message`` for an exception the plugin or template
@@ -32,6 +37,11 @@ stops without touching the unsent rows, and the outcomes not yet written are kep
 first by the next :meth:`Dispatcher.dispatch` call. No row is ever dead-lettered for a store
 error.
 
+Before a batch is composed, the engine's send policies (:mod:`onetomany.delivery.policy`)
+judge it: a row a policy skips ends ``skipped`` with the reason, one it defers goes back to
+``pending`` until the deferral ends; neither counts as an attempt. A policy that raises is a
+bug: the batch's rows are left to their lease (as for a store error) and the pass goes on.
+
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
 in one :meth:`Dispatcher.dispatch` call is not due again within it.
@@ -54,12 +64,23 @@ import attrs
 
 from onetomany.delivery.channels import Channel
 from onetomany.delivery.compose import Composer
+from onetomany.delivery.policy import Pending, Policy
 from onetomany.delivery.retry import RetryPolicy
-from onetomany.errors import DeliveryError, OnetomanyError, StoreError, TransientDeliveryError
+from onetomany.delivery.rulings import Judgement, PolicyBug, judge, verdict_decision
+from onetomany.errors import (
+    ConfigError,
+    DeliveryError,
+    OnetomanyError,
+    StoreError,
+    TransientDeliveryError,
+    UnknownOutcomeError,
+)
 from onetomany.model import Delivery, DeliveryResult, Message
 from onetomany.model.clock import Clock
 from onetomany.plugins.manager import Plugins
 from onetomany.store import OutboxRow, Outcome, Store
+from onetomany.store.queries.decisions import record_decisions
+from onetomany.store.queries.rulings import Release, release_claimed
 
 log = logging.getLogger(__name__)
 
@@ -78,28 +99,39 @@ _T = TypeVar("_T")
 class DispatchReport:
     """What one :meth:`Dispatcher.dispatch` did.
 
-    ``sent``, ``retrying`` and ``dead`` count the messages this call handled (a message counts
-    as sent when its channel accepted it, even if its outcome is written by a later call).
+    ``sent``, ``retrying``, ``dead`` and ``unknown`` count the messages this call handled (a
+    message counts as sent when its channel accepted it, even if its outcome is written by a
+    later call; ``unknown`` when it went out and no answer came back, resent or not).
     ``stale`` counts rows another worker took over after this worker's lease ran out: not sent
     by this worker, or sent but not recorded by it. ``unrecorded`` is how many outcomes the
     store refused and are kept in memory for the next call; ``stopped`` says why the call ended
-    early, if it did.
+    early, if it did. ``skipped`` and ``deferred`` count the rows the send policies stopped,
+    per policy name; ``held`` the rows left to their lease because a policy raised.
     """
 
     claimed: int = 0
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    unknown: int = 0
     stale: int = 0
     unrecorded: int = 0
     stopped: str | None = None
+    skipped: dict[str, int] = attrs.field(factory=dict)
+    deferred: dict[str, int] = attrs.field(factory=dict)
+    held: int = 0
 
     def __iadd__(self, other: DispatchReport) -> DispatchReport:
         self.claimed += other.claimed
         self.sent += other.sent
         self.retrying += other.retrying
         self.dead += other.dead
+        self.unknown += other.unknown
         self.stale += other.stale
+        self.held += other.held
+        for mine, theirs in ((self.skipped, other.skipped), (self.deferred, other.deferred)):
+            for name, count in theirs.items():
+                mine[name] = mine.get(name, 0) + count
         self.unrecorded = other.unrecorded
         self.stopped = other.stopped or self.stopped
         return self
@@ -141,6 +173,8 @@ class Dispatcher:
     :param store_patience: seconds (wall time) a store write refused with a
         :class:`~onetomany.errors.StoreError` is retried, with backoff, before the batch stops
         and the unwritten outcomes are kept for the next :meth:`dispatch`.
+    :param policies: the send policies every claimed row passes, in order, before it is
+        composed (:mod:`onetomany.delivery.policy`).
     """
 
     def __init__(
@@ -156,6 +190,7 @@ class Dispatcher:
         batch_size: int = 200,
         record_every: int = DEFAULT_RECORD_EVERY,
         store_patience: float = DEFAULT_STORE_PATIENCE,
+        policies: Sequence[Policy] = (),
     ) -> None:
         if lease <= timedelta(0):
             raise ValueError(f"lease must be positive, not {lease}")
@@ -169,6 +204,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.record_every = max(1, record_every)
         self.store_patience = store_patience
+        self.policies = tuple(policies)
         self.worker = worker_id()
         #: Outcomes not yet written, oldest first; kept across calls while the store refuses.
         self._unrecorded: list[Outcome] = []
@@ -256,7 +292,7 @@ class Dispatcher:
         self._held = {row.id: row.claim_token or "" for row in rows}
         self._renew_at = self.clock.now() + self.lease / 2
         by_channel: dict[str, list[OutboxRow]] = {}
-        for row in rows:
+        for row in self._police(rows, report):
             by_channel.setdefault(row.channel, []).append(row)
         for name, group in by_channel.items():
             channel = self.channels.get(name)
@@ -269,6 +305,91 @@ class Dispatcher:
             if ready:
                 self._open_and_send(name, channel, ready, report)
         self._flush(report)
+
+    # -- the send policies --------------------------------------------------------------------
+
+    def _police(self, rows: Sequence[OutboxRow], report: DispatchReport) -> list[OutboxRow]:
+        """The rows of the batch the policies let through; the others are skipped or deferred
+        in the store. Rows of an unknown channel pass untouched (they are dead-lettered)."""
+        judged = [row for row in rows if row.channel in self.channels]
+        if not self.policies or not judged:
+            return list(rows)
+        now = self.clock.now()
+        try:
+            judgements = judge(self.policies, self._pending(judged), now)
+        except PolicyBug as exc:
+            # A bug, not a verdict: nothing is settled, the rows come back after their lease.
+            log.exception("%s; %d row(s) left to their lease", exc, len(rows))
+            for row in rows:
+                self._held.pop(row.id, None)
+            report.held += len(rows)
+            return []
+        stopped = [j for j in judgements if j.policy is not None]
+        if stopped:
+            self._release(stopped, report, now)
+        passed = {j.pending.row.id for j in judgements if j.policy is None}
+        return [row for row in rows if row.id in passed or row.channel not in self.channels]
+
+    def _pending(self, rows: Sequence[OutboxRow]) -> list[Pending]:
+        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
+        accounts = self.store.get_accounts(
+            {c.account_id for c in contacts.values() if c.account_id}
+            | {r.account_id for r in rows if r.account_id}
+        )
+        touches = {touch.name: touch for touch in self.composer.program.touches}
+        pending = []
+        for row in rows:
+            contact = contacts.get(row.contact_id) if row.contact_id else None
+            account_id = (contact.account_id if contact else None) or row.account_id
+            pending.append(
+                Pending(
+                    row=row,
+                    touch=touches.get(row.touch),
+                    kind=self.channels[row.channel].serves,
+                    contact=contact,
+                    account=accounts.get(account_id) if account_id else None,
+                )
+            )
+        return pending
+
+    def _release(self, stopped: Sequence[Judgement], report: DispatchReport, now: datetime) -> None:
+        releases = [
+            Release(
+                outbox_id=j.pending.row.id,
+                claim_token=j.pending.row.claim_token or "",
+                reason=j.reason,
+                until=j.until,
+            )
+            for j in stopped
+        ]
+        stale = self._patiently(lambda: release_claimed(self.store, releases, now=now))
+        for judgement in stopped:
+            row = judgement.pending.row
+            self._held.pop(row.id, None)
+            if row.id in stale:
+                report.stale += 1
+                continue
+            counts = report.skipped if judgement.until is None else report.deferred
+            name = judgement.policy or ""
+            counts[name] = counts.get(name, 0) + 1
+            log.info(
+                "%s %s: %s",
+                "skipped" if judgement.until is None else f"deferred to {judgement.until}",
+                row.idempotency_key,
+                judgement.reason,
+            )
+        decisions = [
+            d
+            for j in stopped
+            if j.pending.row.id not in stale
+            for d in [verdict_decision(j, now)]
+            if d is not None
+        ]
+        try:
+            record_decisions(self.store, decisions)
+        except Exception:
+            # The record is for people; the rows are already settled.
+            log.exception("could not record %d policy decision(s)", len(decisions))
 
     # -- one row ----------------------------------------------------------------------------
 
@@ -352,6 +473,11 @@ class Dispatcher:
                     for row, _ in queue:
                         self._finish(row, report, error="the channel reported no outcome")
                     return
+                except DeliveryError as exc:
+                    # Raised rather than yielded: the outcome of the message in flight.
+                    row, _ = queue.pop(0)
+                    self._record(channel, row, exc, report)
+                    break
                 except Exception as exc:
                     # A plugin bug or an error it did not map (building the MIME, encoding an
                     # address): charge it to the message in flight, go on with the rest.
@@ -362,11 +488,15 @@ class Dispatcher:
                     self._finish(row, report, error=reason(exc), final=not isinstance(exc, OSError))
                     break
                 row, _ = queue.pop(0)
-                self._record(row, outcome, report)
+                self._record(channel, row, outcome, report)
 
-    def _record(self, row: OutboxRow, outcome: object, report: DispatchReport) -> None:
+    def _record(
+        self, channel: Channel, row: OutboxRow, outcome: object, report: DispatchReport
+    ) -> None:
         if isinstance(outcome, DeliveryResult):
             self._save(row, report, "sent", provider_message_id=outcome.provider_message_id)
+        elif isinstance(outcome, UnknownOutcomeError):
+            self._unknown(channel, row, outcome, report)
         elif isinstance(outcome, TransientDeliveryError):
             self._finish(row, report, error=str(outcome), retry_after=outcome.retry_after)
         elif isinstance(outcome, DeliveryError):
@@ -375,6 +505,29 @@ class Dispatcher:
             # It may have been sent: never retried, dead-lettered with what came back.
             error = f"TypeError: the channel returned {outcome!r:.200}, not a DeliveryResult"
             self._finish(row, report, error=error, final=True)
+
+    def _unknown(
+        self, channel: Channel, row: OutboxRow, error: UnknownOutcomeError, report: DispatchReport
+    ) -> None:
+        """Record a message that went out with no answer; send it again only where a second
+        copy is harmless (the provider drops repeated keys) or wanted (the touch says so)."""
+        attempt = row.attempts + 1
+        if not self._may_resend(channel, row):
+            self._save(row, report, "unknown", error=f"{error} (not sent again)")
+        elif attempt >= self.retry.max_attempts:
+            self._save(row, report, "unknown", error=f"gave up after {attempt} attempts: {error}")
+        else:
+            wait = self.retry.wait(attempt, error.retry_after)
+            retry_at = self.clock.now() + timedelta(seconds=wait)
+            self._save(row, report, "unknown", error=str(error), retry_at=retry_at)
+
+    def _may_resend(self, channel: Channel, row: OutboxRow) -> bool:
+        if channel.deduplicates:
+            return True
+        try:
+            return self.composer.program.touch(row.touch).resend_unknown
+        except ConfigError:  # a touch the program no longer has
+            return False
 
     def _finish(
         self,

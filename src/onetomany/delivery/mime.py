@@ -487,4 +487,16 @@ def _extra_headers(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:
         if folded in seen:
             raise PermanentDeliveryError(f"header {name} is given twice (names ignore case)")
         seen.add(folded)
-        yield name, _unstructured(name, value)
+        yield name, _listed(name, value) if folded in _URL_LISTS else _unstructured(name, value)
+
+
+#: Headers whose value is a list of <URL>s (RFC 2369): never encoded-words, which would hide
+#: the URLs; folded only between items.
+_URL_LISTS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+
+
+def _listed(name: str, value: str) -> str:
+    _checked(name, value)
+    if not value.isascii() or len(value) > _MAX_LINE - 2 - len(name):
+        raise PermanentDeliveryError(f"header {name}: URLs must be ASCII and fit one line")
+    return value.replace(", ", ",\r\n ") if len(name) + 2 + len(value) > _FOLD_AT else value

@@ -413,6 +413,11 @@ class OutboxStatus(enum.StrEnum):
     CLAIMED = "claimed"
     SENT = "sent"
     DEAD = "dead"
+    #: Stopped by a send policy (suppressed, unsubscribed, ...): final, never an attempt.
+    SKIPPED = "skipped"
+    #: Sent, and no answer came back: the provider may have accepted it. Final unless the
+    #: channel's provider drops repeated keys or the touch asks to resend.
+    UNKNOWN = "unknown"
 
 
 @attrs.frozen(kw_only=True)

@@ -75,7 +75,7 @@ def onetomany_delivery_recorded(delivery: Delivery) -> None:
     """Observe every delivery attempt right after the dispatcher records it.
 
     :param delivery: the attempt: outbox row, idempotency key, channel, attempt number,
-        status (``sent``, ``retrying`` or ``dead``), provider id or error.
+        status (``sent``, ``retrying``, ``dead`` or ``unknown``), provider id or error.
 
     Exceptions raised here are logged and never affect delivery.
 

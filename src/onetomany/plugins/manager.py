@@ -228,7 +228,10 @@ class Plugins:
     def channels(self) -> Registry[type[Channel]]:
         """Every channel class plugins register, by name."""
         registry: Registry[type[Channel]] = Registry(
-            "channel", _subclass_of(Channel), "a subclass of onetomany.Channel"
+            "channel",
+            _subclass_of(Channel),
+            "a subclass of onetomany.Channel",
+            problem=lambda cls: cls.contract_problem(),
         )
         self._collect("onetomany_register_channels", registry)
         return registry

@@ -47,10 +47,18 @@ class Register(Protocol[T_contra]):
 class Registry(Generic[T]):
     """Names mapped to registered values, checked by ``check`` on the way in."""
 
-    def __init__(self, what: str, check: Callable[[Any], bool], expected: str) -> None:
+    def __init__(
+        self,
+        what: str,
+        check: Callable[[Any], bool],
+        expected: str,
+        problem: Callable[[Any], str | None] | None = None,
+    ) -> None:
         self.what = what
         self._check = check
         self._expected = expected
+        #: Further checks on a value that passed ``check``: a reason to refuse it, or None.
+        self._problem = problem
         self._entries: dict[str, Registration[T]] = {}
 
     def bound(self, owner: Owner) -> Register[T]:
@@ -70,6 +78,13 @@ class Registry(Generic[T]):
             raise RegistrationError(
                 f"{owner} registered {self.what} {name!r} as {value!r}, "
                 f"which is not {self._expected}",
+                plugin=owner.plugin,
+                distribution=owner.distribution,
+            )
+        problem = self._problem(value) if self._problem else None
+        if problem:
+            raise RegistrationError(
+                f"{owner} registered {self.what} {name!r} as {value!r}, but {problem}",
                 plugin=owner.plugin,
                 distribution=owner.distribution,
             )

@@ -7,16 +7,16 @@ every printable form, so a settings object can be logged or shown in an error sa
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
 from onetomany.errors import ConfigError
+from onetomany.plugins.options import MASK
 
 _SECRET_KEY = re.compile(r"pass|secret|token|api_?key|auth|credential|private", re.IGNORECASE)
-MASK = "********"
 
 T = TypeVar("T")
 
@@ -25,9 +25,16 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
-def masked(options: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``options`` with every secret value replaced by a mask."""
-    return {k: (MASK if is_secret_key(k) and v else v) for k, v in options.items()}
+def masked(options: Mapping[str, Any], secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A copy of ``options`` with every secret value replaced by a mask: the keys in
+    ``secrets`` (declared secret by the plugin's options) and those named like a secret."""
+    return {
+        k: (MASK if (k in secrets or is_secret_key(k)) and v else v) for k, v in options.items()
+    }
+
+
+def _names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -45,11 +52,14 @@ class PluginSettings:
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = ""
+    #: Option keys the plugin declares secret (see :func:`onetomany.plugins.options.secret`);
+    #: the core fills it in when it reads the options.
+    secrets: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 
     def __repr__(self) -> str:
         return (
             f"PluginSettings(name={self.name!r}, plugin={self.plugin!r}, "
-            f"options={masked(self.options)!r})"
+            f"options={masked(self.options, self.secrets)!r})"
         )
 
     __str__ = __repr__
@@ -80,6 +90,6 @@ class PluginSettings:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            shown = MASK if is_secret_key(key) else repr(value)
+            shown = MASK if key in self.secrets or is_secret_key(key) else repr(value)
             raise self._error(key, f"expected {kind.__name__}, got {shown}")
         return value

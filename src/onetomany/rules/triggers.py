@@ -40,7 +40,12 @@ STAGE_EVENTS = {"enter": "stage_entered", "complete": "stage_completed", "overdu
 #: in ``properties["idempotency_key"]``: :meth:`~onetomany.Engine.track_engagement` does it.
 ENGAGEMENT_EVENTS = {"opened": "message_opened", "clicked": "message_clicked"}
 #: The event each delivery outcome emits (the store records it with the delivery).
-DELIVERY_EVENTS = {"sent": "message_sent", "retrying": "message_failed", "dead": "message_dead"}
+DELIVERY_EVENTS = {
+    "sent": "message_sent",
+    "retrying": "message_failed",
+    "dead": "message_dead",
+    "unknown": "message_unknown",
+}
 #: What :meth:`~onetomany.engine.Engine.update_tiers` records when an account changes tier.
 TIER_EVENT = "tier_changed"
 #: Every event name the engine, the delivery pipeline and engagement tracking write: the

@@ -130,6 +130,12 @@ inbox = sa.Table(
     sa.Column("url", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("read_at", UTCDateTime),
+    # 0007: what the web inbox needs. A snoozed item is hidden until ``snoozed_until`` and then
+    # comes back unread; ``seen_at`` is when the bell's list showed it (the unseen count).
+    sa.Column("topic", sa.String(128)),
+    sa.Column("seen_at", UTCDateTime),
+    sa.Column("archived_at", UTCDateTime),
+    sa.Column("snoozed_until", UTCDateTime),
 )
 
 cursors = sa.Table(
@@ -194,4 +200,55 @@ schedules = sa.Table(
     sa.Column("fired", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_schedules_due", "next_at"),
+)
+
+#: What the engine decided about a touch for a recipient (:class:`onetomany.Decision`), as
+#: ``record`` (its JSON form), once per key and outcome; pruned after the retention.
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("touch", sa.String(128), nullable=False),
+    sa.Column("contact_id", sa.String(255), nullable=False),
+    sa.Column("idempotency_key", sa.String(512), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.UniqueConstraint("idempotency_key", "outcome", name="uq_decisions_key_outcome"),
+    sa.Index("ix_decisions_recipient", "touch", "contact_id", "id"),
+    sa.Index("ix_decisions_at", "at"),
+)
+
+#: Named leases: which worker holds a piece of shared work (a program's tick) until when.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+)
+
+#: Addresses never to be contacted again, keyed by the normalised address (lower-cased email
+#: with an IDNA domain, or E.164 phone): why, who said so and when.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+#: Each contact's current answer per topic and channel ("" for every topic or channel); the
+#: history of changes is the ``unsubscribed`` / ``resubscribed`` events.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("contact_id", sa.String(255), primary_key=True),
+    sa.Column("topic", sa.String(128), primary_key=True),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("subscribed", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
 )

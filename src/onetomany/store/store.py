@@ -25,9 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from onetomany.errors import InputError, StoreError
+from onetomany.errors import StoreError
 from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
-from onetomany.model.plaindata import MAX_INT
 from onetomany.rules.tiers import TierState
 from onetomany.rules.triggers import DELIVERY_EVENTS
 from onetomany.store import schema
@@ -105,6 +104,19 @@ class InboxItem:
     url: str | None
     created_at: datetime
     read_at: datetime | None
+    #: The outbox row's key: a read or a click of the item is an engagement event naming it.
+    idempotency_key: str = ""
+    topic: str | None = None
+    #: When the bell's list showed it (``None``: it counts as unseen).
+    seen_at: datetime | None = None
+    archived_at: datetime | None = None
+    #: Hidden until then, when it comes back unread.
+    snoozed_until: datetime | None = None
+
+    @property
+    def shown_at(self) -> datetime:
+        """Where the item sorts, newest first: when it arrived, or came back from a snooze."""
+        return self.snoozed_until or self.created_at
 
 
 def normalize_url(url: str | Path) -> str:
@@ -164,6 +176,10 @@ def _create_engine(url: str, busy_timeout: float = 10.0) -> Engine:
     return engine
 
 
+#: The PostgreSQL advisory lock key migrations hold (any fixed 64-bit number; "otm-migr").
+_MIGRATION_LOCK = 0x6F746D2D6D696772
+
+
 class Store:
     """Everything onetomany persists.
 
@@ -191,6 +207,12 @@ class Store:
         """Apply pending migrations; returns the revisions applied."""
         try:
             with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Workers starting together on a fresh database: one migrates, the others
+                    # wait for its commit and then find nothing left to apply.
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
                 return upgrade(conn)
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot open or migrate store {self!r}: {exc.orig}") from exc
@@ -628,8 +650,10 @@ class Store:
         """Record attempts and move their outbox rows on, all in one transaction.
 
         A ``sent`` or ``dead`` delivery is final; a ``retrying`` one puts its row back to
-        pending until its ``retry_at``. Each delivery also becomes an event (``message_sent``,
-        ``message_failed``, ``message_dead``) for triggers to react to.
+        pending until its ``retry_at``; an ``unknown`` one (sent, no answer) is final, or back
+        to pending when it has a ``retry_at``. Each delivery also becomes an event
+        (``message_sent``, ``message_failed``, ``message_dead``, ``message_unknown``) for
+        triggers to react to.
 
         The write is fenced: a row moves only while it is still claimed under the outcome's
         ``claim_token``. Outcomes of rows another worker claimed since (or that are already
@@ -638,7 +662,6 @@ class Store:
         """
         if not outcomes:
             return []
-        t = schema.outbox
         for outcome in outcomes:
             if outcome.delivery.status == "retrying" and outcome.retry_at is None:
                 raise ValueError("a retrying delivery needs retry_at")
@@ -648,26 +671,24 @@ class Store:
         with self.write() as conn:
             for outcome in outcomes:
                 delivery = _clean_delivery(outcome.delivery)
-                move = (
-                    sa.update(t)
-                    .where(
-                        t.c.id == delivery.outbox_id,
-                        t.c.claim_token == outcome.claim_token,
-                        t.c.status == OutboxStatus.CLAIMED,
-                    )
-                    .values(
-                        status=_ROW_STATUS[delivery.status],
-                        attempts=delivery.attempt,
-                        available_at=outcome.retry_at or t.c.available_at,
-                        updated_at=delivery.at,
-                        last_error=delivery.error,
-                        lease_until=None,
-                        claimed_by=None,
-                        claim_token=None,
-                    )
-                    .returning(t.c.id)
+                status = (
+                    OutboxStatus.PENDING
+                    if outcome.retry_at is not None
+                    else _ROW_STATUS[delivery.status]
                 )
-                if conn.execute(move).first() is None:
+                values = {
+                    "m_id": delivery.outbox_id,
+                    "m_token": outcome.claim_token,
+                    "m_status": status,
+                    "m_attempts": delivery.attempt,
+                    "m_retry_at": outcome.retry_at,
+                    "m_at": delivery.at,
+                    "m_error": delivery.error,
+                }
+                # One statement built once, bound per row: building it per row cost more
+                # than running it.
+                move = conn.execute(_MOVE_CLAIMED, values)
+                if move.first() is None:
                     stale.append(outcome)
                 else:
                     written.append(delivery)
@@ -738,8 +759,11 @@ class Store:
         body: str,
         url: str | None,
         now: datetime,
+        topic: str | None = None,
     ) -> int:
-        """Keep an in-app message; the same key twice keeps one. Returns the item's id."""
+        """Keep an in-app message; the same key twice keeps one. Returns the item's id.
+
+        The inbox's reads and changes are in :mod:`onetomany.store.queries.inbox`."""
         t = schema.inbox
         stmt = self._insert(t).on_conflict_do_nothing(index_elements=["idempotency_key"])
         with self.write() as conn:
@@ -752,6 +776,7 @@ class Store:
                     "title": title,
                     "body": body,
                     "url": url,
+                    "topic": topic,
                     "created_at": now,
                 },
             )
@@ -761,51 +786,8 @@ class Store:
                 ).scalar_one()
             )
 
-    def inbox(self, contact_id: str, *, unread_only: bool = False) -> list[InboxItem]:
-        t = schema.inbox
-        query = sa.select(t).where(t.c.contact_id == contact_id).order_by(t.c.id.desc())
-        if unread_only:
-            query = query.where(t.c.read_at.is_(None))
-        with self.engine.connect() as conn:
-            return [
-                InboxItem(**{f.name: row._mapping[f.name] for f in attrs.fields(InboxItem)})
-                for row in conn.execute(query)
-            ]
-
-    def unread_count(self, contact_id: str) -> int:
-        t = schema.inbox
-        query = (
-            sa.select(sa.func.count())
-            .select_from(t)
-            .where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def mark_read(self, contact_id: str, item_ids: Iterable[int] | None, *, now: datetime) -> int:
-        """Mark some (or, with ``None``, all) of a contact's items read; returns how many.
-
-        An id that is not a whole number an inbox row can have is an InputError naming it.
-        """
-        t = schema.inbox
-        query = sa.update(t).where(t.c.contact_id == contact_id, t.c.read_at.is_(None))
-        if item_ids is not None:
-            query = query.where(t.c.id.in_(_row_ids(item_ids, what="inbox item id")))
-        with self.write() as conn:
-            return int(conn.execute(query.values(read_at=now)).rowcount)
-
 
 # -- row <-> value ---------------------------------------------------------------------------
-
-
-def _row_ids(ids: Iterable[object], *, what: str) -> list[int]:
-    checked = []
-    for value in ids:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT:
-            shown = f"a {value.bit_length()}-bit integer" if isinstance(value, int) else repr(value)
-            raise InputError(f"{what} {shown} is not a row id (a whole number from 1 to 2**63-1)")
-        checked.append(value)
-    return checked
 
 
 def _account_row(account: Account, now: datetime) -> dict[str, Any]:
@@ -952,10 +934,34 @@ def _delivery_row(delivery: Delivery) -> dict[str, Any]:
 _DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
 
 
+#: Moves a row on from ``claimed`` under its claim token (the fence), returning its id.
+_MOVE_CLAIMED = (
+    sa.update(schema.outbox)
+    .where(
+        schema.outbox.c.id == sa.bindparam("m_id"),
+        schema.outbox.c.claim_token == sa.bindparam("m_token"),
+        schema.outbox.c.status == OutboxStatus.CLAIMED,
+    )
+    .values(
+        status=sa.bindparam("m_status"),
+        attempts=sa.bindparam("m_attempts"),
+        available_at=sa.func.coalesce(
+            sa.bindparam("m_retry_at", type_=schema.UTCDateTime), schema.outbox.c.available_at
+        ),
+        updated_at=sa.bindparam("m_at", type_=schema.UTCDateTime),
+        last_error=sa.bindparam("m_error"),
+        lease_until=None,
+        claimed_by=None,
+        claim_token=None,
+    )
+    .returning(schema.outbox.c.id)
+)
+
 _ROW_STATUS = {
     "sent": OutboxStatus.SENT,
     "retrying": OutboxStatus.PENDING,
     "dead": OutboxStatus.DEAD,
+    "unknown": OutboxStatus.UNKNOWN,
 }
 
 DELIVERY_EVENT_NAMES = frozenset(DELIVERY_EVENTS.values())

@@ -23,7 +23,7 @@ to a program months later does not greet old accounts with its fifth day).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -131,13 +131,30 @@ def start_schedules(
     choose: Chooser,
     from_now: bool = False,
 ) -> int:
-    """Add schedule rows for the recipients whose subject has the anchor but no schedule yet.
+    """Add schedule rows for the recipients whose subject has the anchor but no schedule yet
+    (:func:`new_schedules`). Returns the rows added."""
+    schedules = new_schedules(store, touch, trigger, now=now, choose=choose, from_now=from_now)
+    if schedules:
+        add_schedules(store, schedules, now=now)
+    return len(schedules)
+
+
+def new_schedules(
+    store: Store,
+    touch: Touch,
+    trigger: CadenceTrigger,
+    *,
+    now: datetime,
+    choose: Chooser,
+    from_now: bool = False,
+) -> list[Schedule]:
+    """The schedule rows the recipients whose subject has the anchor but no schedule yet get.
 
     With ``by = "account"`` the recipients are picked among the account's contacts when its
     schedule starts; with ``by = "contact"`` the recipient is the contact (if the audience's
     roles admit it). Only subjects with a contact the audience admits are selected, so a
     subject nobody can receive is looked at again when such a contact appears, and each
-    selected subject gains rows. Returns the rows added.
+    selected subject gains rows.
 
     With ``from_now`` (adopting a program on stored history,
     :meth:`~onetomany.engine.Engine.start_from_now`) a row starts at the rule's first
@@ -153,7 +170,7 @@ def start_schedules(
         now=now,
     )
     if not anchors:
-        return 0
+        return []
     if trigger.by == "account":
         members = contacts_of_accounts(store, anchors)
     else:
@@ -176,21 +193,34 @@ def start_schedules(
                     fired=0,
                 )
             )
-    add_schedules(store, schedules, now=now)
-    return len(schedules)
+    return schedules
 
 
 def due_firings(
-    store: Store, touch: Touch, trigger: CadenceTrigger, *, now: datetime
+    store: Store,
+    touch: Touch,
+    trigger: CadenceTrigger,
+    *,
+    now: datetime,
+    unsaved: Sequence[tuple[Schedule, str | None]] = (),
 ) -> list[tuple[Firing, str]]:
     """The rows of ``touch`` due at ``now``, planned, each with its contact's timezone.
 
-    The engine queues them, then moves their rows on with :func:`advance_schedules
-    <onetomany.store.queries.schedules.advance_schedules>` (each firing's :attr:`Firing.move`).
+    ``unsaved`` are rows not in the store (a dry run's new schedules, with their contacts'
+    timezones), taken as if they were. The engine queues the firings, then moves their rows
+    on with :func:`advance_schedules <onetomany.store.queries.schedules.advance_schedules>`
+    (each firing's :attr:`Firing.move`).
     """
     recurrence = trigger.recurrence
     firings = []
-    for row, timezone in due_schedules(store, touch.name, now=now):
+    stored = due_schedules(store, touch.name, now=now)
+    extra = [(row, zone) for row, zone in unsaved if row.next_at is not None and row.next_at <= now]
+    rows = (
+        sorted([*stored, *extra], key=lambda r: (r[0].next_at, r[0].contact_id))
+        if extra
+        else stored
+    )
+    for row, timezone in rows:
         zone = timezone or "UTC"  # a contact gone from the store: its row just advances
         assert row.next_at is not None  # a due row has one
         start = trigger.start(row.anchor_at, zone)

@@ -92,7 +92,8 @@ def _outside_period(
             "last_queued": previous.isoformat() if previous else None,
         }
         if previous is not None and decision.at - previous < window:
-            why = f"{rule}, and it was queued at {previous.isoformat()}"
+            until = (previous + window).isoformat()
+            why = f"{rule}, and it was queued at {previous.isoformat()}: blocked until {until}"
             settled.append(decision.skipped(Check.failed("re-entry", why, **inputs)))
             continue
         last[decision.contact_id] = decision.at

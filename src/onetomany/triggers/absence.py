@@ -7,7 +7,7 @@ absence's occurrence is ``absence-<id of the last event>``, so a new event start
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from onetomany.model import Contact, Event
@@ -15,7 +15,7 @@ from onetomany.model.decisions import Check
 from onetomany.program import Touch
 from onetomany.rules.triggers import AbsenceTrigger, Reporter
 from onetomany.store.segments import matching_contact_ids
-from onetomany.triggers.base import Candidates, TickContext
+from onetomany.triggers.base import Candidates, TickContext, Waiting, when
 
 
 class AbsenceKind:
@@ -64,6 +64,40 @@ class AbsenceKind:
             # One segment question for every recipient of the touch, not one per account.
             decisions += context.settle_segment(self.name, touch, found, now=now)
         return Candidates(decisions=decisions)
+
+    def waiting(
+        self,
+        context: TickContext,
+        touch: Touch,
+        trigger: AbsenceTrigger,
+        contact: Contact,
+        now: datetime,
+    ) -> Waiting:
+        subject = contact.account_id if trigger.by == "account" else contact.id
+        owner = f"the account {subject!r}" if trigger.by == "account" else repr(contact.id)
+        if subject is None:
+            why = "the contact has no account, so an absence by account never applies"
+            return Waiting(checks=[Check.failed("trigger", why)])
+        last = context.store.latest_events(
+            trigger.event, by=trigger.by, ids=[subject], until=now
+        ).get(subject)
+        if last is None:
+            why = (
+                f"no {trigger.event!r} by {owner} ever, so it is not absent from it "
+                f'(a segment with missing(last("{trigger.event}")) finds those)'
+            )
+            later = f"{trigger.days} days after a {trigger.event!r} by {owner}"
+            return Waiting(checks=[Check.failed("trigger", why)], due=later)
+        due = last.occurred_at + timedelta(days=trigger.days)
+        inputs = {"last_event": last.id, "last_at": last.occurred_at.isoformat()}
+        head = f"last {trigger.event!r} by {owner} was {last.id} at {when(last.occurred_at)}"
+        if due > now:
+            why = f"{head}: absent only from {when(due)} ({trigger.days} days)"
+            check = Check.failed("trigger", why, due_at=due.isoformat(), **inputs)
+            return Waiting(checks=[check], due_at=due, due=f"{trigger.days} days after {last.id}")
+        roles = ", ".join(touch.audience.roles)
+        why = f"{head}: absent, but the audience ({roles}) does not pick {contact.id}"
+        return Waiting(checks=[Check.failed("audience", why, **inputs)])
 
 
 KIND = AbsenceKind()

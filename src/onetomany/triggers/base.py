@@ -10,7 +10,7 @@ occurrence. The engine settles them (re-entry, then the outbox) and keeps them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import attrs
@@ -24,7 +24,15 @@ from onetomany.store import Store
 from onetomany.store.segments import matching_contact_ids
 from onetomany.tracking.reentry import idempotency_key
 
-__all__ = ["Candidates", "TickContext", "TriggerKind", "addressees", "in_segment"]
+__all__ = [
+    "Candidates",
+    "TickContext",
+    "TriggerKind",
+    "Waiting",
+    "addressees",
+    "in_segment",
+    "when",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +49,19 @@ class Candidates:
 
 
 @attrs.frozen(kw_only=True)
+class Waiting:
+    """What a trigger waits for, for a recipient it proposes nothing for right now.
+
+    ``checks`` say what the kind read (the ``trigger`` check fails; others inform), and
+    ``due_at``/``due`` when it would next propose the touch: a time, or what must happen first.
+    """
+
+    checks: tuple[Check, ...] = attrs.field(converter=tuple[Check, ...])
+    due: str | None = None
+    due_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
 class TickContext:
     """What a kind may read during one tick: the program, the store, the named segments,
     and, for a kind that reads the event log, the batch of events being handled."""
@@ -49,6 +70,9 @@ class TickContext:
     store: Store
     segments: SegmentSet
     events: tuple[Event, ...] = attrs.field(default=(), converter=tuple[Event, ...])
+    #: A dry run (``Engine.decide``): the kind writes nothing; what it would write (a new
+    #: cadence schedule) it keeps in memory for this run.
+    dry: bool = False
 
     def addressees(self, touch: Touch, event: Event) -> list[Contact]:
         return addressees(self.store, touch, event)
@@ -153,6 +177,13 @@ class TriggerKind(Protocol):
         """The decisions this tick proposes for ``touches`` (each with its trigger)."""
         ...
 
+    def waiting(
+        self, context: TickContext, touch: Touch, trigger: Any, contact: Contact, now: datetime
+    ) -> Waiting:
+        """What ``trigger`` waits for before it proposes ``touch`` to ``contact``, who got no
+        decision from :meth:`candidates` at ``now``: the state it reads, in its own words."""
+        ...
+
 
 def addressees(store: Store, touch: Touch, event: Event) -> list[Contact]:
     """The contacts ``touch``'s audience rules pick for ``event``, before its segment."""
@@ -189,3 +220,10 @@ def event_context(event: Event) -> dict[str, Any]:
         "occurred_at": event.occurred_at.isoformat(),
         "properties": dict(event.properties),
     }
+
+
+def when(moment: datetime | None) -> str:
+    """``moment`` for people, in UTC to the minute (``never`` for None)."""
+    if moment is None:
+        return "never"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,15 +11,22 @@ import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from onetomany.model import Contact, Event
 from onetomany.model.decisions import Check
 from onetomany.program import Audience, Touch
 from onetomany.rules.triggers import CadenceTrigger, Reporter
 from onetomany.store import Store
-from onetomany.store.queries.schedules import advance_schedules
-from onetomany.tracking.cadence import Firing, activity, due_firings, start_schedules
-from onetomany.triggers.base import Candidates, TickContext
+from onetomany.store.queries.schedules import Schedule, advance_schedules, schedule
+from onetomany.tracking.cadence import (
+    Firing,
+    activity,
+    due_firings,
+    new_schedules,
+    start_schedules,
+)
+from onetomany.triggers.base import Candidates, TickContext, Waiting, when
 
 
 def pick(audience: Audience, contacts: list[Contact]) -> list[Contact]:
@@ -44,8 +51,14 @@ class CadenceKind:
         decisions = []
         fired: list[Firing] = []
         for touch, trigger in touches:
-            start_schedules(store, touch, trigger, now=now, choose=pick)
-            due = due_firings(store, touch, trigger, now=now)
+            unsaved: list[tuple[Schedule, str | None]] = []
+            if context.dry:
+                fresh = new_schedules(store, touch, trigger, now=now, choose=pick)
+                zones = store.get_contacts(s.contact_id for s in fresh)
+                unsaved = [(s, zones[s.contact_id].timezone) for s in fresh]
+            else:
+                start_schedules(store, touch, trigger, now=now, choose=pick)
+            due = due_firings(store, touch, trigger, now=now, unsaved=unsaved)
             fired += [firing for firing, _ in due]
             firing = [(f, zone) for f, zone in due if f.at is not None]
             contacts = store.get_contacts(f.contact_id for f, _ in firing)
@@ -63,6 +76,58 @@ class CadenceKind:
             after_queued=functools.partial(
                 advance_schedules, store, [f.move for f in fired], now=now
             ),
+        )
+
+    def waiting(
+        self,
+        context: TickContext,
+        touch: Touch,
+        trigger: CadenceTrigger,
+        contact: Contact,
+        now: datetime,
+    ) -> Waiting:
+        store = context.store
+        row = schedule(store, touch.name, contact.id)
+        if row is None:
+            fresh = new_schedules(store, touch, trigger, now=now, choose=pick)
+            row = next((s for s in fresh if s.contact_id == contact.id), None)
+        if row is None:
+            subject = contact.account_id if trigger.by == "account" else contact.id
+            anchor = (
+                store.latest_events(trigger.anchor, by=trigger.by, ids=[subject], until=now).get(
+                    subject
+                )
+                if subject
+                else None
+            )
+            if anchor is None:
+                why = f"no anchor event {trigger.anchor!r} for the {trigger.by} yet"
+                return Waiting(
+                    checks=[Check.failed("trigger", why)],
+                    due=f"after a {trigger.anchor!r} event, by the rule",
+                )
+            roles = ", ".join(touch.audience.roles) or "the first contact"
+            why = (
+                f"anchor {anchor.name} {anchor.id} at {when(anchor.occurred_at)}, but the "
+                f"audience ({roles}) does not pick {contact.id}"
+            )
+            return Waiting(checks=[Check.failed("audience", why, anchor_id=anchor.id)])
+        inputs = {
+            "anchor_id": row.anchor_id,
+            "next_at": row.next_at.isoformat() if row.next_at else None,
+            "fired": row.fired,
+        }
+        head = f"anchored on {row.anchor_id} at {when(row.anchor_at)}, {row.fired} sent so far"
+        if row.next_at is None:
+            why = f"{head}: the cadence has no further occurrence"
+            return Waiting(checks=[Check.failed("trigger", why, **inputs)])
+        local = row.next_at.astimezone(ZoneInfo(contact.timezone))
+        shown = f"{local:%Y-%m-%d %H:%M} {contact.timezone}"
+        why = f"{head}: next occurrence at {shown}"
+        return Waiting(
+            checks=[Check.failed("trigger", why, **inputs)],
+            due_at=row.next_at,
+            due=f"the cadence's next occurrence ({shown})",
         )
 
 

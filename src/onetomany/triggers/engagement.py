@@ -8,15 +8,16 @@ went to, once per message (``after-<outbox id>``), carrying its ladder run in th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from onetomany.model import Contact, Event
 from onetomany.model.decisions import Check
 from onetomany.program import Touch
 from onetomany.rules.triggers import EngagementTrigger, Reporter
+from onetomany.store.queries.outbox import touch_rows
 from onetomany.tracking.engagement import occurrence, unengaged
-from onetomany.triggers.base import Candidates, TickContext
+from onetomany.triggers.base import Candidates, TickContext, Waiting, when
 
 
 class EngagementKind:
@@ -61,6 +62,40 @@ class EngagementKind:
                 self.name, touch, found, now=now, payload=payloads.__getitem__
             )
         return Candidates(decisions=decisions)
+
+    def waiting(
+        self,
+        context: TickContext,
+        touch: Touch,
+        trigger: EngagementTrigger,
+        contact: Contact,
+        now: datetime,
+    ) -> Waiting:
+        previous = trigger.touch
+        sent = [
+            r
+            for r in touch_rows(context.store, previous, contact.id, limit=20)
+            if r["status"] == "sent"
+        ]
+        what = "opened" if trigger.outcome == "not_opened" else "clicked"
+        if not sent:
+            why = f"{previous!r} was never sent to {contact.id}"
+            later = f"{trigger.days} days after {previous!r} is sent"
+            return Waiting(checks=[Check.failed("trigger", why)], due=later)
+        row = sent[0]  # the newest sent message is the one a new escalation would follow
+        sent_at: datetime = row["updated_at"]  # a sent row's last update is its delivery
+        due = sent_at + timedelta(days=trigger.days)
+        inputs = {"previous_row": row["id"], "previous_key": row["idempotency_key"]}
+        head = f"{previous!r} row #{row['id']} was sent at {when(sent_at)}"
+        if due > now:
+            why = f"{head}, not due before {when(due)}: escalates then unless {what} first"
+            return Waiting(
+                checks=[Check.failed("trigger", why, due_at=due.isoformat(), **inputs)],
+                due_at=due,
+                due=f"{trigger.days} days after row #{row['id']}, unless {what}",
+            )
+        why = f"{head}, and it or an earlier step of its ladder was {what} (or it escalated)"
+        return Waiting(checks=[Check.failed("trigger", why, **inputs)])
 
 
 KIND = EngagementKind()

@@ -100,9 +100,9 @@ def test_a_bad_option_is_a_config_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         channel_for(options, tmp_path)
 
-    assert caught.value.key == f"email.{key}"
+    assert caught.value.key == f"channels.email.{key}"
     assert caught.value.file == "program.toml"
-    assert f"email.{key}" in str(caught.value)
+    assert f"channels.email.{key}" in str(caught.value)
     assert SECRET not in str(caught.value)
     assert "12345" not in str(caught.value)
 

@@ -1,7 +1,8 @@
 """The in-app inbox channel: keeps messages per contact in the store.
 
 The host's UI reads them back through the engine (``Engine.inbox``, ``Engine.unread_count``,
-``Engine.mark_read``). Keeping the same idempotency key twice keeps one message.
+``Engine.mark_read``, ...) or the web app (``onetomany.web``). Keeping the same idempotency key
+twice keeps one message. A template's ``data.topic`` files the message under that topic.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from onetomany.plugins.registry import Register
 class InAppChannel(Channel):
     """Stores in-app messages in the engine's store; needs no options."""
 
-    kind = ChannelKind.INAPP
+    kinds = (ChannelKind.INAPP,)
 
     def send(self, message: Message) -> DeliveryResult:
         store = self.runtime.store
@@ -36,6 +37,7 @@ class InAppChannel(Channel):
             body=message.text,
             url=message.url,
             now=self.runtime.clock.now(),
+            topic=_topic(message),
         )
         return DeliveryResult(provider_message_id=f"inbox:{item_id}")
 
@@ -43,3 +45,8 @@ class InAppChannel(Channel):
 @hookimpl
 def onetomany_register_channels(register: Register[type[Channel]]) -> None:
     register("inapp", InAppChannel)
+
+
+def _topic(message: Message) -> str | None:
+    topic = message.data.get("topic")
+    return topic if isinstance(topic, str) and topic else None

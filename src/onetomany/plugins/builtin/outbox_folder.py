@@ -23,6 +23,7 @@ from onetomany.delivery.mime import build_email, message_id, sender_domain
 from onetomany.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 from onetomany.model import ChannelKind, DeliveryResult, Message
 from onetomany.plugins.hookspecs import hookimpl
+from onetomany.plugins.options import option
 from onetomany.plugins.registry import Register
 from onetomany.plugins.settings import PluginSettings
 
@@ -36,35 +37,34 @@ def file_stem(idempotency_key: str) -> str:
     return f"{readable}-{digest}"
 
 
+def _not_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"must be 0 or more, not {value}", key=attribute.name)
+
+
+@attrs.frozen(kw_only=True)
+class OutboxFolderOptions:
+    """Where the files go, and what an email or a CSM task needs that the program lacks."""
+
+    folder: Path = option(help="the folder the files are written to (relative: to the program)")
+    sender: str = option("", help="the From address when the program sets no sender")
+    due_days: int = option(
+        2, help="days from writing to a CSM task's due date", validator=_not_negative
+    )
+
+
 class OutboxFolderChannel(Channel):
-    """Options: ``folder`` (required), ``kind`` (default ``email``), ``sender``, and for
-    ``kind = "csm"`` ``due_days`` (default 2)."""
+    """Writes each message to a file; serves every kind (``kind``, default ``email``)."""
+
+    kinds = tuple(ChannelKind)
+    Options = OutboxFolderOptions
+    options: OutboxFolderOptions
 
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
-        self.folder = settings.path("folder")
-        raw_kind = settings.get("kind", str, ChannelKind.EMAIL.value)
-        try:
-            self._kind = ChannelKind(raw_kind)
-        except ValueError:
-            known = ", ".join(k.value for k in ChannelKind)
-            raise ConfigError(
-                f"unknown kind {raw_kind!r} (kinds: {known})",
-                file=settings.origin or None,
-                key=f"{settings.name}.kind",
-            ) from None
-        self.sender = settings.get("sender", str, "")
-        self.due_days = settings.get("due_days", int, 2)
-        if self.due_days < 0:
-            raise ConfigError(
-                f"due_days must be 0 or more, not {self.due_days}",
-                file=settings.origin or None,
-                key=f"{settings.name}.due_days",
-            )
-
-    @property
-    def serves(self) -> ChannelKind:
-        return self._kind
+        self.folder = self.options.folder
+        self.sender = self.options.sender
+        self.due_days = self.options.due_days
 
     def open(self) -> None:
         try:
@@ -73,7 +73,7 @@ class OutboxFolderChannel(Channel):
             raise ConfigError(
                 f"cannot create outbox folder {self.folder}: {exc}",
                 file=self.settings.origin or None,
-                key=f"{self.settings.name}.folder",
+                key=f"channels.{self.settings.name}.folder",
             ) from exc
 
     def send(self, message: Message) -> DeliveryResult:

@@ -8,7 +8,10 @@ thing they read or write.
   escalation ladders, explanations);
 * :mod:`~onetomany.store.queries.events`: questions about the event log (engagement,
   activity recaps, explanations);
-* :mod:`~onetomany.store.queries.contacts`: contacts by account and accounts by contact.
+* :mod:`~onetomany.store.queries.contacts`: contacts by account and accounts by contact;
+* :mod:`~onetomany.store.queries.rulings`: claimed rows a send policy skipped or deferred.
+* :mod:`~onetomany.store.queries.inbox`: a contact's in-app messages, their counts, and the
+  contact's changes to them (read, seen, archived, snoozed).
 
 Each function takes the :class:`~onetomany.store.Store` and answers one question, or makes
 one write in one transaction; what to ask, and what an answer means, stays with the caller

@@ -5,63 +5,52 @@ Installing the distribution registers the ``webhook`` channel type. A program us
     [channels.notify]
     plugin = "webhook"
     url = "https://hooks.example.com/onetomany"
-    token = "..."          # optional: sent as "Authorization: Bearer ..."
-    kind = "inapp"         # optional: the kind of message it renders (default inapp)
-    timeout = 10.0         # optional: seconds per request
+    token = "${WEBHOOK_TOKEN}"   # optional: sent as "Authorization: Bearer ..."
+    kind = "inapp"               # optional: the kind of message it renders (default inapp)
+    timeout = 10.0               # optional: seconds to wait for an answer
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 import requests
-from onetomany import Channel, ChannelKind, DeliveryResult, Message, PluginSettings, hookimpl
-from onetomany.delivery.channels import Runtime
-from onetomany.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+from onetomany import Channel, ChannelKind, DeliveryResult, Message, hookimpl
+from onetomany.delivery.http import request_failure, status_failure
+from onetomany.errors import PermanentDeliveryError
+from onetomany.plugins.options import http_url, option, positive, secret
 from onetomany.plugins.registry import Register
-from requests.exceptions import ChunkedEncodingError
 
-__all__ = ["WebhookChannel", "onetomany_register_channels", "parse_retry_after"]
+__all__ = ["WebhookChannel", "WebhookOptions", "onetomany_register_channels"]
 
 USER_AGENT = "onetomany-webhook/0.1"
+
+
+@attrs.frozen(kw_only=True)
+class WebhookOptions:
+    """What ``[channels.NAME]`` may say; the core checks each value against its type."""
+
+    url: str = option(help="where each message is POSTed (http or https)", validator=http_url)
+    token: str = secret("", help='sent as "Authorization: Bearer ..." when set')
+    timeout: float = option(10.0, help="seconds to wait for an answer", validator=positive)
 
 
 class WebhookChannel(Channel):
     """POSTs one JSON document per message; one ``requests.Session`` per channel."""
 
-    def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
-        super().__init__(settings, runtime=runtime)
-        self.url = settings.require("url", str)
-        parts = urlsplit(self.url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigError(
-                "expected an http:// or https:// URL",
-                file=settings.origin or None,
-                key=f"{settings.name}.url",
-            )
-        # Webhook URLs often carry a secret in their path or query: errors name the host only.
-        port = f":{parts.port}" if parts.port else ""
-        self.target = f"{parts.scheme}://{parts.hostname}{port}"
-        self.timeout = settings.get("timeout", float, 10.0)
-        self.token = settings.get("token", str, "")
-        raw_kind = settings.get("kind", str, ChannelKind.INAPP.value)
-        try:
-            self._kind = ChannelKind(raw_kind)
-        except ValueError:
-            known = ", ".join(kind.value for kind in ChannelKind)
-            raise ConfigError(
-                f"unknown kind {raw_kind!r} (kinds: {known})",
-                file=settings.origin or None,
-                key=f"{settings.name}.kind",
-            ) from None
-        self.session: requests.Session | None = None
+    kinds = (ChannelKind.INAPP, ChannelKind.CSM, ChannelKind.EMAIL)
+    Options = WebhookOptions
+    options: WebhookOptions
+
+    session: requests.Session | None = None
 
     @property
-    def serves(self) -> ChannelKind:
-        return self._kind
+    def target(self) -> str:
+        # Webhook URLs often carry a secret in their path or query: errors name the host only.
+        parts = urlsplit(self.options.url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def open(self) -> None:
         self._session()
@@ -71,8 +60,8 @@ class WebhookChannel(Channel):
         if self.session is None:
             session = requests.Session()
             session.headers["User-Agent"] = USER_AGENT
-            if self.token:
-                session.headers["Authorization"] = f"Bearer {self.token}"
+            if self.options.token:
+                session.headers["Authorization"] = f"Bearer {self.options.token}"
             self.session = session
         return self.session
 
@@ -82,33 +71,31 @@ class WebhookChannel(Channel):
             self.session = None
 
     def send(self, message: Message) -> DeliveryResult:
+        doing = f"posting {message.idempotency_key}"
         try:
             response = self._session().post(
-                self.url,
+                self.options.url,
                 json=payload(message),
                 headers={"Idempotency-Key": message.idempotency_key},
-                timeout=self.timeout,
+                timeout=self.options.timeout,
                 allow_redirects=False,
             )
-        except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
-            # The exception's text repeats the URL, so only its type goes into the error.
-            raise TransientDeliveryError(
-                f"{self.target}: {type(exc).__name__} while posting {message.idempotency_key}"
-            ) from exc
         except requests.RequestException as exc:
-            raise PermanentDeliveryError(
-                f"{self.target}: {type(exc).__name__} while posting {message.idempotency_key}"
-            ) from exc
+            # Nothing sent: transient. Sent and no answer: unknown. Never the URL in the text.
+            raise request_failure(exc, target=self.target, doing=doing) from exc
         status = response.status_code
         if 200 <= status < 300:
             return DeliveryResult(provider_message_id=_reply_id(response), detail=f"HTTP {status}")
-        reason = f"{self.target} answered HTTP {status} for {message.idempotency_key}"
-        if status in {408, 429} or status >= 500:
-            retry_after = parse_retry_after(
-                response.headers.get("Retry-After"), now=self.runtime.clock.now()
-            )
-            raise TransientDeliveryError(reason, retry_after=retry_after)
-        raise PermanentDeliveryError(f"{reason}: {response.text[:200]}")
+        reason = f"{self.target}: {doing}: HTTP {status}: {response.text[:200]}"
+        error = status_failure(
+            status,
+            reason,
+            retry_after_header=response.headers.get("Retry-After"),
+            now=self.runtime.clock.now(),
+        )
+        if isinstance(error, PermanentDeliveryError) and 300 <= status < 400:
+            error = PermanentDeliveryError(f"{reason} (redirects are not followed)")
+        raise error
 
 
 def payload(message: Message) -> dict[str, Any]:
@@ -126,22 +113,6 @@ def payload(message: Message) -> dict[str, Any]:
         "url": message.url,
         "data": dict(message.data),
     }
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _reply_id(response: requests.Response) -> str | None:

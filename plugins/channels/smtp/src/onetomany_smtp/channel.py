@@ -17,9 +17,12 @@ import logging
 import re
 import smtplib
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Literal
+
+import attrs
 
 from onetomany.delivery.channels import Channel, Runtime
 from onetomany.delivery.mime import build_email, envelope_address, needs_smtputf8
@@ -28,139 +31,86 @@ from onetomany.errors import (
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
+    UnknownOutcomeError,
 )
 from onetomany.model import ChannelKind, DeliveryResult, Message
-from onetomany.plugins.settings import MASK, PluginSettings
+from onetomany.plugins.options import MASK, email_address, option, positive, secret
+from onetomany.plugins.settings import PluginSettings
 
 log = logging.getLogger(__name__)
 
 #: The port each ``security`` mode listens on by convention (RFC 5321, RFC 6409, RFC 8314).
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 
-OPTIONS = frozenset(
-    {
-        "host",
-        "port",
-        "security",
-        "username",
-        "password",
-        "timeout",
-        "sender",
-        "local_hostname",
-        "cafile",
-        "verify_tls",
-    }
-)
-
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
 
-@dataclass(frozen=True, kw_only=True)
+def _not_empty(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value:
+        raise ConfigError("is empty", key=attribute.name)
+
+
+def _a_port(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 0 < value < 65536:
+        raise ConfigError(f"expected 1 to 65535, got {value}", key=attribute.name)
+
+
+def _none_if_blank(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+@attrs.frozen(kw_only=True)
 class SmtpOptions:
     """The channel's options, checked. AUTH is used when ``username`` is not empty."""
 
-    host: str = "localhost"
-    port: int = DEFAULT_PORTS["none"]
-    security: str = "none"
-    username: str = ""
-    password: str = field(default="", repr=False)
-    timeout: float = 30.0
-    sender: str = ""
-    local_hostname: str | None = None
-    cafile: Path | None = None
-    verify_tls: bool = True
+    host: str = option(
+        "localhost", help="the SMTP server", converter=str.strip, validator=_not_empty
+    )
+    security: Literal["none", "starttls", "ssl"] = option(
+        "none", help="none, starttls (RFC 3207) or ssl (implicit TLS, RFC 8314)"
+    )
+    port: int = option(
+        help="the server's port (default: 25, 587 or 465 by security)",
+        validator=_a_port,
+    )
+    username: str = option("", help="the user name to log in with (AUTH); empty: no login")
+    password: str = secret("", help="the password to log in with")
+    timeout: float = option(30.0, help="seconds to wait for the server", validator=positive)
+    sender: str = option(
+        "",
+        help="the From address when the program sets none",
+        converter=str.strip,
+        validator=email_address,
+    )
+    local_hostname: str | None = option(
+        None, help="the name sent in EHLO (default: this host's)", converter=_none_if_blank
+    )
+    cafile: Path | None = option(
+        None, help="a PEM bundle of the CAs to trust instead of the system's (needs TLS)"
+    )
+    verify_tls: bool = option(True, help="check the server's certificate and name")
+
+    @port.default
+    def _port_for_security(self) -> int:
+        return DEFAULT_PORTS[self.security]
+
+    def __attrs_post_init__(self) -> None:
+        if self.username and not self.password:
+            raise ConfigError("the 'smtp' plugin needs this option to log in", key="password")
+        if self.password and not self.username:
+            # A password without a user name would be silently ignored: more likely a typo.
+            raise ConfigError("is needed to log in with the password that is set", key="username")
+        if self.cafile is not None:
+            if self.security == "none":
+                raise ConfigError(
+                    "is set but security is 'none', so no TLS would use it", key="cafile"
+                )
+            if not self.cafile.is_file():
+                raise ConfigError(f"no such file: {self.cafile}", key="cafile")
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-def read_options(settings: PluginSettings) -> SmtpOptions:
-    """The options in ``settings``; a missing or bad one is a :class:`ConfigError` naming it."""
-    _reject_unknown(settings)
-    security = _security(settings)
-    username, password = _credentials(settings)
-    return SmtpOptions(
-        host=_host(settings),
-        port=_port(settings, DEFAULT_PORTS[security]),
-        security=security,
-        username=username,
-        password=password,
-        timeout=_timeout(settings),
-        sender=_sender(settings),
-        local_hostname=settings.get("local_hostname", str, "").strip() or None,
-        cafile=_cafile(settings, security),
-        verify_tls=settings.get("verify_tls", bool, True),
-    )
-
-
-def _invalid(settings: PluginSettings, key: str, reason: str) -> ConfigError:
-    return ConfigError(reason, file=settings.origin or None, key=f"{settings.name}.{key}")
-
-
-def _reject_unknown(settings: PluginSettings) -> None:
-    # A misspelt option would otherwise fall back to its default without a word.
-    unknown = sorted(set(settings.options) - OPTIONS)
-    if unknown:
-        known = ", ".join(sorted(OPTIONS))
-        raise _invalid(settings, unknown[0], f"unknown option (known: {known})")
-
-
-def _security(settings: PluginSettings) -> str:
-    security = settings.get("security", str, "none").strip().lower()
-    if security not in DEFAULT_PORTS:
-        known = ", ".join(DEFAULT_PORTS)
-        raise _invalid(settings, "security", f"expected one of {known}; got {security!r}")
-    return security
-
-
-def _host(settings: PluginSettings) -> str:
-    host = settings.get("host", str, "localhost").strip()
-    if not host:
-        raise _invalid(settings, "host", "is empty")
-    return host
-
-
-def _port(settings: PluginSettings, default: int) -> int:
-    port = settings.get("port", int, default)
-    if not 0 < port < 65536:
-        raise _invalid(settings, "port", f"expected 1 to 65535, got {port}")
-    return port
-
-
-def _timeout(settings: PluginSettings) -> float:
-    timeout = settings.get("timeout", float, 30.0)
-    if not timeout > 0:
-        raise _invalid(settings, "timeout", f"expected a number of seconds above 0, got {timeout}")
-    return timeout
-
-
-def _credentials(settings: PluginSettings) -> tuple[str, str]:
-    username = settings.get("username", str, "")
-    if username:
-        return username, settings.require("password", str)
-    if settings.get("password", str, ""):
-        # A password without a user name would be silently ignored: more likely a typo.
-        raise _invalid(settings, "username", "is needed to log in with the password that is set")
-    return "", ""
-
-
-def _sender(settings: PluginSettings) -> str:
-    sender = settings.get("sender", str, "").strip()
-    if sender and "@" not in parseaddr(sender)[1]:
-        raise _invalid(settings, "sender", f"{sender!r} is not an email address")
-    return sender
-
-
-def _cafile(settings: PluginSettings, security: str) -> Path | None:
-    if "cafile" not in settings.options:
-        return None
-    if security == "none":
-        raise _invalid(settings, "cafile", "is set but security is 'none', so no TLS would use it")
-    path = settings.path("cafile")
-    if not path.is_file():
-        raise _invalid(settings, "cafile", f"no such file: {path}")
-    return path
 
 
 def _tls_context(options: SmtpOptions, settings: PluginSettings) -> ssl.SSLContext | None:
@@ -170,7 +120,11 @@ def _tls_context(options: SmtpOptions, settings: PluginSettings) -> ssl.SSLConte
         # With a cafile the bundle replaces the system store: a private CA is all it trusts.
         context = ssl.create_default_context(cafile=options.cafile)
     except (OSError, ValueError) as exc:
-        raise _invalid(settings, "cafile", f"cannot load {options.cafile}: {exc}") from exc
+        raise ConfigError(
+            f"cannot load {options.cafile}: {exc}",
+            file=settings.origin or None,
+            key=f"channels.{settings.name}.cafile",
+        ) from exc
     if not options.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -181,9 +135,14 @@ class _Client(smtplib.SMTP):
     """``smtplib.SMTP`` that keeps the last reply, which ``sendmail`` does not return."""
 
     last_reply: tuple[int, bytes] = (0, b"")
+    #: The server said 354 to DATA in the current transaction: the message is going out, so
+    #: from here a lost connection leaves it unknown whether the server kept it.
+    body_sent: bool = False
 
     def getreply(self) -> tuple[int, bytes]:
         self.last_reply = super().getreply()
+        if self.last_reply[0] == 354:
+            self.body_sent = True
         return self.last_reply
 
 
@@ -205,13 +164,14 @@ class _Outgoing:
 
 
 class SmtpChannel(Channel):
-    """Sends email through an SMTP server; the options are listed in :data:`OPTIONS`."""
+    """Sends email through an SMTP server; the options are those of :class:`SmtpOptions`."""
 
-    kind = ChannelKind.EMAIL
+    kinds = (ChannelKind.EMAIL,)
+    Options = SmtpOptions
+    options: SmtpOptions
 
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
-        self.options = read_options(settings)
         self._tls = _tls_context(self.options, settings)
         self._client: _Client | None = None
         self._in_batch = False
@@ -244,10 +204,12 @@ class SmtpChannel(Channel):
             client.close()
 
     def send(self, message: Message) -> DeliveryResult:
-        """Send over the batch's session, reconnecting once if the server dropped it.
+        """Send over the batch's session, reconnecting once if the server dropped it before
+        the message went out.
 
-        A drop after the data went out leaves it unknown whether the server kept the message;
-        the copy sent again carries the same Message-ID, so a receiver can discard it.
+        A drop after the message went out (the server said 354 to DATA, and its final reply
+        never came) leaves it unknown whether the server kept it: that is an
+        :class:`~onetomany.errors.UnknownOutcomeError`, never sent again here.
         """
         outgoing = self._prepare(message)
         try:
@@ -301,10 +263,9 @@ class SmtpChannel(Channel):
                     f"name, which needs SMTPUTF8, and {self.options.address} does not offer it"
                 )
             options.append("SMTPUTF8")
+        client.body_sent = False
         try:
             client.sendmail(outgoing.sender, [outgoing.recipient], outgoing.data, options)
-        except smtplib.SMTPServerDisconnected:
-            raise
         except (
             smtplib.SMTPSenderRefused,
             smtplib.SMTPRecipientsRefused,
@@ -315,10 +276,21 @@ class SmtpChannel(Channel):
             if client.sock is None:
                 self._discard()
             raise self._error(exc, f"sending {outgoing.key} to {outgoing.recipient}") from exc
-        except (smtplib.SMTPException, OSError) as exc:
-            # The session's state is unknown: a timeout mid-data, a reply out of turn.
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # smtplib's own exceptions are OSErrors (a refusal is handled above). Before the
+            # message: a timeout, a reply out of turn; the session's state is unknown.
+            if not client.body_sent:
+                if isinstance(exc, smtplib.SMTPServerDisconnected):
+                    raise  # before the message: send() reconnects and sends it
+                self._discard()
+                raise self._error(exc, f"sending {outgoing.key} to {outgoing.recipient}") from exc
+            # The message went out and its reply never came: the server may have kept it.
             self._discard()
-            raise self._error(exc, f"sending {outgoing.key} to {outgoing.recipient}") from exc
+            raise UnknownOutcomeError(
+                f"channel {self.settings.name!r}: sending {outgoing.key} to "
+                f"{outgoing.recipient}: the connection was lost after the message was sent "
+                f"({type(exc).__name__}); the server may have accepted it"
+            ) from exc
         except (UnicodeError, ValueError) as exc:
             # A value smtplib cannot write (a line break, an unencodable character).
             self._reset(client)

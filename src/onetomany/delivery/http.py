@@ -1,0 +1,106 @@
+"""What every HTTP channel needs to say about a failed request, in one place.
+
+A channel built on ``requests`` (one ``Session`` per channel, keep-alive) maps what went wrong
+into the three outcomes the dispatcher understands:
+
+- **nothing was sent** (the connection could not be made: refused, DNS, connect timeout, TLS
+  handshake): :class:`~onetomany.errors.TransientDeliveryError`, safe to retry;
+- **sent, no answer** (a read timeout, the connection lost while waiting, a reply cut short):
+  :class:`~onetomany.errors.UnknownOutcomeError`, since the provider may have accepted it;
+- **the provider answered**: 408, 429 and 5xx are transient (with the ``Retry-After`` hint),
+  every other failure status permanent, unless the channel knows better from the body.
+
+httpx draws the same line between connect and read errors; ``requests`` hides it inside
+urllib3's exceptions, which :func:`request_failure` unpacks. Error texts never include the
+URL (provider URLs and their queries may carry credentials), only ``target``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from onetomany.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnknownOutcomeError,
+)
+
+__all__ = ["TRANSIENT_STATUSES", "never_sent", "request_failure", "retry_after", "status_failure"]
+
+#: Answers that say "not now": timeouts on the provider's side, rate limits, its own failures.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """True when ``exc`` happened before any byte of the request left: no connection."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    # urllib3's NewConnectionError and NameResolutionError are ConnectTimeoutErrors too.
+    return isinstance(reason, ConnectTimeoutError) or isinstance(
+        exc, requests.exceptions.ProxyError
+    )
+
+
+def request_failure(exc: requests.RequestException, *, target: str, doing: str) -> DeliveryError:
+    """The delivery error for a request that raised ``exc`` (raise it ``from exc``).
+
+    :param target: what to call the provider in the text (``api.postmarkapp.com``).
+    :param doing: what was being done (``sending welcome:ct-1``).
+    """
+    what = f"{target}: {doing}: {type(exc).__name__}"
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidHeader,
+        ),
+    ):
+        return PermanentDeliveryError(f"{what}: the request cannot be built")
+    if never_sent(exc):
+        return TransientDeliveryError(f"{what}: could not connect; nothing was sent")
+    # A read timeout, a connection lost while waiting, a reply cut short.
+    return UnknownOutcomeError(
+        f"{what}: the request went out and no complete answer came back; "
+        f"the provider may have accepted it"
+    )
+
+
+def status_failure(
+    status: int, reason: str, *, retry_after_header: str | None, now: datetime
+) -> DeliveryError:
+    """The delivery error for a failure answer with no more specific meaning: transient for
+    :data:`TRANSIENT_STATUSES` (never sooner than ``Retry-After``), permanent otherwise."""
+    if status in TRANSIENT_STATUSES:
+        return TransientDeliveryError(reason, retry_after=retry_after(retry_after_header, now=now))
+    return PermanentDeliveryError(reason)
+
+
+def retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date, measured
+    against ``now`` (the injected clock). None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
