@@ -29,8 +29,19 @@ from onetomany.templating.locales import canonical_locale
 
 
 def _fields(value: Account | Contact) -> dict[str, Any]:
-    # ``given`` is how the value was built (for identify's merge), not data a template shows.
-    return attrs.asdict(value, filter=lambda field, _: field.name != "given")
+    # A shallow copy: the traits and consent mappings are shared, not copied (attrs.asdict's
+    # deep copy cost more than the rest of the context), as templates run in a sandbox that
+    # cannot change them.
+    names = _TEMPLATE_FIELDS.get(type(value)) or _template_fields(type(value))
+    return {name: getattr(value, name) for name in names}
+
+
+def _template_fields(cls: type[Account | Contact]) -> tuple[str, ...]:
+    # ``given`` is how a value was built (for identify's merge), not data a template shows.
+    return tuple(field.name for field in attrs.fields(cls) if field.name != "given")
+
+
+_TEMPLATE_FIELDS = {cls: _template_fields(cls) for cls in (Account, Contact)}
 
 
 def contact_context(contact: Contact) -> dict[str, Any]:
