@@ -44,6 +44,7 @@ from onetomany.plugins.sources import Source
 from onetomany.plugins.syncing import OnPage, SyncReport, run_sync
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
+from onetomany.rules.freshness import needed_sources, stale_reason
 from onetomany.rules.journeys import JourneyState, StageChange
 from onetomany.rules.suppression import Reason, Suppression, normalise_address, read_csv, write_csv
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
@@ -57,6 +58,7 @@ from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.leases import release_lease, take_lease
 from onetomany.store.queries.outbox import outbox_row
 from onetomany.store.queries.schedules import scheduled_next
+from onetomany.store.queries.source_syncs import SourceSyncState, sync_states
 from onetomany.store.queries.subscriptions import answers_of, record_answer
 from onetomany.store.queries.suppression import (
     add_suppressions,
@@ -444,6 +446,14 @@ class Engine:
                 # Only after the occurrences are queued: a crash before this re-fires them.
                 found.after_queued()
         self.last_decisions = tuple(decisions)
+        held = [d for d in decisions if d.checks and d.checks[-1].name == "freshness" and d.reason]
+        if held:
+            log.warning(
+                "held %d touch(es) (%s) because their data is stale: %s",
+                len(held),
+                ", ".join(sorted({d.touch for d in held})),
+                "; ".join(sorted({d.reason or "" for d in held})),
+            )
         record_decisions(self.store, decisions)
         prune_decisions(self.store, before=now - self.decision_retention)
         return queued
@@ -582,7 +592,7 @@ class Engine:
         """``candidates`` settled by their touches' re-entry rules; a queued one whose key the
         outbox already holds is skipped with an ``outbox`` check (the outbox's unique key would
         drop its row anyway)."""
-        settled = apply_reentry(self.store, touches, list(candidates))
+        settled = apply_reentry(self.store, touches, self._hold_stale(touches, candidates))
         known = self.store.existing_keys(
             d.idempotency_key for d in settled if d.outcome is Outcome.QUEUED
         )
@@ -594,6 +604,42 @@ class Engine:
             else d
             for d in settled
         ]
+
+    def _hold_stale(
+        self, touches: Mapping[str, Touch], candidates: Iterable[Decision]
+    ) -> list[Decision]:
+        """``candidates`` with the freshness guard applied: a touch that needs a source whose
+        data is stale (or whose last sync failed) is skipped with a ``freshness`` check
+        (:mod:`onetomany.rules.freshness`)."""
+        freshness = self.program.freshness
+        decisions = list(candidates)
+        if not freshness:
+            return decisions
+        now = self.clock.now()
+        states: dict[str, SourceSyncState] | None = None
+        guarded = []
+        for decision in decisions:
+            touch = touches[decision.touch]
+            needed = needed_sources(
+                touch.needs, absence=decision.trigger == "absence", freshness=freshness
+            )
+            if decision.settled or not needed:
+                guarded.append(decision)
+                continue
+            if states is None:
+                states = sync_states(self.store)
+            stale = [
+                why
+                for name in needed
+                if (why := stale_reason(name, freshness[name], states.get(name), now=now))
+            ]
+            if stale:
+                check = Check.failed("freshness", "; ".join(stale), sources=needed)
+                guarded.append(decision.skipped(check))
+            else:
+                fresh = f"fresh: {', '.join(needed)}"
+                guarded.append(decision.check(Check.passed("freshness", fresh, sources=needed)))
+        return guarded
 
     @property
     def _touches(self) -> dict[str, Touch]:

@@ -36,6 +36,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +48,7 @@ from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
 from onetomany.rules.calendar import Reservation, read_reserved
 from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
+from onetomany.rules.freshness import parse_staleness
 from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
@@ -176,6 +178,8 @@ class Touch:
     resend_unknown: bool = False
     #: What the touch aims at (conversion goals, docs/measuring.md).
     goal: Goal | None = None
+    #: The sources whose data it acts on: while one is stale it holds (the freshness guard).
+    needs: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -192,6 +196,8 @@ class Program:
     touches: tuple[Touch, ...] = attrs.field(default=(), converter=tuple[Touch, ...])
     channels: Mapping[str, PluginSettings] = attrs.field(factory=dict)
     sources: Mapping[str, PluginSettings] = attrs.field(factory=dict)
+    #: How stale each source's data may get (``max_staleness``), by source name.
+    freshness: Mapping[str, timedelta] = attrs.field(factory=dict)
     templates_dir: Path = attrs.field(factory=lambda: Path("templates"), converter=Path)
     store_url: str = "onetomany.db"
     sender: str | None = None
@@ -410,6 +416,17 @@ class Program:
                         key=f"{key}.segment",
                     )
                 )
+            for need in touch.needs:
+                if need not in self.freshness:
+                    declared = ", ".join(sorted(self.freshness)) or "none"
+                    errors.append(
+                        ConfigError(
+                            f"source {need!r} declares no max_staleness, so nothing can hold "
+                            f"the touch for it (sources with one: {declared})",
+                            file=self.origin,
+                            key=f"{key}.needs",
+                        )
+                    )
             if touch.topic is not None and touch.topic not in self.topics:
                 errors.append(
                     ConfigError(
@@ -511,6 +528,7 @@ _TOUCH_KEYS = {
     "priority",
     "resend_unknown",
     "goal",
+    "needs",
 }
 
 
@@ -568,6 +586,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
             reader.table(data, "channels", "channels"), "channels", reader, base
         ),
         sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
+        freshness=_read_freshness(reader.table(data, "sources", "sources"), reader),
         templates_dir=reader.string(head, "templates", "program.templates", "templates") or "",
         store_url=reader.string(head, "store", "program.store", "onetomany.db") or "",
         sender=reader.string(head, "sender", "program.sender", ""),
@@ -700,6 +719,21 @@ def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
             del values[exc.key]
 
 
+#: Keys of a ``[channels.X]`` / ``[sources.X]`` table the core reads; the rest are options.
+_CORE_PLUGIN_KEYS = frozenset({"plugin", "max_staleness"})
+
+
+def _read_freshness(section: Mapping[str, Any], reader: _Reader) -> dict[str, timedelta]:
+    """Each source's ``max_staleness``, for the freshness guard."""
+    found = {}
+    for name, body in section.items():
+        if isinstance(body, dict) and "max_staleness" in body:
+            limit = parse_staleness(body["max_staleness"], f"sources.{name}.max_staleness", reader)
+            if limit is not None:
+                found[name] = limit
+    return found
+
+
 def _read_plugins(
     section: Mapping[str, Any], kind: str, reader: _Reader, base: Path
 ) -> dict[str, PluginSettings]:
@@ -717,7 +751,7 @@ def _read_plugins(
         options = {
             key: _expand_env(value, f"{path}.{key}", reader)
             for key, value in body.items()
-            if key != "plugin"
+            if key not in _CORE_PLUGIN_KEYS
         }
         result[name] = PluginSettings(
             name=name, plugin=plugin, options=options, base_dir=base, origin=reader.origin
@@ -784,6 +818,10 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
             )
             resend_unknown = False
         goal = read_goal(body["goal"], f"{path}.goal", reader) if "goal" in body else None
+        needs = body.get("needs", [])
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            reader.error(f"{path}.needs", f"expected a list of source names, got {needs!r}")
+            needs = []
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -800,6 +838,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     priority=priority,
                     resend_unknown=resend_unknown,
                     goal=goal,
+                    needs=needs,
                 )
             )
     return touches
