@@ -21,6 +21,7 @@ from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.program import Program
+from onetomany.rules.tracking_links import rewrite_html
 from onetomany.rules.unsubscribe import make_token
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
@@ -128,6 +129,7 @@ class Composer:
         #: Dates the unsubscribe tokens (their expiry).
         self.clock = clock or SystemClock()
         self._topics = {t.name: t.topic for t in program.touches}
+        self._untracked = {t.name for t in program.touches if not t.track}
 
     def links(self, row: OutboxRow, contact: Contact) -> dict[str, Any]:
         """``unsubscribe_url`` and ``preferences_url`` for ``row``'s recipient, and the
@@ -209,6 +211,8 @@ class Composer:
             )
         except TemplateError as exc:
             raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
+        if kind is ChannelKind.EMAIL and fields.get("html"):
+            fields["html"] = self.tracked(row, fields["html"], links)
         data = {**fields.pop("data"), **(extra or {})}
         if kind is ChannelKind.CSM:
             data.setdefault("task", csm_task(row, contact, account, owner=to))
@@ -225,6 +229,20 @@ class Composer:
             data=data,
             headers=headers,
             **fields,
+        )
+
+    def tracked(self, row: OutboxRow, body: str, links: Mapping[str, Any]) -> str:
+        """``body`` with its links signed through the web app and an open pixel, when
+        ``[tracking]`` is set and the touch does not say ``track = false``."""
+        if not self.program.tracking.enabled or row.touch in self._untracked:
+            return body
+        return rewrite_html(
+            body,
+            key=row.idempotency_key,
+            touch=row.touch,
+            settings=self.program.tracking,
+            keys=self.program.unsubscribe,
+            keep={links["unsubscribe_url"], links["preferences_url"]} - {""},
         )
 
     def render_fields(

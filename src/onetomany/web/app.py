@@ -22,7 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from onetomany.engine import Engine
-from onetomany.web import inbox_api, unsubscribe_pages, widget
+from onetomany.web import inbox_api, tracking_routes, unsubscribe_pages, widget
 from onetomany.web.context import DEFAULT_MAX_BODY, RouteModule, WebContext
 from onetomany.web.tokens import DEFAULT_TTL, ContactTokens, SigningKeys
 
@@ -31,6 +31,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     inbox_api.routes,
     widget.routes,
     unsubscribe_pages.routes,
+    tracking_routes.routes,
 )
 
 
