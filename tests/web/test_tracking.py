@@ -14,13 +14,8 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from starlette.testclient import TestClient
 
-from onetomany import Account, Contact
-from onetomany.engine import Engine
 from onetomany.model.clock import FrozenClock
-from onetomany.plugins.settings import PluginSettings
-from onetomany.program import EngagementTrigger, EventTrigger, Program, Touch
 from onetomany.rules.machine_opens import machine_open
 from onetomany.rules.tracking_links import (
     TrackingSettings,
@@ -34,127 +29,22 @@ from onetomany.rules.tracking_links import (
 )
 from onetomany.rules.unsubscribe import UnsubscribeSettings
 from onetomany.store import Store
-from onetomany.store.queries.events import events_of
-from onetomany.testing import RecordingChannel, make_plugins
-from onetomany.web import create_app
 
-from ..conftest import write_templates
-from .conftest import KEYS
-
-BASE = "https://app.acme.test/onetomany"
-WELCOME = """\
-+++
-subject = "Welcome, {{ contact.first_name }}"
-+++
-<mjml><mj-body><mj-section><mj-column>
-<mj-text>Read <a href="https://acme.test/docs?a=1&amp;b=2">the docs</a>, then
-<a href='https://acme.test/pricing'>pricing</a> or <a href="mailto:help@acme.test">mail us</a>.
-<a href="{{ unsubscribe_url }}">Unsubscribe</a></mj-text>
-<mj-button href="https://acme.test/start">Start</mj-button>
-</mj-column></mj-section></mj-body></mjml>
-"""
-NUDGE = """\
-+++
-subject = "Did you see it?"
-+++
-<mjml><mj-body><mj-section><mj-column><mj-text>Have a look.</mj-text></mj-column></mj-section>
-</mj-body></mjml>
-"""
-KEYSET = UnsubscribeSettings(
-    url="https://app.acme.test/onetomany/unsubscribe/{token}",
-    keys={"2026-12": "t" * 40},
-    current="2026-12",
+from .emails import (
+    APPLE_PROXY,
+    BASE,
+    FIREFOX,
+    KEYSET,
+    Sent,
+    events_named,
+    flip,
+    send_welcome,
 )
-TRACKING = TrackingSettings(
-    base_url=BASE, utm={"utm_source": "onetomany", "utm_campaign": "{touch}"}
-)
-FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-APPLE_PROXY = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
-)
-
-
-def tracked_program(tmp_path: Path, *, track: bool = True) -> Program:
-    templates = write_templates(tmp_path / "templates", welcome=WELCOME, nudge=NUDGE)
-    return Program(
-        name="acme",
-        touches=(
-            Touch(
-                name="welcome",
-                trigger=EventTrigger(event="signed_up"),
-                channel="email",
-                template="welcome",
-                track=track,
-            ),
-            Touch(
-                name="nudge",
-                trigger=EngagementTrigger(touch="welcome", outcome="not_opened", days=2),
-                channel="email",
-                template="nudge",
-            ),
-        ),
-        channels={"email": PluginSettings(name="email", plugin="recording")},
-        templates_dir=templates,
-        sender="Acme <success@acme.test>",
-        unsubscribe=KEYSET,
-        tracking=TRACKING,
-        base_dir=tmp_path,
-    )
-
-
-@attrs.define
-class Sent:
-    engine: Engine
-    recorder: RecordingChannel
-    client: TestClient
-
-    @property
-    def html(self) -> str:
-        return self.recorder.sent[0].html or ""
-
-    @property
-    def key(self) -> str:
-        return self.recorder.sent[0].idempotency_key
-
-    def clicks(self) -> list[str]:
-        return re.findall(re.escape(BASE) + r"/c/([^\"']+)", self.html)
-
-    def pixel(self) -> str:
-        (token,) = re.findall(re.escape(BASE) + r"/o/([^\"']+)", self.html)
-        return token
-
-
-def _events(engine: Engine, name: str) -> list[dict[str, object]]:
-    contact = engine.store.get_contact("c1")
-    assert contact is not None
-    return [dict(e.properties) for e in events_of(engine.store, contact, names=[name])]
-
-
-def _send(
-    tmp_path: Path, clock: FrozenClock, store: Store, *, track: bool = True
-) -> Iterator[Sent]:
-    recorder = RecordingChannel()
-    with Engine(
-        tracked_program(tmp_path, track=track),
-        store=store,
-        clock=clock,
-        plugins=make_plugins(),
-        channels={"email": recorder},
-    ) as engine:
-        engine.identify(
-            Account(id="a1", name="Northwind"),
-            Contact(id="c1", account_id="a1", name="Nancy Davolio", email="nancy@northwind.test"),
-        )
-        engine.track("signed_up", contact_id="c1", account_id="a1")
-        engine.tick()
-        engine.dispatch()
-        with TestClient(create_app(engine, keys=KEYS), follow_redirects=False) as client:
-            yield Sent(engine, recorder, client)
 
 
 @pytest.fixture
 def sent(tmp_path: Path, frozen_clock: FrozenClock, temp_store: Store) -> Iterator[Sent]:
-    yield from _send(tmp_path, frozen_clock, temp_store)
+    yield from send_welcome(tmp_path, frozen_clock, temp_store)
 
 
 def test_each_link_goes_out_signed_with_its_position_and_the_pixel_is_added(sent):
@@ -181,11 +71,11 @@ def test_a_click_redirects_to_its_own_url_and_counts_once(sent):
             "https://acme.test/pricing?utm_source=onetomany&utm_campaign=welcome"
         )
         assert answer.headers["referrer-policy"] == "no-referrer"
-    clicks = _events(sent.engine, "message_clicked")
+    clicks = events_named(sent.engine, "message_clicked")
     assert len(clicks) == 1
     assert clicks[0]["idempotency_key"] == sent.key and clicks[0]["position"] == 1
     sent.client.get(f"/c/{sent.clicks()[0]}")
-    assert len(_events(sent.engine, "message_clicked")) == 2  # another link, another click
+    assert len(events_named(sent.engine, "message_clicked")) == 2  # another link, another click
 
 
 def test_a_persons_open_counts_once_and_stops_the_not_opened_ladder(sent):
@@ -194,7 +84,7 @@ def test_a_persons_open_counts_once_and_stops_the_not_opened_ladder(sent):
         pixel = sent.client.get(f"/o/{sent.pixel()}", headers={"User-Agent": FIREFOX})
         assert pixel.status_code == 200 and pixel.headers["content-type"] == "image/gif"
         assert "no-store" in pixel.headers["cache-control"]
-    opens = _events(sent.engine, "message_opened")
+    opens = events_named(sent.engine, "message_opened")
     assert len(opens) == 1 and "machine" not in opens[0]
     sent.engine.clock.advance(days=3)  # type: ignore[attr-defined]
     sent.engine.tick()
@@ -218,18 +108,11 @@ def test_a_persons_open_counts_once_and_stops_the_not_opened_ladder(sent):
 def test_a_machines_open_is_flagged_and_stops_no_ladder(sent, agent, delay, reason):
     sent.engine.clock.advance(seconds=delay.total_seconds())  # type: ignore[attr-defined]
     assert sent.client.get(f"/o/{sent.pixel()}", headers={"User-Agent": agent}).status_code == 200
-    (opened,) = _events(sent.engine, "message_opened")
+    (opened,) = events_named(sent.engine, "message_opened")
     assert opened["machine"] is True and opened["machine_reason"] == reason
     sent.engine.clock.advance(days=3)  # type: ignore[attr-defined]
     sent.engine.tick()
     assert [r.touch for r in sent.engine.store.outbox_rows()] == ["welcome", "nudge"]
-
-
-def _flip(token: str, part: int) -> str:
-    pieces = token.split(".")
-    piece = pieces[part]
-    pieces[part] = piece[:-2] + ("A" if piece[-2] != "A" else "B") + piece[-1]
-    return ".".join(pieces)
 
 
 def test_tampered_truncated_foreign_and_crossed_tokens_are_refused_and_record_nothing(sent):
@@ -240,8 +123,8 @@ def test_tampered_truncated_foreign_and_crossed_tokens_are_refused_and_record_no
     signature = click.split(".")[2]
     swapped = click_token(KEYSET, sent.key, 0, "https://evil.test/").split(".")[1]
     bad_clicks = [
-        _flip(click, 2),
-        _flip(click, 1),
+        flip(click, 2),
+        flip(click, 1),
         click[:-5],
         click.rsplit(".", 1)[0],
         elsewhere,
@@ -254,10 +137,10 @@ def test_tampered_truncated_foreign_and_crossed_tokens_are_refused_and_record_no
         answer = sent.client.get(f"/c/{quote(token, safe='')}")
         assert answer.status_code == 400, token
         assert "location" not in answer.headers
-    for token in (_flip(pixel, 2), pixel[:-3], click, open_token(foreign, sent.key)):
+    for token in (flip(pixel, 2), pixel[:-3], click, open_token(foreign, sent.key)):
         assert sent.client.get(f"/o/{token}").status_code == 400
-    assert _events(sent.engine, "message_clicked") == []
-    assert _events(sent.engine, "message_opened") == []
+    assert events_named(sent.engine, "message_clicked") == []
+    assert events_named(sent.engine, "message_opened") == []
 
 
 def test_a_valid_token_of_a_message_not_in_the_store_leads_on_and_records_nothing(sent):
@@ -265,12 +148,12 @@ def test_a_valid_token_of_a_message_not_in_the_store_leads_on_and_records_nothin
     answer = sent.client.get(f"/c/{token}")
     assert answer.status_code == 302 and answer.headers["location"] == "https://acme.test/old"
     assert sent.client.get(f"/o/{open_token(KEYSET, 'acme:gone:c1:x')}").status_code == 200
-    assert _events(sent.engine, "message_clicked") == []
-    assert _events(sent.engine, "message_opened") == []
+    assert events_named(sent.engine, "message_clicked") == []
+    assert events_named(sent.engine, "message_opened") == []
 
 
 def test_a_touch_with_track_false_goes_out_as_written(tmp_path, frozen_clock, temp_store):
-    for sent in _send(tmp_path, frozen_clock, temp_store, track=False):
+    for sent in send_welcome(tmp_path, frozen_clock, temp_store, track=False):
         assert sent.clicks() == [] and "/o/" not in sent.html
         assert 'href="https://acme.test/docs?a=1&amp;b=2"' in sent.html
 

@@ -9,6 +9,7 @@ reason.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +22,7 @@ from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.program import Program
-from onetomany.rules.tracking_links import rewrite_html
+from onetomany.rules.tracking_links import nps_link, rewrite_html
 from onetomany.rules.unsubscribe import make_token
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
@@ -190,6 +191,11 @@ class Composer:
         links = links if links is not None else self.links(row, contact)
         base["unsubscribe_url"] = links["unsubscribe_url"]
         base["preferences_url"] = links["preferences_url"]
+        if self.program.tracking.enabled:
+            # ``{{ nps_url(9) }}``: a signed link answering 9 to this message (web app /nps).
+            base["nps_url"] = functools.partial(
+                nps_link, self.program.tracking, self.program.unsubscribe, row.idempotency_key
+            )
         return base
 
     def compose(

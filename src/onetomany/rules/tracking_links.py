@@ -9,8 +9,12 @@ redirect goes to the URL the token signs: a token cannot be pointed at another U
 breaking its signature, so the endpoint is no open redirect, and a token of another message
 only leads to that message's own link.
 
+An NPS email's 0-10 buttons are signed the same way (``["n", key, score]``, the web app's
+``/nps/<token>``): templates call ``nps_url(score)``.
+
 A token reads ``KEY.PAYLOAD.SIGNATURE``: ``PAYLOAD`` is base64url JSON ``["c", key, position,
-url]`` or ``["o", key]``; ``SIGNATURE`` is base64url HMAC-SHA256 of ``track:KEY.PAYLOAD``.
+url]``, ``["o", key]`` or ``["n", key, score]``; ``SIGNATURE`` is base64url HMAC-SHA256 of
+``track:KEY.PAYLOAD``.
 
 ``program.toml``::
 
@@ -45,10 +49,13 @@ __all__ = [
     "TrackingSettings",
     "TrackingTokenError",
     "click_token",
+    "nps_link",
+    "nps_token",
     "open_token",
     "read_tracking",
     "rewrite_html",
     "verify_click",
+    "verify_nps",
     "verify_open",
 ]
 
@@ -144,6 +151,26 @@ def verify_click(keys: UnsubscribeSettings, token: str) -> ClickClaims:
     raise TrackingTokenError("tracking token refused: not a click token")
 
 
+def nps_token(keys: UnsubscribeSettings, key: str, score: int) -> str:
+    """The token of the NPS link answering ``score`` (0-10) to the message keyed ``key``."""
+    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 10:
+        raise ValueError(f"an NPS score is a whole number from 0 to 10, not {score!r}")
+    return _make(keys, ["n", key, score])
+
+
+def verify_nps(keys: UnsubscribeSettings, token: str) -> tuple[str, int]:
+    """The outbox key and the score an NPS token names; TrackingTokenError for another."""
+    match _read(keys, token):
+        case ["n", str(key), int(score)] if 0 <= score <= 10:
+            return key, score
+    raise TrackingTokenError("tracking token refused: not an NPS token")
+
+
+def nps_link(settings: TrackingSettings, keys: UnsubscribeSettings, key: str, score: int) -> str:
+    """``<base_url>/nps/<token>``: the link of an NPS email's ``score`` button."""
+    return f"{settings.base_url.rstrip('/')}/nps/{nps_token(keys, key, score)}"
+
+
 def verify_open(keys: UnsubscribeSettings, token: str) -> str:
     """The outbox key an open token names; TrackingTokenError for any other token."""
     match _read(keys, token):
@@ -198,7 +225,8 @@ def rewrite_html(
         nonlocal position
         written = match.group(2) if match.group(2) is not None else match.group(3)
         url = html.unescape(written).strip()
-        if url in keep or len(url) > MAX_LINK or not _followable(url):
+        own = url.startswith(base + "/")  # the app's own links (NPS answers) stay direct
+        if own or url in keep or len(url) > MAX_LINK or not _followable(url):
             return match.group(0)
         target = with_utm(url, settings.utm, touch)
         token = click_token(keys, key, position, target)

@@ -22,7 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from onetomany.engine import Engine
-from onetomany.web import inbox_api, tracking_routes, unsubscribe_pages, widget
+from onetomany.web import inbox_api, nps_pages, tracking_routes, unsubscribe_pages, widget
 from onetomany.web.context import DEFAULT_MAX_BODY, RouteModule, WebContext
 from onetomany.web.tokens import DEFAULT_TTL, ContactTokens, SigningKeys
 
@@ -32,6 +32,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     widget.routes,
     unsubscribe_pages.routes,
     tracking_routes.routes,
+    nps_pages.routes,
 )
 
 

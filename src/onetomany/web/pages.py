@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import html
 
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
+
+from onetomany.web.page_strings import STRINGS, language
 
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -37,3 +40,11 @@ def page(title: str, body: str, *, lang: str, status: int = 200) -> HTMLResponse
         f"<body><main><h1>{esc(title)}</h1>{body}</main></body></html>"
     )
     return HTMLResponse(document, status_code=status, headers=_HEADERS)
+
+
+def refused(request: Request, reason: str, status: int = 400) -> HTMLResponse:
+    """The page of a link that cannot be used, saying why, in the browser's language (a
+    refused token names no contact to take a language from)."""
+    lang = language(request, None)
+    body = f'<p class="note">{esc(reason)}</p>'
+    return page(STRINGS[lang]["refused"], body, lang=lang, status=status)

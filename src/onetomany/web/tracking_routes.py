@@ -30,8 +30,7 @@ from onetomany.rules.machine_opens import machine_open
 from onetomany.rules.tracking_links import TrackingTokenError, verify_click, verify_open
 from onetomany.store.queries.outbox import outbox_row, sent_at
 from onetomany.web.context import WebContext
-from onetomany.web.page_strings import STRINGS, language
-from onetomany.web.pages import esc, page
+from onetomany.web.pages import refused
 
 #: The smallest transparent GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -78,16 +77,11 @@ def record_open(engine: Engine, key: str, user_agent: str) -> bool:
 def routes(context: WebContext) -> list[BaseRoute]:
     engine = context.engine
 
-    def refused(request: Request, exc: Exception) -> Response:
-        lang = language(request, None)
-        body = f'<p class="note">{esc(exc)}</p>'
-        return page(STRINGS[lang]["refused"], body, lang=lang, status=400)
-
     async def click(request: Request) -> Response:
         try:
             claims = verify_click(engine.program.unsubscribe, request.path_params["token"])
         except TrackingTokenError as exc:
-            return refused(request, exc)
+            return refused(request, str(exc))
         await run_in_threadpool(record_click, engine, claims.key, claims.position, claims.url)
         return RedirectResponse(claims.url, status_code=302, headers=_NO_CACHE)
 
@@ -95,7 +89,7 @@ def routes(context: WebContext) -> list[BaseRoute]:
         try:
             key = verify_open(engine.program.unsubscribe, request.path_params["token"])
         except TrackingTokenError as exc:
-            return refused(request, exc)
+            return refused(request, str(exc))
         agent = request.headers.get("user-agent", "")
         await run_in_threadpool(record_open, engine, key, agent)
         return Response(PIXEL, media_type="image/gif", headers=_NO_CACHE)

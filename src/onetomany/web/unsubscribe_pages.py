@@ -33,7 +33,7 @@ from onetomany.rules.topics import Preferences
 from onetomany.rules.unsubscribe import TokenClaims
 from onetomany.web.context import HTTPProblem, WebContext
 from onetomany.web.page_strings import STRINGS, language
-from onetomany.web.pages import esc, page
+from onetomany.web.pages import esc, page, refused
 
 #: The answer a person records through these pages (kept with each change, for consent).
 SOURCE = "link"
@@ -59,13 +59,6 @@ def _verify(engine: Engine, request: Request) -> _Visit:
     if contact is None:
         raise InputError(f"contact {claims.contact_id!r} is not in the store")
     return _Visit(claims, language(request, contact.locale))
-
-
-def _refused(request: Request, reason: str, status: int = 400) -> HTMLResponse:
-    lang = language(request, None)
-    return page(
-        STRINGS[lang]["refused"], f'<p class="note">{esc(reason)}</p>', lang=lang, status=status
-    )
 
 
 def channel_kinds(engine: Engine) -> list[ChannelKind]:
@@ -160,9 +153,9 @@ def routes(context: WebContext) -> list[BaseRoute]:
         try:
             return await work()
         except HTTPProblem as problem:
-            return _refused(request, problem.message, problem.status)
+            return refused(request, problem.message, problem.status)
         except OnetomanyError as exc:
-            return _refused(request, str(exc))
+            return refused(request, str(exc))
 
     async def unsubscribe_page(request: Request) -> HTMLResponse:
         async def work() -> HTMLResponse:
