@@ -22,7 +22,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from onetomany.engine import Engine
-from onetomany.web import inbox_api, nps_pages, tracking_routes, unsubscribe_pages, widget
+from onetomany.web import (
+    inbox_api,
+    nps_pages,
+    tracking_routes,
+    unsubscribe_pages,
+    webhook_routes,
+    widget,
+)
 from onetomany.web.context import DEFAULT_MAX_BODY, RouteModule, WebContext
 from onetomany.web.tokens import DEFAULT_TTL, ContactTokens, SigningKeys
 
@@ -33,6 +40,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     unsubscribe_pages.routes,
     tracking_routes.routes,
     nps_pages.routes,
+    webhook_routes.routes,
 )
 
 
