@@ -132,6 +132,7 @@ def test_tampered_truncated_foreign_and_crossed_tokens_are_refused_and_record_no
         pixel,  # an open token is no click token
         sent.engine.unsubscribe_token("c1"),  # nor is an unsubscribe token
         "x" * 5000,
+        f"2026-12.{swapped}é.{signature}",  # not even ASCII
     ]
     for token in bad_clicks:
         answer = sent.client.get(f"/c/{quote(token, safe='')}")

@@ -102,6 +102,7 @@ def _tampered(token: str) -> list[str]:
         token[: len(token) // 2],  # truncated
         f"{key}.{payload}",  # signature dropped
         "x" * 2000,  # longer than any token
+        f"{key}.{payload}ü.{signature}",  # not even ASCII
     ]
 
 

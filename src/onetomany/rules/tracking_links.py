@@ -28,12 +28,7 @@ keeps the plain links, and the unsubscribe and preference links are never rewrit
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import html
-import json
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -41,8 +36,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from onetomany.errors import ConfigError
-from onetomany.rules.unsubscribe import MAX_TOKEN, UnsubscribeSettings
+from onetomany.errors import ConfigError, InputError
+from onetomany.rules.unsubscribe import MAX_TOKEN, UnsubscribeSettings, read_claims, sign_claims
 
 __all__ = [
     "ClickClaims",
@@ -64,7 +59,7 @@ _PURPOSE = "track:"
 MAX_LINK = 2000
 
 
-class TrackingTokenError(ValueError):
+class TrackingTokenError(InputError):
     """A tracking token that is refused: malformed, truncated, tampered with, of the other
     kind, or signed by a key this program does not hold."""
 
@@ -90,43 +85,21 @@ class ClickClaims:
     url: str
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _sign(secret: str, signed: str) -> str:
-    message = (_PURPOSE + signed).encode("utf-8")
-    return _b64(hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest())
-
-
 def _make(keys: UnsubscribeSettings, claims: list[Any]) -> str:
     if not keys.enabled:
         raise ConfigError("tracking links need a key: set [unsubscribe] keys and current")
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
-    signed = f"{keys.current}.{payload}"
-    return f"{signed}.{_sign(keys.keys[keys.current], signed)}"
+    return sign_claims(keys, claims, purpose=_PURPOSE)
 
 
 def _read(keys: UnsubscribeSettings, token: str) -> list[Any]:
-    if not token or len(token) > MAX_TOKEN + MAX_LINK:
-        raise TrackingTokenError("tracking token refused: empty or longer than any token made")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise TrackingTokenError("tracking token refused: malformed or truncated")
-    key_id, payload, signature = parts
-    secret = keys.keys.get(key_id)
-    if secret is None:
-        raise TrackingTokenError(
-            f"tracking token refused: signed with key {key_id[:32]!r}, which this program does "
-            "not hold (a foreign token, or its key was retired)"
-        )
-    expected = _sign(secret, f"{key_id}.{payload}")
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii", "replace")):
-        raise TrackingTokenError("tracking token refused: the signature does not match")
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, binascii.Error) as exc:
-        raise TrackingTokenError("tracking token refused: its payload does not read") from exc
+    _, claims = read_claims(
+        keys,
+        token,
+        purpose=_PURPOSE,
+        what="tracking token",
+        max_length=MAX_TOKEN + MAX_LINK,
+        error=TrackingTokenError,
+    )
     if not isinstance(claims, list) or not claims:
         raise TrackingTokenError("tracking token refused: its payload does not read")
     return claims
