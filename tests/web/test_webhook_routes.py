@@ -103,8 +103,12 @@ def test_a_batch_is_all_or_nothing_when_one_event_names_an_unknown_row(hooked):
     }
 
 
-def test_a_channel_whose_plugin_registered_no_parser_takes_no_webhooks(hooked):
-    _, client = hooked
+def test_hook_onetomany_register_webhook_parsers(hooked):
+    """A registered parser answers for the channels using its plugin, and only those."""
+    engine, client = hooked
+    parsers = engine.plugins.webhook_parsers()
+    assert parsers.get("recording").value is parse_test_provider
+    assert "inapp" not in parsers.names()
     assert client.post("/webhooks/nowhere", json=[]).status_code == 404
     answer = client.post("/webhooks/inapp", json=[])  # the in-app plugin registered none
     assert answer.status_code == 404 and "takes webhooks" in answer.json()["error"]
