@@ -344,6 +344,7 @@ class Engine:
         *,
         at: datetime | None = None,
         id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
     ) -> Event:
         """Record that the message keyed ``idempotency_key`` was ``"opened"`` or ``"clicked"``.
 
@@ -351,10 +352,14 @@ class Engine:
         (``message_opened`` / ``message_clicked``) names the row's contact, account, touch and
         channel, and stops the escalation ladders waiting on the message. ``id`` (the
         provider's event id) makes a redelivered webhook count once. An unknown key is an
-        InputError naming it, and nothing is stored.
+        InputError naming it, and nothing is stored. ``properties`` go on the event:
+        ``{"machine": True}`` marks an open made by a machine (a privacy proxy), which is
+        kept and counted apart but stops no ladder.
         """
         now = self.clock.now()
-        return engagement_event(self.store, idempotency_key, kind, at=at or now, now=now, id=id)
+        return engagement_event(
+            self.store, idempotency_key, kind, at=at or now, now=now, id=id, properties=properties
+        )
 
     def _from_the_future(self, event: Event, now: datetime) -> bool:
         return event.occurred_at > now + self.future_tolerance

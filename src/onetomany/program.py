@@ -54,6 +54,7 @@ from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
 from onetomany.rules.topics import Topic, read_topics, unknown_topic
+from onetomany.rules.tracking_links import TrackingSettings, read_tracking
 from onetomany.rules.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
@@ -180,6 +181,8 @@ class Touch:
     goal: Goal | None = None
     #: The sources whose data it acts on: while one is stale it holds (the freshness guard).
     needs: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
+    #: Rewrite its email's links and add an open pixel when ``[tracking]`` is set.
+    track: bool = True
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -208,6 +211,8 @@ class Program:
     topics: Mapping[str, Topic] = attrs.field(factory=dict)
     #: ``[unsubscribe]``: signed-token links and the List-Unsubscribe headers.
     unsubscribe: UnsubscribeSettings = attrs.field(factory=UnsubscribeSettings)
+    #: ``[tracking]``: signed click and open links (web app routes ``/c`` and ``/o``).
+    tracking: TrackingSettings = attrs.field(factory=TrackingSettings)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -504,6 +509,7 @@ _SECTIONS = {
     "journeys",
     "topics",
     "unsubscribe",
+    "tracking",
     "tiers",
     "capacity",
     "channels",
@@ -529,6 +535,7 @@ _TOUCH_KEYS = {
     "resend_unknown",
     "goal",
     "needs",
+    "track",
 }
 
 
@@ -579,6 +586,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
     if name is not None:
         reader.name(name, "program.name")
     constants = reader.table(head, "constants", "program.constants")
+    unsubscribe = _read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader)
     program = Program(
         name=name or "program",
         touches=_read_touches(reader.table(data, "touches", "touches"), reader),
@@ -596,7 +604,8 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
         topics=_read_topics(reader.table(data, "topics", "topics"), reader),
-        unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
+        unsubscribe=unsubscribe,
+        tracking=_read_tracking(reader.table(data, "tracking", "tracking"), unsubscribe, reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
         windows=_read_windows(data, reader, base),
@@ -629,6 +638,14 @@ def _read_topics(section: Mapping[str, Any], reader: _Reader) -> dict[str, Topic
     for error in errors:
         reader.error(error.key or "topics", error.reason)
     return topics
+
+
+def _read_tracking(
+    section: Mapping[str, Any], keys: UnsubscribeSettings, reader: _Reader
+) -> TrackingSettings:
+    settings, errors = read_tracking(section, file=reader.origin, keys=keys)
+    reader.errors.extend(errors)
+    return settings
 
 
 def _read_unsubscribe(section: Mapping[str, Any], reader: _Reader) -> UnsubscribeSettings:
@@ -822,6 +839,10 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
             reader.error(f"{path}.needs", f"expected a list of source names, got {needs!r}")
             needs = []
+        track = body.get("track", True)
+        if not isinstance(track, bool):
+            reader.error(f"{path}.track", f"expected true or false, got {track!r}")
+            track = True
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -839,6 +860,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     resend_unknown=resend_unknown,
                     goal=goal,
                     needs=needs,
+                    track=track,
                 )
             )
     return touches

@@ -9,6 +9,7 @@ reason.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.program import Program
+from onetomany.rules.tracking_links import nps_link, rewrite_html
 from onetomany.rules.unsubscribe import make_token
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
@@ -139,6 +141,7 @@ class Composer:
         #: Dates the unsubscribe tokens (their expiry).
         self.clock = clock or SystemClock()
         self._topics = {t.name: t.topic for t in program.touches}
+        self._untracked = {t.name for t in program.touches if not t.track}
 
     def links(self, row: OutboxRow, contact: Contact) -> dict[str, Any]:
         """``unsubscribe_url`` and ``preferences_url`` for ``row``'s recipient, and the
@@ -199,6 +202,11 @@ class Composer:
         links = links if links is not None else self.links(row, contact)
         base["unsubscribe_url"] = links["unsubscribe_url"]
         base["preferences_url"] = links["preferences_url"]
+        if self.program.tracking.enabled:
+            # ``{{ nps_url(9) }}``: a signed link answering 9 to this message (web app /nps).
+            base["nps_url"] = functools.partial(
+                nps_link, self.program.tracking, self.program.unsubscribe, row.idempotency_key
+            )
         return base
 
     def compose(
@@ -220,6 +228,8 @@ class Composer:
             )
         except TemplateError as exc:
             raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
+        if kind is ChannelKind.EMAIL and fields.get("html"):
+            fields["html"] = self.tracked(row, fields["html"], links)
         data = {**fields.pop("data"), **(extra or {})}
         if kind is ChannelKind.CSM:
             data.setdefault("task", csm_task(row, contact, account, owner=to))
@@ -236,6 +246,20 @@ class Composer:
             data=data,
             headers=headers,
             **fields,
+        )
+
+    def tracked(self, row: OutboxRow, body: str, links: Mapping[str, Any]) -> str:
+        """``body`` with its links signed through the web app and an open pixel, when
+        ``[tracking]`` is set and the touch does not say ``track = false``."""
+        if not self.program.tracking.enabled or row.touch in self._untracked:
+            return body
+        return rewrite_html(
+            body,
+            key=row.idempotency_key,
+            touch=row.touch,
+            settings=self.program.tracking,
+            keys=self.program.unsubscribe,
+            keep={links["unsubscribe_url"], links["preferences_url"]} - {""},
         )
 
     def render_fields(
