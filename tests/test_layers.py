@@ -48,7 +48,13 @@ ALLOWED: dict[str, set[str]] = {
     "onetomany": set(),  # the package's __init__ re-exports the public API from every layer
 }
 # The bundled plugin distributions: the core never imports one.
-DISTRIBUTIONS = ("onetomany_smtp", "onetomany_postmark", "onetomany_csv", "onetomany_webhook")
+DISTRIBUTIONS = (
+    "onetomany_smtp",
+    "onetomany_postmark",
+    "onetomany_twilio",
+    "onetomany_csv",
+    "onetomany_webhook",
+)
 # The one part of the core that builds SQL.
 SQL_PART = "store"
 # What a store hands out only to its own package: its engine, and a connection to run SQL on.
