@@ -62,6 +62,7 @@ BUNDLED_CHANNELS = {
     "smtp": "onetomany-smtp",
     "postmark": "onetomany-postmark",
     "twilio": "onetomany-twilio",
+    "slack": "onetomany-slack",
 }
 
 

@@ -52,6 +52,7 @@ DISTRIBUTIONS = (
     "onetomany_smtp",
     "onetomany_postmark",
     "onetomany_twilio",
+    "onetomany_slack",
     "onetomany_csv",
     "onetomany_webhook",
 )
