@@ -54,7 +54,7 @@ DISTRIBUTIONS = (
     "onetomany_twilio",
     "onetomany_slack",
     "onetomany_csv",
-    "onetomany_webhook",
+    "onetomany_example_webhook",
 )
 # The one part of the core that builds SQL.
 SQL_PART = "store"
