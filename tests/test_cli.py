@@ -63,6 +63,7 @@ BUNDLED_CHANNELS = {
     "postmark": "onetomany-postmark",
     "twilio": "onetomany-twilio",
     "slack": "onetomany-slack",
+    "webhook": "onetomany-webhook",
 }
 
 

@@ -53,6 +53,7 @@ DISTRIBUTIONS = (
     "onetomany_postmark",
     "onetomany_twilio",
     "onetomany_slack",
+    "onetomany_webhook",
     "onetomany_csv",
     "onetomany_example_webhook",
 )
