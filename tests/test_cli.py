@@ -64,6 +64,7 @@ BUNDLED_CHANNELS = {
     "twilio": "onetomany-twilio",
     "slack": "onetomany-slack",
     "webhook": "onetomany-webhook",
+    "whatsapp_cloud": "onetomany-whatsapp-cloud",
 }
 
 

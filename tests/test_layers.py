@@ -54,6 +54,7 @@ DISTRIBUTIONS = (
     "onetomany_twilio",
     "onetomany_slack",
     "onetomany_webhook",
+    "onetomany_whatsapp_cloud",
     "onetomany_csv",
     "onetomany_example_webhook",
 )
