@@ -29,10 +29,10 @@ import attrs
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import request_failure, status_failure
+from onetomany.delivery.http import json_object, masked, request_failure, status_failure
 from onetomany.errors import ConfigError, DeliveryError, PermanentDeliveryError
 from onetomany.model import ChannelKind, DeliveryResult, Message
-from onetomany.plugins.options import MASK, http_url, option, positive, secret
+from onetomany.plugins.options import http_url, option, positive, secret
 from onetomany.plugins.settings import PluginSettings
 from onetomany_slack.blocks import blocks, due_date, fallback_text
 
@@ -153,10 +153,10 @@ class SlackChannel(Channel):
                     allow_redirects=False,
                 )
         except requests.RequestException as exc:
-            raise self._masked(request_failure(exc, target=self.target, doing=doing)) from exc
+            raise self._hidden(request_failure(exc, target=self.target, doing=doing)) from exc
         if response.status_code != 200:
             detail = response.text[:200].strip()
-            raise self._masked(
+            raise self._hidden(
                 status_failure(
                     response.status_code,
                     f"{doing}: HTTP {response.status_code}: {detail}".rstrip(": "),
@@ -169,11 +169,8 @@ class SlackChannel(Channel):
         return self._web_api_answer(response, doing)
 
     def _web_api_answer(self, response: requests.Response, doing: str) -> DeliveryResult:
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
+        answer = json_object(response)
+        if not answer:
             raise PermanentDeliveryError(f"{doing}: Slack answered no JSON object")
         if answer.get("ok") is True:
             ident = f"{answer.get('channel', '')}/{answer.get('ts', '')}"
@@ -181,7 +178,7 @@ class SlackChannel(Channel):
         error = str(answer.get("error") or "unknown_error")
         reason = f"{doing}: Slack answered {error}"
         if error in TRANSIENT_ERRORS:
-            raise self._masked(
+            raise self._hidden(
                 status_failure(
                     429,
                     reason,
@@ -189,14 +186,7 @@ class SlackChannel(Channel):
                     now=self.runtime.clock.now(),
                 )
             )
-        raise self._masked(PermanentDeliveryError(reason))
+        raise self._hidden(PermanentDeliveryError(reason))
 
-    def _masked(self, error: DeliveryError) -> DeliveryError:
-        text = str(error)
-        for value in (self.options.token, self.options.webhook_url):
-            if value and value in text:
-                text = text.replace(value, MASK)
-        if text == str(error):
-            return error
-        extra = {"retry_after": error.retry_after} if hasattr(error, "retry_after") else {}
-        return type(error)(text, **extra)
+    def _hidden(self, error: DeliveryError) -> DeliveryError:
+        return masked(error, self.options.token, self.options.webhook_url)

@@ -31,7 +31,7 @@ import phonenumbers
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import request_failure, status_failure
+from onetomany.delivery.http import json_object, masked, request_failure, status_failure
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
@@ -39,7 +39,7 @@ from onetomany.errors import (
     TransientDeliveryError,
 )
 from onetomany.model import ChannelKind, DeliveryResult, Message
-from onetomany.plugins.options import MASK, http_url, option, positive, secret
+from onetomany.plugins.options import http_url, option, positive, secret
 from onetomany.plugins.settings import PluginSettings
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class TwilioChannel(Channel):
             )
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
-        answer = _json(response)
+        answer = json_object(response)
         if response.status_code in (200, 201):
             sid = str(answer.get("sid") or "") or None
             segments = answer.get("num_segments")
@@ -226,7 +226,7 @@ class TwilioChannel(Channel):
             if segments:
                 detail += f", {segments} segment(s)"
             return DeliveryResult(provider_message_id=sid, detail=detail)
-        raise self._masked(self._failure(response, answer, doing))
+        raise masked(self._failure(response, answer, doing), self.options.auth_token)
 
     def _failure(
         self, response: requests.Response, answer: dict[str, Any], doing: str
@@ -245,19 +245,3 @@ class TwilioChannel(Channel):
             retry_after_header=response.headers.get("Retry-After"),
             now=self.runtime.clock.now(),
         )
-
-    def _masked(self, error: DeliveryError) -> DeliveryError:
-        text = str(error)
-        token = self.options.auth_token
-        if token and token in text:
-            extra = {"retry_after": error.retry_after} if hasattr(error, "retry_after") else {}
-            return type(error)(text.replace(token, MASK), **extra)
-        return error
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

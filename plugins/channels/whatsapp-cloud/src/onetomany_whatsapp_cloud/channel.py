@@ -35,7 +35,7 @@ import phonenumbers
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import request_failure, status_failure
+from onetomany.delivery.http import json_object, masked, request_failure, status_failure
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
@@ -43,7 +43,7 @@ from onetomany.errors import (
     TransientDeliveryError,
 )
 from onetomany.model import ChannelKind, DeliveryResult, Message
-from onetomany.plugins.options import MASK, http_url, option, positive, secret
+from onetomany.plugins.options import http_url, option, positive, secret
 from onetomany.plugins.settings import PluginSettings
 
 USER_AGENT = "onetomany-whatsapp-cloud/0.1"
@@ -182,7 +182,7 @@ class WhatsAppCloudChannel(Channel):
             )
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
-        answer = _json(response)
+        answer = json_object(response)
         if response.status_code == 200:
             messages = answer.get("messages")
             first = messages[0] if isinstance(messages, list) and messages else {}
@@ -191,7 +191,7 @@ class WhatsAppCloudChannel(Channel):
             return DeliveryResult(
                 provider_message_id=str(wamid) if wamid else None, detail=str(status or "accepted")
             )
-        raise self._masked(self._failure(response, answer, doing))
+        raise masked(self._failure(response, answer, doing), self.options.access_token)
 
     def _failure(
         self, response: requests.Response, answer: dict[str, Any], doing: str
@@ -214,19 +214,3 @@ class WhatsAppCloudChannel(Channel):
         return status_failure(
             status, reason, retry_after_header=retry_after, now=self.runtime.clock.now()
         )
-
-    def _masked(self, error: DeliveryError) -> DeliveryError:
-        text = str(error)
-        token = self.options.access_token
-        if token and token in text:
-            extra = {"retry_after": error.retry_after} if hasattr(error, "retry_after") else {}
-            return type(error)(text.replace(token, MASK), **extra)
-        return error
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
