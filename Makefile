@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.onetomany-installed
 # The exact version of every package the dev environment installs; `make lock` rewrites it.
 LOCK := requirements/dev.lock
-PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/channels/twilio plugins/channels/slack plugins/channels/webhook plugins/channels/whatsapp-cloud plugins/sources/csv
+PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/channels/twilio plugins/channels/slack plugins/channels/webhook plugins/channels/whatsapp-cloud plugins/sources/csv plugins/sources/sql plugins/sources/stripe
 EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_tick.py
+	$(BIN)/python bench/bench_sync.py
 
 ## lock: resolve the newest versions allowed by pyproject.toml in a throwaway venv and write them to requirements/dev.lock
 lock:

@@ -19,7 +19,7 @@ from onetomany.rules.unsubscribe import TokenError, verify_token
 from onetomany.store import Store
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onboarding"
-URL = "https://app.acme-analytics.test/unsubscribe/"
+URL = "https://app.acme-analytics.test/onetomany/unsubscribe/"
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,8 @@ DISTRIBUTIONS = (
     "onetomany_webhook",
     "onetomany_whatsapp_cloud",
     "onetomany_csv",
+    "onetomany_sql",
+    "onetomany_stripe",
     "onetomany_example_webhook",
 )
 # The one part of the core that builds SQL.

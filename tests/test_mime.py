@@ -1,8 +1,10 @@
+import binascii
 import email
 import email.policy
 import re
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
+from email.utils import parseaddr
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +19,7 @@ from onetomany.delivery.mime import (
     mailbox,
     parse_mailbox,
     sender_domain,
+    split_mailbox,
 )
 from onetomany.errors import PermanentDeliveryError
 from onetomany.model import ChannelKind, Contact, Message
@@ -97,6 +100,51 @@ def test_an_international_domain_is_encoded():
     assert _parse(raw)["To"].addresses[0].domain == "xn--exmple-cua.com"
 
 
+# Bodies made of what makes quoted-printable and its pieces hard: the ``<div`` a body is cut
+# before, ``=``, white space and dots at the ends of lines and pieces, CR and LF alone, non-ASCII
+# text and runs long enough to fold.
+body_fragments = st.sampled_from(
+    ["<div", "<div>", "</div>", "=", " ", "\t", ".", "\r", "\n", "\r\n", "é", "€", "x" * 70, "ab"]
+)
+bodies = st.lists(st.one_of(body_fragments, st.text(max_size=80)), max_size=40).map("".join)
+
+
+def _body_lines(raw):
+    return raw.partition(b"\r\n\r\n")[2].split(b"\r\n")
+
+
+@settings(max_examples=300)
+@given(html=bodies, text=bodies)
+def test_bodies_are_quoted_printable_of_76_octet_lines_that_decode_to_the_body(html, text):
+    raw = build_email(_message(html=html, text=text), sender="a@b.test", date=DATE)
+
+    assert all(len(line) <= 76 for line in _body_lines(raw))
+    parsed = _parse(raw)
+    for subtype, body in (("html", html), ("plain", text)):
+        part = parsed.get_body((subtype,))
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        wire = part.get_payload(decode=False).encode("ascii")
+        expected = body.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+        assert binascii.a2b_qp(wire) == expected.encode("utf-8")
+
+
+@given(first=bodies, second=bodies)
+def test_a_body_is_written_the_same_whatever_was_written_before(first, second):
+    # Encoded pieces of bodies are kept and shared between messages.
+    before = build_email(_message(html=first), sender="a@b.test", date=DATE)
+    build_email(_message(html=second, text=first), sender="a@b.test", date=DATE)
+    assert build_email(_message(html=first), sender="a@b.test", date=DATE) == before
+
+
+def test_a_templated_body_keeps_its_lines_short_across_its_pieces():
+    # MJML output: lines of thousands of characters, cut before each <div.
+    cell = '<div style="font-size:16px;line-height:24px;color:#000000;">Hi {}, = ok</div>'
+    html = "<html><body>" + "".join(cell.format(f"Person{i}") * 20 for i in range(3)) + "</body>"
+    raw = build_email(_message(html=html), sender="a@b.test", date=DATE)
+    assert max(len(line) for line in _body_lines(raw)) <= 76
+    assert _parse(raw).get_body(("html",)).get_content() == html
+
+
 # -- addresses and display names ---------------------------------------------------------------
 
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[qQbB]\?[^?\s]*\?=")
@@ -110,6 +158,27 @@ addresses = st.one_of(
         st.sampled_from(IDN_DOMAINS),
     ),
 )
+
+
+atoms = st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}", fullmatch=True)
+simple_mailboxes = st.one_of(
+    st.builds(mailbox, st.lists(atoms, max_size=4).map(" ".join), st.emails()),
+    st.builds("{}@{}".format, st.lists(atoms, min_size=1, max_size=3).map(".".join), atoms),
+)
+near_mailboxes = st.builds(
+    "{}{}{}".format,
+    st.sampled_from(["", " ", '"', "<", "a ", "(c) ", "a. ", "@"]),
+    simple_mailboxes,
+    st.sampled_from(["", " ", ">", ">>", "(c)", ".", "@x", ",b@c", '"', " x"]),
+)
+
+
+@settings(max_examples=500)
+@given(
+    value=st.one_of(simple_mailboxes, near_mailboxes, names, st.builds(mailbox, names, addresses))
+)
+def test_a_mailbox_is_split_as_parseaddr_splits_it(value):
+    assert split_mailbox(value) == parseaddr(value)
 
 
 def _head(raw):

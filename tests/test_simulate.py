@@ -47,6 +47,11 @@ name = "acme"
 sender = "Acme <success@acme.test>"
 store = "var/program.db"
 
+# These tests follow triggers to the hour: email may go at any time here (the default quiet
+# hours are tested in test_windows.py and test_respect_simulation.py).
+[windows]
+email = "always"
+
 [channels.email]
 plugin = "outbox"
 folder = "var/outbox"

@@ -46,7 +46,7 @@ from onetomany.model.clock import Clock, FrozenClock, SystemClock
 from onetomany.model.decisions import Decision
 from onetomany.plugins.hookspecs import hookimpl
 from onetomany.plugins.settings import PluginSettings
-from onetomany.plugins.sources import Source, SyncResult
+from onetomany.plugins.sources import Skipped, Source, SyncPage, SyncResult
 
 if TYPE_CHECKING:
     from onetomany.engine import Engine
@@ -107,9 +107,11 @@ __all__ = [
     "PluginSettings",
     "Program",
     "RegistrationError",
+    "Skipped",
     "Source",
     "SourceDataError",
     "StoreError",
+    "SyncPage",
     "SyncResult",
     "SystemClock",
     "TemplateError",

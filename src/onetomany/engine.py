@@ -28,7 +28,7 @@ from onetomany.delivery.dispatcher import (
     DispatchReport,
     worker_id,
 )
-from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy
+from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy, time_policies
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
@@ -41,8 +41,10 @@ from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
+from onetomany.plugins.syncing import OnPage, SyncReport, run_sync
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
+from onetomany.rules.freshness import needed_sources, stale_reason
 from onetomany.rules.journeys import JourneyState, StageChange
 from onetomany.rules.suppression import Reason, Suppression, normalise_address, read_csv, write_csv
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
@@ -56,6 +58,7 @@ from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.leases import release_lease, take_lease
 from onetomany.store.queries.outbox import outbox_row
 from onetomany.store.queries.schedules import scheduled_next
+from onetomany.store.queries.source_syncs import SourceSyncState, sync_states
 from onetomany.store.queries.subscriptions import answers_of, record_answer
 from onetomany.store.queries.suppression import (
     add_suppressions,
@@ -80,18 +83,6 @@ DEFAULT_DECISION_RETENTION = timedelta(days=30)
 #: How long one worker's tick holds the program before another may take it over (renewed as
 #: the tick goes from one trigger kind to the next).
 DEFAULT_TICK_LEASE = timedelta(minutes=2)
-
-
-@attrs.frozen(kw_only=True)
-class SyncReport:
-    source: str
-    accounts: int
-    contacts: int
-    events: int
-    new_events: int
-    cursor: str | None
-    #: Events dated further ahead of the engine's clock than its tolerance: not stored.
-    skipped_future: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -236,7 +227,11 @@ class Engine:
     def send_policies(self) -> list[Policy]:
         """The policies every claimed outbox row passes before it is composed, in order:
         suppression, consent (topics), then the time and frequency policies."""
-        return [SuppressionPolicy(self.store), ConsentPolicy(self.store, self.program.topics)]
+        return [
+            SuppressionPolicy(self.store),
+            ConsentPolicy(self.store, self.program.topics),
+            *time_policies(self.program, self.store, self.templates, self.segments),
+        ]
 
     def _build_channels(
         self, overrides: Mapping[str, Channel], problems: list[ConfigError]
@@ -349,6 +344,7 @@ class Engine:
         *,
         at: datetime | None = None,
         id: str | None = None,
+        properties: Mapping[str, Any] | None = None,
     ) -> Event:
         """Record that the message keyed ``idempotency_key`` was ``"opened"`` or ``"clicked"``.
 
@@ -356,10 +352,14 @@ class Engine:
         (``message_opened`` / ``message_clicked``) names the row's contact, account, touch and
         channel, and stops the escalation ladders waiting on the message. ``id`` (the
         provider's event id) makes a redelivered webhook count once. An unknown key is an
-        InputError naming it, and nothing is stored.
+        InputError naming it, and nothing is stored. ``properties`` go on the event:
+        ``{"machine": True}`` marks an open made by a machine (a privacy proxy), which is
+        kept and counted apart but stops no ladder.
         """
         now = self.clock.now()
-        return engagement_event(self.store, idempotency_key, kind, at=at or now, now=now, id=id)
+        return engagement_event(
+            self.store, idempotency_key, kind, at=at or now, now=now, id=id, properties=properties
+        )
 
     def _from_the_future(self, event: Event, now: datetime) -> bool:
         return event.occurred_at > now + self.future_tolerance
@@ -374,54 +374,36 @@ class Engine:
         entry = self.plugins.sources().get(settings.plugin, wanted_by=f"sources.{name}.plugin")
         return entry.value(settings)
 
-    def sync(self, names: Iterable[str] | None = None) -> list[SyncReport]:
-        """Pull from the program's sources (all, or those named), each in one transaction.
+    def sync(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        full: bool = False,
+        on_page: OnPage | None = None,
+    ) -> list[SyncReport]:
+        """Pull from the program's sources (all, or those named), a page at a time.
 
-        Events dated further ahead of the clock than ``future_tolerance`` are skipped with a
-        warning and counted in :attr:`SyncReport.skipped_future`; the rest are stored. The
-        source's cursor then stays where it was, because a time cursor moved to the skipped
-        event's date would hide every event the source receives before that date.
+        Each page is stored in one transaction with the source's cursor, so a failed sync
+        keeps the pages it stored and the next one resumes after them (see
+        :mod:`onetomany.plugins.syncing`). ``full`` ignores the stored cursors; ``on_page``
+        is called after each page with the sync's progress. Events dated further ahead of
+        the clock than ``future_tolerance`` are skipped with a warning and counted in
+        :attr:`SyncReport.skipped_future`; the source's cursor then stays where it was,
+        because a time cursor moved to the skipped event's date would hide every event the
+        source receives before that date.
         """
-        reports = []
-        for name in names if names is not None else list(self.program.sources):
-            source = self.source(name)
-            cursor_name = f"source:{name}"
-            result = source.sync(cursor=self.store.get_cursor(cursor_name))
-            now = self.clock.now()
-            future = [e for e in result.events if self._from_the_future(e, now)]
-            if future:
-                first = min(future, key=lambda e: e.occurred_at)
-                log.warning(
-                    "source %r: skipped %d event(s) dated ahead of the clock (%s), the "
-                    "earliest %r (%s) at %s; they are stored once the clock reaches them",
-                    name,
-                    len(future),
-                    now.isoformat(),
-                    first.name,
-                    first.id,
-                    first.occurred_at.isoformat(),
-                )
-            added = self.store.save_profiles(
-                accounts=result.accounts,
-                contacts=result.contacts,
-                events=[e for e in result.events if not self._from_the_future(e, now)],
-                now=now,
-                cursor=(cursor_name, result.cursor)
-                if result.cursor is not None and not future
-                else None,
+        return [
+            run_sync(
+                self.store,
+                name,
+                self.source(name),
+                now=self.clock.now,
+                is_future=self._from_the_future,
+                full=full,
+                on_page=on_page,
             )
-            reports.append(
-                SyncReport(
-                    source=name,
-                    accounts=len(result.accounts),
-                    contacts=len(result.contacts),
-                    events=len(result.events),
-                    new_events=added,
-                    cursor=result.cursor,
-                    skipped_future=len(future),
-                )
-            )
-        return reports
+            for name in (names if names is not None else list(self.program.sources))
+        ]
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -469,6 +451,14 @@ class Engine:
                 # Only after the occurrences are queued: a crash before this re-fires them.
                 found.after_queued()
         self.last_decisions = tuple(decisions)
+        held = [d for d in decisions if d.checks and d.checks[-1].name == "freshness" and d.reason]
+        if held:
+            log.warning(
+                "held %d touch(es) (%s) because their data is stale: %s",
+                len(held),
+                ", ".join(sorted({d.touch for d in held})),
+                "; ".join(sorted({d.reason or "" for d in held})),
+            )
         record_decisions(self.store, decisions)
         prune_decisions(self.store, before=now - self.decision_retention)
         return queued
@@ -607,7 +597,7 @@ class Engine:
         """``candidates`` settled by their touches' re-entry rules; a queued one whose key the
         outbox already holds is skipped with an ``outbox`` check (the outbox's unique key would
         drop its row anyway)."""
-        settled = apply_reentry(self.store, touches, list(candidates))
+        settled = apply_reentry(self.store, touches, self._hold_stale(touches, candidates))
         known = self.store.existing_keys(
             d.idempotency_key for d in settled if d.outcome is Outcome.QUEUED
         )
@@ -619,6 +609,42 @@ class Engine:
             else d
             for d in settled
         ]
+
+    def _hold_stale(
+        self, touches: Mapping[str, Touch], candidates: Iterable[Decision]
+    ) -> list[Decision]:
+        """``candidates`` with the freshness guard applied: a touch that needs a source whose
+        data is stale (or whose last sync failed) is skipped with a ``freshness`` check
+        (:mod:`onetomany.rules.freshness`)."""
+        freshness = self.program.freshness
+        decisions = list(candidates)
+        if not freshness:
+            return decisions
+        now = self.clock.now()
+        states: dict[str, SourceSyncState] | None = None
+        guarded = []
+        for decision in decisions:
+            touch = touches[decision.touch]
+            needed = needed_sources(
+                touch.needs, absence=decision.trigger == "absence", freshness=freshness
+            )
+            if decision.settled or not needed:
+                guarded.append(decision)
+                continue
+            if states is None:
+                states = sync_states(self.store)
+            stale = [
+                why
+                for name in needed
+                if (why := stale_reason(name, freshness[name], states.get(name), now=now))
+            ]
+            if stale:
+                check = Check.failed("freshness", "; ".join(stale), sources=needed)
+                guarded.append(decision.skipped(check))
+            else:
+                fresh = f"fresh: {', '.join(needed)}"
+                guarded.append(decision.check(Check.passed("freshness", fresh, sources=needed)))
+        return guarded
 
     @property
     def _touches(self) -> dict[str, Touch]:

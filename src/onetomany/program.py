@@ -36,6 +36,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,11 +46,15 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
+from onetomany.rules.calendar import Reservation, read_reserved
+from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
+from onetomany.rules.freshness import parse_staleness
 from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
 from onetomany.rules.topics import Topic, read_topics, unknown_topic
+from onetomany.rules.tracking_links import TrackingSettings, read_tracking
 from onetomany.rules.triggers import (
     EVENT_DRIVEN,
     AbsenceTrigger,
@@ -63,6 +68,7 @@ from onetomany.rules.triggers import (
     read_trigger,
 )
 from onetomany.rules.unsubscribe import UnsubscribeSettings, read_unsubscribe
+from onetomany.rules.windows import WindowSettings, read_windows
 
 __all__ = [
     "AbsenceTrigger",
@@ -166,11 +172,17 @@ class Touch:
     reentry: Reentry = attrs.field(factory=Reentry)
     subject: str | None = None
     preheader: str | None = None
+    #: Which touch goes first when several compete for a frequency cap's last slots.
+    priority: int = 0
     #: Send again a message whose outcome is unknown (sent, no answer) even when the provider
     #: does not drop repeated keys: a possible copy is better than none (a password reset).
     resend_unknown: bool = False
     #: What the touch aims at (conversion goals, docs/measuring.md).
     goal: Goal | None = None
+    #: The sources whose data it acts on: while one is stale it holds (the freshness guard).
+    needs: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
+    #: Rewrite its email's links and add an open pixel when ``[tracking]`` is set.
+    track: bool = True
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -187,6 +199,8 @@ class Program:
     touches: tuple[Touch, ...] = attrs.field(default=(), converter=tuple[Touch, ...])
     channels: Mapping[str, PluginSettings] = attrs.field(factory=dict)
     sources: Mapping[str, PluginSettings] = attrs.field(factory=dict)
+    #: How stale each source's data may get (``max_staleness``), by source name.
+    freshness: Mapping[str, timedelta] = attrs.field(factory=dict)
     templates_dir: Path = attrs.field(factory=lambda: Path("templates"), converter=Path)
     store_url: str = "onetomany.db"
     sender: str | None = None
@@ -197,9 +211,14 @@ class Program:
     topics: Mapping[str, Topic] = attrs.field(factory=dict)
     #: ``[unsubscribe]``: signed-token links and the List-Unsubscribe headers.
     unsubscribe: UnsubscribeSettings = attrs.field(factory=UnsubscribeSettings)
+    #: ``[tracking]``: signed click and open links (web app routes ``/c`` and ``/o``).
+    tracking: TrackingSettings = attrs.field(factory=TrackingSettings)
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    windows: WindowSettings = attrs.field(factory=WindowSettings)
+    caps: Mapping[str, Cap] = attrs.field(factory=dict)
+    reserved: tuple[Reservation, ...] = attrs.field(default=(), converter=tuple[Reservation, ...])
     #: The goal of every touch that names none of its own.
     goal: Goal | None = None
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
@@ -376,6 +395,8 @@ class Program:
             errors.extend(self._segment_type_errors(segments))
             errors.extend(self._journey_errors(segments))
         errors.extend(self._reachability_errors())
+        cadences = [(t.name, t.channel, c.rrule) for t, c in self.touches_of(CadenceTrigger)]
+        errors.extend(cadence_conflicts(self.caps, cadences, file=self.origin))
         seen: set[str] = set()
         for touch in self.touches:
             key = f"touches.{touch.name}"
@@ -400,6 +421,17 @@ class Program:
                         key=f"{key}.segment",
                     )
                 )
+            for need in touch.needs:
+                if need not in self.freshness:
+                    declared = ", ".join(sorted(self.freshness)) or "none"
+                    errors.append(
+                        ConfigError(
+                            f"source {need!r} declares no max_staleness, so nothing can hold "
+                            f"the touch for it (sources with one: {declared})",
+                            file=self.origin,
+                            key=f"{key}.needs",
+                        )
+                    )
             if touch.topic is not None and touch.topic not in self.topics:
                 errors.append(
                     ConfigError(
@@ -477,11 +509,15 @@ _SECTIONS = {
     "journeys",
     "topics",
     "unsubscribe",
+    "tracking",
     "tiers",
     "capacity",
     "channels",
     "sources",
     "touches",
+    "windows",
+    "caps",
+    "reserved",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants", "goal"}
@@ -495,8 +531,11 @@ _TOUCH_KEYS = {
     "reentry",
     "subject",
     "preheader",
+    "priority",
     "resend_unknown",
     "goal",
+    "needs",
+    "track",
 }
 
 
@@ -547,6 +586,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
     if name is not None:
         reader.name(name, "program.name")
     constants = reader.table(head, "constants", "program.constants")
+    unsubscribe = _read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader)
     program = Program(
         name=name or "program",
         touches=_read_touches(reader.table(data, "touches", "touches"), reader),
@@ -554,6 +594,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
             reader.table(data, "channels", "channels"), "channels", reader, base
         ),
         sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
+        freshness=_read_freshness(reader.table(data, "sources", "sources"), reader),
         templates_dir=reader.string(head, "templates", "program.templates", "templates") or "",
         store_url=reader.string(head, "store", "program.store", "onetomany.db") or "",
         sender=reader.string(head, "sender", "program.sender", ""),
@@ -563,13 +604,29 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
         topics=_read_topics(reader.table(data, "topics", "topics"), reader),
-        unsubscribe=_read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader),
+        unsubscribe=unsubscribe,
+        tracking=_read_tracking(reader.table(data, "tracking", "tracking"), unsubscribe, reader),
         traits=_read_traits(reader.table(data, "traits", "traits"), reader),
         tiers=_read_tiers(data, reader),
+        windows=_read_windows(data, reader, base),
         goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
         base_dir=base,
         origin=reader.origin,
     )
+    caps, errors = read_caps(
+        reader.table(data, "caps", "caps"),
+        file=reader.origin,
+        channels=program.channels,
+        touches=[t.name for t in program.touches],
+    )
+    reserved, more = read_reserved(
+        reader.table(data, "reserved", "reserved"),
+        file=reader.origin,
+        segments=program.segments,
+        touches=[t.name for t in program.touches],
+    )
+    reader.errors.extend([*errors, *more])
+    program = attrs.evolve(program, caps=caps, reserved=reserved)
     return program if not reader.errors else None
 
 
@@ -581,6 +638,14 @@ def _read_topics(section: Mapping[str, Any], reader: _Reader) -> dict[str, Topic
     for error in errors:
         reader.error(error.key or "topics", error.reason)
     return topics
+
+
+def _read_tracking(
+    section: Mapping[str, Any], keys: UnsubscribeSettings, reader: _Reader
+) -> TrackingSettings:
+    settings, errors = read_tracking(section, file=reader.origin, keys=keys)
+    reader.errors.extend(errors)
+    return settings
 
 
 def _read_unsubscribe(section: Mapping[str, Any], reader: _Reader) -> UnsubscribeSettings:
@@ -614,6 +679,18 @@ def _read_traits(section: Mapping[str, Any], reader: _Reader) -> dict[str, dict[
 def _read_tiers(data: Mapping[str, Any], reader: _Reader) -> TierSettings:
     settings, errors = read_tiers(
         data.get("tiers"), capacity=data.get("capacity"), file=reader.origin
+    )
+    reader.errors.extend(errors)
+    return settings
+
+
+def _read_windows(data: Mapping[str, Any], reader: _Reader, base: Path) -> WindowSettings:
+    section = data.get("windows")
+    if section is not None and not isinstance(section, dict):
+        reader.error("windows", "expected a table")
+        section = None
+    settings, errors = read_windows(
+        section, file=reader.origin, read_calendar=lambda name: (base / name).read_text("utf-8")
     )
     reader.errors.extend(errors)
     return settings
@@ -659,6 +736,21 @@ def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
             del values[exc.key]
 
 
+#: Keys of a ``[channels.X]`` / ``[sources.X]`` table the core reads; the rest are options.
+_CORE_PLUGIN_KEYS = frozenset({"plugin", "max_staleness"})
+
+
+def _read_freshness(section: Mapping[str, Any], reader: _Reader) -> dict[str, timedelta]:
+    """Each source's ``max_staleness``, for the freshness guard."""
+    found = {}
+    for name, body in section.items():
+        if isinstance(body, dict) and "max_staleness" in body:
+            limit = parse_staleness(body["max_staleness"], f"sources.{name}.max_staleness", reader)
+            if limit is not None:
+                found[name] = limit
+    return found
+
+
 def _read_plugins(
     section: Mapping[str, Any], kind: str, reader: _Reader, base: Path
 ) -> dict[str, PluginSettings]:
@@ -676,7 +768,7 @@ def _read_plugins(
         options = {
             key: _expand_env(value, f"{path}.{key}", reader)
             for key, value in body.items()
-            if key != "plugin"
+            if key not in _CORE_PLUGIN_KEYS
         }
         result[name] = PluginSettings(
             name=name, plugin=plugin, options=options, base_dir=base, origin=reader.origin
@@ -732,6 +824,10 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         reentry = _read_reentry(body.get("reentry", "occurrence"), f"{path}.reentry", reader)
         subject = reader.string(body, "subject", f"{path}.subject")
         preheader = reader.string(body, "preheader", f"{path}.preheader")
+        priority = body.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            reader.error(f"{path}.priority", f"expected a whole number, got {priority!r}")
+            priority = 0
         resend_unknown = body.get("resend_unknown", False)
         if not isinstance(resend_unknown, bool):
             reader.error(
@@ -739,6 +835,14 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
             )
             resend_unknown = False
         goal = read_goal(body["goal"], f"{path}.goal", reader) if "goal" in body else None
+        needs = body.get("needs", [])
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            reader.error(f"{path}.needs", f"expected a list of source names, got {needs!r}")
+            needs = []
+        track = body.get("track", True)
+        if not isinstance(track, bool):
+            reader.error(f"{path}.track", f"expected true or false, got {track!r}")
+            track = True
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -752,8 +856,11 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     reentry=reentry,
                     subject=subject,
                     preheader=preheader,
+                    priority=priority,
                     resend_unknown=resend_unknown,
                     goal=goal,
+                    needs=needs,
+                    track=track,
                 )
             )
     return touches

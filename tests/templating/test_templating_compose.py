@@ -221,3 +221,31 @@ def test_the_template_context_holds_profile_data_only():
     assert "given" not in account
     assert contact["first_name"] == "Ana"
     assert contact["traits"] == {"seats": 3}
+
+
+def test_the_template_context_shows_every_profile_field_as_a_deep_copy_would():
+    import attrs
+
+    from onetomany import Account, Contact
+    from onetomany.delivery.compose import account_context, contact_context
+
+    traits = {"plan": "pro", "seats": [3, 5], "billing": {"country": "PT", "tags": ["vip"]}}
+    contact = Contact(
+        id="c1",
+        account_id="a1",
+        name="Ana Lima",
+        email="ana@example.test",
+        phone="+351912345678",
+        role="sponsor",
+        locale="pt-PT",
+        timezone="Europe/Lisbon",
+        consent={"email": True, "sms": False},
+        traits=traits,
+    )
+    account = Account(id="a1", name="Acme", traits=traits)
+
+    def deep(value):
+        return attrs.asdict(value, filter=lambda field, _: field.name != "given")
+
+    assert contact_context(contact) == deep(contact) | {"first_name": "Ana"}
+    assert account_context(account) == deep(account)

@@ -120,8 +120,12 @@ def test_locale_helpers() -> None:
     assert str(babel_locale("pt-XX")) == "pt"  # unknown region: the language
     assert str(babel_locale("xx")) == "en"  # unknown language: English
     for bad in ("", "p", "pt BR", "portuguese!", "12"):
-        with pytest.raises(TemplateError, match="malformed locale"):
-            canonical_locale(bad)
+        for _ in range(2):  # canonical forms are kept; a refusal is given every time
+            with pytest.raises(TemplateError, match="malformed locale") as refused:
+                canonical_locale(bad, template="welcome.mjml")
+            assert "welcome.mjml" in str(refused.value)
+    with pytest.raises(TemplateError, match="malformed locale 42"):
+        canonical_locale(42)  # type: ignore[arg-type]
 
 
 # The locale filters are Babel's formatting with the render's locale, timezone and currency.

@@ -34,14 +34,17 @@ from onetomany.cli.simulate import (
     write_touches,
 )
 from onetomany.cli.suppressions import suppressions_app
+from onetomany.cli.syncview import SyncView
 from onetomany.cli.validation import check_templates
-from onetomany.engine import Engine, FromNow, RunReport, SyncReport, store_url_for
+from onetomany.engine import Engine, FromNow, RunReport, store_url_for
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
 from onetomany.metrics.diagram import mermaid
 from onetomany.metrics.funnel import ALL_DIMENSIONS
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.options import OptionInfo, describe_options
+from onetomany.plugins.sources import read_all
+from onetomany.plugins.syncing import SyncReport
 from onetomany.program import load_program
 from onetomany.rules.capacity import render_plan
 from onetomany.store import Store
@@ -156,7 +159,7 @@ def validate(path: ProgramPath) -> None:
     ):
         # Only the profiles matter here, so the sources are read without their events.
         for name in program.sources:
-            result = engine.source(name).sync()
+            result = read_all(engine.source(name))
             engine.identify(*result.accounts, *result.contacts)
         samples = [
             (c, engine.store.get_account(c.account_id) if c.account_id else None)
@@ -176,6 +179,42 @@ def validate(path: ProgramPath) -> None:
         f"{checked.summary()}",
         highlight=False,
     )
+
+
+@app.command()
+def sync(
+    path: ProgramPath,
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help="Sync only this source (repeat for more)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Read everything again, ignoring the stored cursors.")
+    ] = False,
+) -> None:
+    """Pull the program's sources into its store, page by page, with a progress bar each.
+
+    A source that fails keeps what it stored before the error; the others still run, and the
+    command exits with 1.
+    """
+    program = load_program(path)
+    unknown = [name for name in source or () if name not in program.sources]
+    if unknown:
+        known = ", ".join(program.sources) or "none"
+        raise typer.BadParameter(f"unknown source {unknown[0]!r} (the program has: {known})")
+    failed = 0
+    with Engine(program) as engine, SyncView(errors) as view:
+        for name in source or list(program.sources):
+            view.start(name)
+            try:
+                [report] = engine.sync([name], full=full, on_page=view.update)
+            except OnetomanyError as exc:
+                view.failed(name, exc)
+                failed += 1
+            else:
+                view.done(report)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -454,6 +493,22 @@ def _print_simulation(report: SimulationReport) -> None:
             count.day.isoformat(), count.touch, count.segment, str(count.sent), str(count.dead)
         )
     console.print(days)
+    outcomes = Table(
+        "touch",
+        "sent",
+        "deferred",
+        "capped",
+        "suppressed",
+        "unsubscribed",
+        "skipped",
+        title="What the send policies did, per touch",
+    )
+    for o in report.outcomes():
+        outcomes.add_row(
+            o.touch,
+            *map(str, (o.sent, o.deferred, o.capped, o.suppressed, o.unsubscribed, o.skipped)),
+        )
+    console.print(outcomes)
     weeks = report.csm_weeks()
     if weeks:
         table = Table("CSM", "week", "tasks", title="CSM tasks per week")

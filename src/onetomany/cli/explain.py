@@ -339,7 +339,9 @@ class _View:
                 fired = next(
                     (r for r in rows if r.idempotency_key == latest["idempotency_key"]), None
                 )
-                if latest["outcome"] != "queued":
+                # A send policy's verdict (trigger "dispatch") is about a row already queued:
+                # the row's state says it (deferred rows are pending, with the reason).
+                if latest["outcome"] != "queued" and latest.get("trigger") != "dispatch":
                     fired, recorded = None, latest
         checks = [self._segment_why(c, contact) for c in checks]
         if chosen is None and self.touch.segment is not None:

@@ -20,7 +20,7 @@ import csv
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import attrs
 
 from onetomany.delivery.channels import Channel
 from onetomany.delivery.compose import recipient
+from onetomany.delivery.dispatcher import DispatchReport
 from onetomany.engine import Engine, store_url_for
 from onetomany.errors import ConfigError, DeliveryError
 from onetomany.model import ChannelKind, DeliveryResult, Event, Message, OutboxStatus
@@ -36,6 +37,7 @@ from onetomany.model.clock import FrozenClock
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.settings import PluginSettings
+from onetomany.plugins.sources import read_all
 from onetomany.program import Program, Touch
 from onetomany.store import Store
 from onetomany.store.store import normalize_url
@@ -131,6 +133,35 @@ class DayCount:
     dead: int
 
 
+#: Which policy stopping a row counts under which column of :class:`TouchOutcomes`.
+_SKIP_COLUMNS = {
+    "caps": "capped",
+    "suppression": "suppressed",
+    "consent": "unsubscribed",
+    "topics": "unsubscribed",
+    "unsubscribe": "unsubscribed",
+}
+
+
+@attrs.frozen(kw_only=True)
+class TouchOutcomes:
+    """What became of one touch's rows in a simulation, as the dispatcher reported it.
+
+    ``sent`` rows went out; ``deferred`` counts deferrals (a row the quiet hours deferred and
+    then a cap deferred again counts twice), ``capped`` the rows a frequency cap deferred or
+    dropped, ``suppressed`` and ``unsubscribed`` the rows those policies skipped, and
+    ``skipped`` those any other policy skipped (the WhatsApp window, say).
+    """
+
+    touch: str
+    sent: int = 0
+    deferred: int = 0
+    capped: int = 0
+    suppressed: int = 0
+    unsubscribed: int = 0
+    skipped: int = 0
+
+
 @attrs.frozen(kw_only=True)
 class CsmWeek:
     """How many CSM tasks one CSM (an account owner's address) got in one ISO week."""
@@ -158,6 +189,24 @@ class SimulationReport:
     #: Where channels that write into a folder (the ``outbox`` plugin) put their messages:
     #: each folder with the names of the channels that wrote there.
     folders: tuple[tuple[Path, tuple[str, ...]], ...] = ()
+    #: The send policies' verdicts per touch, policy and outcome (``skipped``, ``deferred``),
+    #: summed over every dispatch of the run.
+    policy_counts: Mapping[tuple[str, str, str], int] = attrs.field(factory=dict)
+
+    def outcomes(self) -> list[TouchOutcomes]:
+        """Per touch: sent, deferred, capped, suppressed, unsubscribed, skipped otherwise."""
+        sent = Counter(t.touch for t in self.touches if t.status == OutboxStatus.SENT)
+        columns: dict[str, Counter[str]] = {}
+        for (touch, policy, outcome), rows in self.policy_counts.items():
+            counts = columns.setdefault(touch, Counter())
+            if outcome == "deferred":
+                counts["deferred"] += rows
+            if policy == "caps" or outcome == "skipped":
+                counts[_SKIP_COLUMNS.get(policy, "skipped")] += rows
+        return [
+            TouchOutcomes(touch=touch, sent=sent[touch], **columns.get(touch, Counter()))
+            for touch in sorted(sent.keys() | columns.keys())
+        ]
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.touches if t.status == status)
@@ -289,12 +338,13 @@ class Simulator:
                 store.add_events(history, now=clock.now())
                 engine.skip_stored_events()
                 replayed = 0
+                verdicts = DispatchReport()
                 for done, when in enumerate(times, start=1):
                     clock.set(when)
                     while replayed < len(pending) and pending[replayed].occurred_at <= when:
                         engine.track(pending[replayed])
                         replayed += 1
-                    engine.step()
+                    verdicts += engine.step().dispatched
                     if progress is not None:
                         progress(done, len(times))
                 touches = planned_touches(engine)
@@ -311,6 +361,7 @@ class Simulator:
             touches=tuple(touches),
             messages=tuple(m for c in channels.values() for m in c.messages),
             folders=folders,
+            policy_counts=dict(verdicts.by_touch),
         )
 
     @contextlib.contextmanager
@@ -337,7 +388,7 @@ class Simulator:
         """Store every source's profiles; return their events, oldest first."""
         events: list[Event] = []
         for name in self.program.sources:
-            result = engine.source(name).sync(cursor=None)
+            result = read_all(engine.source(name))
             engine.identify(*result.accounts, *result.contacts)
             events += result.events
         return sorted(events, key=lambda e: (e.occurred_at, e.id))
@@ -419,6 +470,7 @@ __all__ = [
     "PlannedTouch",
     "SimulationReport",
     "Simulator",
+    "TouchOutcomes",
     "parse_when",
     "planned_touches",
     "write_touches",

@@ -9,6 +9,7 @@ reason.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.program import Program
+from onetomany.rules.tracking_links import nps_link, rewrite_html
 from onetomany.rules.unsubscribe import make_token
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
@@ -29,8 +31,19 @@ from onetomany.templating.locales import canonical_locale
 
 
 def _fields(value: Account | Contact) -> dict[str, Any]:
-    # ``given`` is how the value was built (for identify's merge), not data a template shows.
-    return attrs.asdict(value, filter=lambda field, _: field.name != "given")
+    # A shallow copy: the traits and consent mappings are shared, not copied (attrs.asdict's
+    # deep copy cost more than the rest of the context), as templates run in a sandbox that
+    # cannot change them.
+    names = _TEMPLATE_FIELDS.get(type(value)) or _template_fields(type(value))
+    return {name: getattr(value, name) for name in names}
+
+
+def _template_fields(cls: type[Account | Contact]) -> tuple[str, ...]:
+    # ``given`` is how a value was built (for identify's merge), not data a template shows.
+    return tuple(field.name for field in attrs.fields(cls) if field.name != "given")
+
+
+_TEMPLATE_FIELDS = {cls: _template_fields(cls) for cls in (Account, Contact)}
 
 
 def contact_context(contact: Contact) -> dict[str, Any]:
@@ -128,6 +141,7 @@ class Composer:
         #: Dates the unsubscribe tokens (their expiry).
         self.clock = clock or SystemClock()
         self._topics = {t.name: t.topic for t in program.touches}
+        self._untracked = {t.name for t in program.touches if not t.track}
 
     def links(self, row: OutboxRow, contact: Contact) -> dict[str, Any]:
         """``unsubscribe_url`` and ``preferences_url`` for ``row``'s recipient, and the
@@ -188,6 +202,11 @@ class Composer:
         links = links if links is not None else self.links(row, contact)
         base["unsubscribe_url"] = links["unsubscribe_url"]
         base["preferences_url"] = links["preferences_url"]
+        if self.program.tracking.enabled:
+            # ``{{ nps_url(9) }}``: a signed link answering 9 to this message (web app /nps).
+            base["nps_url"] = functools.partial(
+                nps_link, self.program.tracking, self.program.unsubscribe, row.idempotency_key
+            )
         return base
 
     def compose(
@@ -209,6 +228,8 @@ class Composer:
             )
         except TemplateError as exc:
             raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
+        if kind is ChannelKind.EMAIL and fields.get("html"):
+            fields["html"] = self.tracked(row, fields["html"], links)
         data = {**fields.pop("data"), **(extra or {})}
         if kind is ChannelKind.CSM:
             data.setdefault("task", csm_task(row, contact, account, owner=to))
@@ -225,6 +246,20 @@ class Composer:
             data=data,
             headers=headers,
             **fields,
+        )
+
+    def tracked(self, row: OutboxRow, body: str, links: Mapping[str, Any]) -> str:
+        """``body`` with its links signed through the web app and an open pixel, when
+        ``[tracking]`` is set and the touch does not say ``track = false``."""
+        if not self.program.tracking.enabled or row.touch in self._untracked:
+            return body
+        return rewrite_html(
+            body,
+            key=row.idempotency_key,
+            touch=row.touch,
+            settings=self.program.tracking,
+            keys=self.program.unsubscribe,
+            keep={links["unsubscribe_url"], links["preferences_url"]} - {""},
         )
 
     def render_fields(

@@ -120,6 +120,8 @@ class DispatchReport:
     skipped: dict[str, int] = attrs.field(factory=dict)
     deferred: dict[str, int] = attrs.field(factory=dict)
     held: int = 0
+    #: ``skipped`` and ``deferred`` per touch: ``{(touch, policy, "skipped" | "deferred"): rows}``.
+    by_touch: dict[tuple[str, str, str], int] = attrs.field(factory=dict)
 
     def __iadd__(self, other: DispatchReport) -> DispatchReport:
         self.claimed += other.claimed
@@ -132,6 +134,8 @@ class DispatchReport:
         for mine, theirs in ((self.skipped, other.skipped), (self.deferred, other.deferred)):
             for name, count in theirs.items():
                 mine[name] = mine.get(name, 0) + count
+        for key, count in other.by_touch.items():
+            self.by_touch[key] = self.by_touch.get(key, 0) + count
         self.unrecorded = other.unrecorded
         self.stopped = other.stopped or self.stopped
         return self
@@ -372,6 +376,8 @@ class Dispatcher:
             counts = report.skipped if judgement.until is None else report.deferred
             name = judgement.policy or ""
             counts[name] = counts.get(name, 0) + 1
+            key = (row.touch, name, "skipped" if judgement.until is None else "deferred")
+            report.by_touch[key] = report.by_touch.get(key, 0) + 1
             log.info(
                 "%s %s: %s",
                 "skipped" if judgement.until is None else f"deferred to {judgement.until}",

@@ -22,6 +22,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from onetomany.delivery.channels import Channel
+    from onetomany.delivery.webhooks import WebhookParser
     from onetomany.model import Delivery
     from onetomany.plugins.registry import Register
     from onetomany.plugins.sources import Source
@@ -64,6 +65,20 @@ def onetomany_register_template_filters(register: Register[Callable[..., Any]]) 
         first, like any Jinja filter.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def onetomany_register_webhook_parsers(register: Register[WebhookParser]) -> None:
+    """Register the parsers of providers' event webhooks: ``register(name, parser)``, where
+    ``name`` is the channel plugin's name (``postmark``).
+
+    :param register: call it once per channel plugin whose provider calls back; the web app
+        answers ``POST /webhooks/<channel>`` for each program channel using that plugin with
+        ``parser(channel, request) -> [ProviderEvent, ...]``
+        (:mod:`onetomany.delivery.webhooks`).
+
+    .. versionadded:: 0.2
     """
 
 

@@ -22,6 +22,7 @@ import attrs
 import pluggy
 
 from onetomany.delivery.channels import Channel
+from onetomany.delivery.webhooks import WebhookParser
 from onetomany.errors import PluginError, PluginImportError
 from onetomany.plugins import hookspecs
 from onetomany.plugins.registry import Owner, Registry
@@ -248,6 +249,12 @@ class Plugins:
         """Every Jinja filter plugins register, by name."""
         registry: Registry[Callable[..., Any]] = Registry("template filter", callable, "callable")
         self._collect("onetomany_register_template_filters", registry)
+        return registry
+
+    def webhook_parsers(self) -> Registry[WebhookParser]:
+        """Every provider webhook parser plugins register, by channel plugin name."""
+        registry: Registry[WebhookParser] = Registry("webhook parser", callable, "callable")
+        self._collect("onetomany_register_webhook_parsers", registry)
         return registry
 
 

@@ -107,8 +107,54 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _sign(secret: str, signed: str) -> str:
-    return _b64(hmac.new(secret.encode("utf-8"), signed.encode("ascii"), hashlib.sha256).digest())
+def _sign(secret: str, signed: str, purpose: str = "") -> str:
+    message = (purpose + signed).encode("utf-8")
+    return _b64(hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest())
+
+
+def sign_claims(settings: UnsubscribeSettings, claims: Any, *, purpose: str = "") -> str:
+    """``KEY.PAYLOAD.SIGNATURE`` of the JSON ``claims``, signed with the current key under
+    ``purpose`` (the tracking links sign under ``track:``; unsubscribe tokens under none), so a
+    token of one purpose never verifies as another's."""
+    if not settings.enabled:
+        raise ConfigError("no [unsubscribe] key signs tokens (set keys and current)")
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signed = f"{settings.current}.{payload}"
+    return f"{signed}.{_sign(settings.keys[settings.current], signed, purpose)}"
+
+
+def read_claims(
+    settings: UnsubscribeSettings,
+    token: str,
+    *,
+    purpose: str = "",
+    what: str = "unsubscribe token",
+    max_length: int = MAX_TOKEN,
+    error: type[InputError] = TokenError,
+) -> tuple[str, Any]:
+    """The key id and the JSON claims of a token :func:`sign_claims` made under ``purpose``;
+    ``error`` (``"<what> refused: ..."``) for a malformed, truncated, tampered or foreign one.
+    Signatures are compared in constant time."""
+    if not isinstance(token, str) or not token or len(token) > max_length:
+        raise error(f"{what} refused: empty or longer than any token made")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise error(f"{what} refused: malformed or truncated (KEY.PAYLOAD.SIG)")
+    key_id, payload, signature = parts
+    secret = settings.keys.get(key_id) if _KEY_ID.fullmatch(key_id) else None
+    if secret is None:
+        raise error(
+            f"{what} refused: signed with key {key_id[:32]!r}, which this program "
+            "does not hold (a foreign token, or its key was retired)"
+        )
+    expected = _sign(secret, f"{key_id}.{payload}", purpose)
+    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii", "replace")):
+        raise error(f"{what} refused: the signature does not match (tampered)")
+    try:
+        return key_id, json.loads(_unb64(payload))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        # Signed by our key yet unreadable: only a bug could make one.
+        raise error(f"{what} refused: its payload does not read") from exc
 
 
 def make_token(
@@ -116,12 +162,8 @@ def make_token(
 ) -> str:
     """A token for ``contact_id`` and ``topic`` (None: every topic), signed with the current
     key, good until ``now + max_age`` (or, without ``max_age``, until the key is retired)."""
-    if not settings.enabled:
-        raise ConfigError("no [unsubscribe] key signs tokens (set keys and current)")
     expires = int((now + settings.max_age).timestamp()) if settings.max_age else None
-    payload = _b64(json.dumps([contact_id, topic, expires], separators=(",", ":")).encode())
-    signed = f"{settings.current}.{payload}"
-    return f"{signed}.{_sign(settings.keys[settings.current], signed)}"
+    return sign_claims(settings, [contact_id, topic, expires])
 
 
 def verify_token(settings: UnsubscribeSettings, token: str, *, now: datetime) -> TokenClaims:
@@ -130,24 +172,10 @@ def verify_token(settings: UnsubscribeSettings, token: str, *, now: datetime) ->
     Raises :class:`TokenError` naming why it is refused; reads nothing else and changes
     nothing. Signatures are compared in constant time.
     """
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN:
-        raise TokenError("unsubscribe token refused: empty or longer than any token made")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise TokenError("unsubscribe token refused: malformed or truncated (KEY.PAYLOAD.SIG)")
-    key_id, payload, signature = parts
-    secret = settings.keys.get(key_id) if _KEY_ID.fullmatch(key_id) else None
-    if secret is None:
-        raise TokenError(
-            f"unsubscribe token refused: signed with key {key_id[:32]!r}, which this program "
-            "does not hold (a foreign token, or its key was retired)"
-        )
-    expected = _sign(secret, f"{key_id}.{payload}")
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii", "replace")):
-        raise TokenError("unsubscribe token refused: the signature does not match (tampered)")
+    key_id, claims = read_claims(settings, token)
     try:
-        contact_id, topic, expires = json.loads(_unb64(payload))
-    except (ValueError, TypeError, binascii.Error) as exc:
+        contact_id, topic, expires = claims
+    except (ValueError, TypeError) as exc:
         # Signed by our key yet unreadable: only a bug could make one.
         raise TokenError("unsubscribe token refused: its payload does not read") from exc
     if not isinstance(contact_id, str) or not (topic is None or isinstance(topic, str)):

@@ -146,6 +146,19 @@ cursors = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+#: Each source's last sync: started, succeeded, failed (with its error), and what it stored.
+source_syncs = sa.Table(
+    "source_syncs",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("succeeded_at", UTCDateTime, nullable=True),
+    sa.Column("failed_at", UTCDateTime, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("stored", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+)
+
 tier_states = sa.Table(
     "tier_states",
     metadata,
@@ -251,4 +264,16 @@ subscriptions = sa.Table(
     sa.Column("subscribed", sa.Boolean, nullable=False),
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+)
+
+cap_reservations = sa.Table(
+    "cap_reservations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("cap", sa.String(128), nullable=False),
+    sa.Column("scope", sa.String(255), nullable=False),
+    sa.Column("outbox_id", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("cap", "outbox_id", name="uq_cap_reservations_cap_row"),
+    sa.Index("ix_cap_reservations_scope", "cap", "scope", "at"),
 )

@@ -43,12 +43,23 @@ _FORMATS = frozenset({"short", "medium", "long", "full"})
 def canonical_locale(locale: str, *, template: str = "locale") -> str:
     """``pt_br`` -> ``pt-BR``; a malformed locale is a TemplateError naming it (and
     ``template``)."""
-    found = _LOCALE.match(locale.strip()) if isinstance(locale, str) else None
+    if not isinstance(locale, str):
+        raise _malformed(locale, template)
+    return _canonical(locale, template)  # every render asks, and few locales are ever seen
+
+
+def _malformed(locale: object, template: str) -> TemplateError:
+    return TemplateError(
+        f"malformed locale {locale!r}; write a language tag such as 'en', 'pt-BR' or 'id'",
+        template=template,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(locale: str, template: str) -> str:
+    found = _LOCALE.match(locale.strip())
     if found is None:
-        raise TemplateError(
-            f"malformed locale {locale!r}; write a language tag such as 'en', 'pt-BR' or 'id'",
-            template=template,
-        )
+        raise _malformed(locale, template)
     parts = [found["lang"].lower()]
     if found["script"]:
         parts.append(found["script"].title())

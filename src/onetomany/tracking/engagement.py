@@ -43,9 +43,17 @@ from onetomany.tracking.reentry import idempotency_key
 
 
 def engagement_event(
-    store: Store, key: str, kind: str, *, at: datetime, now: datetime, id: str | None = None
+    store: Store,
+    key: str,
+    kind: str,
+    *,
+    at: datetime,
+    now: datetime,
+    id: str | None = None,
+    properties: Mapping[str, Any] | None = None,
 ) -> Event:
-    """Store the ``kind`` (``opened`` or ``clicked``) event of the outbox row keyed ``key``.
+    """Store the ``kind`` (``opened`` or ``clicked``) event of the outbox row keyed ``key``,
+    with ``properties`` beside the row's (``machine: true`` marks a machine's open).
 
     Raises :class:`~onetomany.errors.InputError` naming the key when no row has it, or naming
     the kind when it is neither; nothing is stored then.
@@ -61,7 +69,12 @@ def engagement_event(
         "occurred_at": at,
         "contact_id": row.contact_id,
         "account_id": row.account_id,
-        "properties": {"idempotency_key": key, "touch": row.touch, "channel": row.channel},
+        "properties": {
+            **(properties or {}),
+            "idempotency_key": key,
+            "touch": row.touch,
+            "channel": row.channel,
+        },
     }
     if id is not None:
         fields["id"] = id

@@ -22,12 +22,26 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from onetomany.engine import Engine
-from onetomany.web import inbox_api, widget
+from onetomany.web import (
+    inbox_api,
+    nps_pages,
+    tracking_routes,
+    unsubscribe_pages,
+    webhook_routes,
+    widget,
+)
 from onetomany.web.context import DEFAULT_MAX_BODY, RouteModule, WebContext
 from onetomany.web.tokens import DEFAULT_TTL, ContactTokens, SigningKeys
 
-#: The route modules every app mounts; later ones (unsubscribe, webhooks) join this tuple.
-ROUTE_MODULES: tuple[RouteModule, ...] = (inbox_api.routes, widget.routes)
+#: The route modules every app mounts.
+ROUTE_MODULES: tuple[RouteModule, ...] = (
+    inbox_api.routes,
+    widget.routes,
+    unsubscribe_pages.routes,
+    tracking_routes.routes,
+    nps_pages.routes,
+    webhook_routes.routes,
+)
 
 
 def create_app(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 import attrs
 from starlette.requests import Request
@@ -70,11 +71,8 @@ class WebContext:
                 401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
             ) from exc
 
-    async def json_body(self, request: Request) -> dict[str, Any]:
-        """The request's JSON object body (empty: ``{}``), read up to ``max_body`` bytes.
-
-        Only ``application/json`` is read: a cross-site HTML form cannot send it without a
-        CORS preflight, which is one of the app's CSRF defences (docs/web.md)."""
+    async def body(self, request: Request) -> bytes:
+        """The request's body, read up to ``max_body`` bytes (413 above it, unread)."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise HTTPProblem(413, f"the body has {declared} bytes; at most {self.max_body}")
@@ -83,6 +81,30 @@ class WebContext:
             body += chunk
             if len(body) > self.max_body:
                 raise HTTPProblem(413, f"the body is longer than {self.max_body} bytes")
+        return bytes(body)
+
+    async def form_body(self, request: Request) -> dict[str, list[str]]:
+        """The request's ``application/x-www-form-urlencoded`` fields (empty body: ``{}``),
+        read within ``max_body``: what an HTML form and RFC 8058's one-click POST send."""
+        body = await self.body(request)
+        if not body:
+            return {}
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise HTTPProblem(
+                415, f"the body must be application/x-www-form-urlencoded, not {kind[:60]!r}"
+            )
+        try:
+            return parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPProblem(400, f"the form body does not read: {exc}"[:200]) from exc
+
+    async def json_body(self, request: Request) -> dict[str, Any]:
+        """The request's JSON object body (empty: ``{}``), read up to ``max_body`` bytes.
+
+        Only ``application/json`` is read: a cross-site HTML form cannot send it without a
+        CORS preflight, which is one of the app's CSRF defences (docs/web.md)."""
+        body = await self.body(request)
         if not body:
             return {}
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -19,6 +19,17 @@ if TYPE_CHECKING:
 #: Ids per IN list: under SQLite's bound-parameter limit.
 _CHUNK = 500
 
+#: The ``properties`` key whose true value marks an open made by a machine (a privacy proxy
+#: prefetching images, a scanner): it is kept, but stops no ladder.
+MACHINE_FLAG = "machine"
+
+
+def by_a_person(events: sa.TableClause | sa.Table | Any) -> sa.ColumnElement[bool]:
+    """Whether an event of ``events`` (the table or an alias) was not flagged a machine's."""
+    # SQLite reads a JSON true as 1, PostgreSQL's ->> as 'true'.
+    flag = sa.func.coalesce(sa.cast(events.c.properties[MACHINE_FLAG].as_string(), sa.String), "")
+    return flag.not_in(["true", "1"])
+
 
 def _owned_by(contact: Contact) -> sa.ColumnElement[bool]:
     """Events of the contact or of its account."""
@@ -105,6 +116,7 @@ def engaged_keys(
                 e.c.contact_id.in_(contacts[start : start + _CHUNK]),
                 e.c.name.in_(names),
                 e.c.occurred_at <= now,
+                by_a_person(e),
             )
             found.update(k for k in conn.scalars(query) if k in wanted)
     return found

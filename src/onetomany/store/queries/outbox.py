@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from onetomany.model import OutboxStatus
 from onetomany.store import schema
+from onetomany.store.queries.events import by_a_person
 from onetomany.store.store import OutboxRow
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ def sent_not_engaged(
         e.c.name.in_(engagement),
         e.c.occurred_at <= now,
         e.c.properties["idempotency_key"].as_string() == o.c.idempotency_key,
+        by_a_person(e),
     )
     query = (
         sa.select(o, d.c.at.label("sent_at"))
@@ -123,6 +125,17 @@ def touch_rows(store: Store, touch: str, contact_id: str, *, limit: int) -> list
     )
     with store.read() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def sent_at(store: Store, idempotency_key: str) -> datetime | None:
+    """When the row keyed ``idempotency_key`` was sent (its first ``sent`` delivery)."""
+    d, o = schema.deliveries, schema.outbox
+    # Through the outbox row's id: deliveries are indexed by it, not by the key.
+    row_id = sa.select(o.c.id).where(o.c.idempotency_key == idempotency_key).scalar_subquery()
+    query = sa.select(sa.func.min(d.c.at)).where(d.c.outbox_id == row_id, d.c.status == "sent")
+    with store.read() as conn:
+        value = conn.scalar(query)
+    return _aware(value) if value is not None else None
 
 
 def _aware(value: datetime | str) -> datetime:

@@ -74,6 +74,18 @@ class PostmarkOptions:
         help="messages per call to the batch endpoint (1 to 500; 1: one call per message)",
         validator=_batch,
     )
+    webhook_username: str = option(
+        "", help="the user name of the Basic auth in the webhook URL set in Postmark"
+    )
+    webhook_password: str = secret("", help="the password of the Basic auth in the webhook URL")
+    webhook_secret_path: str = secret(
+        "", help="a random last path segment of the webhook URL: /webhooks/<channel>/<it>"
+    )
+    webhook_max_age_hours: float = option(
+        24.0,
+        help="refuse webhook events dated longer ago (replays); Postmark retries for ~10.5 hours",
+        validator=positive,
+    )
 
 
 class PostmarkChannel(Channel):

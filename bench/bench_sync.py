@@ -1,0 +1,199 @@
+"""Sync: the SQL source streaming contacts into a store, against a bare SQLAlchemy Core loop.
+
+Builds a host SQLite database of N contacts (``users``: id, company, name, email, role, a
+trait, a change time), then, each in a fresh subprocess so peak memory is its own:
+
+- ``onetomany``: ``Engine.sync()`` of a program whose ``sql`` source reads them (1,000 rows a
+  page, each page one transaction: merged into the stored profiles, with the cursor);
+- ``baseline``: the same rows read with ``stream_results`` / ``yield_per`` and inserted into
+  the store's ``contacts`` table with one Core ``insert`` per 1,000 rows, one transaction each
+  (no validation, no merge with what is stored).
+
+Prints records per second of each (by wall clock and by the process's CPU time, steadier on
+a busy machine), the ratio onetomany / baseline (goal: at least 0.7), and each run's peak RSS
+(goal: the largest run within 1.2x of the smallest).
+
+    .venv/bin/python bench/bench_sync.py                # 100,000 contacts
+    .venv/bin/python bench/bench_sync.py --million      # adds 1,000,000 (slow)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+# Imported here, before any timing: both runs pay for them the same, outside the measure.
+from onetomany.engine import Engine
+from onetomany.model.clock import FrozenClock
+from onetomany.plugins.manager import Plugins
+from onetomany.plugins.settings import PluginSettings
+from onetomany.program import Program
+from onetomany.store import Store
+from onetomany.store.schema import contacts
+
+PAGE = 1000
+T0 = datetime(2026, 1, 1)
+QUERY = "SELECT id, company_id, full_name, email, job, seats, changed_at FROM users"
+
+
+def build_host(path: Path, size: int) -> None:
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE users (id TEXT PRIMARY KEY, company_id TEXT, full_name TEXT, "
+                "email TEXT, job TEXT, seats INTEGER, changed_at TIMESTAMP)"
+            )
+        )
+        insert = sa.text(
+            "INSERT INTO users VALUES (:id, :company_id, :full_name, :email, :job, :seats, "
+            ":changed_at)"
+        )
+        for start in range(0, size, 50_000):
+            conn.execute(
+                insert,
+                [
+                    {
+                        "id": f"u{i:07d}",
+                        "company_id": f"c{i // 4:07d}",
+                        "full_name": f"Person {i}",
+                        "email": f"person{i}@example.test",
+                        "job": ("sponsor", "admin", "analyst")[i % 3],
+                        "seats": i % 50,
+                        "changed_at": T0 + timedelta(seconds=i),
+                    }
+                    for i in range(start, min(size, start + 50_000))
+                ],
+            )
+    engine.dispose()
+
+
+def run_onetomany(host: Path, store_path: Path) -> int:
+    options = {
+        "url": f"sqlite:///{host}",
+        "page_size": PAGE,
+        "contacts": {
+            "query": QUERY,
+            "cursor": "changed_at",
+            "columns": {"account_id": "company_id", "name": "full_name", "role": "job"},
+        },
+    }
+    program = Program(
+        name="bench",
+        sources={"usage": PluginSettings(name="usage", plugin="sql", options=options)},
+        base_dir=store_path.parent,
+        templates_dir=store_path.parent,
+    )
+    clock = FrozenClock(datetime(2026, 12, 1, tzinfo=UTC))
+    with Engine(program, store=Store(store_path), clock=clock, plugins=Plugins()) as engine:
+        [report] = engine.sync()
+    return report.contacts
+
+
+def run_baseline(host: Path, store_path: Path) -> int:
+    # The store's own engine: the same schema, WAL mode and pragmas as onetomany's run.
+    store = Store(store_path)
+    target = store.engine
+    source = sa.create_engine(f"sqlite:///{host}")
+    count = 0
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with source.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=PAGE).execute(sa.text(QUERY))
+        for rows in result.mappings().partitions(PAGE):
+            batch = [
+                {
+                    "id": r["id"],
+                    "account_id": r["company_id"],
+                    "name": r["full_name"],
+                    "email": r["email"],
+                    "phone": None,
+                    "role": r["job"],
+                    "locale": "en",
+                    "timezone": "UTC",
+                    "consent": {},
+                    "traits": {"seats": r["seats"]},
+                    "updated_at": now,
+                }
+                for r in rows
+            ]
+            with target.begin() as out:
+                out.execute(sa.insert(contacts), batch)
+            count += len(batch)
+    source.dispose()
+    store.close()
+    return count
+
+
+def child(mode: str, host: Path, folder: Path) -> None:
+    """One measured run, in its own process: prints JSON with the records, seconds, peak RSS."""
+    store_path = folder / f"{mode}.db"
+    started, cpu_started = time.perf_counter(), time.process_time()
+    count = (run_onetomany if mode == "onetomany" else run_baseline)(host, store_path)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps({"records": count, "seconds": seconds, "cpu": cpu, "peak_mib": peak_kib / 1024})
+    )
+
+
+def measure(mode: str, host: Path, folder: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(host), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 contacts")
+    parser.add_argument("--dir", help="where the databases go (default: the system temp dir)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, host, folder = args.child
+        child(mode, Path(host), Path(folder))
+        return
+    sizes = [*args.sizes, *([1_000_000] if args.million else [])]
+    print(
+        f"{'contacts':>10} {'run':>10} {'records/s':>11} {'ratio':>6} "
+        f"{'per CPU s':>10} {'ratio':>6} {'peak RSS':>10}"
+    )
+    peaks = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-sync-", dir=args.dir) as scratch:
+            folder = Path(scratch)
+            host = folder / "host.db"
+            build_host(host, size)
+            base = measure("baseline", host, folder)
+            ours = measure("onetomany", host, folder)
+        assert base["records"] == ours["records"] == size, (base, ours)
+        rate_base, rate_ours = size / base["seconds"], size / ours["seconds"]
+        cpu_base, cpu_ours = size / base["cpu"], size / ours["cpu"]
+        print(
+            f"{size:>10,} {'baseline':>10} {rate_base:>11,.0f} {'':>6} {cpu_base:>10,.0f} "
+            f"{'':>6} {base['peak_mib']:>7.0f} MiB"
+        )
+        print(
+            f"{size:>10,} {'onetomany':>10} {rate_ours:>11,.0f} {rate_ours / rate_base:>6.2f} "
+            f"{cpu_ours:>10,.0f} {cpu_ours / cpu_base:>6.2f} {ours['peak_mib']:>7.0f} MiB"
+        )
+        peaks.append(ours["peak_mib"])
+    if len(peaks) > 1:
+        print(f"peak RSS, largest run / smallest: {max(peaks) / min(peaks):.2f}")
+
+
+if __name__ == "__main__":
+    main()

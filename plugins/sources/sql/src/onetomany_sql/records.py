@@ -1,0 +1,127 @@
+"""Query rows into accounts, contacts and events; a row that cannot be one is a skip.
+
+The mapped columns fill the record's fields; every other column (but the cursor column) is a
+trait or an event property, converted to plain JSON data: a datetime or date becomes its ISO
+text, a Decimal a number, a UUID its text. A NULL trait removes it from the stored profile
+(that is what the database says).
+"""
+
+from __future__ import annotations
+
+import decimal
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from onetomany.errors import InputError
+from onetomany.model import Account, Contact, Event
+from onetomany.plugins.sources import Skipped
+from onetomany_sql.options import FIELDS, Query
+
+Record = Account | Contact | Event
+
+
+class RowError(Exception):
+    """One row's problem, turned into a :class:`Skipped` naming the row."""
+
+
+def build(query: Query, row: Mapping[Any, Any], zone: ZoneInfo) -> Record:
+    """The record of ``row``; raises :class:`RowError` saying what is wrong with it."""
+    fields = {f: row[query.column(f)] for f in FIELDS[query.kind] if query.column(f) in row}
+    used = {query.column(f) for f in fields} | {query.cursor}
+    extra = {name: _plain(value) for name, value in row.items() if name not in used}
+    try:
+        if query.kind == "accounts":
+            return Account(id=_id(fields), **_texts(fields, "name"), traits=extra)
+        if query.kind == "contacts":
+            texts = ("account_id", "name", "email", "phone", "role", "locale", "timezone")
+            return Contact(id=_id(fields), **_texts(fields, *texts), traits=extra)
+        return _event(fields, extra, zone)
+    except InputError as exc:
+        raise RowError(str(exc)) from exc
+
+
+def describe(query: Query, row: Mapping[Any, Any], error: RowError) -> Skipped:
+    """A skip that names the row by its id (or its cursor value) and the query it came from."""
+    key = query.column("id")
+    if row.get(key) is not None:
+        where = f"{key}={row[key]!r}"
+    elif query.cursor is not None and row.get(query.cursor) is not None:
+        where = f"{query.cursor}={_plain(row[query.cursor])!r}"
+    else:
+        where = json.dumps({k: _plain(v) for k, v in row.items()}, default=str)[:200]
+    return Skipped(record=f"{query.kind} row {where}", reason=str(error))
+
+
+def _id(fields: Mapping[str, Any]) -> str:
+    value = fields.get("id")
+    if value is None or not str(value).strip():
+        raise RowError("the id column is empty")
+    return str(value).strip()
+
+
+def _texts(fields: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The given text fields; a NULL clears an optional field and is left out otherwise."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in fields:
+            continue
+        value = fields[name]
+        if value is None:
+            if name in ("account_id", "email", "phone", "role"):
+                out[name] = None
+            continue
+        out[name] = str(value).strip()
+    return out
+
+
+def _event(fields: Mapping[str, Any], properties: dict[str, Any], zone: ZoneInfo) -> Event:
+    name = fields.get("name")
+    if name is None or not str(name).strip():
+        raise RowError("the event name column is empty")
+    when = _timestamp(fields.get("occurred_at"), zone)
+    subjects = {k: str(fields[k]) for k in ("account_id", "contact_id") if fields.get(k)}
+    event_id = fields.get("id")
+    if event_id is None:
+        # A stable id from the row, so reading it again stores it once.
+        content = json.dumps(
+            [str(name), when.isoformat(), subjects, properties], sort_keys=True, default=str
+        )
+        event_id = hashlib.sha256(content.encode()).hexdigest()[:32]
+    return Event(
+        id=str(event_id),
+        name=str(name),
+        occurred_at=when,
+        properties=properties,
+        **subjects,
+    )
+
+
+def _timestamp(value: Any, zone: ZoneInfo) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise RowError(f"occurred_at {value!r} is not an ISO 8601 timestamp") from None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime):
+        raise RowError(f"occurred_at {value!r} is not a timestamp")
+    # A timestamp without an offset is read in the source's timezone option.
+    return value if value.utcoffset() is not None else value.replace(tzinfo=zone)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return value

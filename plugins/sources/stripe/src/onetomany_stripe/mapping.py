@@ -1,0 +1,205 @@
+"""Stripe objects into the program's accounts and events: pure functions, no I/O.
+
+- A customer is an account: by the customer's ``metadata[metadata_key]``, or by its email's
+  domain through the ``domains`` table. A customer neither maps is skipped, by id.
+- A subscription gives its account ``plan``, ``seats`` (the items' quantities), ``mrr``
+  (every item's price normalised to one month and converted with ``currencies``) and
+  ``subscription_status``. A price in a currency the program does not list is skipped.
+- An open invoice past its due date gives ``overdue_since`` / ``overdue_days`` and an
+  ``invoice_overdue`` event dated at the due date (one per invoice, whichever way it is read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from onetomany.model import Account, Event
+from onetomany_stripe.options import StripeOptions
+
+#: Stripe's zero-decimal currencies: amounts are whole units, not cents.
+ZERO_DECIMAL: Final = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+#: Months in one billing interval of each kind.
+MONTHS: Final[Mapping[str, float]] = {"day": 12 / 365.25, "week": 12 / 52.1775, "month": 1.0}
+MONTHS_PER_YEAR: Final = 12.0
+
+
+class Unmapped(Exception):
+    """A Stripe object the program cannot use; the message says why."""
+
+
+def account_id(customer: Mapping[str, Any], options: StripeOptions) -> str:
+    """The account a customer belongs to."""
+    metadata = customer.get("metadata") or {}
+    if options.account_from == "metadata":
+        value = metadata.get(options.metadata_key)
+        if not value:
+            raise Unmapped(
+                f"no metadata[{options.metadata_key!r}] to name its account; set it in Stripe "
+                "or map by email domain"
+            )
+        return str(value)
+    email = customer.get("email") or ""
+    domain = email.rpartition("@")[2].lower()
+    if not domain or domain not in options.domains:
+        raise Unmapped(
+            f"email domain {domain or '(no email)'!r} is not in the domains table; add it "
+            "or set the customer's metadata"
+        )
+    return options.domains[domain]
+
+
+def customer_account(customer: Mapping[str, Any], options: StripeOptions) -> Account:
+    return Account(id=account_id(customer, options), traits={"stripe_customer_id": customer["id"]})
+
+
+def subscription_account(
+    subscription: Mapping[str, Any], account: str, options: StripeOptions
+) -> Account:
+    items = (subscription.get("items") or {}).get("data") or []
+    if not items:
+        raise Unmapped("has no items to read a plan from")
+    mrr = sum(_monthly(item, options) for item in items)
+    canceled = subscription.get("status") in ("canceled", "incomplete_expired")
+    return Account(
+        id=account,
+        traits={
+            "plan": _plan(items[0]),
+            "seats": sum(int(item.get("quantity") or 0) for item in items),
+            "mrr": 0.0 if canceled else round(mrr, 2),
+            "subscription_status": subscription.get("status"),
+        },
+    )
+
+
+def _plan(item: Mapping[str, Any]) -> str:
+    price = item.get("price") or {}
+    product = price.get("product")
+    product_id = product.get("id") if isinstance(product, Mapping) else product
+    return str(price.get("lookup_key") or price.get("nickname") or product_id or price.get("id"))
+
+
+def _monthly(item: Mapping[str, Any], options: StripeOptions) -> float:
+    price = item.get("price") or {}
+    currency = str(price.get("currency") or "").lower()
+    if currency not in options.currencies:
+        known = ", ".join(sorted(options.currencies))
+        raise Unmapped(
+            f"price {price.get('id')!r} is in {currency.upper() or 'no currency'}, which the "
+            f"program's currencies do not list ({known})"
+        )
+    recurring = price.get("recurring") or {}
+    interval, count = str(recurring.get("interval")), int(recurring.get("interval_count") or 1)
+    if interval == "year":
+        months = MONTHS_PER_YEAR * count
+    elif interval in MONTHS:
+        months = MONTHS[interval] * count
+    else:
+        raise Unmapped(f"price {price.get('id')!r} is not recurring")
+    amount = price.get("unit_amount")
+    if amount is None and price.get("unit_amount_decimal") is not None:
+        amount = float(price["unit_amount_decimal"])
+    if amount is None:
+        raise Unmapped(f"price {price.get('id')!r} has no unit amount (tiered prices are not read)")
+    units = float(amount) if currency in ZERO_DECIMAL else float(amount) / 100
+    quantity = int(item.get("quantity") or 1)
+    return units * quantity / months * options.currencies[currency]
+
+
+def overdue_days(invoice: Mapping[str, Any], now: datetime) -> int | None:
+    """Whole days an open invoice is past its due date; ``None`` when it is not overdue."""
+    due = invoice.get("due_date")
+    if invoice.get("status") != "open" or due is None:
+        return None
+    days = (now - _when(due)).days
+    return days if days > 0 else None
+
+
+def invoice_account(invoice: Mapping[str, Any], account: str, now: datetime) -> Account:
+    days = overdue_days(invoice, now)
+    due = invoice.get("due_date")
+    return Account(
+        id=account,
+        traits={
+            "overdue_days": days,
+            "overdue_since": _when(due).date().isoformat() if days and due else None,
+        },
+    )
+
+
+def overdue_event(invoice: Mapping[str, Any], account: str) -> Event:
+    """``invoice_overdue`` at the due date: the same id whether read from the invoice list or
+    from Stripe's ``invoice.overdue`` event."""
+    return Event(
+        id=f"stripe-invoice-overdue-{invoice['id']}",
+        name="invoice_overdue",
+        account_id=account,
+        occurred_at=_when(invoice["due_date"]),
+        properties=_invoice_properties(invoice),
+    )
+
+
+def billing_event(event: Mapping[str, Any], account: str) -> Event | None:
+    """The program's event for one Stripe event, or ``None`` when it has none."""
+    kind = event.get("type")
+    obj = event["data"]["object"]
+    at = _when(event["created"])
+    if kind == "invoice.overdue":
+        return overdue_event(obj, account)
+    if kind == "invoice.payment_failed":
+        name, properties = "payment_failed", _invoice_properties(obj)
+    elif kind == "customer.subscription.deleted":
+        name, properties = "subscription_canceled", {"subscription": obj["id"]}
+    elif kind == "customer.subscription.updated":
+        previous = (event["data"].get("previous_attributes") or {}).get("items")
+        if not previous:
+            return None
+        before = (previous.get("data") or [{}])[0]
+        after = ((obj.get("items") or {}).get("data") or [{}])[0]
+        if _plan(before) == _plan(after):
+            return None
+        name = "plan_changed"
+        properties = {"subscription": obj["id"], "from": _plan(before), "to": _plan(after)}
+    else:
+        return None
+    return Event(
+        id=f"stripe-{event['id']}",
+        name=name,
+        account_id=account,
+        occurred_at=at,
+        properties=properties,
+    )
+
+
+def _invoice_properties(invoice: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "invoice": invoice["id"],
+        "amount_due": invoice.get("amount_due"),
+        "currency": invoice.get("currency"),
+    }
+
+
+def _when(timestamp: Any) -> datetime:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise Unmapped(f"timestamp {timestamp!r} is not seconds since the epoch")
+    return datetime.fromtimestamp(timestamp, tz=UTC)

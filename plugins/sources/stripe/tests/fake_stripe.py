@@ -1,0 +1,196 @@
+"""A local Stripe for the tests: the list endpoints the source calls, served from memory by a
+pytest-httpserver, every request validated against Stripe's OpenAPI document first.
+
+It follows Stripe's documented list behaviour: newest first, ``limit`` (1-100, default 10),
+``starting_after`` for the next page, ``ending_before`` for the page just newer than an
+object, ``has_more``, ``expand[]=data.customer``; errors as Stripe shapes them
+(``{"error": {"type", "code", "message"}}``). Knobs make it answer what a real account can:
+429s with Retry-After, a forbidden endpoint (a restricted key), an expired event, a
+malformed page.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from stripe_openapi import StripeDocument
+from werkzeug import Request, Response
+
+KEY = "rk_test_onetomany"
+_ids = itertools.count(1)
+
+
+class FakeStripe:
+    def __init__(self, server: HTTPServer) -> None:
+        self.document = StripeDocument()
+        self.url = server.url_for("/").rstrip("/")
+        # Each list newest first, as Stripe returns them.
+        self.objects: dict[str, list[dict[str, Any]]] = {
+            "customers": [],
+            "subscriptions": [],
+            "invoices": [],
+            "events": [],
+        }
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+        self.too_many = 0  # answer this many 429s before serving
+        self.retry_after = "0"
+        self.forbidden: set[str] = set()
+        self.expired: set[str] = set()
+        self.malformed: set[str] = set()
+        #: Requests Stripe's OpenAPI document refuses: the tests' fixture asserts there are none.
+        self.invalid: list[str] = []
+        server.expect_request(re.compile(r"/v1/.*")).respond_with_handler(self.handle)
+
+    # -- building an account's data -------------------------------------------------------
+
+    def customer(self, id: str, *, email: str | None = None, **metadata: str) -> dict[str, Any]:
+        obj = {"id": id, "object": "customer", "email": email, "metadata": metadata}
+        self.objects["customers"].insert(0, obj)
+        return obj
+
+    def subscription(
+        self,
+        customer: str,
+        *,
+        amount: int = 5000,
+        currency: str = "usd",
+        interval: str = "month",
+        interval_count: int = 1,
+        quantity: int = 1,
+        plan: str = "pro",
+        status: str = "active",
+    ) -> dict[str, Any]:
+        obj = {
+            "id": f"sub_{next(_ids)}",
+            "object": "subscription",
+            "customer": customer,
+            "status": status,
+            "items": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": f"si_{next(_ids)}",
+                        "object": "subscription_item",
+                        "quantity": quantity,
+                        "price": {
+                            "id": f"price_{plan}_{currency}",
+                            "object": "price",
+                            "currency": currency,
+                            "lookup_key": plan,
+                            "unit_amount": amount,
+                            "recurring": {"interval": interval, "interval_count": interval_count},
+                        },
+                    }
+                ],
+                "has_more": False,
+            },
+        }
+        self.objects["subscriptions"].insert(0, obj)
+        return obj
+
+    def invoice(self, customer: str, *, due_date: int, status: str = "open") -> dict[str, Any]:
+        obj = {
+            "id": f"in_{next(_ids)}",
+            "object": "invoice",
+            "customer": customer,
+            "status": status,
+            "due_date": due_date,
+            "amount_due": 5000,
+            "currency": "usd",
+        }
+        self.objects["invoices"].insert(0, obj)
+        return obj
+
+    def event(
+        self, kind: str, obj: dict[str, Any], *, created: int, previous: Any = None
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {"object": obj}
+        if previous is not None:
+            data["previous_attributes"] = previous
+        event = {
+            "id": f"evt_{next(_ids)}",
+            "object": "event",
+            "type": kind,
+            "created": created,
+            "data": data,
+        }
+        self.objects["events"].insert(0, event)
+        return event
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        problems = self.document.problems(
+            request.method, request.path, request.args.to_dict(flat=False), request.headers
+        )
+        if problems:
+            self.invalid.append(f"{request.method} {request.full_path}: {problems}")
+            return _error(400, "invalid_request_error", "parameter_invalid", "; ".join(problems))
+        if request.headers.get("Authorization") != f"Bearer {KEY}":
+            return _error(401, "invalid_request_error", None, "Invalid API Key provided")
+        self.requests.append((request.path, request.args.to_dict(flat=False)))
+        if self.too_many:
+            self.too_many -= 1
+            response = _error(429, "rate_limit_error", "rate_limit", "Too many requests")
+            response.headers["Retry-After"] = self.retry_after
+            return response
+        name = request.path.removeprefix("/v1/").split("/")[0]
+        if name in self.forbidden:
+            return _error(
+                403,
+                "invalid_request_error",
+                None,
+                f"The provided key 'rk_test_***' does not have the required permissions for "
+                f"this endpoint on account 'acct_1'. Having the '{name}_read' permission "
+                "would allow this request to continue.",
+            )
+        if name in self.malformed:
+            return Response(
+                '{"object": "list", "data": [{"no": "id"}]}', 200, mimetype="application/json"
+            )
+        if request.path.startswith("/v1/customers/"):
+            wanted = request.path.rsplit("/", 1)[1]
+            found = [c for c in self.objects["customers"] if c["id"] == wanted]
+            if not found:
+                return _error(404, "invalid_request_error", "resource_missing", "No such customer")
+            return _json(found[0])
+        return self._list(name, request.args)
+
+    def _list(self, name: str, args: Any) -> Response:
+        items = self.objects[name]
+        if name == "invoices" and "status" in args:
+            items = [i for i in items if i["status"] == args["status"]]
+        limit = int(args.get("limit", 10))
+        ids = [i["id"] for i in items]
+        if "ending_before" in args:
+            cursor = args["ending_before"]
+            if cursor in self.expired or cursor not in ids:
+                return _error(
+                    400, "invalid_request_error", "resource_missing", f"No such event: '{cursor}'"
+                )
+            newer = items[: ids.index(cursor)]
+            page, has_more = newer[-limit:], len(newer) > limit
+        else:
+            start = ids.index(args["starting_after"]) + 1 if "starting_after" in args else 0
+            page, has_more = items[start : start + limit], len(items) > start + limit
+        if "data.customer" in args.getlist("expand[]"):
+            customers = {c["id"]: c for c in self.objects["customers"]}
+            page = [{**i, "customer": customers.get(i["customer"], i["customer"])} for i in page]
+        return _json({"object": "list", "url": f"/v1/{name}", "has_more": has_more, "data": page})
+
+    def paths(self) -> Iterator[str]:
+        return (path for path, _ in self.requests)
+
+
+def _json(body: Any) -> Response:
+    return Response(json.dumps(body), 200, mimetype="application/json")
+
+
+def _error(status: int, kind: str, code: str | None, message: str) -> Response:
+    error = {"type": kind, "message": message, **({"code": code} if code else {})}
+    return Response(json.dumps({"error": error}), status, mimetype="application/json")

@@ -1,0 +1,83 @@
+"""What a channel distribution's webhook parser reads and returns: the contract between a
+provider's event callbacks and the web app's ``/webhooks/<channel>`` route.
+
+A channel distribution registers a parser for its plugin name with the
+``onetomany_register_webhook_parsers`` hook. The web app finds the program's channel named in
+the URL, hands its parser the built channel (for its typed options: the credentials the
+provider authenticates with) and the request; the parser checks the request is the
+provider's (signature, timestamp, credentials) and turns it into :class:`ProviderEvent` values,
+or raises :class:`WebhookRefused`. It does no I/O: the web app records the events (each once,
+by its provider id), maps them to outbox rows by their key, and sends hard bounces and
+complaints to the suppression list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from onetomany.errors import InputError
+
+if TYPE_CHECKING:
+    from onetomany.delivery.channels import Channel
+
+#: Each kind of provider event, and the event the app records for it.
+EVENT_NAMES: Mapping[str, str] = {
+    "delivered": "message_delivered",
+    "bounced": "message_bounced",
+    "complained": "message_complained",
+    "opened": "message_opened",
+    "clicked": "message_clicked",
+}
+
+
+class WebhookRefused(InputError):
+    """A webhook request that is not the provider's (no or wrong credentials, a bad
+    signature: ``status`` 401) or that does not read (400). Nothing is recorded."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@attrs.frozen(kw_only=True)
+class WebhookRequest:
+    """One request to ``/webhooks/<channel>[/<secret>]``, as the parser sees it."""
+
+    #: Header names in lower case.
+    headers: Mapping[str, str]
+    body: bytes
+    #: What follows ``/webhooks/<channel>/`` in the path ("" when nothing): a secret path.
+    secret_path: str
+    #: The engine's clock, for the replay window.
+    now: datetime
+
+
+@attrs.frozen(kw_only=True)
+class ProviderEvent:
+    """One event a provider reported about a message it was sent."""
+
+    #: The provider's id of the event: the same event delivered twice has the same id.
+    id: str
+    #: One of :data:`EVENT_NAMES`.
+    kind: str
+    #: The outbox row's idempotency key, read from the metadata the channel attached.
+    key: str | None
+    at: datetime
+    #: The recipient the event is about (a bounced address goes to the suppression list).
+    address: str = ""
+    #: A bounce that will not go away (an unknown mailbox): the address is suppressed.
+    hard: bool = False
+    #: More to keep on the recorded event (the bounce's description, the clicked link).
+    properties: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in EVENT_NAMES:
+            raise ValueError(f"provider event kind {self.kind!r} is not one of {list(EVENT_NAMES)}")
+
+
+WebhookParser = Callable[["Channel", WebhookRequest], list[ProviderEvent]]
+"""``parser(channel, request) -> [ProviderEvent, ...]``; raises :class:`WebhookRefused`."""

@@ -1,0 +1,210 @@
+"""Running one source's sync into the store, a page at a time.
+
+Each page is stored in its own transaction together with the cursor after it, so a sync that
+fails halfway keeps what it stored and the next incremental sync resumes after the last page
+stored. Only counts are kept across pages, so memory stays flat however many records a source
+holds.
+
+The cursor never passes a record that was not stored. Once a page skips a record (the source
+could not read it, or it is an event dated ahead of the clock), the pages after it are still
+stored but the cursor stays at the last page before the skip, so the next incremental sync
+reads the skipped record again.
+
+Every sync writes its start and outcome to ``source_syncs`` (see
+:mod:`onetomany.store.queries.source_syncs`), which is what a freshness check reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from onetomany.model import Event
+from onetomany.plugins.sources import Skipped, Source, SyncPage, pages
+from onetomany.store import Store
+from onetomany.store.queries.source_syncs import sync_failed, sync_started, sync_succeeded
+
+log = logging.getLogger(__name__)
+
+#: How many skipped records a report names; the rest are counted.
+NAMED_SKIPS = 20
+
+
+@attrs.frozen(kw_only=True)
+class SyncReport:
+    """What one source's sync stored."""
+
+    source: str
+    accounts: int
+    contacts: int
+    events: int
+    new_events: int
+    #: The cursor stored at the end (the one the sync started from when none moved it).
+    cursor: str | None
+    #: Events dated further ahead of the engine's clock than its tolerance: not stored.
+    skipped_future: int = 0
+    pages: int = 0
+    #: Records the source could not read, all counted; the first :data:`NAMED_SKIPS` named.
+    skipped: int = 0
+    skips: tuple[Skipped, ...] = ()
+    #: Whether the stored cursor stopped before the end because of a skip.
+    cursor_held: bool = False
+
+    @property
+    def records(self) -> int:
+        return self.accounts + self.contacts + self.events
+
+
+@attrs.frozen(kw_only=True)
+class SyncProgress:
+    """Where a running sync is, after each page: handed to ``on_page``."""
+
+    source: str
+    pages: int
+    records: int
+    skipped: int
+    #: How many records the source expects to read in all, when it says.
+    expected: int | None
+
+
+OnPage = Callable[[SyncProgress], None]
+
+
+def cursor_name(source: str) -> str:
+    """The name under which the store keeps a source's cursor."""
+    return f"source:{source}"
+
+
+def run_sync(
+    store: Store,
+    name: str,
+    source: Source,
+    *,
+    now: Callable[[], datetime],
+    is_future: Callable[[Event, datetime], bool],
+    full: bool = False,
+    on_page: OnPage | None = None,
+) -> SyncReport:
+    """Sync ``source`` (named ``name`` in the program) into ``store``, page by page.
+
+    ``full`` reads everything, ignoring the stored cursor (the cursor the full read ends on
+    is stored as usual). An error from the source or the store is recorded as the sync's
+    failure and raised again; the pages stored before it stay stored.
+    """
+    key = cursor_name(name)
+    start = None if full else store.get_cursor(key)
+    run = _Run(store=store, name=name, key=key, cursor=start, now=now, is_future=is_future)
+    sync_started(store, name, at=now())
+    try:
+        for page in pages(source.sync(cursor=start)):
+            run.store_page(page)
+            if on_page is not None:
+                on_page(run.progress())
+    except Exception as exc:
+        sync_failed(
+            store, name, at=now(), error=_describe(exc), stored=run.stored, skipped=run.skipped
+        )
+        raise
+    sync_succeeded(store, name, at=now(), stored=run.stored, skipped=run.skipped)
+    return run.report()
+
+
+class _Run:
+    """The counts of one sync in progress, and whether its cursor may still move."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        name: str,
+        key: str,
+        cursor: str | None,
+        now: Callable[[], datetime],
+        is_future: Callable[[Event, datetime], bool],
+    ) -> None:
+        self.store, self.name, self.key, self.cursor = store, name, key, cursor
+        self.now, self.is_future = now, is_future
+        self.pages = self.accounts = self.contacts = self.events = self.new_events = 0
+        self.future = self.skipped = 0
+        self.skips: list[Skipped] = []
+        self.held = False
+        self.expected: int | None = None
+
+    @property
+    def stored(self) -> int:
+        return self.accounts + self.contacts + self.events - self.future
+
+    def store_page(self, page: SyncPage) -> None:
+        at = self.now()
+        events = [e for e in page.events if not self.is_future(e, at)]
+        future = len(page.events) - len(events)
+        if future:
+            first = min((e for e in page.events if self.is_future(e, at)), key=_when)
+            log.warning(
+                "source %r: skipped %d event(s) dated ahead of the clock (%s), the earliest "
+                "%r (%s) at %s; they are stored once the clock reaches them",
+                self.name,
+                future,
+                at.isoformat(),
+                first.name,
+                first.id,
+                first.occurred_at.isoformat(),
+            )
+        for skip in page.skipped:
+            log.warning("source %r: skipped %s", self.name, skip)
+        # Past a skip the cursor stays put: moving it would hide the skipped record for good.
+        self.held = self.held or bool(future or page.skipped)
+        moves = page.cursor is not None and not self.held
+        self.new_events += self.store.save_profiles(
+            accounts=page.accounts,
+            contacts=page.contacts,
+            events=events,
+            now=at,
+            cursor=(self.key, page.cursor) if moves and page.cursor is not None else None,
+        )
+        if moves:
+            self.cursor = page.cursor
+        self.pages += 1
+        self.accounts += len(page.accounts)
+        self.contacts += len(page.contacts)
+        self.events += len(page.events)
+        self.future += future
+        self.skipped += len(page.skipped)
+        self.skips += page.skipped[: max(0, NAMED_SKIPS - len(self.skips))]
+        self.expected = page.expected if page.expected is not None else self.expected
+
+    def progress(self) -> SyncProgress:
+        return SyncProgress(
+            source=self.name,
+            pages=self.pages,
+            records=self.stored,
+            skipped=self.skipped + self.future,
+            expected=self.expected,
+        )
+
+    def report(self) -> SyncReport:
+        return SyncReport(
+            source=self.name,
+            accounts=self.accounts,
+            contacts=self.contacts,
+            events=self.events,
+            new_events=self.new_events,
+            cursor=self.cursor,
+            skipped_future=self.future,
+            pages=self.pages,
+            skipped=self.skipped,
+            skips=tuple(self.skips),
+            cursor_held=self.held,
+        )
+
+
+def _when(event: Event) -> datetime:
+    return event.occurred_at
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
