@@ -83,7 +83,7 @@ def test_plugins_json_lists_each_bundled_channel_with_its_distribution(
     assert plugins[name]["distribution"] == distribution
     assert plugins[name]["version"] == version(distribution)
     assert plugins[name]["status"] == "ok"
-    assert plugins[name]["hooks"] == ["onetomany_register_channels"]
+    assert "onetomany_register_channels" in plugins[name]["hooks"]
 
 
 #: What 90 simulated days of the example send, touch by touch (README.md tells the story).
