@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,35 @@ def test_plugins_json_lists_bundled_and_builtin_plugins():
         assert plugins[name]["status"] == "ok"
         assert plugins[name]["version"]
     assert plugins["csv"]["hooks"] == ["onetomany_register_sources"]
+
+
+#: The channel distributions bundled in plugins/channels, each its own distribution.
+BUNDLED_CHANNELS = {
+    "smtp": "onetomany-smtp",
+    "postmark": "onetomany-postmark",
+    "twilio": "onetomany-twilio",
+    "slack": "onetomany-slack",
+    "webhook": "onetomany-webhook",
+    "whatsapp_cloud": "onetomany-whatsapp-cloud",
+}
+
+
+@pytest.fixture(scope="module")
+def listed_plugins() -> dict[str, dict[str, object]]:
+    result = run_cli("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    return {p["name"]: p for p in json.loads(result.stdout)}
+
+
+@pytest.mark.parametrize(("name", "distribution"), sorted(BUNDLED_CHANNELS.items()))
+def test_plugins_json_lists_each_bundled_channel_with_its_distribution(
+    listed_plugins: dict[str, dict[str, object]], name: str, distribution: str
+) -> None:
+    plugins = listed_plugins
+    assert plugins[name]["distribution"] == distribution
+    assert plugins[name]["version"] == version(distribution)
+    assert plugins[name]["status"] == "ok"
+    assert "onetomany_register_channels" in plugins[name]["hooks"]
 
 
 #: What 90 simulated days of the example send, touch by touch (README.md tells the story).

@@ -18,11 +18,11 @@ from onetomany.errors import PermanentDeliveryError, TransientDeliveryError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "examples" / "webhook_plugin"
-MODULE = EXAMPLE / "src" / "onetomany_webhook" / "__init__.py"
+MODULE = EXAMPLE / "src" / "onetomany_example_webhook" / "__init__.py"
 TUTORIAL = ROOT / "docs" / "plugins" / "writing-a-channel.md"
 EXAMPLE_FILES = [
     "pyproject.toml",
-    "src/onetomany_webhook/__init__.py",
+    "src/onetomany_example_webhook/__init__.py",
     "tests/test_webhook.py",
 ]
 
@@ -39,7 +39,7 @@ MESSAGE = Message(
 
 @pytest.fixture(scope="module")
 def webhook():
-    spec = importlib.util.spec_from_file_location("docs_example_onetomany_webhook", MODULE)
+    spec = importlib.util.spec_from_file_location("docs_example_onetomany_example_webhook", MODULE)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -50,7 +50,7 @@ def webhook():
 @pytest.fixture
 def channel(webhook, httpserver, frozen_clock):
     settings = PluginSettings(
-        name="notify", plugin="webhook", options={"url": httpserver.url_for("/hook")}
+        name="notify", plugin="example_webhook", options={"url": httpserver.url_for("/hook")}
     )
     channel = webhook.WebhookChannel(settings, runtime=Runtime(clock=frozen_clock))
     yield channel
@@ -58,8 +58,10 @@ def channel(webhook, httpserver, frozen_clock):
 
 
 def test_the_example_registers_its_channel(webhook, onetomany_plugins):
-    onetomany_plugins.register(webhook, name="webhook", distribution="onetomany-webhook")
-    assert onetomany_plugins.channels().get("webhook").value is webhook.WebhookChannel
+    onetomany_plugins.register(
+        webhook, name="example_webhook", distribution="onetomany-example-webhook"
+    )
+    assert onetomany_plugins.channels().get("example_webhook").value is webhook.WebhookChannel
 
 
 def test_the_example_posts_a_message(channel, httpserver):

@@ -51,10 +51,14 @@ ALLOWED: dict[str, set[str]] = {
 DISTRIBUTIONS = (
     "onetomany_smtp",
     "onetomany_postmark",
-    "onetomany_csv",
+    "onetomany_twilio",
+    "onetomany_slack",
     "onetomany_webhook",
+    "onetomany_whatsapp_cloud",
+    "onetomany_csv",
     "onetomany_sql",
     "onetomany_stripe",
+    "onetomany_example_webhook",
 )
 # The one part of the core that builds SQL.
 SQL_PART = "store"

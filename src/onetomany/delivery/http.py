@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
@@ -29,8 +30,17 @@ from onetomany.errors import (
     TransientDeliveryError,
     UnknownOutcomeError,
 )
+from onetomany.plugins.options import MASK
 
-__all__ = ["TRANSIENT_STATUSES", "never_sent", "request_failure", "retry_after", "status_failure"]
+__all__ = [
+    "TRANSIENT_STATUSES",
+    "json_object",
+    "masked",
+    "never_sent",
+    "request_failure",
+    "retry_after",
+    "status_failure",
+]
 
 #: Answers that say "not now": timeouts on the provider's side, rate limits, its own failures.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -104,3 +114,27 @@ def retry_after(value: str | None, *, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def masked(error: DeliveryError, *secrets: str) -> DeliveryError:
+    """``error``, or a copy of it (same class, same ``retry_after``) with every one of
+    ``secrets`` in its text replaced by the mask. A provider may quote a credential back in
+    its answer, and an error's text is stored and shown."""
+    text = str(error)
+    for value in secrets:
+        if value:
+            text = text.replace(value, MASK)
+    if text == str(error):
+        return error
+    extra = {"retry_after": error.retry_after} if hasattr(error, "retry_after") else {}
+    return type(error)(text, **extra)
+
+
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """The answer's body as a JSON object, or ``{}`` when it is none (HTML from a proxy, a
+    list, nothing)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -12,8 +12,8 @@ from onetomany.errors import ConfigError, PermanentDeliveryError, TransientDeliv
 from onetomany.testing import Answer, ChannelContract
 from werkzeug import Request, Response
 
-import onetomany_webhook
-from onetomany_webhook import WebhookChannel
+import onetomany_example_webhook
+from onetomany_example_webhook import WebhookChannel
 
 SECRET = "t0ken-for-the-contract"
 
@@ -60,7 +60,7 @@ class WebhookReceiver:
 
     def channel(self, **options) -> WebhookChannel:
         options = {"url": self.url, "token": SECRET, "timeout": 0.1} | options
-        settings = PluginSettings(name="notify", plugin="webhook", options=options)
+        settings = PluginSettings(name="notify", plugin="example_webhook", options=options)
         return WebhookChannel(settings, runtime=self.runtime)
 
     def message(self, index: int) -> Message:
@@ -90,8 +90,10 @@ class TestWebhookContract(ChannelContract):
 
 
 def test_the_plugin_registers_the_webhook_channel(onetomany_plugins):
-    onetomany_plugins.register(onetomany_webhook, name="webhook", distribution="onetomany-webhook")
-    assert onetomany_plugins.channels().get("webhook").value is WebhookChannel
+    onetomany_plugins.register(
+        onetomany_example_webhook, name="example_webhook", distribution="onetomany-example-webhook"
+    )
+    assert onetomany_plugins.channels().get("example_webhook").value is WebhookChannel
 
 
 def test_a_message_is_posted_as_json_with_its_idempotency_key(receiver):
@@ -119,7 +121,9 @@ def test_a_redirect_is_permanent_and_not_followed(httpserver, frozen_clock):
         "", status=301, headers={"Location": "http://169.254.169.254/"}
     )
     receiver_url = httpserver.url_for("/moved")
-    settings = PluginSettings(name="notify", plugin="webhook", options={"url": receiver_url})
+    settings = PluginSettings(
+        name="notify", plugin="example_webhook", options={"url": receiver_url}
+    )
     channel = WebhookChannel(settings, runtime=Runtime(clock=frozen_clock))
 
     with pytest.raises(PermanentDeliveryError, match="redirects are not followed"):
@@ -129,7 +133,7 @@ def test_a_redirect_is_permanent_and_not_followed(httpserver, frozen_clock):
 def test_errors_never_show_the_secret_parts_of_the_url(httpserver, frozen_clock):
     httpserver.expect_request("/hook/s3cret-path").respond_with_data("", status=500)
     url = httpserver.url_for("/hook/s3cret-path")
-    settings = PluginSettings(name="notify", plugin="webhook", options={"url": url})
+    settings = PluginSettings(name="notify", plugin="example_webhook", options={"url": url})
     channel = WebhookChannel(settings, runtime=Runtime(clock=frozen_clock))
 
     with pytest.raises(TransientDeliveryError) as caught:
@@ -148,7 +152,7 @@ def test_errors_never_show_the_secret_parts_of_the_url(httpserver, frozen_clock)
     ],
 )
 def test_bad_options_are_config_errors_naming_the_key(options, key):
-    settings = PluginSettings(name="notify", plugin="webhook", options=options)
+    settings = PluginSettings(name="notify", plugin="example_webhook", options=options)
 
     with pytest.raises(ConfigError) as caught:
         WebhookChannel(settings)

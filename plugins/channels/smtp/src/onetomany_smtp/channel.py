@@ -36,6 +36,7 @@ from onetomany.errors import (
 from onetomany.model import ChannelKind, DeliveryResult, Message
 from onetomany.plugins.options import MASK, email_address, option, positive, secret
 from onetomany.plugins.settings import PluginSettings
+from onetomany_smtp.dkim_signing import DkimSigner
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class SmtpOptions:
         None, help="a PEM bundle of the CAs to trust instead of the system's (needs TLS)"
     )
     verify_tls: bool = option(True, help="check the server's certificate and name")
+    dkim_domain: str = option("", help="sign with DKIM for this domain (d=); empty: no signing")
+    dkim_selector: str = option("", help="the DKIM selector (s=): its key is in DNS there")
+    dkim_key: Path | None = option(None, help="the DKIM private key, a PEM file")
 
     @port.default
     def _port_for_security(self) -> int:
@@ -107,6 +111,17 @@ class SmtpOptions:
                 )
             if not self.cafile.is_file():
                 raise ConfigError(f"no such file: {self.cafile}", key="cafile")
+        if self.dkim_domain or self.dkim_selector or self.dkim_key is not None:
+            # All three or none: a half-configured signer would send unsigned mail unnoticed.
+            if not self.dkim_domain:
+                raise ConfigError("is needed to sign with DKIM", key="dkim_domain")
+            if not self.dkim_selector:
+                raise ConfigError("is needed to sign with DKIM", key="dkim_selector")
+            if self.dkim_key is None:
+                raise ConfigError("is needed to sign with DKIM", key="dkim_key")
+            if not self.dkim_selector.isascii():
+                raise ConfigError("a DKIM selector is ASCII", key="dkim_selector")
+            DkimSigner.check_key(self.dkim_key)
 
     @property
     def address(self) -> str:
@@ -173,6 +188,15 @@ class SmtpChannel(Channel):
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
         self._tls = _tls_context(self.options, settings)
+        self._dkim = (
+            DkimSigner(
+                domain=self.options.dkim_domain,
+                selector=self.options.dkim_selector,
+                key_file=self.options.dkim_key,
+            )
+            if self.options.dkim_key is not None
+            else None
+        )
         self._client: _Client | None = None
         self._in_batch = False
         self._batch_failure: DeliveryError | None = None
@@ -236,6 +260,8 @@ class SmtpChannel(Channel):
         # is known once connected, in _transmit. A non-ASCII domain is sent in IDNA form.
         utf8 = [parseaddr(value)[1] for value in (sender, message.to) if needs_smtputf8(value)]
         data = build_email(message, sender=sender, date=self.runtime.clock.now(), utf8=bool(utf8))
+        if self._dkim is not None:
+            data = self._dkim.sign(data)
         found = _MESSAGE_ID.search(data.partition(b"\r\n\r\n")[0])
         return _Outgoing(
             key=message.idempotency_key,

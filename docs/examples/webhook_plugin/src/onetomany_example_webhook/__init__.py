@@ -1,9 +1,9 @@
-"""onetomany-webhook: a onetomany channel that POSTs each message as JSON to a URL.
+"""onetomany-example-webhook: a onetomany channel that POSTs each message as JSON to a URL.
 
-Installing the distribution registers the ``webhook`` channel type. A program uses it with::
+Installing the distribution registers the ``example_webhook`` channel type. A program uses it with::
 
     [channels.notify]
-    plugin = "webhook"
+    plugin = "example_webhook"
     url = "https://hooks.example.com/onetomany"
     token = "${WEBHOOK_TOKEN}"   # optional: sent as "Authorization: Bearer ..."
     kind = "inapp"               # optional: the kind of message it renders (default inapp)
@@ -25,7 +25,7 @@ from onetomany.plugins.registry import Register
 
 __all__ = ["WebhookChannel", "WebhookOptions", "onetomany_register_channels"]
 
-USER_AGENT = "onetomany-webhook/0.1"
+USER_AGENT = "onetomany-example-webhook/0.1"
 
 
 @attrs.frozen(kw_only=True)
@@ -126,4 +126,4 @@ def _reply_id(response: requests.Response) -> str | None:
 
 @hookimpl
 def onetomany_register_channels(register: Register[type[Channel]]) -> None:
-    register("webhook", WebhookChannel)
+    register("example_webhook", WebhookChannel)
