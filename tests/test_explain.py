@@ -498,3 +498,19 @@ def test_the_cli_explains_a_touch_of_a_program(example):
     unknown = runner.invoke(app, ["explain", str(example), "acc-999", "welcome"])
     assert unknown.exit_code != 0
     assert isinstance(unknown.exception, InputError)
+
+
+def test_a_send_policys_verdict_on_a_queued_row_is_in_the_history(build):
+    night = (INITECH, Contact(id="ct-9", account_id="acc-1", role="leader",
+                              email="kiri@initech.test", timezone="Pacific/Auckland"))  # fmt: skip
+    engine = build(_touch(EventTrigger(event="signed_up"), audience=Audience()), people=night)
+    engine.track("signed_up", account_id="acc-1", contact_id="ct-9", id="ev-1")
+    engine.tick()
+    engine.dispatch()  # 22:00 in Auckland: the email waits for the morning
+    why = explain(engine, "ct-9", "nudge").recipient("ct-9")
+    assert why.verdict.startswith("fired: row #1 queued, due 2026-01-05 19:00 UTC")
+    history = why.check("history").details
+    assert history[0].startswith(
+        "2026-01-05 09:00 UTC acme:nudge:ct-9:ev-1: deferred until 2026-01-05 19:00 UTC "
+        "(quiet-hours:"
+    )

@@ -316,26 +316,16 @@ class _View:
                 else None
             )
             if chosen.checks and chosen.checks[-1].name == "outbox":
-                # Already queued: the row under its key is what became of it.
+                # Already queued: the row under its key is what became of it, and the send
+                # policies' verdicts on it are in the history.
                 fired = next((r for r in rows if r.idempotency_key == chosen.idempotency_key), None)
+                self._history(contact, checks)
         else:
             chosen = None
             checks, next_due = self._waiting(contact)
-            history = recorded_decisions(
-                self.engine.store, self.touch.name, contact.id, limit=RECENT
-            )
+            history = self._history(contact, checks)
             if history:
                 latest = history[0]
-                lines = [_recorded_line(r) for r in history]
-                checks.append(
-                    Check(
-                        name="history",
-                        status="info",
-                        reason=f"the last tick's decision: {lines[0]}",
-                        values={"decisions": history},
-                        details=lines,
-                    )
-                )
                 fired = next(
                     (r for r in rows if r.idempotency_key == latest["idempotency_key"]), None
                 )
@@ -361,6 +351,23 @@ class _View:
             key=chosen.idempotency_key if chosen is not None else None,
             decisions=[d.as_dict() for d in decisions],
         )
+
+    def _history(self, contact: Contact, checks: list[Check]) -> list[dict[str, Any]]:
+        """The decisions ticks and send policies recorded for the contact, newest first,
+        added to ``checks`` as a ``history`` check when there are any."""
+        history = recorded_decisions(self.engine.store, self.touch.name, contact.id, limit=RECENT)
+        if history:
+            lines = [_recorded_line(r) for r in history]
+            checks.append(
+                Check(
+                    name="history",
+                    status="info",
+                    reason=f"the last recorded decision: {lines[0]}",
+                    values={"decisions": history},
+                    details=lines,
+                )
+            )
+        return history
 
     def _waiting(self, contact: Contact) -> tuple[list[Check], NextDue | None]:
         waiting = self.engine.waiting(self.touch.name, contact)
@@ -466,6 +473,10 @@ def _recorded_line(record: Mapping[str, Any]) -> str:
     line = f"{at} {record['occurrence']}: {record['outcome']}"
     if record["outcome"] == "queued":
         return f"{line} as {record['idempotency_key']}"
+    if record["outcome"] == "deferred" and record.get("until"):
+        last = record["checks"][-1] if record.get("checks") else {}
+        until = _when(datetime.fromisoformat(record["until"]))
+        return f"{line} until {until} ({last.get('name', '?')}: {last.get('reason', '')})"
     return f"{line} ({record['reason']})" if record.get("reason") else line
 
 
