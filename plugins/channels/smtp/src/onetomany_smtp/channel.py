@@ -14,7 +14,6 @@ appears in a repr, an error message or a log line.
 from __future__ import annotations
 
 import logging
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -25,7 +24,13 @@ from typing import Literal
 import attrs
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.mime import build_email, envelope_address, needs_smtputf8
+from onetomany.delivery.mime import (
+    build_email,
+    envelope_address,
+    message_id,
+    needs_smtputf8,
+    sender_domain,
+)
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
@@ -42,8 +47,6 @@ log = logging.getLogger(__name__)
 
 #: The port each ``security`` mode listens on by convention (RFC 5321, RFC 6409, RFC 8314).
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
-
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 
 
 def _not_empty(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -262,13 +265,13 @@ class SmtpChannel(Channel):
         data = build_email(message, sender=sender, date=self.runtime.clock.now(), utf8=bool(utf8))
         if self._dkim is not None:
             data = self._dkim.sign(data)
-        found = _MESSAGE_ID.search(data.partition(b"\r\n\r\n")[0])
         return _Outgoing(
             key=message.idempotency_key,
             sender=envelope_address("From", sender, smtputf8=True),
             recipient=envelope_address("To", message.to, smtputf8=True),
             data=data,
-            message_id=found.group(1).decode("ascii") if found else None,
+            # The Message-ID build_email wrote (it derives it from the key and the sender).
+            message_id=message_id(message.idempotency_key, sender_domain(sender)),
             needs_smtputf8=tuple(utf8),
         )
 
