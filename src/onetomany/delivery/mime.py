@@ -410,12 +410,32 @@ def _qp_encode(text: str, joined: bool) -> bytes:
     # b2a_qp encodes white space at the end of its input, so no line ends in a bare space a
     # transport could strip, even where a piece ends.
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True)
+    if len(encoded) > _QP_LINE:
+        encoded = b"\n".join(_rewrapped(line) for line in encoded.split(b"\n"))
     if joined and len(encoded) - encoded.rfind(b"\n") - 1 == _QP_LINE:
         # The last character (or its =XX) goes to a line of its own; an ``=`` in the output
         # only ever starts an =XX.
         cut = len(encoded) - (3 if encoded[-3:-2] == b"=" else 1)
         encoded = encoded[:cut] + b"=\n" + encoded[cut:]
     return encoded.replace(b"\n", b"\r\n")
+
+
+def _rewrapped(line: bytes) -> bytes:
+    """``line`` cut by soft line breaks into lines of at most 76 octets. b2a_qp leaves a line
+    of 77 when it encodes the white space that ends one (``=20``) after a full line."""
+    if len(line) <= _QP_LINE:
+        return line
+    lines = []
+    while len(line) > _QP_LINE:
+        cut = _QP_LINE - 1
+        # Never inside an =XX: an ``=`` in the output only ever starts one.
+        escape = line.rfind(b"=", cut - 2, cut)
+        if escape != -1:
+            cut = escape
+        lines.append(line[:cut] + b"=")
+        line = line[cut:]
+    lines.append(line)
+    return b"\n".join(lines)
 
 
 _qp_kept = functools.lru_cache(maxsize=_KEPT_PIECES)(_qp_encode)

@@ -86,18 +86,23 @@ class _FromHtml(Exception):
 
 def _text(value: Any) -> Markup:
     """A value in text: what the parser reads back from its escaped HTML."""
-    return Markup(strip_markers(_attribute(value)))  # noqa: S704 (plain text, see above)
+    return Markup(strip_markers(_plain(value)))  # noqa: S704 (plain text, see above)
 
 
 def _attribute(value: Any) -> Markup:
-    """A value in a link target or an image's text, which keep break markers. A value that is
-    markup would be parsed as HTML; one with a link marker would be read as one."""
+    """A value in a link target or an image's text, which keep break markers."""
+    return Markup(_plain(value))  # noqa: S704 (plain text, see above)
+
+
+def _plain(value: Any) -> str:
+    """``str(value)``, unless the value is markup (it would be parsed as HTML) or holds a link
+    marker (it would be read as one)."""
     if hasattr(value, "__html__"):
         raise _FromHtml
     text = str(value)
     if "\x03" in text or "\x04" in text or "\x05" in text:
         raise _FromHtml
-    return Markup(text)  # noqa: S704 (plain text, see above)
+    return text
 
 
 def _link(found: re.Match[str]) -> str:
