@@ -1,7 +1,8 @@
 """The HTML report: one self-contained file (plotly.js inlined, no CDN) that works offline.
 
 Sections, for what the store holds: the funnel per touch, sends per day per channel, CSM
-tasks per CSM per week against capacity, conversion goals, NPS by plan, tier and week, the
+tasks per CSM per week against capacity, conversion goals, holdout results (the goal in
+treatment and control, the uplift and its interval), NPS by plan, tier and week, the
 journey's stages (mean days against the ideal), and the policy deferrals. It runs on a
 program's own store or on a ``simulate --store`` output (a backtest before going live).
 Every number comes from :mod:`onetomany.store.queries.metrics`; this module only lays out.
@@ -22,6 +23,7 @@ from plotly.offline import get_plotlyjs
 from onetomany.metrics.events import NPS_ANSWERED
 from onetomany.metrics.funnel import measure
 from onetomany.metrics.goals import conversions
+from onetomany.metrics.holdouts import METHOD, HoldoutResult
 from onetomany.model import ChannelKind
 from onetomany.store.queries.metrics import (
     nps_counts,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from onetomany.store import Store
 
 #: The ids of the report's sections, in order (a test checks each is shown).
-SECTIONS = ("funnel", "sends", "csm", "goals", "nps", "journey", "deferrals")
+SECTIONS = ("funnel", "sends", "csm", "goals", "holdouts", "nps", "journey", "deferrals")
 _FUNNEL_STAGES = ("queued", "sent", "delivered", "opened", "clicked", "answered")
 
 
@@ -157,6 +159,7 @@ def build_sections(
         else _empty("No touch names a goal.")
     )
     sections.append(Section(id="goals", title="Conversion goals", body=body))
+    sections.append(_holdouts(found.holdouts))
 
     nps_parts = []
     for by in ("plan", "tier", "week"):
@@ -201,6 +204,56 @@ def build_sections(
     )
     sections.append(Section(id="deferrals", title="Policy deferrals", body=body))
     return sections
+
+
+def _holdouts(results: Sequence[HoldoutResult]) -> Section:
+    """The goal's rate in treatment and control per touch, with the uplift's interval."""
+    if not results:
+        body = _empty("No touch with a goal declares a holdout.")
+        return Section(id="holdouts", title="Holdouts", body=body)
+    touches = [r.touch for r in results]
+    figure = go.Figure(
+        [
+            go.Bar(name="treatment", x=touches, y=[r.treatment_rate or 0 for r in results]),
+            go.Bar(name="control", x=touches, y=[r.control_rate or 0 for r in results]),
+        ]
+    )
+    figure.update_layout(barmode="group", yaxis={"tickformat": ".0%"})
+    rows = []
+    for r in results:
+        uplift = r.uplift
+        rows.append(
+            (
+                r.touch,
+                r.goal.describe(),
+                f"{r.treated_converted}/{r.treated}",
+                _pct(r.treated_converted, r.treated),
+                f"{r.held_out_converted}/{r.held_out}",
+                _pct(r.held_out_converted, r.held_out),
+                "-" if uplift is None else f"{uplift[0] * 100:+.1f} pts",
+                "-" if uplift is None else f"{uplift[1] * 100:+.1f} to {uplift[2] * 100:+.1f} pts",
+                r.warning or "",
+            )
+        )
+    body = (
+        _chart(figure)
+        + _table(
+            (
+                "touch",
+                "goal",
+                "treated",
+                "rate",
+                "held out",
+                "rate",
+                "uplift",
+                "95% interval",
+                "warning",
+            ),
+            rows,
+        )
+        + f"<p>Interval: {html.escape(METHOD)}.</p>"
+    )
+    return Section(id="holdouts", title="Holdouts", body=body)
 
 
 _STYLE = """
