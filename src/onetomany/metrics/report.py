@@ -2,10 +2,11 @@
 
 Sections, for what the store holds: the funnel per touch, sends per day per channel, CSM
 tasks per CSM per week against capacity, conversion goals, holdout results (the goal in
-treatment and control, the uplift and its interval), NPS by plan, tier and week, the
-journey's stages (mean days against the ideal), and the policy deferrals. It runs on a
-program's own store or on a ``simulate --store`` output (a backtest before going live).
-Every number comes from :mod:`onetomany.store.queries.metrics`; this module only lays out.
+treatment and control, the uplift and its interval), NPS (score, response rate and
+distribution) by segment, tier, plan and month, the journey's stages (mean days against the
+ideal), and the policy deferrals. It runs on a program's own store or on a ``simulate
+--store`` output (a backtest before going live). Every number comes from the store's
+queries (through :mod:`onetomany.metrics`); this module only lays out.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import attrs
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from onetomany.metrics.events import NPS_ANSWERED
 from onetomany.metrics.funnel import measure
 from onetomany.metrics.goals import conversions
 from onetomany.metrics.holdouts import METHOD, HoldoutResult
+from onetomany.metrics.nps import NpsResults, nps_results
 from onetomany.model import ChannelKind
 from onetomany.store.queries.metrics import (
-    nps_counts,
     sends_per_day,
     sent_per_week,
     stage_durations,
@@ -161,28 +161,15 @@ def build_sections(
     sections.append(Section(id="goals", title="Conversion goals", body=body))
     sections.append(_holdouts(found.holdouts))
 
-    nps_parts = []
-    for by in ("plan", "tier", "week"):
-        counts = nps_counts(store, event=NPS_ANSWERED, by=by, since=since, until=until)
-        if counts:
-            nps_parts.append(
-                f"<h3>By {by}</h3>"
-                + _table(
-                    (by, "NPS", "answered", "promoters", "detractors"),
-                    [
-                        (
-                            value,
-                            f"{(c['promoters'] - c['detractors']) * 100 / c['answered']:.0f}",
-                            c["answered"],
-                            c["promoters"],
-                            c["detractors"],
-                        )
-                        for value, c in sorted(counts.items())
-                    ],
-                )
-            )
-    body = "".join(nps_parts) or _empty("No NPS answer was recorded in this range.")
-    sections.append(Section(id="nps", title="NPS", body=body))
+    results = nps_results(
+        store,
+        now=now,
+        segments=program.segment_set(),
+        by=("segment", "tier", "plan", "month"),
+        since=since,
+        until=until,
+    )
+    sections.append(_nps(results))
 
     ideal = {(j.name, s.name): s.ideal_days for j in program.journeys.values() for s in j.stages}
     stages = stage_durations(store)
@@ -204,6 +191,45 @@ def build_sections(
     )
     sections.append(Section(id="deferrals", title="Policy deferrals", body=body))
     return sections
+
+
+def _nps(results: NpsResults) -> Section:
+    """The score and response rate in all and per grouping, and the scores' distribution."""
+    total = results.total
+    if not total.answered:
+        body = _empty("No NPS answer was recorded in this range.")
+        return Section(id="nps", title="NPS", body=body)
+    figure = go.Figure([go.Bar(x=[str(score) for score in range(11)], y=list(total.distribution))])
+    figure.update_layout(xaxis_title="score", yaxis_title="contacts (latest answer)")
+    parts = [
+        f"<p>NPS {total.score:+.0f} from {total.answered} answers"
+        f" (response rate {_rate(total.response_rate)}).</p>",
+        _chart(figure),
+    ]
+    for dimension, groups in results.by.items():
+        if groups:
+            parts.append(
+                f"<h3>By {html.escape(dimension)}</h3>"
+                + _table(
+                    (dimension, "NPS", "answered", "response", "promoters", "detractors"),
+                    [
+                        (
+                            g.value or "(none)",
+                            "-" if g.score is None else f"{g.score:+.0f}",
+                            g.answered,
+                            _rate(g.response_rate),
+                            g.promoters,
+                            g.detractors,
+                        )
+                        for g in groups
+                    ],
+                )
+            )
+    return Section(id="nps", title="NPS", body="".join(parts))
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
 
 
 def _holdouts(results: Sequence[HoldoutResult]) -> Section:
