@@ -32,8 +32,10 @@ from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy, time_p
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
+from onetomany.metrics.events import NPS_ANSWERED
 from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
 from onetomany.metrics.goals import Conversion, conversions
+from onetomany.metrics.health import HealthScore
 from onetomany.metrics.nps import NpsResults, nps_results
 from onetomany.metrics.report import write_report
 from onetomany.metrics.timeline import Timeline, build_timeline
@@ -55,6 +57,7 @@ from onetomany.rules.unsubscribe import TokenClaims, make_token, verify_token
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries import inbox as inbox_q
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
+from onetomany.store.queries.health import latest_scores, score_history
 from onetomany.store.queries.holdouts import record_holdouts
 from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.leases import release_lease, take_lease
@@ -71,6 +74,7 @@ from onetomany.store.segments import matching_contact_ids
 from onetomany.templating import TemplateSet
 from onetomany.tracking.cadence import start_schedules
 from onetomany.tracking.engagement import engagement_event
+from onetomany.tracking.health import update_health
 from onetomany.tracking.holdouts import apply_holdouts
 from onetomany.tracking.journeys import update_journeys
 from onetomany.tracking.reentry import apply_reentry
@@ -740,7 +744,12 @@ class Engine:
         states = self.store.tier_states()
         updated: dict[str, TierState] = {}
         changes: list[TierChange] = []
+        # A tier's ``health`` minimum reads the latest score, handed over as a trait.
+        scores = latest_scores(self.store, at=now) if self.program.health.measures else {}
         for account in self.store.accounts():
+            if account.id in scores:
+                traits = {**account.traits, "health": scores[account.id]}
+                account = attrs.evolve(account, traits=traits)
             old = states.get(account.id)
             new, change = tracker.step(old, account, now)
             if new != old:
@@ -765,6 +774,27 @@ class Engine:
         if updated:
             self.store.save_tier_states(updated, events=events, now=now)
         return changes
+
+    def update_health(self) -> dict[str, float]:
+        """Score every account by the program's ``[health]`` measures at the clock's now and
+        keep the scores (one per account per day: a later round replaces the day's), so
+        ``health()`` and ``health_trend(N)`` in segments and tiers read them. Returns the
+        scores by account id; nothing without measures."""
+        return update_health(
+            self.store,
+            self.program.health,
+            now=self.clock.now(),
+            segments=self.segments,
+            nps_event=NPS_ANSWERED,
+        )
+
+    def health(self, account_id: str, *, days: int | None = None) -> list[HealthScore]:
+        """An account's health scores, oldest first (the last ``days`` days, or all)."""
+        since = self.clock.now() - timedelta(days=days) if days is not None else None
+        return [
+            HealthScore(at=at, score=score, measures=measures)
+            for at, score, measures in score_history(self.store, account_id, since=since)
+        ]
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many accounts each tier's rules assign right now."""
@@ -913,6 +943,7 @@ class Engine:
         :meth:`run_once` is a sync followed by this; the simulator calls it alone, feeding
         the events itself as its clock passes them.
         """
+        self.update_health()
         self.update_tiers()
         self.update_segments()
         self.update_journeys()

@@ -50,6 +50,7 @@ from onetomany.rules.calendar import Reservation, read_reserved
 from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
 from onetomany.rules.freshness import parse_staleness
 from onetomany.rules.goals import Goal, read_goal
+from onetomany.rules.health import HealthSettings, read_health
 from onetomany.rules.holdouts import Holdout, read_holdout
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
@@ -226,6 +227,8 @@ class Program:
     goal: Goal | None = None
     #: The control group kept out of every touch that declares none of its own.
     holdout: Holdout | None = None
+    #: ``[health]``: the measures of each account's health score.
+    health: HealthSettings = attrs.field(factory=HealthSettings)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -529,6 +532,7 @@ _SECTIONS = {
     "windows",
     "caps",
     "reserved",
+    "health",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {
@@ -636,6 +640,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         windows=_read_windows(data, reader, base),
         goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
         holdout=read_holdout(head, "program", reader),
+        health=read_health(reader.table(data, "health", "health"), "health", reader),
         base_dir=base,
         origin=reader.origin,
     )

@@ -3,9 +3,9 @@
 Sections, for what the store holds: the funnel per touch, sends per day per channel, CSM
 tasks per CSM per week against capacity, conversion goals, holdout results (the goal in
 treatment and control, the uplift and its interval), NPS (score, response rate and
-distribution) by segment, tier, plan and month, the journey's stages (mean days against the
-ideal), and the policy deferrals. It runs on a program's own store or on a ``simulate
---store`` output (a backtest before going live). Every number comes from the store's
+distribution) by segment, tier, plan and month, health scores (distribution and trend),
+the journey's stages (mean days against the ideal), and the policy deferrals. It runs on a
+program's own store or on a ``simulate --store`` output (a backtest before going live). Every number comes from the store's
 queries (through :mod:`onetomany.metrics`); this module only lays out.
 """
 
@@ -23,6 +23,7 @@ from plotly.offline import get_plotlyjs
 
 from onetomany.metrics.funnel import measure
 from onetomany.metrics.goals import conversions
+from onetomany.metrics.health import BANDS, HealthSummary, health_summary
 from onetomany.metrics.holdouts import METHOD, HoldoutResult
 from onetomany.metrics.nps import NpsResults, nps_results
 from onetomany.model import ChannelKind
@@ -38,7 +39,17 @@ if TYPE_CHECKING:
     from onetomany.store import Store
 
 #: The ids of the report's sections, in order (a test checks each is shown).
-SECTIONS = ("funnel", "sends", "csm", "goals", "holdouts", "nps", "journey", "deferrals")
+SECTIONS = (
+    "funnel",
+    "sends",
+    "csm",
+    "goals",
+    "holdouts",
+    "nps",
+    "health",
+    "journey",
+    "deferrals",
+)
 _FUNNEL_STAGES = ("queued", "sent", "delivered", "opened", "clicked", "answered")
 
 
@@ -170,6 +181,7 @@ def build_sections(
         until=until,
     )
     sections.append(_nps(results))
+    sections.append(_health(health_summary(store, now=now, since=since, until=until)))
 
     ideal = {(j.name, s.name): s.ideal_days for j in program.journeys.values() for s in j.stages}
     stages = stage_durations(store)
@@ -226,6 +238,27 @@ def _nps(results: NpsResults) -> Section:
                 )
             )
     return Section(id="nps", title="NPS", body="".join(parts))
+
+
+def _health(summary: HealthSummary) -> Section:
+    """The latest score of every account in bands, and the book's mean score per day."""
+    if not summary.accounts:
+        body = _empty("No health score was computed yet (declare [health] measures).")
+        return Section(id="health", title="Health scores", body=body)
+    bands = go.Figure([go.Bar(x=list(BANDS), y=list(summary.bands), name="accounts")])
+    bands.update_layout(xaxis_title="latest score", yaxis_title="accounts")
+    days = [day for day, _, _ in summary.trend]
+    trend = go.Figure(
+        [go.Scatter(x=days, y=[mean for _, mean, _ in summary.trend], mode="lines+markers")]
+    )
+    trend.update_layout(yaxis_title="mean score", yaxis={"range": [0, 100]})
+    body = (
+        f"<p>{summary.accounts} accounts scored.</p><h3>Distribution</h3>"
+        + _chart(bands)
+        + "<h3>Trend</h3>"
+        + _chart(trend)
+    )
+    return Section(id="health", title="Health scores", body=body)
 
 
 def _rate(rate: float | None) -> str:

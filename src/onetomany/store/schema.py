@@ -291,3 +291,13 @@ holdouts = sa.Table(
     sa.UniqueConstraint("idempotency_key", name="uq_holdouts_key"),
     sa.Index("ix_holdouts_touch", "touch", "at"),
 )
+
+health_scores = sa.Table(
+    "health_scores",
+    metadata,
+    sa.Column("account_id", sa.String(255), primary_key=True),
+    sa.Column("at", UTCDateTime, primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    # Each measure's value and points, for the report and for people asking why.
+    sa.Column("measures", sa.JSON, nullable=False),
+)
