@@ -5,8 +5,9 @@ tasks per CSM per week against capacity, conversion goals, holdout results (the 
 treatment and control, the uplift and its interval), NPS (score, response rate and
 distribution) by segment, tier, plan and month, health scores (distribution and trend),
 the journey's stages (mean days against the ideal), and the policy deferrals. It runs on a
-program's own store or on a ``simulate --store`` output (a backtest before going live). Every number comes from the store's
-queries (through :mod:`onetomany.metrics`); this module only lays out.
+program's own store or on a ``simulate --store`` output (a backtest before going live).
+Every number comes from the store's queries (through :mod:`onetomany.metrics`); this
+module only lays out.
 """
 
 from __future__ import annotations
