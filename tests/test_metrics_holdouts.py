@@ -27,6 +27,7 @@ from onetomany.rules.holdouts import Holdout, draw
 from onetomany.store import schema
 
 from .conftest import WELCOME, write_templates
+from .test_metrics_goals import _event, _sent
 
 T0 = datetime(2026, 9, 1, 9, tzinfo=UTC)
 GOAL = Goal(event="report_created", within_days=7)
@@ -235,39 +236,6 @@ def test_held_out_recipients_get_a_holdout_decision_instead_of_the_message(make_
     assert any(e.kind == "decision" and "holdout" in e.text for e in engine.timeline(some).entries)
 
 
-def _sent(conn, touch, account, at, index):
-    key = f"acme:{touch}:{account}:{index}"
-    row_id = conn.execute(
-        sa.insert(schema.outbox).returning(schema.outbox.c.id),
-        {
-            "idempotency_key": key,
-            "program": "acme",
-            "touch": touch,
-            "channel": "email",
-            "template": touch,
-            "contact_id": f"{account}-admin",
-            "account_id": account,
-            "payload": {},
-            "status": "sent",
-            "attempts": 1,
-            "available_at": at,
-            "created_at": at,
-            "updated_at": at,
-        },
-    ).scalar_one()
-    conn.execute(
-        sa.insert(schema.deliveries),
-        {
-            "outbox_id": row_id,
-            "idempotency_key": key,
-            "channel": "email",
-            "attempt": 1,
-            "status": "sent",
-            "at": at,
-        },
-    )
-
-
 def _held(conn, touch, account, at, index):
     conn.execute(
         sa.insert(schema.holdouts),
@@ -278,20 +246,6 @@ def _held(conn, touch, account, at, index):
             "contact_id": f"{account}-admin",
             "account_id": account,
             "at": at,
-        },
-    )
-
-
-def _event(conn, name, account, at, index):
-    conn.execute(
-        sa.insert(schema.events),
-        {
-            "id": f"e{index}",
-            "name": name,
-            "account_id": account,
-            "occurred_at": at,
-            "received_at": at,
-            "properties": {},
         },
     )
 
