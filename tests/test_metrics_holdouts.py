@@ -291,3 +291,16 @@ def test_treatment_and_control_are_counted_against_a_reference_table(store, tmp_
     assert "Newcombe" in as_dict["method"]
     later = holdout_results(program, store, since=T0 + day)
     assert (later[0].treated, later[0].held_out) == (0, 0)
+
+
+def test_the_cli_table_shows_both_groups_and_the_warning_under_it():
+    from rich.console import Console
+
+    from onetomany.cli.measure import holdouts_table
+
+    console = Console(record=True, width=100)
+    small = _result(treated=20, treated_converted=5, held_out=3, held_out_converted=0)
+    console.print(holdouts_table((small,)))
+    shown = console.export_text()
+    assert "25.0%" in shown and "0.0%" in shown
+    assert "t: too small to conclude" in shown

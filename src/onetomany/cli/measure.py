@@ -98,11 +98,16 @@ def goals_table(goals: tuple[Conversion, ...]) -> Table:
 
 
 def holdouts_table(results: tuple[HoldoutResult, ...]) -> Table:
-    """Each touch's goal in treatment and control, the uplift and its 95% interval."""
-    table = Table(title="Holdouts (uplift: Newcombe 95% interval)")
+    """Each touch's goal in treatment and control, the uplift and its 95% interval; the
+    warnings (too small, inconclusive) under the table."""
+    warnings = [f"{r.touch}: {r.warning}" for r in results if r.warning]
+    table = Table(
+        title="Holdouts (uplift: Newcombe 95% interval)",
+        caption="\n".join(warnings) or None,
+        caption_justify="left",
+    )
     for heading in ("touch", "goal", "treated", "rate", "held out", "rate", "uplift", "95% CI"):
         table.add_column(heading, justify="left" if heading in ("touch", "goal") else "right")
-    table.add_column("note")
     for result in results:
         uplift = result.uplift
         table.add_row(
@@ -114,7 +119,6 @@ def holdouts_table(results: tuple[HoldoutResult, ...]) -> Table:
             percent(result.control_rate),
             "-" if uplift is None else f"{uplift[0]:+.1%}",
             "-" if uplift is None else f"{uplift[1]:+.1%} to {uplift[2]:+.1%}",
-            result.warning or "",
         )
     return table
 
