@@ -16,10 +16,12 @@ def apply_holdouts(program: Program, decisions: Iterable[Decision]) -> list[Deci
     """``decisions`` with each queued one whose recipient its touch's holdout keeps out
     turned into a ``holdout`` decision, and a ``holdout`` check (passed) on the others that
     had to draw. Decisions that are not queued are left as they are."""
+    holdouts = {t.name: program.holdout_of(t) for t in program.touches}
+    if not any(holdouts.values()):
+        return list(decisions)  # the usual case costs one pass over the touches
     settled = []
     for decision in decisions:
-        touch = program.touch(decision.touch) if decision.outcome is Outcome.QUEUED else None
-        holdout = program.holdout_of(touch) if touch is not None else None
+        holdout = holdouts.get(decision.touch) if decision.outcome is Outcome.QUEUED else None
         if holdout is None:
             settled.append(decision)
             continue
