@@ -304,3 +304,29 @@ def test_the_cli_table_shows_both_groups_and_the_warning_under_it():
     shown = console.export_text()
     assert "25.0%" in shown and "0.0%" in shown
     assert "t: too small to conclude" in shown
+
+
+def test_explains_dry_run_decides_the_holdout_as_the_tick_does(make_engine, recorder):
+    """``Engine.decide`` (what explain displays) runs the same settling as the tick."""
+    touch = Touch(
+        name="welcome",
+        trigger=EventTrigger(event="signed_up"),
+        channel="email",
+        template="welcome",
+        audience=Audience(roles=("admin",)),
+        holdout=Holdout(share=0.5),
+    )
+    engine = make_engine(recorder, touches=[touch])
+    accounts = [Account(id=f"y{i}", name=f"Y{i}") for i in range(12)]
+    contacts = [
+        Contact(id=f"d{i}", account_id=f"y{i}", email=f"d{i}@x.test", role="admin")
+        for i in range(12)
+    ]
+    engine.identify(*accounts, *contacts)
+    for account in accounts:
+        engine.track("signed_up", account_id=account.id)
+    dry = {d.contact_id: d.outcome for d in engine.decide("welcome", [c.id for c in contacts])}
+    engine.tick()
+    done = {d.contact_id: d.outcome for d in engine.last_decisions}
+    assert dry == done
+    assert set(dry.values()) == {Outcome.QUEUED, Outcome.HOLDOUT}
