@@ -32,8 +32,11 @@ from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy, time_p
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import ConfigError, ConfigErrors, InputError, InvalidEventError
+from onetomany.metrics.events import NPS_ANSWERED
 from onetomany.metrics.funnel import ALL_DIMENSIONS, Metrics, measure
 from onetomany.metrics.goals import Conversion, conversions
+from onetomany.metrics.health import HealthScore
+from onetomany.metrics.nps import NpsResults, nps_results
 from onetomany.metrics.report import write_report
 from onetomany.metrics.timeline import Timeline, build_timeline
 from onetomany.model import Account, ChannelKind, Contact, Event
@@ -54,6 +57,8 @@ from onetomany.rules.unsubscribe import TokenClaims, make_token, verify_token
 from onetomany.store import EventPosition, InboxItem, NewTouch, Store
 from onetomany.store.queries import inbox as inbox_q
 from onetomany.store.queries.decisions import prune_decisions, record_decisions
+from onetomany.store.queries.health import latest_scores, score_history
+from onetomany.store.queries.holdouts import record_holdouts
 from onetomany.store.queries.journeys import journey_history, journey_states
 from onetomany.store.queries.leases import release_lease, take_lease
 from onetomany.store.queries.outbox import outbox_row
@@ -69,6 +74,8 @@ from onetomany.store.segments import matching_contact_ids
 from onetomany.templating import TemplateSet
 from onetomany.tracking.cadence import start_schedules
 from onetomany.tracking.engagement import engagement_event
+from onetomany.tracking.health import update_health
+from onetomany.tracking.holdouts import apply_holdouts
 from onetomany.tracking.journeys import update_journeys
 from onetomany.tracking.reentry import apply_reentry
 from onetomany.tracking.segments import SegmentChange, update_segment_members
@@ -586,6 +593,9 @@ class Engine:
         touches = self._touches
         settled = self._settle(touches, candidates)
         into += settled
+        # Before the rows and their cursor: a crash in between re-reads the events, and the
+        # control group's rows are kept once per key.
+        record_holdouts(self.store, settled)
         rows = [self._row(d, touches[d.touch]) for d in settled if d.outcome is Outcome.QUEUED]
         if not rows and cursor is None:
             return 0
@@ -596,19 +606,20 @@ class Engine:
     ) -> list[Decision]:
         """``candidates`` settled by their touches' re-entry rules; a queued one whose key the
         outbox already holds is skipped with an ``outbox`` check (the outbox's unique key would
-        drop its row anyway)."""
+        drop its row anyway); one whose recipient is in its touch's control group becomes a
+        ``holdout`` decision."""
         settled = apply_reentry(self.store, touches, self._hold_stale(touches, candidates))
         known = self.store.existing_keys(
             d.idempotency_key for d in settled if d.outcome is Outcome.QUEUED
         )
-        if not known:
-            return settled
-        return [
-            d.skipped(Check.failed("outbox", f"the outbox already holds {d.idempotency_key}"))
-            if d.outcome is Outcome.QUEUED and d.idempotency_key in known
-            else d
-            for d in settled
-        ]
+        if known:
+            settled = [
+                d.skipped(Check.failed("outbox", f"the outbox already holds {d.idempotency_key}"))
+                if d.outcome is Outcome.QUEUED and d.idempotency_key in known
+                else d
+                for d in settled
+            ]
+        return apply_holdouts(self.program, settled)
 
     def _hold_stale(
         self, touches: Mapping[str, Touch], candidates: Iterable[Decision]
@@ -733,7 +744,12 @@ class Engine:
         states = self.store.tier_states()
         updated: dict[str, TierState] = {}
         changes: list[TierChange] = []
+        # A tier's ``health`` minimum reads the latest score, handed over as a trait.
+        scores = latest_scores(self.store, at=now) if self.program.health.measures else {}
         for account in self.store.accounts():
+            if account.id in scores:
+                traits = {**account.traits, "health": scores[account.id]}
+                account = attrs.evolve(account, traits=traits)
             old = states.get(account.id)
             new, change = tracker.step(old, account, now)
             if new != old:
@@ -758,6 +774,27 @@ class Engine:
         if updated:
             self.store.save_tier_states(updated, events=events, now=now)
         return changes
+
+    def update_health(self) -> dict[str, float]:
+        """Score every account by the program's ``[health]`` measures at the clock's now and
+        keep the scores (one per account per day: a later round replaces the day's), so
+        ``health()`` and ``health_trend(N)`` in segments and tiers read them. Returns the
+        scores by account id; nothing without measures."""
+        return update_health(
+            self.store,
+            self.program.health,
+            now=self.clock.now(),
+            segments=self.segments,
+            nps_event=NPS_ANSWERED,
+        )
+
+    def health(self, account_id: str, *, days: int | None = None) -> list[HealthScore]:
+        """An account's health scores, oldest first (the last ``days`` days, or all)."""
+        since = self.clock.now() - timedelta(days=days) if days is not None else None
+        return [
+            HealthScore(at=at, score=score, measures=measures)
+            for at, score, measures in score_history(self.store, account_id, since=since)
+        ]
 
     def tier_counts(self) -> dict[Tier, int]:
         """How many accounts each tier's rules assign right now."""
@@ -874,8 +911,11 @@ class Engine:
                 for c in recipients
             ],
         )
+        decisions = apply_holdouts(self.program, decisions)
         touches = [self._row(d, touch) for d in decisions if d.outcome is Outcome.QUEUED]
         known = self.store.existing_keys([t.idempotency_key for t in touches])
+        if send:
+            record_holdouts(self.store, decisions)
         queued = self.store.enqueue(touches, now=now) if send else 0
         return BroadcastPlan(
             touch=touch.name,
@@ -903,6 +943,7 @@ class Engine:
         :meth:`run_once` is a sync followed by this; the simulator calls it alone, feeding
         the events itself as its clock passes them.
         """
+        self.update_health()
         self.update_tiers()
         self.update_segments()
         self.update_journeys()
@@ -1100,6 +1141,24 @@ class Engine:
         messages sent in ``[since, until)``: conversions by every-touch and last-touch
         attribution, and the mean time to convert."""
         return conversions(self.program, self.store, since=since, until=until)
+
+    def nps(
+        self,
+        *,
+        by: Iterable[str] = ("segment", "tier", "plan", "month"),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> NpsResults:
+        """NPS of the answers in ``[since, until)``: the score, response rate and
+        distribution in all and by segment, tier, plan, week or month (docs/measuring.md)."""
+        return nps_results(
+            self.store,
+            now=self.clock.now(),
+            segments=self.segments,
+            by=by,
+            since=since,
+            until=until,
+        )
 
     def report(
         self, out: str | Path, *, since: datetime | None = None, until: datetime | None = None

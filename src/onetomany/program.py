@@ -50,6 +50,8 @@ from onetomany.rules.calendar import Reservation, read_reserved
 from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
 from onetomany.rules.freshness import parse_staleness
 from onetomany.rules.goals import Goal, read_goal
+from onetomany.rules.health import HealthSettings, read_health
+from onetomany.rules.holdouts import Holdout, read_holdout
 from onetomany.rules.journeys import Journey, read_journeys
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
@@ -179,6 +181,8 @@ class Touch:
     resend_unknown: bool = False
     #: What the touch aims at (conversion goals, docs/measuring.md).
     goal: Goal | None = None
+    #: A control group kept out of it (``holdout = 0.1``, docs/measuring.md).
+    holdout: Holdout | None = None
     #: The sources whose data it acts on: while one is stale it holds (the freshness guard).
     needs: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
     #: Rewrite its email's links and add an open pixel when ``[tracking]`` is set.
@@ -221,6 +225,10 @@ class Program:
     reserved: tuple[Reservation, ...] = attrs.field(default=(), converter=tuple[Reservation, ...])
     #: The goal of every touch that names none of its own.
     goal: Goal | None = None
+    #: The control group kept out of every touch that declares none of its own.
+    holdout: Holdout | None = None
+    #: ``[health]``: the measures of each account's health score.
+    health: HealthSettings = attrs.field(factory=HealthSettings)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -232,6 +240,12 @@ class Program:
     def goal_of(self, touch: Touch) -> Goal | None:
         """The touch's goal, or the program's when it names none."""
         return touch.goal or self.goal
+
+    def holdout_of(self, touch: Touch) -> Holdout | None:
+        """The touch's holdout, or the program's when it declares none, its salt set."""
+        if touch.holdout is not None:
+            return touch.holdout.salted(self.name, touch.name)
+        return self.holdout.salted(self.name, None) if self.holdout is not None else None
 
     def touch(self, name: str) -> Touch:
         for touch in self.touches:
@@ -518,9 +532,21 @@ _SECTIONS = {
     "windows",
     "caps",
     "reserved",
+    "health",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
-_PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants", "goal"}
+_PROGRAM_KEYS = {
+    "name",
+    "sender",
+    "store",
+    "templates",
+    "unsubscribe_url",
+    "constants",
+    "goal",
+    "holdout",
+    "holdout_by",
+    "holdout_salt",
+}
 _TOUCH_KEYS = {
     "trigger",
     "channel",
@@ -534,6 +560,9 @@ _TOUCH_KEYS = {
     "priority",
     "resend_unknown",
     "goal",
+    "holdout",
+    "holdout_by",
+    "holdout_salt",
     "needs",
     "track",
 }
@@ -610,6 +639,8 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         tiers=_read_tiers(data, reader),
         windows=_read_windows(data, reader, base),
         goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
+        holdout=read_holdout(head, "program", reader),
+        health=read_health(reader.table(data, "health", "health"), "health", reader),
         base_dir=base,
         origin=reader.origin,
     )
@@ -835,6 +866,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
             )
             resend_unknown = False
         goal = read_goal(body["goal"], f"{path}.goal", reader) if "goal" in body else None
+        holdout = read_holdout(body, path, reader)
         needs = body.get("needs", [])
         if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
             reader.error(f"{path}.needs", f"expected a list of source names, got {needs!r}")
@@ -859,6 +891,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     priority=priority,
                     resend_unknown=resend_unknown,
                     goal=goal,
+                    holdout=holdout,
                     needs=needs,
                     track=track,
                 )

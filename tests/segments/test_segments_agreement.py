@@ -40,6 +40,8 @@ from onetomany.rules.segments.ast import (
     Exists,
     Expr,
     Field,
+    Health,
+    HealthTrend,
     In,
     Last,
     Literal,
@@ -50,7 +52,14 @@ from onetomany.rules.segments.ast import (
 )
 from onetomany.store import Store
 from onetomany.store.profiles import load_profiles
-from onetomany.store.schema import accounts, contacts, events, journey_states, tier_states
+from onetomany.store.schema import (
+    accounts,
+    contacts,
+    events,
+    health_scores,
+    journey_states,
+    tier_states,
+)
 from onetomany.store.segments import compile_segment, matching_contact_ids
 from tests.postgres import PostgresUnavailable, running_postgres, unavailable
 
@@ -134,6 +143,8 @@ class Population:
     #: account id -> tier, and account id -> journey -> (stage, entered_at).
     tiers: dict[str, str] = attrs.field(factory=dict)
     stages: dict[str, dict[str, tuple[str, datetime]]] = attrs.field(factory=dict)
+    #: account id -> its health scores (at, score), one per instant.
+    health: dict[str, tuple[tuple[datetime, float], ...]] = attrs.field(factory=dict)
 
     def profile(self, contact: Contact) -> Profile:
         by_id = {a.id: a for a in self.accounts}
@@ -144,6 +155,7 @@ class Population:
             events=self.events,
             tier=self.tiers.get(owner) if owner else None,
             stages=self.stages.get(owner, {}) if owner else {},
+            health=self.health.get(owner, ()) if owner else (),
         )
 
 
@@ -196,7 +208,15 @@ def populations(draw: st.DrawFn) -> Population:
             micro = draw(st.sampled_from([0, 250000, 999999]))
             entered_at = NOW + timedelta(seconds=draw(EVENT_SECONDS), microseconds=micro)
             stages.setdefault(account_id, {})[journey] = (draw(st.sampled_from(STAGES)), entered_at)
-    return Population(accounts_, contacts_, tuple(events_), tiers, stages)
+    health: dict[str, tuple[tuple[datetime, float], ...]] = {}
+    for account_id in [*account_ids, "ghost"]:
+        # Scores on the trend's day edges, in the future, and several per account.
+        moments = draw(st.lists(EVENT_SECONDS, unique=True, max_size=4))
+        health[account_id] = tuple(
+            (NOW + timedelta(seconds=s), draw(st.sampled_from([0.0, 12.5, 50.0, 80.0, 100.0])))
+            for s in moments
+        )
+    return Population(accounts_, contacts_, tuple(events_), tiers, stages, health)
 
 
 # -- expressions -------------------------------------------------------------------------------
@@ -243,6 +263,8 @@ value_leaves = st.one_of(
     st.just(CurrentTier()),
     st.builds(StageOf, journey_names),
     st.builds(DaysInStage, journey_names),
+    st.just(Health()),
+    st.builds(HealthTrend, st.sampled_from([1, 7, 30])),
     st.builds(
         lambda e, b: DaysSince(Last(e, b)),
         st.sampled_from(["login", "report"]),
@@ -326,6 +348,13 @@ def _save(store: Store, population: Population) -> None:
             conn.execute(sa.insert(tier_states), tier_rows)
         if stage_rows:
             conn.execute(sa.insert(journey_states), stage_rows)
+        health_rows = [
+            {"account_id": a, "at": at, "score": score, "measures": {}}
+            for a, scores in population.health.items()
+            for at, score in scores
+        ]
+        if health_rows:
+            conn.execute(sa.insert(health_scores), health_rows)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -364,7 +393,7 @@ def test_sql_agrees_with_python_on_postgresql(
     pg_store: Store, population: Population, exprs: list[Expr]
 ) -> None:
     with pg_store.engine.begin() as conn:
-        for table in (events, contacts, accounts, tier_states, journey_states):
+        for table in (events, contacts, accounts, tier_states, journey_states, health_scores):
             conn.execute(sa.delete(table))
     _save(pg_store, population)
     _check(pg_store, population, exprs)

@@ -294,7 +294,7 @@ def test_bundled_templates_are_valid() -> None:
     folder = Path(__file__).resolve().parents[2] / "examples" / "onboarding" / "templates"
     templates = TemplateSet(folder)
     # CSM tasks are written for the CSM, in one language; SMS-only touches have no .mjml.
-    internal = {"high_touch_intro", "setup_overdue", "welcome_call"}
+    internal = {"high_touch_intro", "setup_overdue", "welcome_call", "detractor_call"}
     assert {"day_recap", "first_report_tip", "welcome", "nps"} <= set(templates.names())
     for name in templates.names():
         if templates.find(name, ".mjml", locale="en", persona=None) is None:

@@ -412,7 +412,7 @@ mrr = 0
         "tiers.high.size": "expected a number >= 0, got true",
         "tiers.high.plan": 'expected a list of plan names, e.g. plan = ["enterprise"]',
         "tiers.high.speed": (
-            "unknown key (known: mrr, seats, size, plan, match, hours_per_month, "
+            "unknown key (known: mrr, seats, size, health, plan, match, hours_per_month, "
             "meetings_per_month, meetings_per_week, hours_per_meeting)"
         ),
         "tiers.mid.plan": "expected at least one plan name; remove the key to not use plans",

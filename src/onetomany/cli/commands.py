@@ -24,7 +24,13 @@ from rich.table import Table
 from onetomany import __version__
 from onetomany.cli.explain import explain as explain_touch
 from onetomany.cli.explain import render as render_explanation
-from onetomany.cli.measure import goals_table, metrics_tables, timeline_lines
+from onetomany.cli.measure import (
+    goals_table,
+    holdouts_table,
+    metrics_tables,
+    nps_tables,
+    timeline_lines,
+)
 from onetomany.cli.preview import write_preview, write_previews
 from onetomany.cli.simulate import (
     SimulationReport,
@@ -40,6 +46,7 @@ from onetomany.engine import Engine, FromNow, RunReport, store_url_for
 from onetomany.errors import ConfigError, ConfigErrors, OnetomanyError
 from onetomany.metrics.diagram import mermaid
 from onetomany.metrics.funnel import ALL_DIMENSIONS
+from onetomany.metrics.nps import NPS_BY
 from onetomany.plugins.builtin.outbox_folder import OutboxFolderChannel
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.options import OptionInfo, describe_options
@@ -598,6 +605,32 @@ def metrics(
         console.print(table)
     if goals:
         console.print(goals_table(goals))
+    if found.holdouts:
+        console.print(holdouts_table(found.holdouts))
+
+
+@app.command()
+def nps(
+    path: ProgramPath,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Group by (repeatable): {', '.join(NPS_BY)}; default all."),
+    ] = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """NPS results: score (promoters minus detractors), response rate and the distribution
+    of scores, by segment, tier, plan and period."""
+    since, until = _range(from_, to)
+    with _measuring_engine(path, store) as engine:
+        found = engine.nps(by=by or NPS_BY, since=since, until=until)
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=2))
+        return
+    for table in nps_tables(found):
+        console.print(table)
 
 
 @app.command()

@@ -6,6 +6,8 @@ from rich.table import Table
 
 from onetomany.metrics.funnel import Funnel, Metrics
 from onetomany.metrics.goals import Conversion
+from onetomany.metrics.holdouts import HoldoutResult
+from onetomany.metrics.nps import NpsGroup, NpsResults
 from onetomany.metrics.timeline import Timeline
 
 #: The counts a funnel table shows, in funnel order, and their column titles.
@@ -93,3 +95,58 @@ def goals_table(goals: tuple[Conversion, ...]) -> Table:
             "-" if hours is None else f"{hours:.1f}",
         )
     return table
+
+
+def holdouts_table(results: tuple[HoldoutResult, ...]) -> Table:
+    """Each touch's goal in treatment and control, the uplift and its 95% interval; the
+    warnings (too small, inconclusive) under the table."""
+    warnings = [f"{r.touch}: {r.warning}" for r in results if r.warning]
+    table = Table(
+        title="Holdouts (uplift: Newcombe 95% interval)",
+        caption="\n".join(warnings) or None,
+        caption_justify="left",
+    )
+    for heading in ("touch", "goal", "treated", "rate", "held out", "rate", "uplift", "95% CI"):
+        table.add_column(heading, justify="left" if heading in ("touch", "goal") else "right")
+    for result in results:
+        uplift = result.uplift
+        table.add_row(
+            result.touch,
+            f"{result.goal.event} in {result.goal.within_days}d",
+            str(result.treated),
+            percent(result.treatment_rate),
+            str(result.held_out),
+            percent(result.control_rate),
+            "-" if uplift is None else f"{uplift[0]:+.1%}",
+            "-" if uplift is None else f"{uplift[1]:+.1%} to {uplift[2]:+.1%}",
+        )
+    return table
+
+
+def _nps_table(title: str, label: str, groups: tuple[NpsGroup, ...]) -> Table:
+    table = Table(title=title)
+    table.add_column(label)
+    for heading in ("NPS", "answered", "surveyed", "response", "promoters", "passives", "detr."):
+        table.add_column(heading, justify="right")
+    table.add_column("scores 0..10")
+    for group in groups:
+        table.add_row(
+            group.value,
+            "-" if group.score is None else f"{group.score:+.0f}",
+            str(group.answered),
+            str(group.surveyed),
+            percent(group.response_rate),
+            str(group.promoters),
+            str(group.passives),
+            str(group.detractors),
+            " ".join(str(n) for n in group.distribution),
+        )
+    return table
+
+
+def nps_tables(results: NpsResults) -> list[Table]:
+    """NPS in all, then one table per grouping."""
+    tables = [_nps_table("NPS", "", (results.total,))]
+    for dimension, groups in results.by.items():
+        tables.append(_nps_table(f"NPS by {dimension}", dimension, groups))
+    return tables

@@ -16,6 +16,7 @@ import attrs
 
 from onetomany.errors import InputError
 from onetomany.metrics.events import FUNNEL
+from onetomany.metrics.holdouts import HoldoutResult, holdout_results
 from onetomany.store.queries.metrics import DIMENSIONS, STAGES, funnel_counts
 
 if TYPE_CHECKING:
@@ -126,6 +127,8 @@ class Metrics:
     total: Funnel
     #: Each dimension asked for, with one funnel per value, in value order.
     by: Mapping[str, tuple[Funnel, ...]]
+    #: Each touch with a goal and a holdout: its goal in treatment and control, the uplift.
+    holdouts: tuple[HoldoutResult, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +136,7 @@ class Metrics:
             "until": self.until.isoformat() if self.until else None,
             "total": self.total.as_dict(),
             "by": {dim: [f.as_dict() for f in funnels] for dim, funnels in self.by.items()},
+            "holdouts": [h.as_dict() for h in self.holdouts],
         }
 
 
@@ -188,4 +192,10 @@ def measure(
             found = counts(dim)
             grouped[dim] = tuple(Funnel.of(dim, v, found[v]) for v in sorted(found))
     everything = counts("all").get("all", {})
-    return Metrics(since=since, until=until, total=Funnel.of("all", "all", everything), by=grouped)
+    return Metrics(
+        since=since,
+        until=until,
+        total=Funnel.of("all", "all", everything),
+        by=grouped,
+        holdouts=holdout_results(program, store, since=since, until=until),
+    )

@@ -1,10 +1,13 @@
 """The HTML report: one self-contained file (plotly.js inlined, no CDN) that works offline.
 
 Sections, for what the store holds: the funnel per touch, sends per day per channel, CSM
-tasks per CSM per week against capacity, conversion goals, NPS by plan, tier and week, the
-journey's stages (mean days against the ideal), and the policy deferrals. It runs on a
+tasks per CSM per week against capacity, conversion goals, holdout results (the goal in
+treatment and control, the uplift and its interval), NPS (score, response rate and
+distribution) by segment, tier, plan and month, health scores (distribution and trend),
+the journey's stages (mean days against the ideal), and the policy deferrals. It runs on a
 program's own store or on a ``simulate --store`` output (a backtest before going live).
-Every number comes from :mod:`onetomany.store.queries.metrics`; this module only lays out.
+Every number comes from the store's queries (through :mod:`onetomany.metrics`); this
+module only lays out.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import attrs
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from onetomany.metrics.events import NPS_ANSWERED
 from onetomany.metrics.funnel import measure
 from onetomany.metrics.goals import conversions
+from onetomany.metrics.health import BANDS, HealthSummary, health_summary
+from onetomany.metrics.holdouts import METHOD, HoldoutResult
+from onetomany.metrics.nps import NpsResults, nps_results
 from onetomany.model import ChannelKind
 from onetomany.store.queries.metrics import (
-    nps_counts,
     sends_per_day,
     sent_per_week,
     stage_durations,
@@ -36,7 +40,17 @@ if TYPE_CHECKING:
     from onetomany.store import Store
 
 #: The ids of the report's sections, in order (a test checks each is shown).
-SECTIONS = ("funnel", "sends", "csm", "goals", "nps", "journey", "deferrals")
+SECTIONS = (
+    "funnel",
+    "sends",
+    "csm",
+    "goals",
+    "holdouts",
+    "nps",
+    "health",
+    "journey",
+    "deferrals",
+)
 _FUNNEL_STAGES = ("queued", "sent", "delivered", "opened", "clicked", "answered")
 
 
@@ -157,29 +171,18 @@ def build_sections(
         else _empty("No touch names a goal.")
     )
     sections.append(Section(id="goals", title="Conversion goals", body=body))
+    sections.append(_holdouts(found.holdouts))
 
-    nps_parts = []
-    for by in ("plan", "tier", "week"):
-        counts = nps_counts(store, event=NPS_ANSWERED, by=by, since=since, until=until)
-        if counts:
-            nps_parts.append(
-                f"<h3>By {by}</h3>"
-                + _table(
-                    (by, "NPS", "answered", "promoters", "detractors"),
-                    [
-                        (
-                            value,
-                            f"{(c['promoters'] - c['detractors']) * 100 / c['answered']:.0f}",
-                            c["answered"],
-                            c["promoters"],
-                            c["detractors"],
-                        )
-                        for value, c in sorted(counts.items())
-                    ],
-                )
-            )
-    body = "".join(nps_parts) or _empty("No NPS answer was recorded in this range.")
-    sections.append(Section(id="nps", title="NPS", body=body))
+    results = nps_results(
+        store,
+        now=now,
+        segments=program.segment_set(),
+        by=("segment", "tier", "plan", "month"),
+        since=since,
+        until=until,
+    )
+    sections.append(_nps(results))
+    sections.append(_health(health_summary(store, now=now, since=since, until=until)))
 
     ideal = {(j.name, s.name): s.ideal_days for j in program.journeys.values() for s in j.stages}
     stages = stage_durations(store)
@@ -201,6 +204,116 @@ def build_sections(
     )
     sections.append(Section(id="deferrals", title="Policy deferrals", body=body))
     return sections
+
+
+def _nps(results: NpsResults) -> Section:
+    """The score and response rate in all and per grouping, and the scores' distribution."""
+    total = results.total
+    if not total.answered:
+        body = _empty("No NPS answer was recorded in this range.")
+        return Section(id="nps", title="NPS", body=body)
+    figure = go.Figure([go.Bar(x=[str(score) for score in range(11)], y=list(total.distribution))])
+    figure.update_layout(xaxis_title="score", yaxis_title="contacts (latest answer)")
+    parts = [
+        f"<p>NPS {total.score:+.0f} from {total.answered} answers"
+        f" (response rate {_rate(total.response_rate)}).</p>",
+        _chart(figure),
+    ]
+    for dimension, groups in results.by.items():
+        if groups:
+            parts.append(
+                f"<h3>By {html.escape(dimension)}</h3>"
+                + _table(
+                    (dimension, "NPS", "answered", "response", "promoters", "detractors"),
+                    [
+                        (
+                            g.value or "(none)",
+                            "-" if g.score is None else f"{g.score:+.0f}",
+                            g.answered,
+                            _rate(g.response_rate),
+                            g.promoters,
+                            g.detractors,
+                        )
+                        for g in groups
+                    ],
+                )
+            )
+    return Section(id="nps", title="NPS", body="".join(parts))
+
+
+def _health(summary: HealthSummary) -> Section:
+    """The latest score of every account in bands, and the book's mean score per day."""
+    if not summary.accounts:
+        body = _empty("No health score was computed yet (declare [health] measures).")
+        return Section(id="health", title="Health scores", body=body)
+    bands = go.Figure([go.Bar(x=list(BANDS), y=list(summary.bands), name="accounts")])
+    bands.update_layout(xaxis_title="latest score", yaxis_title="accounts")
+    days = [day for day, _, _ in summary.trend]
+    trend = go.Figure(
+        [go.Scatter(x=days, y=[mean for _, mean, _ in summary.trend], mode="lines+markers")]
+    )
+    trend.update_layout(yaxis_title="mean score", yaxis={"range": [0, 100]})
+    body = (
+        f"<p>{summary.accounts} accounts scored.</p><h3>Distribution</h3>"
+        + _chart(bands)
+        + "<h3>Trend</h3>"
+        + _chart(trend)
+    )
+    return Section(id="health", title="Health scores", body=body)
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _holdouts(results: Sequence[HoldoutResult]) -> Section:
+    """The goal's rate in treatment and control per touch, with the uplift's interval."""
+    if not results:
+        body = _empty("No touch with a goal declares a holdout.")
+        return Section(id="holdouts", title="Holdouts", body=body)
+    touches = [r.touch for r in results]
+    figure = go.Figure(
+        [
+            go.Bar(name="treatment", x=touches, y=[r.treatment_rate or 0 for r in results]),
+            go.Bar(name="control", x=touches, y=[r.control_rate or 0 for r in results]),
+        ]
+    )
+    figure.update_layout(barmode="group", yaxis={"tickformat": ".0%"})
+    rows = []
+    for r in results:
+        uplift = r.uplift
+        rows.append(
+            (
+                r.touch,
+                r.goal.describe(),
+                f"{r.treated_converted}/{r.treated}",
+                _pct(r.treated_converted, r.treated),
+                f"{r.held_out_converted}/{r.held_out}",
+                _pct(r.held_out_converted, r.held_out),
+                "-" if uplift is None else f"{uplift[0] * 100:+.1f} pts",
+                "-" if uplift is None else f"{uplift[1] * 100:+.1f} to {uplift[2] * 100:+.1f} pts",
+                r.warning or "",
+            )
+        )
+    body = (
+        _chart(figure)
+        + _table(
+            (
+                "touch",
+                "goal",
+                "treated",
+                "rate",
+                "held out",
+                "rate",
+                "uplift",
+                "95% interval",
+                "warning",
+            ),
+            rows,
+        )
+        + f"<p>Interval: {html.escape(METHOD)}.</p>"
+    )
+    return Section(id="holdouts", title="Holdouts", body=body)
 
 
 _STYLE = """

@@ -3,7 +3,8 @@
 A trigger kind proposes a :class:`Decision` per recipient and occurrence (a *candidate*); the
 rules that follow (the touch's segment, its re-entry rule, later the send policies) each add
 a :class:`Check` and may settle it: **queued** (handed to the outbox under its idempotency
-key), **skipped** (with the reason) or **deferred** (until a given time). Views such as
+key), **skipped** (with the reason), **deferred** (until a given time) or **holdout** (the
+recipient is in the touch's control group and is measured, not sent). Views such as
 ``explain``, ``simulate`` and reports display these values; they never work a rule out again.
 
 Decisions hold plain data only (ids, names, text, numbers, ISO 8601 times), so a decision
@@ -38,6 +39,8 @@ class Outcome(enum.StrEnum):
     QUEUED = "queued"
     SKIPPED = "skipped"
     DEFERRED = "deferred"
+    #: Kept out of the touch: the recipient is in its control group (a holdout).
+    HOLDOUT = "holdout"
 
 
 @attrs.frozen(kw_only=True)
@@ -142,6 +145,10 @@ class Decision:
             outcome=Outcome.SKIPPED,
             reason=check.reason or check.name,
         )
+
+    def held_out(self, check: Check) -> Decision:
+        """Not sent because of ``check``: the recipient is in the touch's control group."""
+        return attrs.evolve(self, checks=(*self.checks, check), outcome=Outcome.HOLDOUT)
 
     def deferred(self, check: Check, until: datetime) -> Decision:
         """Deferred until ``until`` because of ``check``."""

@@ -76,7 +76,7 @@ class Match(enum.StrEnum):
 
 
 #: The numeric criteria, each a minimum on the trait of the same name.
-NUMERIC_CRITERIA: tuple[str, ...] = ("mrr", "seats", "size")
+NUMERIC_CRITERIA: tuple[str, ...] = ("mrr", "seats", "size", "health")
 
 
 def _minimum(value: float | None) -> float | None:
@@ -116,7 +116,8 @@ def trait_number(traits: Mapping[str, Any], name: str) -> float | None:
 class TierRule:
     """What an account needs to be served at ``tier``.
 
-    ``mrr``, ``seats`` and ``size`` are minimums (inclusive) on the traits of those names;
+    ``mrr``, ``seats`` and ``size`` are minimums (inclusive) on the traits of those names,
+    ``health`` on the account's latest health score (the engine hands it over as a trait);
     ``plans`` lists the plans that qualify. Unset criteria (None) are not part of the rule.
     ``match`` overrides the rule set's default for this tier. A rule without any criterion
     never assigns its tier: it can still carry capacity hours.
@@ -126,6 +127,8 @@ class TierRule:
     mrr: float | None = attrs.field(default=None, converter=_minimum)
     seats: float | None = attrs.field(default=None, converter=_minimum)
     size: float | None = attrs.field(default=None, converter=_minimum)
+    #: A minimum health score: read from the account's latest score, not from a trait.
+    health: float | None = attrs.field(default=None, converter=_minimum)
     plans: frozenset[str] | None = attrs.field(default=None, converter=_plans)
     match: Match | None = attrs.field(default=None, converter=attrs.converters.optional(Match))
 

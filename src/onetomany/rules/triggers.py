@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from onetomany.model import Event
+from onetomany.rules.event_conditions import Condition, parse_condition
 from onetomany.rules.recurrence import Recurrence, never_fires
 
 if TYPE_CHECKING:
@@ -82,7 +83,9 @@ def _unknown(what: str, name: str, known: Collection[str]) -> str:
 
 @attrs.frozen(kw_only=True)
 class EventTrigger:
-    """Fires once for every stored event named ``event`` whose properties include ``where``."""
+    """Fires once for every stored event named ``event`` whose properties include ``where``
+    (a table of equal strings) or meet it (a condition such as ``"score <= 6"``,
+    :mod:`onetomany.rules.event_conditions`)."""
 
     kind: ClassVar[str] = "event"
     #: Each key that selects this form in ``program.toml``, with the keys the form allows.
@@ -91,18 +94,28 @@ class EventTrigger:
 
     event: str
     where: Mapping[str, str] = attrs.field(factory=dict)
+    condition: Condition | None = None
 
     @classmethod
     def read(cls, body: Mapping[str, Any], path: str, reader: Reporter) -> EventTrigger | None:
         event = _name(body, "event", path, reader)
         where = body.get("where", {})
+        condition = None
+        if isinstance(where, str):
+            try:
+                condition = parse_condition(where)
+            except ValueError as exc:
+                reader.error(f"{path}.where", str(exc))
+                return None
+            where = {}
         if not isinstance(where, dict) or not all(isinstance(v, str) for v in where.values()):
             reader.error(
                 f"{path}.where",
-                f'expected a table of strings, e.g. {{ plan = "pro" }}, got {where!r}',
+                f'expected a table of strings, e.g. {{ plan = "pro" }}, or a condition such '
+                f'as "score <= 6", got {where!r}',
             )
             return None
-        return cls(event=event, where=where) if event else None
+        return cls(event=event, where=where, condition=condition) if event else None
 
     def unreachable(self, names: Names, touch: str) -> str | None:
         """Why no occurrence of this trigger can happen in the program, or None."""
@@ -113,11 +126,15 @@ class EventTrigger:
         return self.event
 
     def matches(self, event: Event) -> bool:
-        return event.name == self.event and all(
-            str(event.properties.get(k)) == v for k, v in self.where.items()
+        return (
+            event.name == self.event
+            and all(str(event.properties.get(k)) == v for k, v in self.where.items())
+            and (self.condition is None or self.condition.holds(event.properties))
         )
 
     def describe(self) -> str:
+        if self.condition is not None:
+            return f"on event {self.event!r} where {self.condition.describe()}"
         return f"on event {self.event!r}"
 
 

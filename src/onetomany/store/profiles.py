@@ -2,9 +2,9 @@
 
 The Python evaluator decides for one :class:`Profile`; this module fills one in with
 everything the SQL compiler reads for the same contact: its account, the events of the
-account and of the contact, the account's tier (``tier_states``) and its current stage in
-every journey (``journey_states``). Reads go by id in chunks, so asking for a few contacts
-costs a few queries whatever the size of the store.
+account and of the contact, the account's tier (``tier_states``), its current stage in
+every journey (``journey_states``) and its health scores (``health_scores``). Reads go by id
+in chunks, so asking for a few contacts costs a few queries whatever the size of the store.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from onetomany.model import Event
 from onetomany.rules.segments.evaluate import Profile
-from onetomany.store.schema import events, journey_states, tier_states
+from onetomany.store.schema import events, health_scores, journey_states, tier_states
 from onetomany.store.store import event_from_row
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ def load_profiles(
     tiers: dict[str, str] = {}
     stages: dict[str, dict[str, tuple[str, datetime]]] = defaultdict(dict)
     of_account: dict[str, list[Event]] = defaultdict(list)
+    health: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     of_contact: dict[str, list[Event]] = defaultdict(list)
     with store.engine.connect() as conn:
         for chunk in _chunks(account_ids):
@@ -64,6 +65,11 @@ def load_profiles(
                 )
             ):
                 stages[state.account_id][state.journey] = (state.stage, state.entered_at)
+            h = health_scores
+            for score in conn.execute(
+                sa.select(h.c.account_id, h.c.at, h.c.score).where(h.c.account_id.in_(chunk))
+            ):
+                health[score.account_id].append((score.at, score.score))
             for event in _events(conn, events.c.account_id, chunk, names):
                 of_account[event.account_id or ""].append(event)
         for chunk in _chunks(sorted(c.id for c in people)):
@@ -85,6 +91,7 @@ def load_profiles(
             events=(*own, *extra),
             tier=tiers.get(account_id) if account_id is not None else None,
             stages=dict(stages.get(account_id, {})) if account_id is not None else {},
+            health=tuple(health.get(account_id, ())) if account_id is not None else (),
         )
     return profiles
 

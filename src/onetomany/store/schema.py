@@ -277,3 +277,27 @@ cap_reservations = sa.Table(
     sa.UniqueConstraint("cap", "outbox_id", name="uq_cap_reservations_cap_row"),
     sa.Index("ix_cap_reservations_scope", "cap", "scope", "at"),
 )
+
+holdouts = sa.Table(
+    "holdouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("idempotency_key", sa.String(512), nullable=False),
+    sa.Column("program", sa.String(128), nullable=False),
+    sa.Column("touch", sa.String(128), nullable=False),
+    sa.Column("contact_id", sa.String(255), nullable=False),
+    sa.Column("account_id", sa.String(255), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("idempotency_key", name="uq_holdouts_key"),
+    sa.Index("ix_holdouts_touch", "touch", "at"),
+)
+
+health_scores = sa.Table(
+    "health_scores",
+    metadata,
+    sa.Column("account_id", sa.String(255), primary_key=True),
+    sa.Column("at", UTCDateTime, primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    # Each measure's value and points, for the report and for people asking why.
+    sa.Column("measures", sa.JSON, nullable=False),
+)

@@ -37,6 +37,8 @@ from onetomany.rules.segments.ast import (
     Exists,
     Expr,
     Field,
+    Health,
+    HealthTrend,
     In,
     Last,
     Literal,
@@ -54,6 +56,7 @@ from onetomany.store.schema import (
     accounts,
     contacts,
     events,
+    health_scores,
     journey_states,
     tier_states,
 )
@@ -224,6 +227,35 @@ def accounts_meeting(
         return frozenset(conn.scalars(compiled.accounts, compiled.params(now)))
 
 
+def account_numbers(
+    store: Store, expr: Expr | str, *, now: datetime, segments: SegmentSet | None = None
+) -> dict[str, float]:
+    """The number ``expr`` gives for each account with a contact, where it is one (a
+    missing value, or one of another kind, leaves the account out). An expression over the
+    account (its traits, its events, ``tier()``, ``health()``) is the same for each of its
+    contacts; one that reads a contact takes the largest. One statement."""
+    node = parse(expr) if isinstance(expr, str) else expr
+    compiler = _Compiler(store.dialect, segments)
+    number = compiler.value(node).num
+    if number is None:
+        return {}
+    params: dict[str, Any] = {_NOW: now, _NOW_EPOCH: epoch(now)}
+    for days in compiler.windows:
+        params[_since(days)] = now - timedelta(days=days)
+    query = (
+        population()
+        .with_only_columns(contacts.c.account_id, sa.func.max(number).label("value"))
+        .where(contacts.c.account_id.is_not(None))
+        .group_by(contacts.c.account_id)
+    )
+    with store.engine.connect() as conn:
+        return {
+            str(row.account_id): float(row.value)
+            for row in conn.execute(query, params)
+            if row.value is not None
+        }
+
+
 def _int(expr: Any) -> SQL:
     return sa.type_coerce(expr, sa.BigInteger())
 
@@ -307,6 +339,13 @@ class _Compiler:
             case DaysInStage(journey):
                 entered = self.account_state(journey_states.c.entered_at, journey)
                 return self.days_since(_Typed(instant=self.epoch_of(entered)))
+            case Health():
+                return _Typed(num=self.health_at(self.now))
+            case HealthTrend(days):
+                past = self.windows.setdefault(
+                    days, sa.bindparam(_since(days), type_=UTCDateTime())
+                )
+                return _Typed(num=self.health_at(self.now) - self.health_at(past))
         raise TypeError(f"not a segment expression node: {node!r}")
 
     def truth(self, node: Expr) -> SQL:
@@ -487,6 +526,19 @@ class _Compiler:
         if journey is not None:
             conditions.append(table.c.journey == journey)
         return sa.select(column).where(*conditions).scalar_subquery()
+
+    def health_at(self, moment: SQL) -> SQL:
+        """The contact's account's latest health score at or before ``moment``: a scalar
+        subquery (NULL without one) on the (account, at) index."""
+        h = health_scores
+        latest = (
+            sa.select(h.c.score)
+            .where(h.c.account_id == contacts.c.account_id, h.c.at <= moment)
+            .order_by(h.c.at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        return _float(latest)
 
     # -- dates (mirrors dates.iso_epoch) --------------------------------------------------
 

@@ -25,6 +25,7 @@ Grammar (lowest precedence first; ``|`` separates alternatives, ``?`` optional, 
                 | "last" "(" STRING ("," "by" "=" BY)? ")"
                 | "segment" "(" STRING ")"
                 | "tier" "(" ")" | "stage" "(" STRING ")" | "days_in_stage" "(" STRING ")"
+                | "health" "(" ")" | "health_trend" "(" INTEGER ")"
     BY         := "account" | "contact"  (in quotes; "account" is the default)
     NUMBER     := digits ("." digits)? (("e" | "E") ("+" | "-")? digits)?
     STRING     := '"' ... '"' | "'" ... "'"   (escapes: \\\\ \\" \\' \\n \\t \\r)
@@ -54,6 +55,9 @@ Semantics (SQL's three-valued logic, collapsed at the top):
   (``journey_states.stage``), a string; missing when the account is not in ``j`` or no
   journey ``j`` exists. ``days_in_stage("j")``: whole days (rounded down) from entering that
   stage (``entered_at``) to ``now``; missing when ``stage("j")`` is.
+- ``health()``: the account's latest health score (0-100, ``health_scores``) at or before
+  ``now``; missing when it has none. ``health_trend(N)``: ``health()`` minus the latest
+  score at or before ``now - N days``; missing when either is.
 - A contact is in the segment only when the result is true.
 """
 

@@ -146,6 +146,19 @@ class DaysInStage:
     journey: str
 
 
+@attrs.frozen
+class Health:
+    """``health()``: the account's latest health score (0-100) at or before now."""
+
+
+@attrs.frozen
+class HealthTrend:
+    """``health_trend(30)``: the latest health score minus the latest one at or before
+    ``days`` days ago."""
+
+    days: int
+
+
 Expr: TypeAlias = (
     Literal
     | Field
@@ -165,6 +178,8 @@ Expr: TypeAlias = (
     | CurrentTier
     | StageOf
     | DaysInStage
+    | Health
+    | HealthTrend
 )
 
 
@@ -222,7 +237,9 @@ def _atomic(node: Expr) -> bool:
         | SegmentRef
         | CurrentTier
         | StageOf
-        | DaysInStage,
+        | DaysInStage
+        | Health
+        | HealthTrend,
     )
 
 
@@ -278,4 +295,8 @@ def unparse(node: Expr) -> str:
             return f"stage({_string(journey)})"
         case DaysInStage(journey):
             return f"days_in_stage({_string(journey)})"
+        case Health():
+            return "health()"
+        case HealthTrend(days):
+            return f"health_trend({days})"
     raise TypeError(f"not a segment expression node: {node!r}")

@@ -35,6 +35,8 @@ from onetomany.rules.segments.ast import (
     Exists,
     Expr,
     Field,
+    Health,
+    HealthTrend,
     In,
     Last,
     Literal,
@@ -94,6 +96,8 @@ class Profile:
     events: Sequence[Event] = ()
     tier: str | None = None
     stages: Mapping[str, tuple[str, datetime]] = attrs.field(factory=dict, validator=_aware_stages)
+    #: The account's health scores, ``(at, score)``, in any order (``health_scores``).
+    health: Sequence[tuple[datetime, float]] = ()
 
 
 def evaluate(
@@ -273,7 +277,19 @@ class _Evaluator:
                 if current is None:
                     return None
                 return float(whole_days(self.now_epoch, epoch(current[1])))
+            case Health():
+                return self.health_at(self.now)
+            case HealthTrend(days):
+                latest = self.health_at(self.now)
+                before = self.health_at(self.now - timedelta(days=days))
+                return None if latest is None or before is None else latest - before
         raise TypeError(f"not a segment expression node: {node!r}")
+
+    def health_at(self, moment: datetime) -> float | None:
+        """The account's latest health score at or before ``moment``, or None (an account
+        has one score per instant)."""
+        found = [(at, score) for at, score in self.profile.health if at <= moment]
+        return float(max(found, key=lambda item: item[0])[1]) if found else None
 
     def field(self, node: Field) -> Value:
         if node.subject == "contact":

@@ -24,6 +24,8 @@ from onetomany.rules.segments.ast import (
     Exists,
     Expr,
     Field,
+    Health,
+    HealthTrend,
     In,
     Last,
     Literal,
@@ -48,6 +50,8 @@ FUNCTIONS = (
     "tier",
     "stage",
     "days_in_stage",
+    "health",
+    "health_trend",
 )
 #: How many parentheses, ``not`` and unary minus may nest, and how deep the whole tree may be:
 #: every evaluator walks the tree recursively, so both are kept far from Python's stack limit.
@@ -351,6 +355,17 @@ class _Parser:
         if name == "tier":
             self.expect(")", "')' after tier(: tier() takes no arguments")
             return CurrentTier()
+        if name == "health":
+            self.expect(")", "')' after health(: health() takes no arguments")
+            return Health()
+        if name == "health_trend":
+            token = self.tok
+            if token.kind is not Kind.NUMBER or not isinstance(token.value, int) or token.value < 1:
+                self.fail("a whole number of days >= 1 in health_trend(), e.g. health_trend(30)")
+            self.advance()
+            assert isinstance(token.value, int)
+            self.expect(")", "')' to close health_trend(")
+            return HealthTrend(token.value)
         if name in ("stage", "days_in_stage"):
             journey = self.expect_string(f'a journey name in quotes, e.g. {name}("onboarding")')
             self.expect(")", f"')' to close {name}(")

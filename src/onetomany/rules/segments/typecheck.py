@@ -23,6 +23,8 @@ from onetomany.rules.segments.ast import (
     Exists,
     Expr,
     Field,
+    Health,
+    HealthTrend,
     In,
     Last,
     Literal,
@@ -188,6 +190,8 @@ class _Checker:
                 return "str"
             case DaysInStage(journey):
                 self.journey(node, journey)
+                return "number"
+            case Health() | HealthTrend():
                 return "number"
         raise TypeError(f"not a segment expression node: {node!r}")
 

@@ -96,7 +96,7 @@ def _per_key(names: FunnelNames) -> sa.Subquery:
     )
 
 
-def _week(store: Store, moment: Any) -> sa.ColumnElement[str]:
+def week_of(store: Store, moment: Any) -> sa.ColumnElement[str]:
     """The Monday (``YYYY-MM-DD``, UTC) of the week ``moment`` falls in."""
     if store.dialect == "postgresql":
         return sa.func.to_char(sa.func.date_trunc("week", moment), "YYYY-MM-DD")
@@ -121,7 +121,7 @@ def _dimension(
     if by == "tier":
         return sa.func.coalesce(schema.tier_states.c.tier, "")
     if by == "week":
-        return _week(store, moment)
+        return week_of(store, moment)
     if by == "all":
         return sa.literal("all", sa.String)
     raise ValueError(f"a funnel is grouped by one of {', '.join(DIMENSIONS)}, not {by!r}")
@@ -184,7 +184,7 @@ def funnel_counts(
         .select_from(joined)
         .group_by(dim)
     )
-    rows = _within(rows, o.c.created_at, since, until)
+    rows = within(rows, o.c.created_at, since, until)
     if members is not None:
         rows = rows.where(o.c.contact_id.in_(members))
 
@@ -212,7 +212,7 @@ def funnel_counts(
         .where(d.c.outcome.in_(["deferred", "skipped"]))
         .group_by(d_dim)
     )
-    decided = _within(decided, d.c.at, since, until)
+    decided = within(decided, d.c.at, since, until)
     if members is not None:
         decided = decided.where(d.c.contact_id.in_(members))
 
@@ -237,7 +237,7 @@ def _last_check(store: Store) -> sa.ColumnElement[str]:
     return sa.func.json_extract(record, "$.checks[#-1].name")
 
 
-def _within(
+def within(
     query: sa.Select[Any], column: Any, since: datetime | None, until: datetime | None
 ) -> sa.Select[Any]:
     if since is not None:
@@ -247,7 +247,7 @@ def _within(
     return query
 
 
-def _plus_days(store: Store, moment: Any, days: int) -> Any:
+def plus_days(store: Store, moment: Any, days: int) -> Any:
     if store.dialect == "postgresql":
         return moment + sa.text(f"interval '{int(days)} days'")
     # Written as the column is ("YYYY-MM-DD HH:MM:SS.ffffff"), so text comparison holds.
@@ -310,14 +310,14 @@ def goal_counts(
                     e.c.name == event,
                     same_subject,
                     e.c.occurred_at > sent.c.sent_at,
-                    e.c.occurred_at <= _plus_days(store, sent.c.sent_at, within_days),
+                    e.c.occurred_at <= plus_days(store, sent.c.sent_at, within_days),
                 ),
             )
         )
         .where(sent.c.touch.in_(sorted(touches)))
         .group_by(sent.c.id, sent.c.touch, sent.c.contact_id, sent.c.account_id, sent.c.sent_at)
     )
-    first = _within(first, sent.c.sent_at, since, until)
+    first = within(first, sent.c.sent_at, since, until)
     conv = first.subquery("conv")
     later = sent.alias("later")
     # Last touch: no other message aimed at the same goal reached the same subject between
@@ -370,7 +370,7 @@ def sends_per_day(
         .group_by(day, d.c.channel)
         .order_by(day, d.c.channel)
     )
-    query = _within(query, d.c.at, since, until)
+    query = within(query, d.c.at, since, until)
     with store.read() as conn:
         return [(str(r.day), r.channel, int(r.sent)) for r in conn.execute(query)]
 
@@ -385,7 +385,7 @@ def sent_per_week(
     """(week's Monday, the account's ``owner`` trait, messages of ``channels`` sent that
     week): a CSM's tasks per week, when ``channels`` are the CSM channels."""
     d, o, a = schema.deliveries, schema.outbox, schema.accounts
-    week = _week(store, d.c.at)
+    week = week_of(store, d.c.at)
     owner = sa.func.coalesce(a.c.traits["owner"].as_string(), "")
     query = (
         sa.select(week.label("week"), owner.label("owner"), sa.func.count().label("sent"))
@@ -394,7 +394,7 @@ def sent_per_week(
         .group_by(week, owner)
         .order_by(week, owner)
     )
-    query = _within(query, d.c.at, since, until)
+    query = within(query, d.c.at, since, until)
     with store.read() as conn:
         return [(str(r.week), str(r.owner), int(r.sent)) for r in conn.execute(query)]
 
@@ -408,53 +408,22 @@ def nps_counts(
     until: datetime | None = None,
 ) -> dict[str, dict[str, int]]:
     """Answers of ``event`` (``properties.score`` 0-10) per ``by`` (``plan``: the account's
-    plan trait, ``tier``, ``week``, ``all``): promoters (9-10), passives, detractors (0-6)
-    and how many answered. Only each contact's latest answer in the range counts."""
-    e, c, a, ts = schema.events, schema.contacts, schema.accounts, schema.tier_states
-    score = sa.cast(e.c.properties["score"].as_string(), sa.Float)
-    latest = _within(
-        sa.select(e.c.contact_id, sa.func.max(e.c.seq).label("seq"))
-        .where(e.c.name == event, e.c.contact_id.is_not(None))
-        .group_by(e.c.contact_id),
-        e.c.occurred_at,
-        since,
-        until,
-    ).subquery("latest")
-    account = sa.func.coalesce(e.c.account_id, c.c.account_id)
-    dims: dict[str, Any] = {
-        "plan": sa.func.coalesce(a.c.traits["plan"].as_string(), ""),
-        "tier": sa.func.coalesce(ts.c.tier, ""),
-        "week": _week(store, e.c.occurred_at),
-        "all": sa.literal("all", sa.String),
-    }
-    if by not in dims:
-        raise ValueError(f"NPS is grouped by one of {', '.join(dims)}, not {by!r}")
-    dim = dims[by]
-    query = (
-        sa.select(
-            dim.label("value"),
-            sa.func.sum(sa.case((score >= 9, 1), else_=0)).label("promoters"),
-            sa.func.sum(sa.case((score <= 6, 1), else_=0)).label("detractors"),
-            sa.func.count().label("answered"),
-        )
-        .select_from(
-            e.join(latest, latest.c.seq == e.c.seq)
-            .outerjoin(c, c.c.id == e.c.contact_id)
-            .outerjoin(a, a.c.id == account)
-            .outerjoin(ts, ts.c.account_id == account)
-        )
-        .where(score.is_not(None))
-        .group_by(dim)
-    )
-    with store.read() as conn:
-        return {
-            str(r.value): {
-                "promoters": int(r.promoters or 0),
-                "detractors": int(r.detractors or 0),
-                "answered": int(r.answered),
-            }
-            for r in conn.execute(query)
+    plan trait, ``tier``, ``week``, ``month``, ``all``): promoters (9-10), detractors (0-6)
+    and how many answered. Only each contact's latest answer in the range counts
+    (:func:`onetomany.store.queries.nps.score_counts`)."""
+    # Imported here: the nps module builds on this one's helpers.
+    from onetomany.store.queries.nps import score_counts
+
+    return {
+        value: {
+            "promoters": sum(n for score, n in scores.items() if score >= 9),
+            "detractors": sum(n for score, n in scores.items() if score <= 6),
+            "answered": sum(scores.values()),
         }
+        for value, scores in score_counts(
+            store, event=event, by=by, since=since, until=until
+        ).items()
+    }
 
 
 def stage_durations(store: Store) -> list[tuple[str, str, int, float]]:
