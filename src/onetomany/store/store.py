@@ -15,6 +15,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///onetomany.db"
 P = TypeVar("P", Account, Contact)
 _CHUNK = 500
+#: Seconds between two tries for SQLite's write lock.
+_LOCK_POLL = 0.001
 
 
 @attrs.frozen(kw_only=True)
@@ -280,7 +283,7 @@ class Store:
                     # reads before it writes (save_profiles merges) must not interleave with
                     # another writer, and waiting here honours busy_timeout, where upgrading
                     # a read lock later fails at once with "database is locked".
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    self._begin_immediate(conn)
                 yield conn
         except sa.exc.DBAPIError as exc:
             # A lock held too long or a lost connection: the store is unavailable for now,
@@ -288,6 +291,27 @@ class Store:
             if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
                 raise StoreError(f"cannot write to store {self!r}: {exc.orig}") from exc
             raise
+
+    def _begin_immediate(self, conn: Connection) -> None:
+        """``BEGIN IMMEDIATE``, trying again every millisecond for ``busy_timeout`` seconds.
+
+        SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms), so
+        a write waiting behind another process's transaction of a few milliseconds could wait
+        tens of milliseconds more: too long for a track() on a request path.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except sa.exc.OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(_LOCK_POLL)
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     def _insert(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
