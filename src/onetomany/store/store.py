@@ -215,6 +215,7 @@ class Store:
         # than in SQLite's busy handler, which polls with growing sleeps (up to 100 ms) and
         # so makes a track() wait long after the lock is free.
         self._writer = threading.Lock() if self.dialect == "sqlite" else None
+        self._insert_new_stmts: dict[tuple[str, str], Any] = {}
         if migrate:
             self.upgrade()
         else:
@@ -525,9 +526,15 @@ class Store:
         """
         if not rows:
             return 0
-        stmt = (
-            self._insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
-        )
+        stmt = self._insert_new_stmts.get((table.name, key))
+        if stmt is None:
+            # Built once per table: building it cost a track() about a tenth of its time.
+            stmt = (
+                self._insert(table)
+                .on_conflict_do_nothing(index_elements=[key])
+                .returning(table.c[key])
+            )
+            self._insert_new_stmts[(table.name, key)] = stmt
         return len(conn.execute(stmt, rows).all())
 
     def latest_events(
