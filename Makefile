@@ -10,7 +10,7 @@ EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
 
-.PHONY: install demo test lint docs bench lock clean
+.PHONY: install demo test lint docs bench load lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -61,6 +61,11 @@ bench: install
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_tick.py
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_track.py
+
+## load: the full load and fault suite (50,000 touches, 4 workers on PostgreSQL; `make test` runs a short form)
+load: install
+	ONETOMANY_LOAD_TOUCHES=50000 $(BIN)/pytest -q -s -p no:cacheprovider tests/load
 
 ## lock: resolve the newest versions allowed by pyproject.toml in a throwaway venv and write them to requirements/dev.lock
 lock:

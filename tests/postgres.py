@@ -14,6 +14,7 @@ failure when ``$CI`` is set, so CI cannot go green by skipping the PostgreSQL te
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import re
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -50,6 +51,8 @@ class Cluster:
     host: str
     port: int
     database: str
+    #: Restarts the server in place (``pg_ctl restart -m fast``): connections are dropped.
+    restart: Callable[[], None] = attrs.field(default=lambda: None, eq=False, repr=False)
 
     def url(self, database: str | None = None) -> str:
         """A SQLAlchemy URL (psycopg 3 driver) for ``database``, by default the test one."""
@@ -276,7 +279,23 @@ def running_postgres(database: str = DATABASE) -> Iterator[Cluster]:
                     raise
         else:
             raise RuntimeError("could not start PostgreSQL on a free port" + run.log_tail())
-        cluster = Cluster(host="127.0.0.1", port=port, database=database)
+        restart = functools.partial(
+            run,
+            bindir / "pg_ctl",
+            "restart",
+            "-D",
+            data,
+            "-l",
+            home / "postgres.log",
+            "-w",
+            "-m",
+            "fast",
+            "-t",
+            str(int(START_TIMEOUT)),
+            "-o",
+            f"-p {port} {options}",
+        )
+        cluster = Cluster(host="127.0.0.1", port=port, database=database, restart=restart)
         try:
             _wait_ready(cluster, START_TIMEOUT)
             _create_database(cluster, database)

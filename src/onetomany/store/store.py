@@ -10,9 +10,12 @@ or none.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///onetomany.db"
 P = TypeVar("P", Account, Contact)
 _CHUNK = 500
+#: Seconds between two tries for SQLite's write lock.
+_LOCK_POLL = 0.001
 
 
 @attrs.frozen(kw_only=True)
@@ -119,6 +124,16 @@ class InboxItem:
         return self.snoozed_until or self.created_at
 
 
+class _Releasing(contextlib.AbstractContextManager[object]):
+    """Releases an already acquired lock on exit."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
 def normalize_url(url: str | Path) -> str:
     """A SQLAlchemy URL; a bare path means a SQLite file at that path."""
     text = str(url)
@@ -195,6 +210,12 @@ class Store:
         self.url = normalize_url(url)
         self.engine = _create_engine(self.url, busy_timeout)
         self.dialect = self.engine.dialect.name
+        self.busy_timeout = busy_timeout
+        # SQLite has one writer. Threads of this process queue for it here, in turn, rather
+        # than in SQLite's busy handler, which polls with growing sleeps (up to 100 ms) and
+        # so makes a track() wait long after the lock is free.
+        self._writer = threading.Lock() if self.dialect == "sqlite" else None
+        self._insert_new_stmts: dict[tuple[str, str], Any] = {}
         if migrate:
             self.upgrade()
         else:
@@ -240,6 +261,22 @@ class Store:
         On SQLite it takes the write lock at once; a lock held too long or a lost connection
         is a :class:`~onetomany.errors.StoreError`, which callers may wait out.
         """
+        with self._turn():
+            yield from self._transaction()
+
+    def _turn(self) -> contextlib.AbstractContextManager[object]:
+        """This process's turn to write (SQLite), within ``busy_timeout``."""
+        writer = self._writer
+        if writer is None:
+            return contextlib.nullcontext()
+        if not writer.acquire(timeout=self.busy_timeout):
+            raise StoreError(
+                f"cannot write to store {self!r}: another thread of this process held the "
+                f"write lock for more than {self.busy_timeout} s"
+            )
+        return _Releasing(writer)
+
+    def _transaction(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "sqlite":
@@ -247,7 +284,7 @@ class Store:
                     # reads before it writes (save_profiles merges) must not interleave with
                     # another writer, and waiting here honours busy_timeout, where upgrading
                     # a read lock later fails at once with "database is locked".
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    self._begin_immediate(conn)
                 yield conn
         except sa.exc.DBAPIError as exc:
             # A lock held too long or a lost connection: the store is unavailable for now,
@@ -255,6 +292,27 @@ class Store:
             if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
                 raise StoreError(f"cannot write to store {self!r}: {exc.orig}") from exc
             raise
+
+    def _begin_immediate(self, conn: Connection) -> None:
+        """``BEGIN IMMEDIATE``, trying again every millisecond for ``busy_timeout`` seconds.
+
+        SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms), so
+        a write waiting behind another process's transaction of a few milliseconds could wait
+        tens of milliseconds more: too long for a track() on a request path.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except sa.exc.OperationalError as exc:
+                    if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(_LOCK_POLL)
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     def _insert(self, table: sa.Table) -> Any:
         if self.dialect == "postgresql":
@@ -468,9 +526,15 @@ class Store:
         """
         if not rows:
             return 0
-        stmt = (
-            self._insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
-        )
+        stmt = self._insert_new_stmts.get((table.name, key))
+        if stmt is None:
+            # Built once per table: building it cost a track() about a tenth of its time.
+            stmt = (
+                self._insert(table)
+                .on_conflict_do_nothing(index_elements=[key])
+                .returning(table.c[key])
+            )
+            self._insert_new_stmts[(table.name, key)] = stmt
         return len(conn.execute(stmt, rows).all())
 
     def latest_events(
@@ -610,7 +674,8 @@ class Store:
             .returning(*t.c)
         )
         with self.write() as conn:
-            rows = [OutboxRow.from_row(row) for row in conn.execute(stmt)]
+            raw = conn.execute(stmt).all()
+        rows = [OutboxRow.from_row(row) for row in raw]  # after the commit: a short lock
         return sorted(rows, key=lambda r: (r.available_at, r.id))
 
     def renew(self, claims: Mapping[int, str], *, now: datetime, lease: timedelta) -> set[int]:
@@ -665,37 +730,37 @@ class Store:
         for outcome in outcomes:
             if outcome.delivery.status == "retrying" and outcome.retry_at is None:
                 raise ValueError("a retrying delivery needs retry_at")
-        written: list[Delivery] = []
-        stale: list[Outcome] = []
+        # Everything but the writes is prepared before the transaction: on SQLite it holds
+        # the one write lock, and a track() on a request path waits for it to end.
+        prepared = [_prepare_outcome(outcome) for outcome in outcomes]
         events = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
+        t = schema.outbox
         with self.write() as conn:
-            for outcome in outcomes:
-                delivery = _clean_delivery(outcome.delivery)
-                status = (
-                    OutboxStatus.PENDING
-                    if outcome.retry_at is not None
-                    else _ROW_STATUS[delivery.status]
+            # The fence: which rows are still claimed under their outcome's token. Locked on
+            # PostgreSQL until the commit; SQLite's write lock is already held.
+            current: set[tuple[int, str]] = {
+                (row.id, row.claim_token)
+                for row in conn.execute(
+                    sa.select(t.c.id, t.c.claim_token)
+                    .where(
+                        t.c.id.in_([p.values["m_id"] for p in prepared]),
+                        t.c.status == OutboxStatus.CLAIMED,
+                    )
+                    .with_for_update()
                 )
-                values = {
-                    "m_id": delivery.outbox_id,
-                    "m_token": outcome.claim_token,
-                    "m_status": status,
-                    "m_attempts": delivery.attempt,
-                    "m_retry_at": outcome.retry_at,
-                    "m_at": delivery.at,
-                    "m_error": delivery.error,
-                }
-                # One statement built once, bound per row: building it per row cost more
-                # than running it.
-                move = conn.execute(_MOVE_CLAIMED, values)
-                if move.first() is None:
-                    stale.append(outcome)
-                else:
-                    written.append(delivery)
-            if written:
-                conn.execute(sa.insert(schema.deliveries), [_delivery_row(d) for d in written])
-                conn.execute(events, [_event_row(_delivery_event(d), d.at) for d in written])
-        return stale
+            }
+            moving = []
+            for p in prepared:
+                claim = (p.values["m_id"], p.values["m_token"])
+                if claim in current:
+                    current.discard(claim)  # a second outcome for one row finds it moved
+                    moving.append(p)
+            if moving:
+                conn.execute(_MOVE_CLAIMED, [p.values for p in moving])
+                conn.execute(sa.insert(schema.deliveries), [p.delivery_row for p in moving])
+                conn.execute(events, [p.event_row for p in moving])
+        moved = {id(p.outcome) for p in moving}
+        return [outcome for outcome in outcomes if id(outcome) not in moved]
 
     def next_due(self) -> datetime | None:
         """When the earliest pending or claimed row becomes due, if any."""
@@ -934,7 +999,8 @@ def _delivery_row(delivery: Delivery) -> dict[str, Any]:
 _DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
 
 
-#: Moves a row on from ``claimed`` under its claim token (the fence), returning its id.
+#: Moves a row on from ``claimed`` under its claim token (the fence); one statement built
+#: once and run for many rows (building it per row cost more than running it).
 _MOVE_CLAIMED = (
     sa.update(schema.outbox)
     .where(
@@ -954,8 +1020,32 @@ _MOVE_CLAIMED = (
         claimed_by=None,
         claim_token=None,
     )
-    .returning(schema.outbox.c.id)
 )
+
+
+class _PreparedOutcome(NamedTuple):
+    outcome: Outcome
+    values: dict[str, Any]
+    delivery_row: dict[str, Any]
+    event_row: dict[str, Any]
+
+
+def _prepare_outcome(outcome: Outcome) -> _PreparedOutcome:
+    """The parameters of the writes that record ``outcome`` (see :meth:`Store.record_many`)."""
+    delivery = _clean_delivery(outcome.delivery)
+    status = OutboxStatus.PENDING if outcome.retry_at is not None else _ROW_STATUS[delivery.status]
+    values = {
+        "m_id": delivery.outbox_id,
+        "m_token": outcome.claim_token,
+        "m_status": status,
+        "m_attempts": delivery.attempt,
+        "m_retry_at": outcome.retry_at,
+        "m_at": delivery.at,
+        "m_error": delivery.error,
+    }
+    event_row = _event_row(_delivery_event(delivery), delivery.at)
+    return _PreparedOutcome(outcome, values, _delivery_row(delivery), event_row)
+
 
 _ROW_STATUS = {
     "sent": OutboxStatus.SENT,

@@ -1,0 +1,293 @@
+"""track() on a request path: latency at 200 requests/s from 8 threads, with and without a
+worker dispatching, on SQLite and PostgreSQL.
+
+Eight threads share an open-loop schedule of 200 calls a second (25 each, evenly spaced); a
+call's latency runs from when it was due, not from when its thread got to it, so a stall
+shows in every call that waited behind it. Each arm calls either
+
+* ``Engine.track(...)`` (the SDK), or
+* the baseline: a bare SQLAlchemy Core ``INSERT`` of the same event row in its own
+  transaction, on the same engine and connection settings (what a host would write by hand).
+
+The worker is a separate process that dispatches a queue of welcome emails to an outbox
+folder (render + send + record, as ``onetomany run`` does) for the whole arm; its
+throughput is printed beside the latencies. PostgreSQL is the throwaway cluster the tests
+use (tests/postgres.py: fsync off); it is skipped when its binaries are missing.
+
+    .venv/bin/python bench/bench_track.py              # 15 s per arm
+    .venv/bin/python bench/bench_track.py --seconds 5  # quicker
+    .venv/bin/python bench/bench_track.py --sqlite     # SQLite only
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.postgres
+
+from onetomany import Account, Contact
+from onetomany.engine import Engine
+from onetomany.model import Event
+from onetomany.plugins.settings import PluginSettings
+from onetomany.program import Audience, EventTrigger, Program, Touch
+from onetomany.store import Store
+from onetomany.store.schema import events
+from onetomany.store.store import NewTouch, _event_row
+
+RATE = 200.0
+THREADS = 8
+CONTACTS = 2_000
+TEMPLATE = """\
++++
+subject = "Welcome {{ contact.first_name }}"
++++
+<mjml><mj-body><mj-section><mj-column>
+<mj-text>Hello {{ contact.first_name }} from {{ account.name }}.</mj-text>
+<mj-button href="https://acme.test/start">Start</mj-button>
+</mj-column></mj-section></mj-body></mjml>
+"""
+
+
+def make_program(folder: Path, url: str) -> Program:
+    templates = folder / "templates"
+    templates.mkdir(exist_ok=True)
+    (templates / "welcome.mjml").write_text(TEMPLATE)
+    return Program(
+        name="bench",
+        store_url=url,
+        touches=(
+            Touch(
+                name="welcome",
+                trigger=EventTrigger(event="signed_up"),
+                channel="email",
+                template="welcome",
+                audience=Audience(roles=("admin",)),
+            ),
+        ),
+        channels={
+            "email": PluginSettings(
+                name="email", plugin="outbox", options={"folder": str(folder / "outbox")}
+            )
+        },
+        templates_dir=templates,
+        sender="Acme <success@acme.test>",
+        base_dir=folder,
+    )
+
+
+def populate(engine: Engine) -> None:
+    accounts = [Account(id=f"a{i}", traits={"name": f"Account {i}"}) for i in range(CONTACTS // 4)]
+    contacts = [
+        Contact(
+            id=f"c{i}",
+            account_id=f"a{i // 4}",
+            email=f"c{i}@example.test",
+            role="admin",
+            traits={"first_name": f"C{i}"},
+        )
+        for i in range(CONTACTS)
+    ]
+    engine.identify(*accounts, *contacts)
+
+
+def queue_mail(store: Store, count: int) -> None:
+    now = datetime.now(UTC)
+    touches = [
+        NewTouch(
+            idempotency_key=f"bench:{uuid.uuid4().hex}",
+            program="bench",
+            touch="welcome",
+            channel="email",
+            template="welcome",
+            contact_id=f"c{i % CONTACTS}",
+            account_id=f"a{(i % CONTACTS) // 4}",
+            available_at=now,
+        )
+        for i in range(count)
+    ]
+    for start in range(0, len(touches), 1000):
+        store.enqueue(touches[start : start + 1000], now=now)
+
+
+def worker(folder: str, url: str, stop: Any, sent: Any) -> None:
+    """The dispatching worker, in its own process: sends until told to stop."""
+    with Engine(make_program(Path(folder), url)) as engine:
+        while not stop.is_set():
+            report = engine.dispatch(limit=50)
+            with sent.get_lock():
+                sent.value += report.sent
+            if not report.sent:
+                time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def dispatching(folder: Path, url: str, store: Store, seconds: float) -> Iterator[Any]:
+    # More than a worker sends in both arms (about 350 a second on a 2-core machine).
+    queue_mail(store, int(seconds * 2 * 1000))
+    ctx = mp.get_context("spawn")
+    stop, sent = ctx.Event(), ctx.Value("i", 0)
+    proc = ctx.Process(target=worker, args=(str(folder), url, stop, sent))
+    proc.start()
+    deadline = time.monotonic() + 60
+    while sent.value == 0 and time.monotonic() < deadline:  # wait until it really sends
+        time.sleep(0.1)
+    try:
+        yield sent
+    finally:
+        stop.set()
+        proc.join(60)
+
+
+def load(call: Callable[[int], None], seconds: float) -> list[float]:
+    """Run ``call`` at RATE calls a second from THREADS threads; latencies in ms from when
+    each call was due."""
+    per_thread = RATE / THREADS
+    count = int(seconds * per_thread)
+    start = time.perf_counter() + 0.2
+    results: list[list[float]] = [[] for _ in range(THREADS)]
+
+    def run(k: int) -> None:
+        out = results[k]
+        for i in range(count):
+            due = start + (i + k / THREADS) / per_thread
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            call(k * count + i)
+            out.append((time.perf_counter() - due) * 1000)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [x for r in results for x in r]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+def sdk_call(engine: Engine, tag: str) -> Callable[[int], None]:
+    def call(i: int) -> None:
+        engine.track(
+            "page_viewed",
+            account_id=f"a{(i % CONTACTS) // 4}",
+            contact_id=f"c{i % CONTACTS}",
+            properties={"path": "/settings", "arm": tag},
+        )
+
+    return call
+
+
+def bare_call(store: Store, tag: str) -> Callable[[int], None]:
+    insert = events.insert()
+
+    def call(i: int) -> None:
+        event = Event(
+            name="page_viewed",
+            account_id=f"a{(i % CONTACTS) // 4}",
+            contact_id=f"c{i % CONTACTS}",
+            properties={"path": "/settings", "arm": tag},
+            occurred_at=datetime.now(UTC),
+        )
+        with store.engine.begin() as conn:
+            conn.execute(insert, _event_row(event, event.occurred_at))
+
+    return call
+
+
+def backend(name: str, url: str, seconds: float) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        with Engine(make_program(folder, url)) as engine:
+            populate(engine)
+            for with_worker in (False, True):
+                ctx: Any = (
+                    dispatching(folder, url, engine.store, seconds)
+                    if with_worker
+                    else contextlib.nullcontext(None)
+                )
+                with ctx as sent:
+                    for label, call in (
+                        ("bare insert", bare_call(engine.store, label_tag(with_worker))),
+                        ("track()", sdk_call(engine, label_tag(with_worker))),
+                    ):
+                        before = sent.value if sent is not None else 0
+                        began = time.perf_counter()
+                        latencies = load(call, seconds)
+                        took = time.perf_counter() - began
+                        rate = ((sent.value - before) / took) if sent is not None else 0.0
+                        rows.append(row(name, with_worker, label, latencies, rate))
+                        print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+def label_tag(with_worker: bool) -> str:
+    return "worker" if with_worker else "idle"
+
+
+def row(
+    name: str, with_worker: bool, label: str, latencies: list[float], rate: float
+) -> tuple[str, ...]:
+    return (
+        name,
+        "dispatching" if with_worker else "idle",
+        label,
+        f"{len(latencies):,}",
+        f"{statistics.median(latencies):.2f}",
+        f"{percentile(latencies, 95):.2f}",
+        f"{percentile(latencies, 99):.2f}",
+        f"{max(latencies):.1f}",
+        f"{rate:.0f}" if with_worker else "-",
+    )
+
+
+HEADER = ("store", "worker", "call", "calls", "p50 ms", "p95 ms", "p99 ms", "max ms", "sent/s")
+WIDTHS = (10, 12, 12, 7, 7, 7, 7, 7, 7)
+
+
+def format_row(values: tuple[str, ...]) -> str:
+    return " ".join(
+        f"{v:<{w}}" if i < 3 else f"{v:>{w}}"
+        for i, (v, w) in enumerate(zip(values, WIDTHS, strict=True))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each arm")
+    parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    print(f"{RATE:.0f} calls/s from {THREADS} threads, {args.seconds:g} s per arm; latency from")
+    print("when each call was due. Worker: a second process dispatching to an outbox folder.")
+    print(format_row(HEADER), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        backend("sqlite", f"sqlite:///{tmp}/track.db", args.seconds)
+    if args.sqlite:
+        return
+    from tests.postgres import PostgresUnavailable, running_postgres
+
+    try:
+        with running_postgres("onetomany_bench") as cluster:
+            backend("postgresql", cluster.url(), args.seconds)
+    except PostgresUnavailable as exc:
+        print(f"postgresql: skipped ({exc})")
+
+
+if __name__ == "__main__":
+    main()
