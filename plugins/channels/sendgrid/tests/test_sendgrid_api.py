@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, MakeChannel, MakeMessage
+from conftest import API_KEY, MakeChannel, MakeMessage, openapi_check
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -285,8 +285,8 @@ def test_a_provider_failing_30_percent_of_calls_still_delivers_everything_once(
 
 
 def test_the_openapi_check_refuses_what_the_document_does_not_allow(openapi: Any) -> None:
-    from conftest import openapi_check
-
+    # The module imports openapi_check when it is collected: by the time a test runs, another
+    # plugin's conftest may be the one named ``conftest``.
     check = openapi_check(openapi)
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
     good = b'{"personalizations":[{"to":[{"email":"a@b.test"}]}],"from":{"email":"s@acme.test"}}'
