@@ -65,6 +65,8 @@ BUNDLED_CHANNELS = {
     "slack": "onetomany-slack",
     "webhook": "onetomany-webhook",
     "whatsapp_cloud": "onetomany-whatsapp-cloud",
+    "sendgrid": "onetomany-sendgrid",
+    "mailgun": "onetomany-mailgun",
 }
 
 

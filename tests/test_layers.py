@@ -43,6 +43,8 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
     | {"delivery", "tracking", "triggers", "engine"},
     "testing": {"errors", "model", "rules", "store", "plugins", "delivery", "program"},
+    # The local provider fakes' shared server: the standard library only, no pytest.
+    "testing_http": set(),
     "cli": {"errors", "model", "rules", "store", "templating", "plugins", "program"}
     | {"delivery", "tracking", "triggers", "engine", "metrics", "onetomany"},
     "onetomany": set(),  # the package's __init__ re-exports the public API from every layer
@@ -55,6 +57,8 @@ DISTRIBUTIONS = (
     "onetomany_slack",
     "onetomany_webhook",
     "onetomany_whatsapp_cloud",
+    "onetomany_sendgrid",
+    "onetomany_mailgun",
     "onetomany_csv",
     "onetomany_sql",
     "onetomany_stripe",

@@ -52,6 +52,8 @@ __all__ = [
     "FakeProvider",
     "FrozenClock",
     "RecordingChannel",
+    "ScriptedFake",
+    "ScriptedProvider",
     "StaticSource",
     "TestingPlugin",
     "make_plugins",
@@ -228,6 +230,40 @@ class FakeProvider(Protocol):
     def received(self) -> int:
         """How many messages have reached the fake so far (each attempt counts)."""
         ...
+
+
+class ScriptedFake(Protocol):
+    """A local fake that takes scripted answers by name and counts arrivals, as the fakes on
+    :class:`onetomany.testing_http.LocalHTTPFake` do."""
+
+    @property
+    def arrived(self) -> int: ...
+
+    def script(self, *answers: str) -> None: ...
+
+
+@attrs.define
+class ScriptedProvider:
+    """A :class:`FakeProvider` from a :class:`ScriptedFake` and two factories: the channel
+    pointed at the fake, and message ``index``. Each :class:`Answer` is scripted by its value
+    (``"accept"``, ``"transient"``, ``"permanent"``, ``"no_answer"``)."""
+
+    fake: ScriptedFake
+    secret: str
+    make_channel: Callable[[], Channel]
+    make_message: Callable[[int], Message]
+
+    def channel(self) -> Channel:
+        return self.make_channel()
+
+    def message(self, index: int) -> Message:
+        return self.make_message(index)
+
+    def answer(self, *answers: Answer) -> None:
+        self.fake.script(*(answer.value for answer in answers))
+
+    def received(self) -> int:
+        return self.fake.arrived
 
 
 class ChannelContract:

@@ -70,7 +70,11 @@ def test_the_recorded_names_are_those_the_measuring_layer_counts():
         "complained": measured.COMPLAINED,
         "opened": measured.OPENED,
         "clicked": measured.CLICKED,
+        # Only the provider's record of it: the unsubscribe it causes records the measured
+        # ``unsubscribed`` event, once, as every other unsubscribe does.
+        "unsubscribed": "message_unsubscribed",
     }
+    assert EVENT_NAMES["unsubscribed"] != measured.UNSUBSCRIBED
     with pytest.raises(ValueError, match="not one of"):
         ProviderEvent(id="1", kind="exploded", key="k", at=datetime.now())
 

@@ -31,6 +31,9 @@ EVENT_NAMES: Mapping[str, str] = {
     "complained": "message_complained",
     "opened": "message_opened",
     "clicked": "message_clicked",
+    # The provider's own unsubscribe link or list (SendGrid, Mailgun): the app also answers it
+    # as an unsubscribe from the channel's kind, which records the ``unsubscribed`` event.
+    "unsubscribed": "message_unsubscribed",
 }
 
 

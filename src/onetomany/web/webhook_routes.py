@@ -13,7 +13,9 @@ The parser authenticates the request and reads its events; this module records t
   and ``message_complained``; ``opened`` and ``clicked`` as engagement events, which stop the
   ladders waiting on the message;
 * a hard bounce and a complaint put the address on the suppression list (source
-  ``webhook:<plugin>``).
+  ``webhook:<plugin>``);
+* an unsubscribe made at the provider (its own link or list) unsubscribes the contact from
+  every topic on the channel's kind, with the same source.
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ def record(engine: Engine, channel: str, plugin: str, events: list[ProviderEvent
             engine.suppress(
                 event.address, reason, source=f"webhook:{plugin}", note=f"event {event.id}"[:200]
             )
+        if event.kind == "unsubscribed" and row.contact_id is not None:
+            sender = engine.channels.get(channel)
+            kind = sender.serves if sender is not None else None
+            engine.unsubscribe(row.contact_id, None, kind, source=f"webhook:{plugin}")
     return Outcome(recorded=recorded, duplicates=duplicates)
 
 

@@ -21,16 +21,14 @@ Run ``python -m onetomany_postmark.testing --port 8025`` to serve one from a she
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import random
 import re
-import threading
 import uuid
-from collections import deque
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from onetomany.testing_http import Answer, LocalHTTPFake
 
 __all__ = ["FakePostmark"]
 
@@ -46,7 +44,7 @@ _ADDRESS = re.compile(r"[^@\s<>]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 WHOLE_CALL = {"transient", "rate_limited", "no_answer"}
 
 
-class FakePostmark:
+class FakePostmark(LocalHTTPFake):
     """Postmark's email endpoints on ``127.0.0.1``; use as a context manager or start/stop."""
 
     def __init__(
@@ -56,59 +54,16 @@ class FakePostmark:
         port: int = 0,
         seed: int = 0,
     ) -> None:
+        super().__init__(port=port, seed=seed)
         self.token = token
         self.inactive: set[str] = set()
         self.accepted: list[dict[str, Any]] = []
         self.calls = 0
-        self.arrived = 0
-        self.connections = 0
-        self.retry_after = "1"
-        self.fail_ratio = 0.0
-        self._random = random.Random(seed)
-        self._script: deque[str] = deque()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def respond(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
+        return self.answer(path, headers.get("X-Postmark-Server-Token"), raw)
 
-    def start(self) -> FakePostmark:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakePostmark:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def script(self, *answers: str) -> None:
-        """How the next messages are answered, in order of arrival; then ``accept``."""
-        self._script.extend(answers)
-
-    # -- answering (called from the server's threads) ------------------------------------------
-
-    def _next(self) -> str:
-        with self._lock:
-            self.arrived += 1
-            if self._script:
-                return self._script.popleft()
-        if self.fail_ratio and self._random.random() < self.fail_ratio:
-            return self._random.choice(["transient", "rate_limited"])
-        return "accept"
-
-    def answer(
-        self, path: str, token: str | None, raw: bytes
-    ) -> tuple[int, object, dict[str, str]]:
+    def answer(self, path: str, token: str | None, raw: bytes) -> Answer:
         """``(status, JSON body, headers)`` for one call; status 0 means hang up unanswered."""
         with self._lock:
             self.calls += 1
@@ -125,7 +80,7 @@ class FakePostmark:
         if path == "/email":
             if not isinstance(document, dict):
                 return 422, {"ErrorCode": 403, "Message": "Incompatible JSON input."}, {}
-            answer = self._next()
+            answer = self.next_answer()
             if answer in WHOLE_CALL:
                 return self._whole_call(answer)
             result = self._one(document, answer)
@@ -134,7 +89,7 @@ class FakePostmark:
             return 422, {"ErrorCode": 403, "Message": "Incompatible JSON input."}, {}
         if len(document) > 500:
             return 422, {"ErrorCode": 410, "Message": "Too many batch messages."}, {}
-        answers = [self._next() for _ in document]
+        answers = [self.next_answer() for _ in document]
         if answers and answers[0] in WHOLE_CALL:
             with self._lock:
                 self.arrived -= len(document) - 1  # the call failed as one
@@ -142,7 +97,7 @@ class FakePostmark:
         results = [self._one(m, a) for m, a in zip(document, answers, strict=True)]
         return 200, results, {}
 
-    def _whole_call(self, answer: str) -> tuple[int, object, dict[str, str]]:
+    def _whole_call(self, answer: str) -> Answer:
         if answer == "no_answer":
             return 0, None, {}
         if answer == "rate_limited":
@@ -206,43 +161,6 @@ def _invalid(message: object) -> str | None:
     return None
 
 
-def _handler(fake: FakePostmark) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as Postmark's API
-        # Headers and body leave in one write, with no Nagle delay: otherwise every answer
-        # waits for the client's delayed ACK (40 ms on Linux).
-        disable_nagle_algorithm = True
-        wbufsize = 1 << 16
-
-        def setup(self) -> None:
-            super().setup()
-            with fake._lock:
-                fake.connections += 1
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            status, body, headers = fake.answer(
-                self.path, self.headers.get("X-Postmark-Server-Token"), raw
-            )
-            if status == 0:
-                self.close_connection = True  # read it all, answer nothing
-                return
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: tests and benchmarks read the fake's own records
-
-    return Handler
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
@@ -250,8 +168,7 @@ def main() -> None:
     arguments = parser.parse_args()
     fake = FakePostmark(token=arguments.token, port=arguments.port)
     print(fake.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        fake._server.serve_forever()
+    fake.serve_forever()
 
 
 if __name__ == "__main__":

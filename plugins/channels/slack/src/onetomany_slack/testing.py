@@ -24,26 +24,22 @@ Scripted answers (:meth:`FakeSlack.script`): ``"accept"``, ``"transient"`` (429)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["FakeSlack", "RequestCheck"]
+from onetomany.testing_http import Answer, LocalHTTPFake, RequestCheck
 
-RequestCheck = Callable[[str, str, Mapping[str, str], bytes], None]
+__all__ = ["FakeSlack", "RequestCheck"]
 
 _WEBHOOK = re.compile(r"/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+")
 WEBHOOK_PATH = "/services/T0001/B0001/Xx0x0x0x0x0x0x0x0x0x0x0x"
 
 
-class FakeSlack:
+class FakeSlack(LocalHTTPFake):
     """Slack's chat.postMessage and incoming webhooks on ``127.0.0.1``."""
 
     def __init__(
@@ -54,6 +50,7 @@ class FakeSlack:
         port: int = 0,
         check: RequestCheck | None = None,
     ) -> None:
+        super().__init__(port=port)
         self.token = token
         self.webhook_path = webhook_path
         self.check = check
@@ -61,18 +58,6 @@ class FakeSlack:
         self.channels: set[str] | None = None
         self.outside: set[str] = set()
         self.posted: list[dict[str, Any]] = []
-        self.refused: list[str] = []
-        self.arrived = 0
-        self.retry_after = "1"
-        self._script: deque[str] = deque()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def api_url(self) -> str:
@@ -82,32 +67,10 @@ class FakeSlack:
     def webhook_url(self) -> str:
         return self.url + self.webhook_path
 
-    def start(self) -> FakeSlack:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
+    def respond(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
+        return self.answer(path, headers, raw)
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def script(self, *answers: str) -> None:
-        """How the next messages are answered, in order of arrival; then ``accept``."""
-        self._script.extend(answers)
-
-    def _next(self) -> str:
-        with self._lock:
-            self.arrived += 1
-            return self._script.popleft() if self._script else "accept"
-
-    def answer(
-        self, path: str, headers: Mapping[str, str], raw: bytes
-    ) -> tuple[int, object, dict[str, str]]:
+    def answer(self, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         """``(status, body, headers)``: a dict body is JSON, a str plain text; 0: hang up."""
         if path == "/api/chat.postMessage":
             return self._web_api(path, headers, raw)
@@ -115,16 +78,9 @@ class FakeSlack:
             return self._webhook(path, raw)
         return 404, {"ok": False, "error": "unknown_method"}, {}
 
-    def _web_api(
-        self, path: str, headers: Mapping[str, str], raw: bytes
-    ) -> tuple[int, object, dict[str, str]]:
-        if self.check is not None:
-            try:
-                self.check("POST", path, headers, raw)
-            except ValueError as problem:
-                with self._lock:
-                    self.refused.append(str(problem))
-                return 200, {"ok": False, "error": "invalid_arguments"}, {}
+    def _web_api(self, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
+        if self.checked(self.check, "POST", path, headers, raw) is not None:
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
         auth = headers.get("Authorization", "")
         if not auth:
             return 200, {"ok": False, "error": "not_authed"}, {}
@@ -136,7 +92,7 @@ class FakeSlack:
             form = {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
             if "blocks" in form:
                 form["blocks"] = json.loads(form["blocks"])
-        answer = self._next()
+        answer = self.next_answer()
         if answer == "no_answer":
             return 0, None, {}
         if answer == "transient":
@@ -160,10 +116,10 @@ class FakeSlack:
         message = {"type": "message", "text": form.get("text", ""), "ts": ts, "bot_id": "B0001"}
         return 200, {"ok": True, "channel": channel, "ts": ts, "message": message}, {}
 
-    def _webhook(self, path: str, raw: bytes) -> tuple[int, object, dict[str, str]]:
+    def _webhook(self, path: str, raw: bytes) -> Answer:
         if path != self.webhook_path:
             return 404, "no_service", {}
-        answer = self._next()
+        answer = self.next_answer()
         if answer == "no_answer":
             return 0, None, {}
         if answer in ("transient", "internal_error"):
@@ -183,36 +139,6 @@ class FakeSlack:
         return 200, "ok", {}
 
 
-def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            headers = dict(self.headers.items())
-            status, body, extra = fake.answer(self.path, headers, raw)
-            if status == 0:
-                self.close_connection = True  # read it all, answer nothing
-                return
-            text = isinstance(body, str)
-            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(status)
-            kind = "text/plain" if text else "application/json"
-            self.send_header("Content-Type", f"{kind}; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
@@ -220,8 +146,7 @@ def main() -> None:
     arguments = parser.parse_args()
     fake = FakeSlack(token=arguments.token, port=arguments.port)
     print(fake.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        fake._server.serve_forever()
+    fake.serve_forever()
 
 
 if __name__ == "__main__":

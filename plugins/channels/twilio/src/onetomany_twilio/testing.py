@@ -23,24 +23,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import json
-import random
 import re
-import threading
 import uuid
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["FakeTwilio", "RequestCheck"]
+from onetomany.testing_http import Answer, LocalHTTPFake, RequestCheck
 
-#: Sees (method, path, headers, body) before the fake answers; raises ValueError to refuse.
-RequestCheck = Callable[[str, str, Mapping[str, str], bytes], None]
+__all__ = ["FakeTwilio", "RequestCheck"]
 
 _PATH = re.compile(r"/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json")
 _E164 = re.compile(r"(whatsapp:)?\+[1-9]\d{6,14}")
@@ -56,7 +49,7 @@ def _error(status: int, code: int, message: str) -> dict[str, Any]:
     }
 
 
-class FakeTwilio:
+class FakeTwilio(LocalHTTPFake):
     """Twilio's Messages API on ``127.0.0.1``; use as a context manager or start/stop."""
 
     def __init__(
@@ -68,6 +61,7 @@ class FakeTwilio:
         seed: int = 0,
         check: RequestCheck | None = None,
     ) -> None:
+        super().__init__(port=port, seed=seed)
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.check = check
@@ -75,67 +69,22 @@ class FakeTwilio:
         self.stopped: set[str] = set()
         self.landlines: set[str] = set()
         self.accepted: list[dict[str, str]] = []
-        self.refused: list[str] = []
-        self.arrived = 0
-        self.connections = 0
-        self.retry_after = "1"
-        self.fail_ratio = 0.0
-        self._random = random.Random(seed)
-        self._script: deque[str] = deque()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def respond(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
+        return self.answer(method, path, headers, raw)
 
-    def start(self) -> FakeTwilio:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def script(self, *answers: str) -> None:
-        """How the next messages are answered, in order of arrival; then ``accept``."""
-        self._script.extend(answers)
-
-    def _next(self) -> str:
-        with self._lock:
-            self.arrived += 1
-            if self._script:
-                return self._script.popleft()
-        if self.fail_ratio and self._random.random() < self.fail_ratio:
-            return self._random.choice(["transient", "rate_limited"])
-        return "accept"
-
-    def answer(
-        self, method: str, path: str, headers: Mapping[str, str], raw: bytes
-    ) -> tuple[int, object, dict[str, str]]:
+    def answer(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         """``(status, JSON body, headers)`` for one call; status 0 means hang up unanswered."""
         found = _PATH.fullmatch(path.split("?", 1)[0])
         if method != "POST" or found is None or found.group(1) != self.account_sid:
             return 404, _error(404, 20404, "The requested resource was not found"), {}
-        if self.check is not None:
-            try:
-                self.check(method, path, headers, raw)
-            except ValueError as problem:
-                with self._lock:
-                    self.refused.append(str(problem))
-                return 400, _error(400, 21600, f"Refused by the OpenAPI check: {problem}"), {}
+        problem = self.checked(self.check, method, path, headers, raw)
+        if problem is not None:
+            return 400, _error(400, 21600, f"Refused by the OpenAPI check: {problem}"), {}
         if not self._authorised(headers.get("Authorization", "")):
             return 401, _error(401, 20003, "Authenticate"), {}
         form = {k: v[-1] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
-        answer = self._next()
+        answer = self.next_answer()
         if answer == "no_answer":
             return 0, None, {}
         if answer == "rate_limited":
@@ -155,7 +104,7 @@ class FakeTwilio:
             return False
         return user == self.account_sid and password == self.auth_token
 
-    def _create(self, form: dict[str, str], *, refuse: bool) -> tuple[int, object, dict[str, str]]:
+    def _create(self, form: dict[str, str], *, refuse: bool) -> Answer:
         to = form.get("To", "")
         if not to:
             return 400, _error(400, 21604, "A 'To' phone number is required."), {}
@@ -199,42 +148,6 @@ class FakeTwilio:
         return 201, resource, {}
 
 
-def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as Twilio's API
-        disable_nagle_algorithm = True
-
-        def setup(self) -> None:
-            super().setup()
-            with fake._lock:
-                fake.connections += 1
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            headers = {name: value for name, value in self.headers.items()}
-            status, body, extra = fake.answer(self.command, self.path, headers, raw)
-            if status == 0:
-                self.close_connection = True  # read it all, answer nothing
-                return
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_POST = _serve
-        do_GET = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: tests read the fake's own records
-
-    return Handler
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
@@ -245,8 +158,7 @@ def main() -> None:
         account_sid=arguments.account_sid, auth_token=arguments.auth_token, port=arguments.port
     )
     print(fake.url, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        fake._server.serve_forever()
+    fake.serve_forever()
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
 from typing import Any
+
+from onetomany.testing_http import Answer, LocalHTTPFake
 
 __all__ = ["FakeWhatsAppCloud"]
 
@@ -42,7 +42,7 @@ def _error(code: int, message: str, details: str, kind: str = "OAuthException") 
     }
 
 
-class FakeWhatsAppCloud:
+class FakeWhatsAppCloud(LocalHTTPFake):
     """The Cloud API's messages endpoint on ``127.0.0.1``."""
 
     def __init__(
@@ -52,6 +52,7 @@ class FakeWhatsAppCloud:
         phone_number_id: str = PHONE_NUMBER_ID,
         port: int = 0,
     ) -> None:
+        super().__init__(port=port)
         self.token = token
         self.phone_number_id = phone_number_id
         #: Approved templates: name -> how many body parameters it takes.
@@ -59,33 +60,10 @@ class FakeWhatsAppCloud:
         #: Recipients (wa_id digits) inside the 24-hour window; None: every recipient.
         self.window_open: set[str] | None = None
         self.accepted: list[dict[str, Any]] = []
-        self.arrived = 0
-        self._script: deque[str] = deque()
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeWhatsAppCloud:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FakeWhatsAppCloud:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def script(self, *answers: str) -> None:
-        self._script.extend(answers)
+    def respond(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
+        status, body = self.answer(path, headers.get("Authorization", ""), raw)
+        return status, body, {}
 
     def answer(self, path: str, authorization: str, raw: bytes) -> tuple[int, object]:
         found = _PATH.fullmatch(path)
@@ -103,9 +81,7 @@ class FakeWhatsAppCloud:
             document = json.loads(raw)
         except ValueError:
             return 400, _error(100, "Invalid parameter", "the body is not JSON")
-        with self._lock:
-            self.arrived += 1
-            scripted = self._script.popleft() if self._script else "accept"
+        scripted = self.next_answer()
         if scripted == "no_answer":
             return 0, None
         if scripted == "transient":
@@ -174,28 +150,3 @@ class FakeWhatsAppCloud:
                 )
             return None
         return _error(100, "Invalid parameter", f"unsupported message type {kind!r}")
-
-
-def _handler(fake: FakeWhatsAppCloud) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            status, body = fake.answer(self.path, self.headers.get("Authorization", ""), raw)
-            if status == 0:
-                self.close_connection = True
-                return
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler

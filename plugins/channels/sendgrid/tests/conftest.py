@@ -1,0 +1,113 @@
+"""Fixtures: a local SendGrid fake whose every request is validated against SendGrid's
+OpenAPI document (``openapi/``, trimmed), and channels and messages pointed at it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest
+
+from onetomany.delivery.channels import Runtime
+from onetomany.model import ChannelKind, Message
+from onetomany.model.clock import FrozenClock
+from onetomany.plugins.settings import PluginSettings
+from onetomany_sendgrid import SendGridChannel
+from onetomany_sendgrid.testing import FakeSendGrid
+
+API_KEY = "SG.test-key.5f1c2a9e0d7c"
+SPEC = Path(__file__).parent / "openapi" / "tsg_mail_v3.send.json"
+#: The server the document names: requests are checked as if they had gone there.
+SERVER = "https://api.sendgrid.com"
+
+
+@pytest.fixture(scope="session")
+def openapi() -> OpenAPI:
+    return OpenAPI.from_file_path(str(SPEC))
+
+
+def openapi_check(spec: OpenAPI) -> Callable[[str, str, Mapping[str, str], bytes], None]:
+    """A FakeSendGrid check that refuses any request SendGrid's document does not allow."""
+
+    def check(method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        request = requests.Request(method, SERVER + path, headers=dict(headers), data=body)
+        result = spec.unmarshal_request(RequestsOpenAPIRequest(request.prepare()))
+        if result.errors:
+            raise ValueError("; ".join(_describe(error) for error in result.errors))
+
+    return check
+
+
+def _describe(error: Exception) -> str:
+    causes = getattr(error, "schema_errors", None) or ([error.__cause__] if error.__cause__ else [])
+    inner = "; ".join(str(getattr(cause, "message", cause)) for cause in causes)
+    return f"{error}" + (f" ({inner})" if inner else "")
+
+
+@pytest.fixture
+def sendgrid(openapi: OpenAPI) -> Iterator[FakeSendGrid]:
+    with FakeSendGrid(api_key=API_KEY, check=openapi_check(openapi)) as fake:
+        yield fake
+    assert not fake.refused, f"requests SendGrid's OpenAPI document refuses: {fake.refused}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+MakeChannel = Callable[..., SendGridChannel]
+
+
+@pytest.fixture
+def make_channel(sendgrid: FakeSendGrid, clock: FrozenClock) -> Iterator[MakeChannel]:
+    """A SendGridChannel for the fake with ``options`` over the test defaults."""
+    channels: list[SendGridChannel] = []
+
+    def make(**options: Any) -> SendGridChannel:
+        defaults: dict[str, Any] = {
+            "api_key": API_KEY,
+            "base_url": sendgrid.url,
+            "sender": "Success Team <success@example.com>",
+            "timeout": 0.5,
+        }
+        settings = PluginSettings(
+            name="email", plugin="sendgrid", options=defaults | options, origin="program.toml"
+        )
+        channel = SendGridChannel(settings, runtime=Runtime(clock=clock))
+        channels.append(channel)
+        return channel
+
+    yield make
+    for channel in channels:
+        channel.close()
+
+
+MakeMessage = Callable[..., Message]
+
+
+@pytest.fixture
+def make_message() -> MakeMessage:
+    keys = itertools.count(1)
+
+    def make(**fields: Any) -> Message:
+        n = next(keys)
+        defaults: dict[str, Any] = {
+            "idempotency_key": f"acme:welcome:contact-{n}:1",
+            "channel": "email",
+            "kind": ChannelKind.EMAIL,
+            "touch": "welcome",
+            "to": f"Ana Souza <ana{n}@customer.example>",
+            "subject": "Welcome aboard",
+            "text": "Hi Ana,\nwelcome aboard.\n",
+            "html": "<p>Hi Ana,</p><p>welcome aboard.</p>",
+            "headers": {"List-Unsubscribe": "<https://acme.test/u/1>"},
+        }
+        return Message(**(defaults | fields))
+
+    return make
