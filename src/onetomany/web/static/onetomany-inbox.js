@@ -115,6 +115,8 @@ button { font: inherit; color: inherit; cursor: pointer; }
 .item.unread .item-title { font-weight: 600; }
 .time { color: var(--_muted); font-size: 12px; white-space: nowrap; }
 .body { padding: 0 12px 10px 30px; white-space: pre-line; color: var(--_fg); }
+.body.rich { white-space: normal; }
+.body.rich img { max-width: 100%; }
 .actions { display: flex; gap: 8px; margin-top: 8px; flex-wrap: wrap; }
 .actions a, .actions button { font-size: 13px; border: 1px solid var(--_border); background: var(--_bg);
   color: var(--_fg); border-radius: 6px; padding: 3px 8px; text-decoration: none; }
@@ -133,6 +135,23 @@ function element(tag, attributes = {}, text) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+/**
+ * An item's body as nodes: its text, or, when its touch chose markdown or HTML, the server's
+ * sanitised `body_html` (onetomany.web.bodies: no script, handler, style or javascript: URL
+ * survives it), parsed in an inert <template> so nothing in it runs while it is built.
+ */
+function bodyContent(item) {
+  if (item.body_format !== "markdown" && item.body_format !== "html") {
+    return document.createTextNode(item.body);
+  }
+  const holder = document.createElement("template");
+  holder.innerHTML = item.body_html;
+  for (const link of holder.content.querySelectorAll("a[href]")) {
+    link.setAttribute("target", "_blank");
+  }
+  return holder.content;
 }
 
 function webUrl(url) {
@@ -319,7 +338,7 @@ export class OnetomanyInbox extends HTMLElement {
       "aria-expanded": "false",
       "aria-controls": `${this.uid}-panel`,
     });
-    this.bell.innerHTML = BELL_ICON; // a constant: no message text ever goes through innerHTML
+    this.bell.innerHTML = BELL_ICON; // a constant; message HTML goes only through bodyContent
     this.badge = element("span", { part: "badge", class: "badge", "aria-hidden": "true" });
     this.bell.append(this.badge);
     this.bell.addEventListener("click", () => (this.panel.hidden ? this.openPanel(true) : this.closePanel(true)));
@@ -479,9 +498,10 @@ export class OnetomanyInbox extends HTMLElement {
       element("span", { part: "item-title", class: "item-title" }, item.title),
       element("time", { part: "time", class: "time", datetime: item.shown_at }, this.when(item.shown_at))
     );
-    const body = element("div", { part: "body", class: "body", id: bodyId });
+    const rich = item.body_format === "markdown" || item.body_format === "html";
+    const body = element("div", { part: "body", class: rich ? "body rich" : "body", id: bodyId });
     body.hidden = !this.expanded.has(item.id);
-    body.append(document.createTextNode(item.body));
+    body.append(bodyContent(item));
     const actions = element("div", { part: "actions", class: "actions" });
     const url = webUrl(item.url);
     if (url) {
