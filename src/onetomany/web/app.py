@@ -25,6 +25,7 @@ from onetomany.engine import Engine
 from onetomany.web import (
     inbox_api,
     nps_pages,
+    preferences_api,
     segment_api,
     tracking_routes,
     unsubscribe_pages,
@@ -37,6 +38,7 @@ from onetomany.web.tokens import DEFAULT_TTL, ContactTokens, SigningKeys
 #: The route modules every app mounts.
 ROUTE_MODULES: tuple[RouteModule, ...] = (
     inbox_api.routes,
+    preferences_api.routes,
     widget.routes,
     unsubscribe_pages.routes,
     tracking_routes.routes,
