@@ -321,3 +321,9 @@ def test_an_event_from_the_future_is_refused_after_correction(segment, sqlite_en
         "/v1/track", auth=AUTH, json={"userId": "c1", "event": "E", "timestamp": _iso(later)}
     )
     assert answer.status_code == 400 and "ahead of the server's clock" in answer.json()["error"]
+
+
+def test_a_wrong_key_in_the_header_is_refused_before_the_body_is_read(segment):
+    huge = b'{"batch": [' + b" " * 600_000 + b"]}"
+    answer = segment.post("/v1/batch", auth=("wrong-" + "k" * 20, ""), content=huge, headers=_JSON)
+    assert answer.status_code == 401

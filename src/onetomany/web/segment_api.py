@@ -240,19 +240,16 @@ def check_time(engine: Engine, parsed: Parsed) -> Parsed:
     return parsed
 
 
-def write_key_of(request: Request, body: Mapping[str, Any]) -> str | None:
-    """The write key of a request: the basic-auth user, or ``writeKey`` in the body."""
+def basic_user(request: Request) -> str | None:
+    """The user name of the request's HTTP basic auth (Segment's write key), if it has one."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic" and credentials.strip():
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise HTTPProblem(
-                401, "the basic auth credentials are not base64 of user:pass"
-            ) from exc
-        return decoded.partition(":")[0]
-    key = body.get("writeKey")
-    return key if isinstance(key, str) else None
+    if scheme.lower() != "basic" or not credentials.strip():
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPProblem(401, "the basic auth credentials are not base64 of user:pass") from exc
+    return decoded.partition(":")[0]
 
 
 def routes(context: WebContext) -> list[BaseRoute]:
@@ -266,6 +263,11 @@ def routes(context: WebContext) -> list[BaseRoute]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in ("application/json", "text/plain", ""):
             raise HTTPProblem(415, f"the body must be application/json, not {kind[:60]!r}")
+        # A key in the header is checked before the body is read: a stranger cannot make the
+        # app parse 500 KB. Senders that put writeKey in the body are checked after it.
+        given = basic_user(request)
+        if given is not None:
+            authenticate(given)
         raw = await context.body(request, limit=limit)
         try:
             body = json.loads(raw) if raw else {}
@@ -273,14 +275,18 @@ def routes(context: WebContext) -> list[BaseRoute]:
             raise HTTPProblem(400, f"the body is not valid JSON: {exc}"[:200]) from exc
         if not isinstance(body, dict):
             raise HTTPProblem(400, f"the body must be a JSON object, not {type(body).__name__}")
-        given = write_key_of(request, body)
-        if given is None or not any(hmac.compare_digest(given.encode(), k) for k in keys):
+        if given is None:
+            in_body = body.get("writeKey")
+            authenticate(in_body if isinstance(in_body, str) else "")
+        return body
+
+    def authenticate(given: str) -> None:
+        if not any(hmac.compare_digest(given.encode(), k) for k in keys):
             raise HTTPProblem(
                 401,
                 "a valid write key is required (HTTP basic auth, the key as the user name)",
                 {"WWW-Authenticate": 'Basic realm="onetomany"'},
             )
-        return body
 
     def single(kind: str) -> Any:
         async def endpoint(request: Request) -> JSONResponse:
