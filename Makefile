@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_tick.py
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_web.py
 
 ## lock: resolve the newest versions allowed by pyproject.toml in a throwaway venv and write them to requirements/dev.lock
 lock:
