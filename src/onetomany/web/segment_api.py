@@ -58,7 +58,7 @@ _CONTACT_FIELDS = ("email", "phone", "name", "firstName", "lastName")
 CALL_TYPES = ("identify", "track", "group", "page")
 
 
-class CallRefused(Exception):
+class CallRefused(InputError):
     """One call of a request cannot be stored; the message says why."""
 
 
@@ -294,7 +294,7 @@ def routes(context: WebContext) -> list[BaseRoute]:
             now = engine.clock.now()
             try:
                 parsed = check_time(engine, parse_call(body, received_at=now, kind=kind))
-            except (CallRefused, InputError) as exc:
+            except InputError as exc:
                 raise HTTPProblem(400, f"{kind}: {exc}") from exc
             stored = await run_in_threadpool(store, engine, [parsed])
             return _answer(stored)
@@ -326,7 +326,7 @@ def routes(context: WebContext) -> list[BaseRoute]:
                 parsed.append(
                     check_time(engine, parse_call(call, received_at=now, batch_sent_at=sent_at))
                 )
-            except (CallRefused, InputError) as exc:
+            except InputError as exc:
                 errors.append({"index": index, "error": str(exc)[:300]})
         stored = await run_in_threadpool(store, engine, parsed)
         if errors:
