@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/bench_tick.py
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_track.py
+	$(BIN)/python bench/bench_web.py
 
 ## load: the full load and fault suite (50,000 touches, 4 workers on PostgreSQL; `make test` runs a short form)
 load: install

@@ -131,6 +131,8 @@ def context(i: int) -> dict[str, Any]:
             for n, name in enumerate(("integration_connected", "login", "report_created"))
         ],
         "unsubscribe_url": f"https://app.acme-analytics.test/unsubscribe?c=ct-{i}",
+        # The example sets [tracking]: its NPS survey's links are signed nps_url(score)s.
+        "nps_url": lambda score: f"https://app.acme-analytics.test/onetomany/nps/{i}.{score}",
         "locale": "en",
         "timezone": "UTC",
     }

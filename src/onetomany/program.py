@@ -89,6 +89,9 @@ __all__ = [
 
 PROGRAM_FILE = "program.toml"
 T = TypeVar("T")
+#: How an in-app body may be written (a touch's ``body``): escaped text, or sanitised markdown
+#: or HTML (onetomany.web.bodies renders them).
+BODY_FORMATS = ("text", "markdown", "html")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -187,6 +190,9 @@ class Touch:
     needs: tuple[str, ...] = attrs.field(default=(), converter=tuple[str, ...])
     #: Rewrite its email's links and add an open pixel when ``[tracking]`` is set.
     track: bool = True
+    #: How the web inbox shows its in-app body: ``"text"`` (escaped), ``"markdown"`` or
+    #: ``"html"`` (both sanitised): onetomany.web.bodies.
+    body: str = attrs.field(default="text", validator=attrs.validators.in_(BODY_FORMATS))
 
     @property
     def template_fields(self) -> dict[str, str]:
@@ -565,6 +571,7 @@ _TOUCH_KEYS = {
     "holdout_salt",
     "needs",
     "track",
+    "body",
 }
 
 
@@ -875,6 +882,12 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
         if not isinstance(track, bool):
             reader.error(f"{path}.track", f"expected true or false, got {track!r}")
             track = True
+        body_format = body.get("body", "text")
+        if body_format not in BODY_FORMATS:
+            reader.error(
+                f"{path}.body", f"expected one of {', '.join(BODY_FORMATS)}, got {body_format!r}"
+            )
+            body_format = "text"
         if channel and template and audience and reentry:
             touches.append(
                 Touch(
@@ -894,6 +907,7 @@ def _read_touches(section: Mapping[str, Any], reader: _Reader) -> list[Touch]:
                     holdout=holdout,
                     needs=needs,
                     track=track,
+                    body=body_format,
                 )
             )
     return touches

@@ -136,6 +136,8 @@ def _context(values: dict[str, Any]) -> dict[str, Any]:
             "constants": {"product": values["product"], "help_url": values["help_url"]},
         },
         "unsubscribe_url": values["unsubscribe"],
+        # The example sets [tracking], so its NPS survey's links are signed nps_url(score)s.
+        "nps_url": lambda score: f"{values['url']}/nps/{score}",
         "event": {"occurred_at": values["occurred_at"], "properties": values["properties"]},
         "occurrence": {"at": values["occurred_at"], "number": values.get("number", 1)},
         "activity": [{"name": name, "properties": {}} for name in values.get("activity", [])],

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from onetomany.model.clock import FrozenClock
 from onetomany.rules.machine_opens import machine_open
 from onetomany.rules.tracking_links import (
+    LinkRewriter,
     TrackingSettings,
     TrackingTokenError,
     click_token,
@@ -35,6 +36,7 @@ from .emails import (
     BASE,
     FIREFOX,
     KEYSET,
+    TRACKING,
     Sent,
     events_named,
     flip,
@@ -59,7 +61,39 @@ def test_each_link_goes_out_signed_with_its_position_and_the_pixel_is_added(sent
     assert verify_open(KEYSET, sent.pixel()) == sent.key
     assert 'href="mailto:help@acme.test"' in sent.html
     assert "https://app.acme.test/onetomany/unsubscribe/" in sent.html  # never rewritten
-    assert "acme.test/docs" in (sent.recorder.sent[0].text or "")  # the text part is plain
+
+
+def test_the_text_part_links_carry_the_html_parts_tokens(sent):
+    text = sent.recorder.sent[0].text or ""
+    in_text = re.findall(re.escape(BASE) + r"/c/([^\s)]+)", text)
+    assert in_text == sent.clicks()  # same links, same positions, same order
+    assert "acme.test/docs" not in text and "acme.test/pricing" not in text
+    assert "https://app.acme.test/onetomany/unsubscribe/" in text  # never rewritten
+    assert "help@acme.test" in text
+    for token, url in zip(in_text, ["/docs?a=1&b=2", "/pricing", "/start"], strict=True):
+        answer = sent.client.get(f"/c/{token}")
+        assert answer.status_code == 302
+        assert answer.headers["location"].startswith(f"https://acme.test{url}")
+    assert len(events_named(sent.engine, "message_clicked")) == 3
+    # A click on the same link in the HTML part is the same click.
+    sent.client.get(f"/c/{sent.clicks()[0]}")
+    assert len(events_named(sent.engine, "message_clicked")) == 3
+
+
+def test_text_only_links_get_the_next_positions_and_prose_punctuation_stays_outside():
+    rewriter = LinkRewriter(key="k1", touch="welcome", settings=TRACKING, keys=KEYSET)
+    rewriter.html('<a href="https://acme.test/a">a</a>')
+    text = rewriter.text(
+        "See https://acme.test/a. Or (https://acme.test/b), https://acme.test/a again."
+    )
+    links = re.findall(re.escape(BASE) + r"/c/([\w-]+\.[\w-]+\.[\w-]+)", text)
+    claims = [verify_click(KEYSET, t) for t in links]
+    assert [(c.position, c.url.split("?")[0]) for c in claims] == [
+        (0, "https://acme.test/a"),
+        (1, "https://acme.test/b"),
+        (0, "https://acme.test/a"),
+    ]
+    assert text.startswith("See https://") and ". Or (https://" in text and "), https://" in text
 
 
 def test_a_click_redirects_to_its_own_url_and_counts_once(sent):

@@ -23,6 +23,7 @@ from onetomany.web import create_app
 
 from .browser import chromium, require_chromium, serving
 from .conftest import KEYS, deliver_tips, token
+from .test_preferences_api import with_topics
 
 pytestmark = pytest.mark.slow
 
@@ -234,3 +235,46 @@ def test_polling_shows_a_new_message_without_a_reload(browser, sqlite_engine):
     _wait(driver, lambda: _badge(driver) == "1")
     deliver_tips(sqlite_engine, "c1", 1, start=2)
     _wait(driver, lambda: _badge(driver) == "2")
+
+
+def test_the_preferences_panel_toggles_a_topic_by_keyboard_and_stores_it(browser, sqlite_engine):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver, base = browser
+    with_topics(sqlite_engine)
+    deliver_tips(sqlite_engine, "c1", 1)
+    driver.get(base + "/?open=1")
+    _wait(driver, lambda: _shadow(driver).find_elements(By.CSS_SELECTOR, ".item"))
+    toggle = _shadow(driver).find_element(By.CSS_SELECTOR, "[part=preferences-toggle]")
+    assert toggle.text == "Preferences" and toggle.get_attribute("aria-expanded") == "false"
+    toggle.send_keys(Keys.ENTER)
+    tips = _wait(
+        driver, lambda: _shadow(driver).find_elements(By.CSS_SELECTOR, "[data-topic=tips]")
+    )[0]
+    assert toggle.get_attribute("aria-expanded") == "true" and toggle.text == "Back"
+    assert _shadow(driver).find_element(By.CSS_SELECTOR, "h2").text == "Preferences"
+    assert not _shadow(driver).find_element(By.CSS_SELECTOR, ".list").is_displayed()
+    billing = _shadow(driver).find_element(By.CSS_SELECTOR, "[data-topic=billing]")
+    assert billing.is_selected() and not billing.is_enabled()  # transactional: always sent
+    focused = driver.execute_script(
+        "return document.querySelector('onetomany-inbox').shadowRoot.activeElement.dataset.topic"
+    )
+    assert focused == "tips"  # the focus moved into the panel, on the first box
+    assert tips.is_selected()
+
+    tips.send_keys(Keys.SPACE)
+    status = _shadow(driver).find_element(By.CSS_SELECTOR, "[part=preferences-status]")
+    _wait(driver, lambda: status.text == "Your preferences are saved.")
+    assert not tips.is_selected()
+    assert not sqlite_engine.preferences("c1").allows("tips")
+    assert sqlite_engine.preferences("c1").answers[-1].source == "inbox"
+    _shot(driver, "preferences")
+
+    email = _shadow(driver).find_element(By.CSS_SELECTOR, "[data-channel=email]")
+    email.send_keys(Keys.SPACE)
+    _wait(driver, lambda: not sqlite_engine.preferences("c1").allows(None, "email"))
+
+    toggle.send_keys(Keys.ENTER)  # back to the list
+    _wait(driver, lambda: _shadow(driver).find_element(By.CSS_SELECTOR, ".list").is_displayed())
+    assert toggle.text == "Preferences"

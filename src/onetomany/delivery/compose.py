@@ -22,7 +22,7 @@ from onetomany.errors import PermanentDeliveryError, TemplateError
 from onetomany.model import Account, ChannelKind, Contact, Message
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.program import Program
-from onetomany.rules.tracking_links import nps_link, rewrite_html
+from onetomany.rules.tracking_links import LinkRewriter, nps_link
 from onetomany.rules.unsubscribe import make_token
 from onetomany.store import OutboxRow
 from onetomany.templating import TemplateSet
@@ -228,7 +228,7 @@ class Composer:
         except TemplateError as exc:
             raise PermanentDeliveryError(f"template {row.template!r}: {exc}") from exc
         if kind is ChannelKind.EMAIL and fields.get("html"):
-            fields["html"] = self.tracked(row, fields["html"], links)
+            fields.update(self.tracked(row, fields["html"], fields.get("text"), links))
         data = {**fields.pop("data"), **(extra or {})}
         if kind is ChannelKind.CSM:
             data.setdefault("task", csm_task(row, contact, account, owner=to))
@@ -247,19 +247,25 @@ class Composer:
             **fields,
         )
 
-    def tracked(self, row: OutboxRow, body: str, links: Mapping[str, Any]) -> str:
-        """``body`` with its links signed through the web app and an open pixel, when
-        ``[tracking]`` is set and the touch does not say ``track = false``."""
+    def tracked(
+        self, row: OutboxRow, body: str, text: str | None, links: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The ``html`` part with its links signed through the web app and an open pixel, and
+        the ``text`` part's links signed with the same tokens, when ``[tracking]`` is set and
+        the touch does not say ``track = false``."""
         if not self.program.tracking.enabled or row.touch in self._untracked:
-            return body
-        return rewrite_html(
-            body,
+            return {"html": body}
+        rewriter = LinkRewriter(
             key=row.idempotency_key,
             touch=row.touch,
             settings=self.program.tracking,
             keys=self.program.unsubscribe,
             keep={links["unsubscribe_url"], links["preferences_url"]} - {""},
         )
+        parts = {"html": rewriter.html(body)}
+        if text:
+            parts["text"] = rewriter.text(text)
+        return parts
 
     def render_fields(
         self,

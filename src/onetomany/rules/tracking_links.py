@@ -22,8 +22,9 @@ url]``, ``["o", key]`` or ``["n", key, score]``; ``SIGNATURE`` is base64url HMAC
     base_url = "https://app.acme.test/onetomany"     # where the web app is mounted
     utm = { utm_source = "onetomany", utm_medium = "email" }   # optional; {touch} allowed
 
-A touch turns it off with ``track = false``. Only the HTML part is rewritten: the text part
-keeps the plain links, and the unsubscribe and preference links are never rewritten.
+A touch turns it off with ``track = false``. The HTML part's links are rewritten, then the
+text part's with the same tokens (a link in both parts has one position); the unsubscribe and
+preference links are never rewritten.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from onetomany.rules.unsubscribe import MAX_TOKEN, UnsubscribeSettings, read_cla
 
 __all__ = [
     "ClickClaims",
+    "LinkRewriter",
     "TrackingSettings",
     "TrackingTokenError",
     "click_token",
@@ -178,6 +180,76 @@ _ANCHOR_HREF = re.compile(
 )
 
 
+@attrs.define
+class LinkRewriter:
+    """Signs the links of one message, numbering them in the order met: the HTML part first,
+    then the text part, whose links reuse the HTML part's tokens (a link that is in both parts
+    has one position, so a click in either counts as the same click)."""
+
+    key: str
+    touch: str
+    settings: TrackingSettings
+    keys: UnsubscribeSettings
+    keep: Collection[str] = ()
+    position: int = 0
+    #: The tracked link of each URL met, at its first position.
+    first: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def base(self) -> str:
+        return self.settings.base_url.rstrip("/")
+
+    def track(self, url: str) -> str | None:
+        """The signed ``/c/<token>`` link for ``url`` at the next position, or None for a link
+        that stays as it is: the app's own links (NPS answers), links in ``keep`` (unsubscribe,
+        preferences), ``mailto:`` and other schemes, links too long to sign."""
+        own = url.startswith(self.base + "/")
+        if own or url in self.keep or len(url) > MAX_LINK or not _followable(url):
+            return None
+        target = with_utm(url, self.settings.utm, self.touch)
+        link = f"{self.base}/c/{click_token(self.keys, self.key, self.position, target)}"
+        self.position += 1
+        self.first.setdefault(url, link)
+        return link
+
+    def html(self, body: str) -> str:
+        """``body`` with each ``<a href>`` signed and the open pixel before ``</body>``."""
+
+        def rewrite(match: re.Match[str]) -> str:
+            written = match.group(2) if match.group(2) is not None else match.group(3)
+            link = self.track(html.unescape(written).strip())
+            return match.group(0) if link is None else f'{match.group(1)}"{link}"'
+
+        rewritten = _ANCHOR_HREF.sub(rewrite, body)
+        pixel = (
+            f'<img src="{self.base}/o/{open_token(self.keys, self.key)}" width="1" height="1" '
+            'alt="" style="display:block;height:1px;width:1px;border:0" />'
+        )
+        closing = rewritten.lower().rfind("</body>")
+        if closing < 0:
+            return rewritten + pixel
+        return rewritten[:closing] + pixel + rewritten[closing:]
+
+    def text(self, body: str) -> str:
+        """``body`` (a plain-text part) with its http(s) URLs signed: a URL the HTML part had
+        gets that link's token, another one the next position."""
+
+        def rewrite(match: re.Match[str]) -> str:
+            url, tail = match.group(0), ""
+            # Prose punctuation after a URL ("see https://x.test/a." or "(https://x.test/a)")
+            # is not part of it, unless the HTML part had the URL with it.
+            while url not in self.first and url[-1] in _TRAILING:
+                url, tail = url[:-1], url[-1] + tail
+            link = self.first.get(url) or self.track(url)
+            return match.group(0) if link is None else link + tail
+
+        return _TEXT_URL.sub(rewrite, body)
+
+
+_TEXT_URL = re.compile(r"""https?://[^\s<>"'`]+""", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}"
+
+
 def rewrite_html(
     body: str,
     *,
@@ -188,33 +260,9 @@ def rewrite_html(
     keep: Collection[str] = (),
 ) -> str:
     """``body`` with each http(s) link of an ``<a href>`` sent through ``/c/<token>`` and an
-    open pixel before ``</body>``. Links in ``keep`` (the unsubscribe and preference links),
-    ``mailto:`` and other schemes, and links too long to sign stay as they are. Positions count
-    the rewritten links, in document order."""
-    base = settings.base_url.rstrip("/")
-    position = 0
-
-    def rewrite(match: re.Match[str]) -> str:
-        nonlocal position
-        written = match.group(2) if match.group(2) is not None else match.group(3)
-        url = html.unescape(written).strip()
-        own = url.startswith(base + "/")  # the app's own links (NPS answers) stay direct
-        if own or url in keep or len(url) > MAX_LINK or not _followable(url):
-            return match.group(0)
-        target = with_utm(url, settings.utm, touch)
-        token = click_token(keys, key, position, target)
-        position += 1
-        return f'{match.group(1)}"{base}/c/{token}"'
-
-    rewritten = _ANCHOR_HREF.sub(rewrite, body)
-    pixel = (
-        f'<img src="{base}/o/{open_token(keys, key)}" width="1" height="1" alt="" '
-        'style="display:block;height:1px;width:1px;border:0" />'
-    )
-    closing = rewritten.lower().rfind("</body>")
-    if closing < 0:
-        return rewritten + pixel
-    return rewritten[:closing] + pixel + rewritten[closing:]
+    open pixel before ``</body>`` (:meth:`LinkRewriter.html`). Positions count the rewritten
+    links, in document order."""
+    return LinkRewriter(key=key, touch=touch, settings=settings, keys=keys, keep=keep).html(body)
 
 
 _KEYS = {"base_url", "utm"}

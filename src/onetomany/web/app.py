@@ -25,6 +25,8 @@ from onetomany.engine import Engine
 from onetomany.web import (
     inbox_api,
     nps_pages,
+    preferences_api,
+    segment_api,
     tracking_routes,
     unsubscribe_pages,
     webhook_routes,
@@ -36,11 +38,13 @@ from onetomany.web.tokens import DEFAULT_TTL, ContactTokens, SigningKeys
 #: The route modules every app mounts.
 ROUTE_MODULES: tuple[RouteModule, ...] = (
     inbox_api.routes,
+    preferences_api.routes,
     widget.routes,
     unsubscribe_pages.routes,
     tracking_routes.routes,
     nps_pages.routes,
     webhook_routes.routes,
+    segment_api.routes,
 )
 
 
@@ -51,6 +55,7 @@ def create_app(
     allowed_origins: Iterable[str] = (),
     max_body: int = DEFAULT_MAX_BODY,
     extra_routes: Sequence[RouteModule] = (),
+    segment_write_keys: Iterable[str] = (),
 ) -> Starlette:
     """The web app for ``engine``.
 
@@ -61,11 +66,21 @@ def create_app(
         that obtains a token read the inbox from its own pages.
     :param max_body: the largest request body read, in bytes (413 above it).
     :param extra_routes: more route modules (``routes(context) -> [Route, ...]``).
+    :param segment_write_keys: the write keys Segment-compatible senders authenticate with
+        at ``/v1/identify``, ``/v1/track``, ... (docs/segment.md); none turns ``/v1`` off.
     """
     origins = list(allowed_origins)
     if "*" in origins:
         raise ValueError("allowed_origins '*' is refused: name the origins that embed the widget")
-    context = WebContext(engine=engine, tokens=ContactTokens(keys), max_body=max_body)
+    write_keys = tuple(segment_write_keys)
+    if any(len(key) < 16 for key in write_keys):
+        raise ValueError("a Segment write key must have at least 16 characters")
+    context = WebContext(
+        engine=engine,
+        tokens=ContactTokens(keys),
+        max_body=max_body,
+        segment_write_keys=write_keys,
+    )
     routes: list[BaseRoute] = []
     for module in (*ROUTE_MODULES, *extra_routes):
         routes.extend(module(context))

@@ -30,15 +30,25 @@ DEFAULT_MAX_BODY = 16 * 1024
 class HTTPProblem(Exception):
     """An answer other than success: its status and a message that names what is wrong."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.payload = payload or {}
 
     def response(self) -> JSONResponse:
         return JSONResponse(
-            {"error": self.message}, status_code=self.status, headers=_NO_STORE | self.headers
+            {"error": self.message, **self.payload},
+            status_code=self.status,
+            headers=_NO_STORE | self.headers,
         )
 
 
@@ -52,6 +62,8 @@ class WebContext:
     engine: Engine
     tokens: ContactTokens
     max_body: int = DEFAULT_MAX_BODY
+    #: The write keys Segment-compatible calls authenticate with (none: ``/v1`` is off).
+    segment_write_keys: tuple[str, ...] = ()
 
     def contact_id(self, request: Request) -> str:
         """The contact the request's ``Authorization: Bearer`` token names, or a 401."""
@@ -71,16 +83,18 @@ class WebContext:
                 401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
             ) from exc
 
-    async def body(self, request: Request) -> bytes:
-        """The request's body, read up to ``max_body`` bytes (413 above it, unread)."""
+    async def body(self, request: Request, *, limit: int | None = None) -> bytes:
+        """The request's body, read up to ``limit`` (``max_body``) bytes (413 above it,
+        unread)."""
+        most = self.max_body if limit is None else limit
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise HTTPProblem(413, f"the body has {declared} bytes; at most {self.max_body}")
+        if declared is not None and declared.isdigit() and int(declared) > most:
+            raise HTTPProblem(413, f"the body has {declared} bytes; at most {most}")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
-            if len(body) > self.max_body:
-                raise HTTPProblem(413, f"the body is longer than {self.max_body} bytes")
+            if len(body) > most:
+                raise HTTPProblem(413, f"the body is longer than {most} bytes")
         return bytes(body)
 
     async def form_body(self, request: Request) -> dict[str, list[str]]:

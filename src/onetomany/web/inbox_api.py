@@ -16,14 +16,15 @@ contact answers 404, as an id that does not exist does.
                             timezone); the item comes back unread then
 ==========================  ===========================================================
 
-Bodies are text: ``body`` as stored, ``body_html`` escaped for HTML (line breaks as ``<br>``),
-so a page that inserts it as HTML shows a ``<script>`` as text. A URL that is not http(s) or
-relative is not handed out (no ``javascript:`` links).
+Bodies: ``body`` as stored, ``body_format`` the touch's (``text`` unless it says ``body =
+"markdown"`` or ``"html"``), and ``body_html``: escaped text (line breaks as ``<br>``), so a page
+that inserts it as HTML shows a ``<script>`` as text, or the markdown or HTML sanitised
+(:mod:`onetomany.web.bodies`). A URL that is not http(s) or relative is not handed out (no
+``javascript:`` links).
 """
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from onetomany.store import InboxItem
 from onetomany.store.queries.inbox import TABS, InboxCounts, Position
+from onetomany.web.bodies import body_html
 from onetomany.web.context import HTTPProblem, WebContext, answering, ok
 
 
@@ -57,15 +59,17 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def item_json(item: InboxItem) -> dict[str, Any]:
-    """What the API shows of an item: no other contact's data, bodies escaped."""
+def item_json(item: InboxItem, body_format: str = "text") -> dict[str, Any]:
+    """What the API shows of an item: no other contact's data, bodies escaped or sanitised
+    (``body_format``: the touch's, :func:`onetomany.web.bodies.body_html`)."""
     return {
         "id": item.id,
         "touch": item.touch,
         "topic": item.topic,
         "title": item.title,
         "body": item.body,
-        "body_html": html.escape(item.body).replace("\n", "<br>"),
+        "body_format": body_format,
+        "body_html": body_html(item.body, body_format),
         "url": safe_url(item.url),
         "created_at": _time(item.created_at),
         "shown_at": _time(item.shown_at),
@@ -99,6 +103,8 @@ def _limit(text: str | None) -> int:
 def routes(web: WebContext) -> list[BaseRoute]:
     """The inbox routes, bound to ``web``'s engine and tokens."""
     engine = web.engine
+    # The touch's body format; a touch no longer in the program shows its items as text.
+    formats = {touch.name: touch.body for touch in engine.program.touches}
 
     async def list_items(request: Request) -> JSONResponse:
         contact = web.contact_id(request)
@@ -118,7 +124,7 @@ def routes(web: WebContext) -> list[BaseRoute]:
             )
             profile = engine.store.get_contact(contact)
             return {
-                "items": [item_json(item) for item in page.items],
+                "items": [item_json(item, formats.get(item.touch, "text")) for item in page.items],
                 "next": str(page.next) if page.next is not None else None,
                 "counts": counts_json(engine.inbox_counts(contact)),
                 "contact": {

@@ -73,7 +73,8 @@ def channel_kinds(engine: Engine) -> list[ChannelKind]:
     return kinds
 
 
-def _channel_on(preferences: Preferences, kind: str) -> bool:
+def channel_on(preferences: Preferences, kind: str) -> bool:
+    """Whether the contact takes messages on channel ``kind`` (no answer: yes)."""
     answer = preferences.deciding(None, kind)
     return answer is None or answer.subscribed
 
@@ -98,7 +99,7 @@ def _preference_form(
             )
     channels = []
     for kind in kinds:
-        checked = " checked" if _channel_on(preferences, kind) else ""
+        checked = " checked" if channel_on(preferences, kind) else ""
         channels.append(
             f'<label><input type="checkbox" name="channel" value="{esc(kind)}"'
             f"{checked}> {esc(kind)}</label>"
@@ -132,7 +133,7 @@ def _apply(
         )
     for kind in kinds:
         wanted = kind in ticked_channels
-        if wanted != _channel_on(preferences, kind):
+        if wanted != channel_on(preferences, kind):
             change = engine.resubscribe if wanted else engine.unsubscribe
             change(contact_id, None, kind, source=SOURCE)
     preferences = engine.preferences(contact_id)

@@ -10,8 +10,10 @@
  * count checks, 30 by default, 0 for none), open (show the panel).
  * Theming: the CSS custom properties below (--onetomany-*) and ::part() names
  * (bell, badge, panel, header, title, mark-all, tabs, tab, list, item, item-title, time,
- * body, actions, link, archive, snooze, status, retry, more).
- * Message text is always set with textContent: a message can never inject markup.
+ * body, actions, link, archive, snooze, status, retry, more, preferences-toggle, preferences,
+ * preferences-status).
+ * Message text is set with textContent: a message can never inject markup. Only a touch that
+ * chose markdown or HTML bodies has its server-sanitised body_html inserted (bodyContent).
  * Events: "onetomany-counts" (detail: {unread, unseen}) whenever the counts change.
  */
 
@@ -33,6 +35,14 @@ const STRINGS = {
     retry: "Try again",
     more: "Show older",
     loading: "Loading…",
+    preferences: "Preferences",
+    back: "Back",
+    topics: "Topics",
+    channels: "Channels",
+    alwaysSent: "always sent",
+    saved: "Your preferences are saved.",
+    notSaved: "Your preferences could not be saved.",
+    kinds: { email: "Email", sms: "Text messages", inapp: "In-app", whatsapp: "WhatsApp", chat: "Chat", webhook: "Webhook" },
   },
   pt: {
     notifications: "Notificações",
@@ -51,6 +61,14 @@ const STRINGS = {
     retry: "Tentar de novo",
     more: "Ver anteriores",
     loading: "Carregando…",
+    preferences: "Preferências",
+    back: "Voltar",
+    topics: "Assuntos",
+    channels: "Canais",
+    alwaysSent: "sempre enviado",
+    saved: "Suas preferências foram salvas.",
+    notSaved: "Não foi possível salvar suas preferências.",
+    kinds: { email: "Email", sms: "Mensagens de texto", inapp: "No aplicativo", whatsapp: "WhatsApp", chat: "Chat", webhook: "Webhook" },
   },
   id: {
     notifications: "Notifikasi",
@@ -69,6 +87,14 @@ const STRINGS = {
     retry: "Coba lagi",
     more: "Lihat yang lebih lama",
     loading: "Memuat…",
+    preferences: "Preferensi",
+    back: "Kembali",
+    topics: "Topik",
+    channels: "Saluran",
+    alwaysSent: "selalu dikirim",
+    saved: "Preferensi Anda tersimpan.",
+    notSaved: "Preferensi Anda tidak dapat disimpan.",
+    kinds: { email: "Email", sms: "Pesan teks", inapp: "Dalam aplikasi", whatsapp: "WhatsApp", chat: "Chat", webhook: "Webhook" },
   },
 };
 
@@ -115,6 +141,8 @@ button { font: inherit; color: inherit; cursor: pointer; }
 .item.unread .item-title { font-weight: 600; }
 .time { color: var(--_muted); font-size: 12px; white-space: nowrap; }
 .body { padding: 0 12px 10px 30px; white-space: pre-line; color: var(--_fg); }
+.body.rich { white-space: normal; }
+.body.rich img { max-width: 100%; }
 .actions { display: flex; gap: 8px; margin-top: 8px; flex-wrap: wrap; }
 .actions a, .actions button { font-size: 13px; border: 1px solid var(--_border); background: var(--_bg);
   color: var(--_fg); border-radius: 6px; padding: 3px 8px; text-decoration: none; }
@@ -122,6 +150,15 @@ button { font: inherit; color: inherit; cursor: pointer; }
 .status { padding: 24px 12px; text-align: center; color: var(--_muted); }
 .status.error { color: var(--_badge); }
 .more { margin: 8px auto; display: block; }
+.header-actions { display: flex; gap: 4px; }
+.prefs { overflow-y: auto; padding: 4px 12px 12px; }
+.prefs fieldset { border: 0; margin: 8px 0 0; padding: 0; }
+.prefs legend { font-weight: 600; padding: 0; margin-bottom: 4px; }
+.prefs label { display: flex; gap: 8px; align-items: center; padding: 4px 0; }
+.prefs input { accent-color: var(--_accent); width: 16px; height: 16px; margin: 0; }
+.prefs .note { color: var(--_muted); font-size: 12px; }
+.prefs-status { color: var(--_muted); min-height: 1.4em; margin: 8px 0 0; }
+.prefs-status.error { color: var(--_badge); }
 `;
 
 const BELL_ICON =
@@ -133,6 +170,23 @@ function element(tag, attributes = {}, text) {
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+/**
+ * An item's body as nodes: its text, or, when its touch chose markdown or HTML, the server's
+ * sanitised `body_html` (onetomany.web.bodies: no script, handler, style or javascript: URL
+ * survives it), parsed in an inert <template> so nothing in it runs while it is built.
+ */
+function bodyContent(item) {
+  if (item.body_format !== "markdown" && item.body_format !== "html") {
+    return document.createTextNode(item.body);
+  }
+  const holder = document.createElement("template");
+  holder.innerHTML = item.body_html;
+  for (const link of holder.content.querySelectorAll("a[href]")) {
+    link.setAttribute("target", "_blank");
+  }
+  return holder.content;
 }
 
 function webUrl(url) {
@@ -164,6 +218,7 @@ export class OnetomanyInbox extends HTMLElement {
     this.counts = { unread: 0, unseen: 0 };
     this.contactLocale = null;
     this.expanded = new Set();
+    this.prefsOpen = false;
     this.timer = null;
     this.root = this.attachShadow({ mode: "open" });
     this.build();
@@ -319,7 +374,7 @@ export class OnetomanyInbox extends HTMLElement {
       "aria-expanded": "false",
       "aria-controls": `${this.uid}-panel`,
     });
-    this.bell.innerHTML = BELL_ICON; // a constant: no message text ever goes through innerHTML
+    this.bell.innerHTML = BELL_ICON; // a constant; message HTML goes only through bodyContent
     this.badge = element("span", { part: "badge", class: "badge", "aria-hidden": "true" });
     this.bell.append(this.badge);
     this.bell.addEventListener("click", () => (this.panel.hidden ? this.openPanel(true) : this.closePanel(true)));
@@ -336,7 +391,17 @@ export class OnetomanyInbox extends HTMLElement {
     this.heading = element("h2", { part: "title", id: `${this.uid}-title` });
     this.markAll = element("button", { part: "mark-all", class: "link-button", type: "button" });
     this.markAll.addEventListener("click", () => this.markAllRead());
-    header.append(this.heading, this.markAll);
+    this.prefsToggle = element("button", {
+      part: "preferences-toggle",
+      class: "link-button",
+      type: "button",
+      "aria-expanded": "false",
+      "aria-controls": `${this.uid}-prefs`,
+    });
+    this.prefsToggle.addEventListener("click", () => this.togglePreferences());
+    const headerActions = element("div", { class: "header-actions" });
+    headerActions.append(this.markAll, this.prefsToggle);
+    header.append(this.heading, headerActions);
 
     this.tablist = element("div", { part: "tabs", class: "tabs", role: "tablist" });
     this.tabButtons = TABS.map((tab) => {
@@ -366,7 +431,19 @@ export class OnetomanyInbox extends HTMLElement {
     });
     this.more = element("button", { part: "more", class: "link-button more", type: "button" });
     this.more.addEventListener("click", () => this.reload(true));
-    this.panel.append(header, this.tablist, this.status, this.list, this.more);
+    // The preferences view: native checkboxes in labelled fieldsets (keyboard and screen
+    // readers for free); each change is saved at once and announced in a live region.
+    this.prefs = element("form", { part: "preferences", class: "prefs", id: `${this.uid}-prefs` });
+    this.prefs.hidden = true;
+    this.prefs.addEventListener("submit", (event) => event.preventDefault());
+    this.prefs.addEventListener("change", (event) => this.savePreference(event.target));
+    this.prefsStatus = element("p", {
+      part: "preferences-status",
+      class: "prefs-status",
+      role: "status",
+      "aria-live": "polite",
+    });
+    this.panel.append(header, this.tablist, this.status, this.list, this.more, this.prefs);
     this.panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") this.closePanel(true);
     });
@@ -441,9 +518,9 @@ export class OnetomanyInbox extends HTMLElement {
   render() {
     const s = this.strings;
     this.renderBell();
-    this.heading.textContent = s.notifications;
+    this.heading.textContent = this.prefsOpen ? s.preferences : s.notifications;
     this.markAll.textContent = s.markAll;
-    this.markAll.hidden = this.counts.unread === 0;
+    this.markAll.hidden = this.counts.unread === 0 || this.prefsOpen;
     this.tabButtons.forEach((button, index) => {
       const selected = TABS[index] === this.tab;
       button.textContent = s.tabs[TABS[index]];
@@ -453,10 +530,90 @@ export class OnetomanyInbox extends HTMLElement {
     this.list.setAttribute("aria-labelledby", `${this.uid}-tab-${this.tab}`);
     this.list.replaceChildren(...this.items.map((item) => this.renderItem(item)));
     this.more.textContent = s.more;
-    this.more.hidden = !this.next;
+    this.more.hidden = !this.next || this.prefsOpen;
+    this.prefsToggle.textContent = this.prefsOpen ? s.back : s.preferences;
     this.status.setAttribute("role", "status");
-    if (this.items.length === 0) this.showStatus(s.empty[this.tab]);
+    if (this.items.length === 0 && !this.prefsOpen) this.showStatus(s.empty[this.tab]);
     else this.status.hidden = true;
+  }
+
+  // -- the preferences view -------------------------------------------------------------
+
+  async togglePreferences() {
+    this.prefsOpen = !this.prefsOpen;
+    this.prefsToggle.setAttribute("aria-expanded", String(this.prefsOpen));
+    for (const part of [this.tablist, this.list]) part.hidden = this.prefsOpen;
+    this.prefs.hidden = !this.prefsOpen;
+    this.render();
+    if (!this.prefsOpen) {
+      this.reload();
+      return;
+    }
+    this.prefs.replaceChildren(element("p", { class: "prefs-status" }, this.strings.loading));
+    try {
+      this.renderPreferences(await this.call("/inbox/preferences"));
+      const first = this.prefs.querySelector("input:not([disabled])");
+      if (first) first.focus();
+    } catch (error) {
+      const auth = error instanceof AuthError;
+      this.prefs.replaceChildren(this.prefsStatus);
+      this.prefsStatus.className = "prefs-status error";
+      this.prefsStatus.textContent = auth ? this.strings.expired : this.strings.notSaved;
+    }
+  }
+
+  renderPreferences(state) {
+    const s = this.strings;
+    const box = (attributes, checked, disabled, text, note) => {
+      const label = element("label");
+      const input = element("input", { type: "checkbox", ...attributes });
+      input.checked = checked;
+      input.disabled = disabled;
+      label.append(input, element("span", {}, text));
+      if (note) label.append(element("span", { class: "note" }, `(${note})`));
+      return label;
+    };
+    const topics = element("fieldset");
+    topics.append(element("legend", {}, s.topics));
+    for (const topic of state.topics) {
+      const text = topic.description || topic.name;
+      const note = topic.transactional ? s.alwaysSent : "";
+      topics.append(box({ "data-topic": topic.name }, topic.subscribed, topic.transactional, text, note));
+    }
+    const channels = element("fieldset");
+    channels.append(element("legend", {}, s.channels));
+    for (const channel of state.channels) {
+      const text = s.kinds[channel.kind] || channel.kind;
+      channels.append(box({ "data-channel": channel.kind }, channel.subscribed, false, text, ""));
+    }
+    this.prefsStatus.className = "prefs-status";
+    this.prefsStatus.textContent = "";
+    const parts = [];
+    if (state.topics.length) parts.push(topics);
+    if (state.channels.length) parts.push(channels);
+    this.prefs.replaceChildren(...parts, this.prefsStatus);
+  }
+
+  async savePreference(input) {
+    const { topic, channel } = input.dataset;
+    const change = topic ? { topics: { [topic]: input.checked } } : { channels: { [channel]: input.checked } };
+    try {
+      const state = await this.call("/inbox/preferences", { method: "POST", body: change });
+      // Keep the focus where it is: update the boxes instead of drawing them again.
+      for (const item of state.topics) this.setBox(`[data-topic="${CSS.escape(item.name)}"]`, item.subscribed);
+      for (const item of state.channels) this.setBox(`[data-channel="${CSS.escape(item.kind)}"]`, item.subscribed);
+      this.prefsStatus.className = "prefs-status";
+      this.prefsStatus.textContent = this.strings.saved;
+    } catch (error) {
+      input.checked = !input.checked;
+      this.prefsStatus.className = "prefs-status error";
+      this.prefsStatus.textContent = error instanceof AuthError ? this.strings.expired : this.strings.notSaved;
+    }
+  }
+
+  setBox(selector, checked) {
+    const box = this.prefs.querySelector(selector);
+    if (box) box.checked = checked;
   }
 
   renderItem(item) {
@@ -479,9 +636,10 @@ export class OnetomanyInbox extends HTMLElement {
       element("span", { part: "item-title", class: "item-title" }, item.title),
       element("time", { part: "time", class: "time", datetime: item.shown_at }, this.when(item.shown_at))
     );
-    const body = element("div", { part: "body", class: "body", id: bodyId });
+    const rich = item.body_format === "markdown" || item.body_format === "html";
+    const body = element("div", { part: "body", class: rich ? "body rich" : "body", id: bodyId });
     body.hidden = !this.expanded.has(item.id);
-    body.append(document.createTextNode(item.body));
+    body.append(bodyContent(item));
     const actions = element("div", { part: "actions", class: "actions" });
     const url = webUrl(item.url);
     if (url) {
