@@ -74,6 +74,14 @@ def _wait(driver: Any, condition: Any, timeout: float = 10) -> Any:
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition())
 
 
+def _item(driver: Any, index: int) -> Any:
+    """The list's ``index``-th message, found again: the widget re-renders its list when a
+    message changes (or a poll answers), which leaves earlier references stale."""
+    from selenium.webdriver.common.by import By
+
+    return _shadow(driver).find_elements(By.CSS_SELECTOR, ".item")[index]
+
+
 def _badge(driver: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -113,8 +121,10 @@ def test_open_a_message_drops_the_count_and_records_the_read(browser, sqlite_eng
 
     items[0].find_element(By.CSS_SELECTOR, ".open").click()
     _wait(driver, lambda: _badge(driver) == "2")
-    body = items[0].find_element(By.CSS_SELECTOR, ".body")
-    assert "here is tip 3" in body.text
+    _wait(
+        driver,
+        lambda: "here is tip 3" in _item(driver, 0).find_element(By.CSS_SELECTOR, ".body").text,
+    )
     _shot(driver, "opened")
     newest = sqlite_engine.inbox("c1")[0]
     assert newest.read_at is not None
@@ -123,7 +133,7 @@ def test_open_a_message_drops_the_count_and_records_the_read(browser, sqlite_eng
     assert [e.properties["idempotency_key"] for e in opened] == [newest.idempotency_key]
 
     # Keyboard: Escape closes the panel and gives the focus back to the bell.
-    items[0].find_element(By.CSS_SELECTOR, ".open").send_keys(Keys.ESCAPE)
+    _item(driver, 0).find_element(By.CSS_SELECTOR, ".open").send_keys(Keys.ESCAPE)
     panel = _shadow(driver).find_element(By.CSS_SELECTOR, ".panel")
     assert not panel.is_displayed()
     focused = driver.execute_script(
@@ -141,7 +151,7 @@ def test_archive_and_the_tabs_by_keyboard(browser, sqlite_engine):
     driver.get(base + "/?open=1")
     items = _wait(driver, lambda: _shadow(driver).find_elements(By.CSS_SELECTOR, ".item"))
     items[0].find_element(By.CSS_SELECTOR, ".open").click()
-    items[0].find_element(By.CSS_SELECTOR, "[part=archive]").click()
+    _item(driver, 0).find_element(By.CSS_SELECTOR, "[part=archive]").click()
     _wait(driver, lambda: len(_shadow(driver).find_elements(By.CSS_SELECTOR, ".item")) == 1)
     assert sqlite_engine.inbox_page("c1", tab="archived").items[0].title == "Tip 2 for Nancy"
 
