@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import attrs
 
 from onetomany.delivery.retry import RetryPolicy
+from onetomany.delivery.routes import ROUTE_KEYS, Route, read_routes
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
@@ -198,6 +199,8 @@ class Program:
     name: str
     touches: tuple[Touch, ...] = attrs.field(default=(), converter=tuple[Touch, ...])
     channels: Mapping[str, PluginSettings] = attrs.field(factory=dict)
+    #: Failover groups and rate limits, by channel name (a group is not in ``channels``).
+    routes: Mapping[str, Route] = attrs.field(factory=dict)
     sources: Mapping[str, PluginSettings] = attrs.field(factory=dict)
     #: How stale each source's data may get (``max_staleness``), by source name.
     freshness: Mapping[str, timedelta] = attrs.field(factory=dict)
@@ -384,6 +387,10 @@ class Program:
             current = by_name.get(previous)
         return steps
 
+    def groups(self) -> dict[str, Route]:
+        """The failover groups: channel names sent through ordered providers."""
+        return {name: route for name, route in self.routes.items() if route.is_group}
+
     def problems(self, *, templates: set[str] | None = None) -> list[ConfigError]:
         """Every reference that does not resolve: channels, templates, duplicate names."""
         errors: list[ConfigError] = []
@@ -403,8 +410,8 @@ class Program:
             if touch.name in seen:
                 errors.append(ConfigError("touch defined twice", file=self.origin, key=key))
             seen.add(touch.name)
-            if touch.channel not in self.channels:
-                known = ", ".join(sorted(self.channels)) or "none configured"
+            if touch.channel not in self.channels and touch.channel not in self.groups():
+                known = ", ".join(sorted({*self.channels, *self.groups()})) or "none configured"
                 errors.append(
                     ConfigError(
                         f"unknown channel {touch.channel!r} (channels: {known})",
@@ -587,12 +594,14 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         reader.name(name, "program.name")
     constants = reader.table(head, "constants", "program.constants")
     unsubscribe = _read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader)
+    channel_tables = reader.table(data, "channels", "channels")
+    routes, route_errors = read_routes(channel_tables, file=reader.origin)
+    reader.errors.extend(route_errors)
     program = Program(
         name=name or "program",
         touches=_read_touches(reader.table(data, "touches", "touches"), reader),
-        channels=_read_plugins(
-            reader.table(data, "channels", "channels"), "channels", reader, base
-        ),
+        channels=_read_plugins(channel_tables, "channels", reader, base),
+        routes=routes,
         sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
         freshness=_read_freshness(reader.table(data, "sources", "sources"), reader),
         templates_dir=reader.string(head, "templates", "program.templates", "templates") or "",
@@ -762,13 +771,16 @@ def _read_plugins(
         if not isinstance(body, dict):
             reader.error(path, "expected a table")
             continue
+        if kind == "channels" and "providers" in body:
+            continue  # a failover group (delivery/routes.py reads it)
         plugin = reader.string(body, "plugin", f"{path}.plugin", required=True)
         if plugin is None:
             continue
+        core = _CORE_PLUGIN_KEYS | (ROUTE_KEYS if kind == "channels" else frozenset())
         options = {
             key: _expand_env(value, f"{path}.{key}", reader)
             for key, value in body.items()
-            if key not in _CORE_PLUGIN_KEYS
+            if key not in core
         }
         result[name] = PluginSettings(
             name=name, plugin=plugin, options=options, base_dir=base, origin=reader.origin

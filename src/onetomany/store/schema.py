@@ -116,6 +116,7 @@ deliveries = sa.Table(
     sa.Column("provider_message_id", sa.String(512)),
     sa.Column("error", sa.Text),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("provider", sa.String(128)),
 )
 
 inbox = sa.Table(
@@ -276,4 +277,13 @@ cap_reservations = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("cap", "outbox_id", name="uq_cap_reservations_cap_row"),
     sa.Index("ix_cap_reservations_scope", "cap", "scope", "at"),
+)
+
+#: Token buckets of the per-channel rate limits, shared by every worker of the store.
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
