@@ -37,8 +37,9 @@ DEFAULT_MAX_WAIT = 10.0
 class Buckets(Protocol):
     """Where token buckets live."""
 
-    def take(self, name: str, rate: Rate, cost: float, *, now: datetime) -> float:
-        """Spend ``cost`` tokens; 0 when taken, else the seconds until they may be."""
+    def take(self, name: str, rate: Rate, cost: float, *, clock: Clock) -> float:
+        """Spend ``cost`` tokens at ``clock``'s time; 0 when taken, else the seconds until
+        they may be."""
         ...
 
 
@@ -49,8 +50,9 @@ class LocalBuckets:
         self._levels: dict[str, tuple[float, datetime]] = {}
         self._lock = threading.Lock()
 
-    def take(self, name: str, rate: Rate, cost: float, *, now: datetime) -> float:
+    def take(self, name: str, rate: Rate, cost: float, *, clock: Clock) -> float:
         with self._lock:
+            now = clock.now()
             tokens, updated = self._levels.get(name, (None, None))
             left, wait = settle(tokens, updated, now, rate, cost)
             self._levels[name] = (left, max(now, updated) if updated is not None else now)
@@ -63,8 +65,8 @@ class StoreBuckets:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def take(self, name: str, rate: Rate, cost: float, *, now: datetime) -> float:
-        return rate_buckets.take(self.store, name, rate, cost, now=now)
+    def take(self, name: str, rate: Rate, cost: float, *, clock: Clock) -> float:
+        return rate_buckets.take(self.store, name, rate, cost, clock=clock)
 
 
 def buckets_for(store: Store | None) -> Buckets:
@@ -107,11 +109,10 @@ class RateLimiter:
         raises :class:`~onetomany.errors.DeliveryDeferred` when it would not."""
         cost = self.cost(message)
         while True:
-            now = self.clock.now()
-            wait = self.buckets.take(self.name, self.rate, cost, now=now)
+            wait = self.buckets.take(self.name, self.rate, cost, clock=self.clock)
             if wait <= 0:
                 return
-            due = now + timedelta(seconds=wait)
+            due = self.clock.now() + timedelta(seconds=wait)
             if due > deadline:
                 raise DeliveryDeferred(
                     f"rate limit {self.rate} of {self.name!r}: no token before {due.isoformat()}",

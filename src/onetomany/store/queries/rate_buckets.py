@@ -8,11 +8,12 @@ excludes every other writer.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
+from onetomany.model.clock import Clock
 from onetomany.rules.rate_limits import Rate, settle
 from onetomany.store import schema
 
@@ -22,17 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["level", "take"]
 
 
-def take(store: Store, name: str, rate: Rate, cost: float, *, now: datetime) -> float:
+def take(store: Store, name: str, rate: Rate, cost: float, *, clock: Clock) -> float:
     """Spend ``cost`` tokens of bucket ``name``; returns 0 when they were taken, else the
-    seconds until they may be (nothing is taken then)."""
+    seconds until they may be (nothing is taken then). The time is read once the bucket is
+    locked, so the workers' grants are ordered as their clock readings are."""
     b = schema.rate_buckets
     with store.write() as conn:
         if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
             conn.execute(
                 postgresql.insert(b)
-                .values(name=name, tokens=rate.burst, updated_at=now)
+                .values(name=name, tokens=rate.burst, updated_at=clock.now())
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             row = conn.execute(
@@ -42,6 +42,7 @@ def take(store: Store, name: str, rate: Rate, cost: float, *, now: datetime) -> 
             row = conn.execute(
                 sa.select(b.c.tokens, b.c.updated_at).where(b.c.name == name)
             ).first()
+        now = clock.now()
         tokens, updated = (row.tokens, row.updated_at) if row is not None else (None, None)
         left, wait = settle(tokens, updated, now, rate, cost)
         stamp = max(now, updated) if updated is not None else now
