@@ -237,3 +237,23 @@ def test_a_half_open_circuit_lets_one_probe_through():
     assert circuit.allows()
     circuit.succeeded()
     assert circuit.state is State.CLOSED and circuit.allows() and circuit.allows()
+
+
+def test_explain_and_the_timeline_name_the_provider(tmp_path, frozen_clock, store, pair):
+    from onetomany.cli.explain import explain, render
+
+    primary, secondary = pair
+    primary.failures = [DOWN]
+    engine = group_engine(tmp_path, frozen_clock, store, primary, secondary)
+    enqueue(engine, frozen_clock, 1)
+    engine.dispatch()
+
+    explanation = explain(engine, "c0", "welcome")
+    [row] = explanation.recipient("c0").rows
+    assert row.provider == "secondary"
+    assert any(", via secondary" in line for line in render(explanation))
+    assert explanation.as_dict()["recipients"][0]["rows"][0]["provider"] == "secondary"
+
+    deliveries = [e for e in engine.timeline("c0").entries if e.kind == "delivery"]
+    assert [e.text for e in deliveries] == ["sent welcome by email via secondary"]
+    assert deliveries[0].details["provider"] == "secondary"
