@@ -546,27 +546,30 @@ _TOUCH_KEYS = {
 }
 
 
-def load_program(path: str | Path) -> Program:
+def load_program(path: str | Path, *, channels: str | Path | None = None) -> Program:
     """Load a program folder (or its ``program.toml``).
+
+    ``channels`` names another TOML file whose ``[channels]`` tables replace the program's: the
+    same touches through other providers (a staging account, a demo's local fakes). Relative
+    paths in it are read from the program's folder.
 
     Raises :class:`~onetomany.errors.ConfigErrors` listing every problem found, each with the
     file, the key and the reason.
     """
     path = Path(path)
     file = path / PROGRAM_FILE if path.is_dir() else path
-    origin = str(file)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no {PROGRAM_FILE} here; a program folder holds one", file=origin
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"malformed TOML: {exc}", file=origin) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", file=origin) from exc
-    reader = _Reader(origin)
-    program = _read_program(data, reader, file.parent)
+    data = _read_toml(file, missing=f"no {PROGRAM_FILE} here; a program folder holds one")
+    reader = _Reader(str(file))
+    replacement: tuple[dict[str, Any], _Reader] | None = None
+    if channels is not None:
+        other = _Reader(str(channels))
+        tables = _read_toml(Path(channels), missing="no such file")
+        for key in sorted(set(tables) - {"channels"}):
+            other.error(key, "a channels file holds [channels.NAME] tables only")
+        replacement = (other.table(tables, "channels", "channels"), other)
+    program = _read_program(data, reader, file.parent, channels=replacement)
+    if replacement is not None:
+        reader.errors[:0] = replacement[1].errors
     if reader.errors:
         raise ConfigErrors(reader.errors)
     assert program is not None
@@ -576,13 +579,31 @@ def load_program(path: str | Path) -> Program:
     return program
 
 
+def _read_toml(file: Path, *, missing: str) -> dict[str, Any]:
+    origin = str(file)
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(missing, file=origin) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML: {exc}", file=origin) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=origin) from exc
+
+
 def _template_names(folder: Path) -> set[str]:
     from onetomany.templating import TemplateSet
 
     return set(TemplateSet(folder).names()) if folder.is_dir() else set()
 
 
-def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Program | None:
+def _read_program(
+    data: Mapping[str, Any],
+    reader: _Reader,
+    base: Path,
+    *,
+    channels: tuple[dict[str, Any], _Reader] | None = None,
+) -> Program | None:
     for key in data:
         if key not in _SECTIONS:
             reader.error(key, f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
@@ -594,13 +615,17 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         reader.name(name, "program.name")
     constants = reader.table(head, "constants", "program.constants")
     unsubscribe = _read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader)
-    channel_tables = reader.table(data, "channels", "channels")
-    routes, route_errors = read_routes(channel_tables, file=reader.origin)
-    reader.errors.extend(route_errors)
+    # The program's own [channels], or those of a channels file read with its own origin.
+    channel_tables, channel_reader = channels or (
+        reader.table(data, "channels", "channels"),
+        reader,
+    )
+    routes, route_errors = read_routes(channel_tables, file=channel_reader.origin)
+    channel_reader.errors.extend(route_errors)
     program = Program(
         name=name or "program",
         touches=_read_touches(reader.table(data, "touches", "touches"), reader),
-        channels=_read_plugins(channel_tables, "channels", reader, base),
+        channels=_read_plugins(channel_tables, "channels", channel_reader, base),
         routes=routes,
         sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
         freshness=_read_freshness(reader.table(data, "sources", "sources"), reader),
@@ -625,7 +650,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
     caps, errors = read_caps(
         reader.table(data, "caps", "caps"),
         file=reader.origin,
-        channels=program.channels,
+        channels=[*program.channels, *program.groups()],
         touches=[t.name for t in program.touches],
     )
     reserved, more = read_reserved(

@@ -18,6 +18,8 @@ one opened session per channel, and records the outcomes every ``record_every`` 
   raised while composing, rendering, building or sending that one message: the row is
   dead-lettered with the reason (``TypeName: message`` for an exception the plugin or template
   did not map), and the batch goes on;
+- :class:`~onetomany.errors.DeliveryDeferred` (a channel's rate limit had no token for it;
+  nothing was sent): the row goes back to ``pending`` until the token is due, not an attempt;
 - a channel whose ``open()`` raises: every row of the batch for it goes back to ``pending``
   with the reason, as a failed attempt (so the backoff applies, and a channel that never opens
   ends in the dead letters after ``max_attempts`` rather than being retried for ever).
@@ -41,6 +43,9 @@ Before a batch is composed, the engine's send policies (:mod:`onetomany.delivery
 judge it: a row a policy skips ends ``skipped`` with the reason, one it defers goes back to
 ``pending`` until the deferral ends; neither counts as an attempt. A policy that raises is a
 bug: the batch's rows are left to their lease (as for a store error) and the pass goes on.
+
+Each delivery records the provider that took it (a failover group's member, see
+:mod:`onetomany.delivery.failover`; else the channel), counted in ``DispatchReport.by_provider``.
 
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
