@@ -72,3 +72,29 @@ def test_the_providers_file_replaces_the_channels_and_names_its_own_errors(tmp_p
     problems = {(e.file, e.key) for e in caught.value.errors}
     assert (str(bad), "touches") in problems
     assert (str(bad), "channels.email.providers") in problems
+
+
+def test_validate_reads_a_channels_file_and_names_its_missing_variables(tmp_path):
+    from typer.testing import CliRunner
+
+    from onetomany.cli.commands import app
+
+    env = {
+        "POSTMARK_SERVER_TOKEN": "t",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "t",
+        "SLACK_BOT_TOKEN": "xoxb-t",
+    }
+    providers = EXAMPLE / "providers.toml"
+    ok = CliRunner().invoke(app, ["validate", str(EXAMPLE), "--channels", str(providers)], env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "ok: program 'acme-onboarding'" in ok.output
+
+    unset = dict.fromkeys(env, None)
+    bad = CliRunner().invoke(
+        app, ["validate", str(EXAMPLE), "--channels", str(providers)], env=unset
+    )
+    # The command's main() prints a configuration error; the app raises it.
+    problem = str(bad.exception)
+    assert "providers.toml: channels.sms.auth_token" in problem
+    assert "environment variable TWILIO_AUTH_TOKEN is not set" in problem

@@ -100,3 +100,80 @@ def test_the_limit_holds_for_any_rate_and_number_of_workers(pg_url, count, worke
         pg_url, f"{count}/s", per_worker=count // workers + 3, workers=workers, bucket=bucket
     )
     assert_within_limit(times, burst=count, per_second=count)
+
+
+def test_two_dispatching_engines_share_the_limit_and_send_each_row_once(pg_url, tmp_path):
+    """Two workers (engines with their own stores) dispatch one rate-limited channel at once,
+    taking turns at the shared bucket: every row is sent once, none lost, one attempt each."""
+    import attrs
+
+    from onetomany import Account, Contact
+    from onetomany.delivery.routes import Route
+    from onetomany.engine import Engine
+    from onetomany.model import OutboxStatus
+    from onetomany.store import NewTouch
+    from onetomany.testing import RecordingChannel, make_plugins
+
+    from .conftest import make_program
+
+    program = attrs.evolve(
+        make_program(tmp_path),
+        routes={"email": Route(name="email", rate=parse_rate("20/s", key="k"))},
+    )
+    channels = [RecordingChannel(), RecordingChannel()]
+    engines = [
+        Engine(
+            program,
+            store=Store(pg_url),
+            clock=SystemClock(),
+            plugins=make_plugins(),
+            channels={"email": channel},
+            batch_size=10,
+        )
+        for channel in channels
+    ]
+    ids = [f"c{i}" for i in range(60)]
+    engines[0].identify(
+        Account(id="a1", name="Northwind"),
+        *(Contact(id=c, account_id="a1", email=f"{c}@northwind.test", role="admin") for c in ids),
+    )
+    now = SystemClock().now()
+    engines[0].store.enqueue(
+        [
+            NewTouch(
+                idempotency_key=f"k-{c}",
+                program="acme",
+                touch="welcome",
+                channel="email",
+                template="welcome",
+                contact_id=c,
+                account_id="a1",
+                available_at=now,
+            )
+            for c in ids
+        ],
+        now=now,
+    )
+
+    def drain(engine: Engine) -> None:
+        for _ in range(40):
+            if not engine.dispatch().claimed and not engine.store.outbox_rows(
+                status=OutboxStatus.PENDING
+            ):
+                return
+
+    threads = [threading.Thread(target=drain, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        sent = [m.idempotency_key for channel in channels for m in channel.sent]
+        assert sorted(sent) == sorted(f"k-{c}" for c in ids)  # each row once, none lost
+        assert all(channel.sent for channel in channels)  # both workers sent
+        rows = engines[0].store.outbox_rows()
+        assert {r.status for r in rows} == {OutboxStatus.SENT}
+        assert {r.attempts for r in rows} == {1}
+    finally:
+        for engine in engines:
+            engine.close()
