@@ -15,7 +15,6 @@ from datetime import timedelta
 import attrs
 import pytest
 
-from onetomany import Account, Contact
 from onetomany.delivery.circuit import CircuitSettings
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.delivery.routes import Route
@@ -25,9 +24,10 @@ from onetomany.plugins.manager import Plugins
 from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Touch
 from onetomany.rules.triggers import EventTrigger
-from onetomany.store import NewTouch, Store
+from onetomany.store import Store
 
 from .conftest import make_program
+from .test_failover import enqueue
 
 onetomany_postmark = pytest.importorskip("onetomany_postmark")
 from onetomany_postmark.testing import FakePostmark  # noqa: E402
@@ -69,31 +69,6 @@ def engine_for(tmp_path, clock, fakes, circuit: CircuitSettings) -> Engine:
     )
 
 
-def enqueue(engine: Engine, clock, start: int, count: int) -> list[str]:
-    ids = [f"c{i}" for i in range(start, start + count)]
-    engine.identify(
-        Account(id="a1", name="Northwind"),
-        *(Contact(id=c, account_id="a1", email=f"{c}@northwind.test", role="admin") for c in ids),
-    )
-    engine.store.enqueue(
-        [
-            NewTouch(
-                idempotency_key=f"welcome#{c}",
-                program="acme",
-                touch="welcome",
-                channel="email",
-                template="welcome",
-                contact_id=c,
-                account_id="a1",
-                available_at=clock.now(),
-            )
-            for c in ids
-        ],
-        now=clock.now(),
-    )
-    return [f"welcome#{c}" for c in ids]
-
-
 def keys_at(*fakes: FakePostmark) -> Counter[str]:
     return Counter(str(key_from_metadata(m.get("Metadata", {}))) for f in fakes for m in f.accepted)
 
@@ -102,7 +77,7 @@ def test_thirty_percent_faults_deliver_everything_exactly_once(tmp_path, frozen_
     for fake in fakes:
         fake.fail_ratio = 0.3
     engine = engine_for(tmp_path, frozen_clock, fakes, CircuitSettings(failures=5, cooldown=5))
-    keys = enqueue(engine, frozen_clock, 0, 120)
+    keys = enqueue(engine, frozen_clock, 120)
 
     for _ in range(60):
         report = engine.dispatch()
@@ -134,7 +109,7 @@ def test_a_provider_down_for_a_minute_fails_over_and_comes_back(tmp_path, frozen
         if frozen_clock.now() - start >= timedelta(seconds=60) and primary.fail_ratio:
             calls_while_down = primary.calls
             primary.fail_ratio = 0.0  # back up
-        enqueue(engine, frozen_clock, step * 4, 4)
+        enqueue(engine, frozen_clock, 4, start=step * 4)
         report = engine.dispatch()
         assert report.sent == 4 and report.retrying == 0, report
         frozen_clock.advance(seconds=10)

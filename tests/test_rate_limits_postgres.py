@@ -107,14 +107,13 @@ def test_two_dispatching_engines_share_the_limit_and_send_each_row_once(pg_url, 
     taking turns at the shared bucket: every row is sent once, none lost, one attempt each."""
     import attrs
 
-    from onetomany import Account, Contact
     from onetomany.delivery.routes import Route
     from onetomany.engine import Engine
     from onetomany.model import OutboxStatus
-    from onetomany.store import NewTouch
     from onetomany.testing import RecordingChannel, make_plugins
 
     from .conftest import make_program
+    from .test_failover import enqueue
 
     program = attrs.evolve(
         make_program(tmp_path),
@@ -132,28 +131,7 @@ def test_two_dispatching_engines_share_the_limit_and_send_each_row_once(pg_url, 
         )
         for channel in channels
     ]
-    ids = [f"c{i}" for i in range(60)]
-    engines[0].identify(
-        Account(id="a1", name="Northwind"),
-        *(Contact(id=c, account_id="a1", email=f"{c}@northwind.test", role="admin") for c in ids),
-    )
-    now = SystemClock().now()
-    engines[0].store.enqueue(
-        [
-            NewTouch(
-                idempotency_key=f"k-{c}",
-                program="acme",
-                touch="welcome",
-                channel="email",
-                template="welcome",
-                contact_id=c,
-                account_id="a1",
-                available_at=now,
-            )
-            for c in ids
-        ],
-        now=now,
-    )
+    keys = enqueue(engines[0], SystemClock(), 60)
 
     def drain(engine: Engine) -> None:
         for _ in range(40):
@@ -169,7 +147,7 @@ def test_two_dispatching_engines_share_the_limit_and_send_each_row_once(pg_url, 
         thread.join(timeout=120)
     try:
         sent = [m.idempotency_key for channel in channels for m in channel.sent]
-        assert sorted(sent) == sorted(f"k-{c}" for c in ids)  # each row once, none lost
+        assert sorted(sent) == sorted(keys)  # each row once, none lost
         assert all(channel.sent for channel in channels)  # both workers sent
         rows = engines[0].store.outbox_rows()
         assert {r.status for r in rows} == {OutboxStatus.SENT}
