@@ -257,3 +257,26 @@ def test_explain_and_the_timeline_name_the_provider(tmp_path, frozen_clock, stor
     deliveries = [e for e in engine.timeline("c0").entries if e.kind == "delivery"]
     assert [e.text for e in deliveries] == ["sent welcome by email via secondary"]
     assert deliveries[0].details["provider"] == "secondary"
+
+
+def test_when_every_circuit_is_open_the_row_waits_for_the_first_probe(
+    tmp_path, frozen_clock, store, pair
+):
+    primary, secondary = pair
+    primary.failures = [DOWN]
+    secondary.failures = [DOWN]
+    circuit = CircuitSettings(failures=1, window=60, cooldown=300)
+    engine = group_engine(tmp_path, frozen_clock, store, primary, secondary, circuit=circuit)
+    enqueue(engine, frozen_clock, 1)
+    assert engine.dispatch().retrying == 1  # both failed: both circuits open
+
+    enqueue(engine, frozen_clock, 1, start=1)
+    report = engine.dispatch()
+
+    assert report.retrying == 1 and len(primary.attempts) == len(secondary.attempts) == 1
+    latest = engine.store.deliveries()[-1]
+    assert "primary: circuit open until" in (latest.error or "")
+    assert "secondary: circuit open until" in (latest.error or "")
+    [row] = [r for r in engine.store.outbox_rows() if r.idempotency_key == "k-c1"]
+    # Retried no sooner than the first circuit lets a probe through.
+    assert row.available_at >= frozen_clock.now() + timedelta(seconds=300)

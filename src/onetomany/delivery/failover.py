@@ -155,13 +155,13 @@ class ProviderGroup(Channel):
         gave one other than a transient failure."""
         outcomes: list[Outcome | None] = [None] * len(chunk)
         failures: dict[int, list[TransientDeliveryError]] = {}
-        closed: list[Member] = []
+        skipped: list[Member] = []  # their circuit was open
         todo = list(range(len(chunk)))
         for member in self.members:
             if not todo:
                 break
             if member.circuit is not None and not member.circuit.allows():
-                closed.append(member)
+                skipped.append(member)
                 continue
             results = self._through(member, [chunk[i] for i in todo])
             still = []
@@ -179,7 +179,7 @@ class ProviderGroup(Channel):
                 outcomes[index] = outcome
             todo = still
         for index in todo:
-            outcomes[index] = self._exhausted(failures.get(index, []), closed)
+            outcomes[index] = self._exhausted(failures.get(index, []), skipped)
         return [o for o in outcomes if o is not None]
 
     def _through(self, member: Member, messages: list[Message]) -> list[Outcome]:
@@ -214,13 +214,13 @@ class ProviderGroup(Channel):
         return results
 
     def _exhausted(
-        self, failures: list[TransientDeliveryError], closed: list[Member]
+        self, failures: list[TransientDeliveryError], skipped: list[Member]
     ) -> TransientDeliveryError:
         """The outcome of a message no provider took: every one failed or had its circuit open."""
         parts = [f"{e.provider}: {e}" for e in failures]
         waits = [e.retry_after for e in failures if e.retry_after is not None]
         now = self.runtime.clock.now()
-        for member in closed:
+        for member in skipped:
             assert member.circuit is not None
             reopens = member.circuit.reopens_at()
             parts.append(f"{member.name}: circuit open until {reopens.isoformat()}")
