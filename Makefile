@@ -10,7 +10,7 @@ EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
 
-.PHONY: install demo test lint docs bench load lock clean
+.PHONY: install demo demo-providers test lint docs bench load lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,12 @@ demo: install
 	$(BIN)/onetomany simulate $(EXAMPLE) --from 2026-09-01 --to 2026-11-30 \
 		--store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/touches.csv
 	$(BIN)/onetomany report $(EXAMPLE) --store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/report.html
+
+## demo-providers: the same 90 days with texts through Twilio, CSM tasks to Slack and email failing
+## over from Postmark to the outbox folder, against local stand-ins the demo starts on loopback
+demo-providers: install
+	rm -rf $(EXAMPLE)/var
+	$(BIN)/python $(EXAMPLE)/demo_providers.py --from 2026-09-01 --to 2026-11-30
 
 ## test: every test (core and plugins), ruff, mypy and the docs site build
 test: install lint docs

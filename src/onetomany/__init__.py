@@ -14,6 +14,7 @@ from onetomany.delivery.channels import Channel
 from onetomany.errors import (
     ConfigError,
     ConfigErrors,
+    DeliveryDeferred,
     DeliveryError,
     InputError,
     InvalidAccountError,
@@ -88,6 +89,7 @@ __all__ = [
     "Contact",
     "Decision",
     "Delivery",
+    "DeliveryDeferred",
     "DeliveryError",
     "DeliveryResult",
     "Engine",

@@ -28,6 +28,7 @@ from onetomany.delivery.dispatcher import (
     DispatchReport,
     worker_id,
 )
+from onetomany.delivery.failover import build_routes
 from onetomany.delivery.policies import ConsentPolicy, SuppressionPolicy, time_policies
 from onetomany.delivery.policy import Policy
 from onetomany.delivery.retry import RetryPolicy
@@ -210,7 +211,13 @@ class Engine:
             touch_fields=program.touch_fields(),
         )
         problems = program.problems(templates=set(self.templates.names()))
-        self.channels = self._build_channels(channels or {}, problems)
+        built = self._build_channels(channels or {}, problems)
+        runtime = Runtime(clock=self.clock, store=self.store)
+        # Failover groups and rate limits wrap the built channels (delivery/failover.py).
+        self.channels, sending, more = build_routes(
+            program.routes, built, runtime=runtime, program=program.name
+        )
+        problems.extend(more)
         if problems:
             raise ConfigErrors(problems)
         self.segments = program.segment_set()
@@ -220,7 +227,7 @@ class Engine:
         self.dispatcher = Dispatcher(
             store=self.store,
             composer=Composer(program, self.templates, clock=self.clock),
-            channels=self.channels,
+            channels=sending,
             clock=self.clock,
             plugins=self.plugins,
             retry=retry or program.retry,

@@ -19,6 +19,7 @@
      └── DeliveryError               a channel could not deliver one message
           ├── TransientDeliveryError  worth retrying (timeouts, 4xx SMTP, 429/5xx HTTP)
           ├── UnknownOutcomeError     sent, but no answer came back: it may have arrived
+          ├── DeliveryDeferred        not sent: a rate limit has no token yet (not an attempt)
           └── PermanentDeliveryError  never retried: the row is dead-lettered with the reason
 
 Channel plugins raise the two delivery errors and never return a bare failure flag; the
@@ -29,6 +30,7 @@ exc`` so the original stays on ``__cause__``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 
 class OnetomanyError(Exception):
@@ -171,6 +173,9 @@ class StoreError(OnetomanyError):
 class DeliveryError(OnetomanyError):
     """A channel could not deliver one message."""
 
+    #: The provider that answered, set by a failover group (None: the channel itself).
+    provider: str | None = None
+
 
 class TransientDeliveryError(DeliveryError):
     """Delivery failed for a reason that may pass; the dispatcher retries.
@@ -196,6 +201,16 @@ class UnknownOutcomeError(DeliveryError):
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DeliveryDeferred(DeliveryError):
+    """Nothing was sent: the channel's rate limit has no token for this message before
+    ``until``. The dispatcher puts the row back to pending until then, without counting an
+    attempt, so a busy limit delays rows and never dead-letters them."""
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        self.until = until
         super().__init__(message)
 
 

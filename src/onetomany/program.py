@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import attrs
 
 from onetomany.delivery.retry import RetryPolicy
+from onetomany.delivery.routes import ROUTE_KEYS, Route, read_routes
 from onetomany.errors import ConfigError, ConfigErrors
 from onetomany.model import Contact, Event
 from onetomany.plugins.settings import PluginSettings
@@ -208,6 +209,8 @@ class Program:
     name: str
     touches: tuple[Touch, ...] = attrs.field(default=(), converter=tuple[Touch, ...])
     channels: Mapping[str, PluginSettings] = attrs.field(factory=dict)
+    #: Failover groups and rate limits, by channel name (a group is not in ``channels``).
+    routes: Mapping[str, Route] = attrs.field(factory=dict)
     sources: Mapping[str, PluginSettings] = attrs.field(factory=dict)
     #: How stale each source's data may get (``max_staleness``), by source name.
     freshness: Mapping[str, timedelta] = attrs.field(factory=dict)
@@ -404,6 +407,10 @@ class Program:
             current = by_name.get(previous)
         return steps
 
+    def groups(self) -> dict[str, Route]:
+        """The failover groups: channel names sent through ordered providers."""
+        return {name: route for name, route in self.routes.items() if route.is_group}
+
     def problems(self, *, templates: set[str] | None = None) -> list[ConfigError]:
         """Every reference that does not resolve: channels, templates, duplicate names."""
         errors: list[ConfigError] = []
@@ -423,8 +430,8 @@ class Program:
             if touch.name in seen:
                 errors.append(ConfigError("touch defined twice", file=self.origin, key=key))
             seen.add(touch.name)
-            if touch.channel not in self.channels:
-                known = ", ".join(sorted(self.channels)) or "none configured"
+            if touch.channel not in self.channels and touch.channel not in self.groups():
+                known = ", ".join(sorted({*self.channels, *self.groups()})) or "none configured"
                 errors.append(
                     ConfigError(
                         f"unknown channel {touch.channel!r} (channels: {known})",
@@ -575,27 +582,30 @@ _TOUCH_KEYS = {
 }
 
 
-def load_program(path: str | Path) -> Program:
+def load_program(path: str | Path, *, channels: str | Path | None = None) -> Program:
     """Load a program folder (or its ``program.toml``).
+
+    ``channels`` names another TOML file whose ``[channels]`` tables replace the program's: the
+    same touches through other providers (a staging account, a demo's local fakes). Relative
+    paths in it are read from the program's folder.
 
     Raises :class:`~onetomany.errors.ConfigErrors` listing every problem found, each with the
     file, the key and the reason.
     """
     path = Path(path)
     file = path / PROGRAM_FILE if path.is_dir() else path
-    origin = str(file)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no {PROGRAM_FILE} here; a program folder holds one", file=origin
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"malformed TOML: {exc}", file=origin) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", file=origin) from exc
-    reader = _Reader(origin)
-    program = _read_program(data, reader, file.parent)
+    data = _read_toml(file, missing=f"no {PROGRAM_FILE} here; a program folder holds one")
+    reader = _Reader(str(file))
+    replacement: tuple[dict[str, Any], _Reader] | None = None
+    if channels is not None:
+        other = _Reader(str(channels))
+        tables = _read_toml(Path(channels), missing="no such file")
+        for key in sorted(set(tables) - {"channels"}):
+            other.error(key, "a channels file holds [channels.NAME] tables only")
+        replacement = (other.table(tables, "channels", "channels"), other)
+    program = _read_program(data, reader, file.parent, channels=replacement)
+    if replacement is not None:
+        reader.errors[:0] = replacement[1].errors
     if reader.errors:
         raise ConfigErrors(reader.errors)
     assert program is not None
@@ -605,13 +615,31 @@ def load_program(path: str | Path) -> Program:
     return program
 
 
+def _read_toml(file: Path, *, missing: str) -> dict[str, Any]:
+    origin = str(file)
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(missing, file=origin) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"malformed TOML: {exc}", file=origin) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=origin) from exc
+
+
 def _template_names(folder: Path) -> set[str]:
     from onetomany.templating import TemplateSet
 
     return set(TemplateSet(folder).names()) if folder.is_dir() else set()
 
 
-def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Program | None:
+def _read_program(
+    data: Mapping[str, Any],
+    reader: _Reader,
+    base: Path,
+    *,
+    channels: tuple[dict[str, Any], _Reader] | None = None,
+) -> Program | None:
     for key in data:
         if key not in _SECTIONS:
             reader.error(key, f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
@@ -623,12 +651,18 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         reader.name(name, "program.name")
     constants = reader.table(head, "constants", "program.constants")
     unsubscribe = _read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader)
+    # The program's own [channels], or those of a channels file read with its own origin.
+    channel_tables, channel_reader = channels or (
+        reader.table(data, "channels", "channels"),
+        reader,
+    )
+    routes, route_errors = read_routes(channel_tables, file=channel_reader.origin)
+    channel_reader.errors.extend(route_errors)
     program = Program(
         name=name or "program",
         touches=_read_touches(reader.table(data, "touches", "touches"), reader),
-        channels=_read_plugins(
-            reader.table(data, "channels", "channels"), "channels", reader, base
-        ),
+        channels=_read_plugins(channel_tables, "channels", channel_reader, base),
+        routes=routes,
         sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
         freshness=_read_freshness(reader.table(data, "sources", "sources"), reader),
         templates_dir=reader.string(head, "templates", "program.templates", "templates") or "",
@@ -654,7 +688,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
     caps, errors = read_caps(
         reader.table(data, "caps", "caps"),
         file=reader.origin,
-        channels=program.channels,
+        channels=[*program.channels, *program.groups()],
         touches=[t.name for t in program.touches],
     )
     reserved, more = read_reserved(
@@ -800,13 +834,16 @@ def _read_plugins(
         if not isinstance(body, dict):
             reader.error(path, "expected a table")
             continue
+        if kind == "channels" and "providers" in body:
+            continue  # a failover group (delivery/routes.py reads it)
         plugin = reader.string(body, "plugin", f"{path}.plugin", required=True)
         if plugin is None:
             continue
+        core = _CORE_PLUGIN_KEYS | (ROUTE_KEYS if kind == "channels" else frozenset())
         options = {
             key: _expand_env(value, f"{path}.{key}", reader)
             for key, value in body.items()
-            if key not in _CORE_PLUGIN_KEYS
+            if key not in core
         }
         result[name] = PluginSettings(
             name=name, plugin=plugin, options=options, base_dir=base, origin=reader.origin

@@ -73,6 +73,13 @@ errors = Console(stderr=True, soft_wrap=True)
 ProgramPath = Annotated[
     Path, typer.Argument(help="A program folder (with program.toml) or the file itself.")
 ]
+ChannelsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--channels",
+        help="A TOML file whose [channels] tables replace the program's (other providers).",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -152,14 +159,14 @@ def _channel_options(name: str, *, as_json: bool) -> None:
 
 
 @app.command()
-def validate(path: ProgramPath) -> None:
+def validate(path: ProgramPath, channels_file: ChannelsFile = None) -> None:
     """Check a program: its file, every template compiled, then rendered for its sources'
     contacts (or a generated sample when they have none).
 
     Every problem is listed with its file, key and reason. Nothing is sent, and the program's
     own store is left alone: the sources are read into a scratch store.
     """
-    program = load_program(path)
+    program = load_program(path, channels=channels_file)
     with (
         tempfile.TemporaryDirectory(prefix="onetomany-validate-") as scratch,
         Engine(program, store=Store(Path(scratch) / "validate.db")) as engine,
@@ -239,9 +246,10 @@ def run(
             "in the sources) as history, and start cadences at their next occurrence.",
         ),
     ] = False,
+    channels_file: ChannelsFile = None,
 ) -> None:
     """Run a program: sync its sources, queue triggered touches, deliver what is due."""
-    program = load_program(path)
+    program = load_program(path, channels=channels_file)
     with Engine(program) as engine:
         synced: tuple[SyncReport, ...] = ()
         if from_now:
@@ -437,6 +445,7 @@ def simulate(
         str | None,
         typer.Option(help="A scratch store to keep (URL or SQLite path); default temporary."),
     ] = None,
+    channels_file: ChannelsFile = None,
 ) -> None:
     """Run a program over a date range on a virtual clock: who gets what, when.
 
@@ -453,7 +462,7 @@ def simulate(
     if out is not None:
         check_output(out)
     simulator = Simulator(
-        load_program(path),
+        load_program(path, channels=channels_file),
         start,
         end,
         dry_run=dry_run,

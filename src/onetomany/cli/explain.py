@@ -109,6 +109,8 @@ class OutboxEntry:
     available_at: datetime
     created_at: datetime
     updated_at: datetime
+    #: The provider that took the latest attempt (a failover group's member), if any.
+    provider: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -684,6 +686,8 @@ def render(explanation: Explanation) -> list[str]:
                 f"{row.idempotency_key}, queued {_when(row.created_at)}, updated "
                 f"{_when(row.updated_at)}"
             )
+            if row.provider:
+                line += f", via {row.provider}"
             if row.status == "pending":
                 line += f", due {_when(row.available_at)}"
             if row.last_error:

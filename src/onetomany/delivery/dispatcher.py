@@ -18,6 +18,8 @@ one opened session per channel, and records the outcomes every ``record_every`` 
   raised while composing, rendering, building or sending that one message: the row is
   dead-lettered with the reason (``TypeName: message`` for an exception the plugin or template
   did not map), and the batch goes on;
+- :class:`~onetomany.errors.DeliveryDeferred` (a channel's rate limit had no token for it;
+  nothing was sent): the row goes back to ``pending`` until the token is due, not an attempt;
 - a channel whose ``open()`` raises: every row of the batch for it goes back to ``pending``
   with the reason, as a failed attempt (so the backoff applies, and a channel that never opens
   ends in the dead letters after ``max_attempts`` rather than being retried for ever).
@@ -41,6 +43,9 @@ Before a batch is composed, the engine's send policies (:mod:`onetomany.delivery
 judge it: a row a policy skips ends ``skipped`` with the reason, one it defers goes back to
 ``pending`` until the deferral ends; neither counts as an attempt. A policy that raises is a
 bug: the batch's rows are left to their lease (as for a store error) and the pass goes on.
+
+Each delivery records the provider that took it (a failover group's member, see
+:mod:`onetomany.delivery.failover`; else the channel), counted in ``DispatchReport.by_provider``.
 
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
@@ -69,6 +74,7 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.delivery.rulings import Judgement, PolicyBug, judge, verdict_decision
 from onetomany.errors import (
     ConfigError,
+    DeliveryDeferred,
     DeliveryError,
     OnetomanyError,
     StoreError,
@@ -91,6 +97,8 @@ DEFAULT_LEASE = timedelta(minutes=1)
 DEFAULT_RECORD_EVERY = 20
 #: Seconds a refused store write is retried within one dispatch before the batch stops.
 DEFAULT_STORE_PATIENCE = 30.0
+#: The name ``DispatchReport.deferred`` counts rows a channel's rate limit put back under.
+RATE_LIMIT = "rate limit"
 
 _T = TypeVar("_T")
 
@@ -107,6 +115,8 @@ class DispatchReport:
     store refused and are kept in memory for the next call; ``stopped`` says why the call ended
     early, if it did. ``skipped`` and ``deferred`` count the rows the send policies stopped,
     per policy name; ``held`` the rows left to their lease because a policy raised.
+    ``by_provider`` counts the sent messages per provider (a failover group's member, else
+    the channel); rows a rate limit put back count in ``deferred`` under ``rate limit``.
     """
 
     claimed: int = 0
@@ -122,6 +132,7 @@ class DispatchReport:
     held: int = 0
     #: ``skipped`` and ``deferred`` per touch: ``{(touch, policy, "skipped" | "deferred"): rows}``.
     by_touch: dict[tuple[str, str, str], int] = attrs.field(factory=dict)
+    by_provider: dict[str, int] = attrs.field(factory=dict)
 
     def __iadd__(self, other: DispatchReport) -> DispatchReport:
         self.claimed += other.claimed
@@ -136,6 +147,8 @@ class DispatchReport:
                 mine[name] = mine.get(name, 0) + count
         for key, count in other.by_touch.items():
             self.by_touch[key] = self.by_touch.get(key, 0) + count
+        for name, count in other.by_provider.items():
+            self.by_provider[name] = self.by_provider.get(name, 0) + count
         self.unrecorded = other.unrecorded
         self.stopped = other.stopped or self.stopped
         return self
@@ -499,33 +512,78 @@ class Dispatcher:
     def _record(
         self, channel: Channel, row: OutboxRow, outcome: object, report: DispatchReport
     ) -> None:
+        provider = row.channel
+        if isinstance(outcome, (DeliveryResult, DeliveryError)) and outcome.provider:
+            provider = outcome.provider
         if isinstance(outcome, DeliveryResult):
-            self._save(row, report, "sent", provider_message_id=outcome.provider_message_id)
+            self._save(
+                row,
+                report,
+                "sent",
+                provider_message_id=outcome.provider_message_id,
+                provider=provider,
+            )
         elif isinstance(outcome, UnknownOutcomeError):
-            self._unknown(channel, row, outcome, report)
+            self._unknown(channel, row, outcome, report, provider=provider)
         elif isinstance(outcome, TransientDeliveryError):
-            self._finish(row, report, error=str(outcome), retry_after=outcome.retry_after)
+            self._finish(
+                row,
+                report,
+                error=str(outcome),
+                retry_after=outcome.retry_after,
+                provider=provider,
+            )
+        elif isinstance(outcome, DeliveryDeferred):
+            self._defer(row, outcome, report)
         elif isinstance(outcome, DeliveryError):
-            self._finish(row, report, error=str(outcome), final=True)
+            self._finish(row, report, error=str(outcome), final=True, provider=provider)
         else:
             # It may have been sent: never retried, dead-lettered with what came back.
             error = f"TypeError: the channel returned {outcome!r:.200}, not a DeliveryResult"
             self._finish(row, report, error=error, final=True)
 
     def _unknown(
-        self, channel: Channel, row: OutboxRow, error: UnknownOutcomeError, report: DispatchReport
+        self,
+        channel: Channel,
+        row: OutboxRow,
+        error: UnknownOutcomeError,
+        report: DispatchReport,
+        *,
+        provider: str | None = None,
     ) -> None:
         """Record a message that went out with no answer; send it again only where a second
         copy is harmless (the provider drops repeated keys) or wanted (the touch says so)."""
         attempt = row.attempts + 1
         if not self._may_resend(channel, row):
-            self._save(row, report, "unknown", error=f"{error} (not sent again)")
+            error_text = f"{error} (not sent again)"
+            self._save(row, report, "unknown", error=error_text, provider=provider)
         elif attempt >= self.retry.max_attempts:
-            self._save(row, report, "unknown", error=f"gave up after {attempt} attempts: {error}")
+            error_text = f"gave up after {attempt} attempts: {error}"
+            self._save(row, report, "unknown", error=error_text, provider=provider)
         else:
             wait = self.retry.wait(attempt, error.retry_after)
             retry_at = self.clock.now() + timedelta(seconds=wait)
-            self._save(row, report, "unknown", error=str(error), retry_at=retry_at)
+            self._save(
+                row, report, "unknown", error=str(error), retry_at=retry_at, provider=provider
+            )
+
+    def _defer(self, row: OutboxRow, deferred: DeliveryDeferred, report: DispatchReport) -> None:
+        """Put back a row a rate limit held: pending until its token is due, not an attempt."""
+        release = Release(
+            outbox_id=row.id,
+            claim_token=row.claim_token or "",
+            reason=str(deferred),
+            until=deferred.until,
+        )
+        now = self.clock.now()
+        stale = self._patiently(lambda: release_claimed(self.store, [release], now=now))
+        self._held.pop(row.id, None)
+        if stale:
+            report.stale += 1
+            return
+        report.deferred[RATE_LIMIT] = report.deferred.get(RATE_LIMIT, 0) + 1
+        key = (row.touch, RATE_LIMIT, "deferred")
+        report.by_touch[key] = report.by_touch.get(key, 0) + 1
 
     def _may_resend(self, channel: Channel, row: OutboxRow) -> bool:
         if channel.deduplicates:
@@ -543,16 +601,18 @@ class Dispatcher:
         error: str,
         final: bool = False,
         retry_after: float | None = None,
+        provider: str | None = None,
     ) -> None:
         attempt = row.attempts + 1
         if final:
-            self._save(row, report, "dead", error=error)
+            self._save(row, report, "dead", error=error, provider=provider)
         elif attempt >= self.retry.max_attempts:
-            self._save(row, report, "dead", error=f"gave up after {attempt} attempts: {error}")
+            error = f"gave up after {attempt} attempts: {error}"
+            self._save(row, report, "dead", error=error, provider=provider)
         else:
             wait = self.retry.wait(attempt, retry_after)
             retry_at = self.clock.now() + timedelta(seconds=wait)
-            self._save(row, report, "retrying", error=error, retry_at=retry_at)
+            self._save(row, report, "retrying", error=error, retry_at=retry_at, provider=provider)
 
     def _save(
         self,
@@ -563,6 +623,7 @@ class Dispatcher:
         error: str | None = None,
         provider_message_id: str | None = None,
         retry_at: datetime | None = None,
+        provider: str | None = None,
     ) -> None:
         delivery = Delivery(
             outbox_id=row.id,
@@ -576,12 +637,15 @@ class Dispatcher:
             account_id=row.account_id,
             provider_message_id=provider_message_id,
             error=error,
+            provider=provider,
         )
         self._held.pop(row.id, None)
         self._unrecorded.append(
             Outcome(delivery=delivery, claim_token=row.claim_token or "", retry_at=retry_at)
         )
         setattr(report, status, getattr(report, status) + 1)
+        if status == "sent" and provider:
+            report.by_provider[provider] = report.by_provider.get(provider, 0) + 1
         if status != "sent":
             log.warning("%s %s: %s", status, row.idempotency_key, error)
         if len(self._unrecorded) >= self.record_every:

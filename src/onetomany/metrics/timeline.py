@@ -141,6 +141,8 @@ def build_timeline(store: Store, subject: str, *, tz: tzinfo) -> Timeline:
             )
         for attempt in attempts:
             text = f"{attempt.status} {row.touch} by {row.channel}"
+            if attempt.provider and attempt.provider != row.channel:
+                text += f" via {attempt.provider}"
             if attempt.error:
                 text += f": {attempt.error}"
             entries.append(
@@ -151,7 +153,11 @@ def build_timeline(store: Store, subject: str, *, tz: tzinfo) -> Timeline:
                     contact_id=row.contact_id,
                     touch=row.touch,
                     idempotency_key=row.idempotency_key,
-                    details={"attempt": attempt.attempt, "status": attempt.status},
+                    details={
+                        "attempt": attempt.attempt,
+                        "status": attempt.status,
+                        "provider": attempt.provider,
+                    },
                 )
             )
     order = {k: i for i, k in enumerate(KINDS)}

@@ -404,6 +404,8 @@ class DeliveryResult:
 
     provider_message_id: str | None = None
     detail: str = ""
+    #: The provider that took it, when the channel is a failover group (the member's name).
+    provider: str | None = None
 
 
 class OutboxStatus(enum.StrEnum):
@@ -435,3 +437,6 @@ class Delivery:
     account_id: str | None = None
     provider_message_id: str | None = None
     error: str | None = None
+    #: The channel that sent it: a failover group's member, else the channel itself (None in
+    #: records written before providers were recorded).
+    provider: str | None = None

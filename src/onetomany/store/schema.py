@@ -116,6 +116,7 @@ deliveries = sa.Table(
     sa.Column("provider_message_id", sa.String(512)),
     sa.Column("error", sa.Text),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("provider", sa.String(128)),
 )
 
 inbox = sa.Table(
@@ -300,4 +301,13 @@ health_scores = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     # Each measure's value and points, for the report and for people asking why.
     sa.Column("measures", sa.JSON, nullable=False),
+)
+
+#: Token buckets of the per-channel rate limits, shared by every worker of the store.
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )

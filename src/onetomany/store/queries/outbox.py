@@ -115,10 +115,18 @@ def sent_not_engaged(
 
 def touch_rows(store: Store, touch: str, contact_id: str, *, limit: int) -> list[dict[str, Any]]:
     """The newest ``limit`` outbox rows of ``touch`` for ``contact_id``, newest first, each as
-    its columns by name."""
-    t = schema.outbox
+    its columns by name, and ``provider``: who took its latest attempt (None before one)."""
+    t, d = schema.outbox, schema.deliveries
+    provider = (
+        sa.select(d.c.provider)
+        .where(d.c.outbox_id == t.c.id)
+        .order_by(d.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("provider")
+    )
     query = (
-        sa.select(t)
+        sa.select(t, provider)
         .where(t.c.touch == touch, t.c.contact_id == contact_id)
         .order_by(t.c.id.desc())
         .limit(limit)
