@@ -51,6 +51,7 @@ from onetomany.rules.caps import Cap, cadence_conflicts, read_caps
 from onetomany.rules.freshness import parse_staleness
 from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.journeys import Journey, read_journeys
+from onetomany.rules.retention import Retention, read_retention
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
 from onetomany.rules.topics import Topic, read_topics, unknown_topic
@@ -221,6 +222,8 @@ class Program:
     reserved: tuple[Reservation, ...] = attrs.field(default=(), converter=tuple[Reservation, ...])
     #: The goal of every touch that names none of its own.
     goal: Goal | None = None
+    #: ``[retention]``: how long events, deliveries and decisions are kept.
+    retention: Retention = attrs.field(factory=Retention)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -518,6 +521,7 @@ _SECTIONS = {
     "windows",
     "caps",
     "reserved",
+    "retention",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {"name", "sender", "store", "templates", "unsubscribe_url", "constants", "goal"}
@@ -610,6 +614,7 @@ def _read_program(data: Mapping[str, Any], reader: _Reader, base: Path) -> Progr
         tiers=_read_tiers(data, reader),
         windows=_read_windows(data, reader, base),
         goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
+        retention=read_retention(reader.table(data, "retention", "retention"), reader),
         base_dir=base,
         origin=reader.origin,
     )
