@@ -62,7 +62,7 @@ def test_an_unknown_channel_is_refused_by_name(tmp_path, store, frozen_clock):
     with _engine(tmp_path, store, frozen_clock, RecordingChannel(), RecordingChannel()) as engine:
         engine.track("signed_up", account_id="a1")
         engine.tick()
-        with pytest.raises(ConfigError, match="unknown channel 'sms'.*chat, email"):
+        with pytest.raises(ConfigError, match=r"unknown channel 'sms'.*chat, email"):
             engine.dispatch(channels=["sms"])
         # Nothing was claimed by the refused call.
         assert len(store.outbox_rows(status="pending")) == 2
