@@ -175,3 +175,36 @@ def test_the_status_command_prints_the_same_facts_as_json(tmp_path: Path):
     table = CliRunner().invoke(app, ["status", str(folder)])
     assert table.exit_code == 0, table.output
     assert "ops: 1 queued, 0 dead letter(s)" in table.output
+
+
+def test_tick_dispatch_and_prune_commands_run_the_single_steps(tmp_path: Path):
+    from onetomany import Account, Contact
+
+    folder = write_program(tmp_path / "prog", '[retention]\nevents = "30d"\n')
+    with Engine(load_program(folder)) as engine:
+        engine.identify(
+            Account(id="a1", name="Northwind"),
+            Contact(id="c1", account_id="a1", email="c1@northwind.test"),
+        )
+        engine.track("signed_up", contact_id="c1", account_id="a1")
+    runner = CliRunner()
+    ticked = runner.invoke(app, ["tick", str(folder), "--no-sync"])
+    assert ticked.exit_code == 0, ticked.output
+    assert "queued 1 touch(es)" in ticked.output
+    wrong = runner.invoke(app, ["dispatch", str(folder), "--channel", "sms"])
+    assert wrong.exit_code == 1
+    assert "unknown channel 'sms'" in str(wrong.exception)
+    sent = runner.invoke(app, ["dispatch", str(folder), "--channel", "email"])
+    assert sent.exit_code == 0, sent.output
+    assert "claimed 1: delivered 1" in sent.output
+    assert len(list((folder / "var" / "outbox").glob("*.eml"))) == 1
+    pruned = runner.invoke(app, ["prune", str(folder), "--dry-run", "--json"])
+    assert pruned.exit_code == 0, pruned.output
+    assert json.loads(pruned.output) == {
+        "archives": [],
+        "cap_reservations": 0,
+        "decisions": 0,
+        "deliveries": 0,
+        "dry_run": True,
+        "events": 0,
+    }

@@ -61,6 +61,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(suppressions_app, name="suppressions")
 app.command()(ops_commands.status)
 app.command()(ops_commands.prune)
+app.command()(ops_commands.tick)
+app.command()(ops_commands.dispatch)
 
 # soft_wrap: paths and messages stay on one line, so they can be copied and searched.
 console = Console(soft_wrap=True)

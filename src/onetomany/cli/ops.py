@@ -1,10 +1,11 @@
-"""``onetomany status`` and ``onetomany prune``: a few lines each over
-:func:`onetomany.ops.status.read_status` and :meth:`Engine.prune
-<onetomany.engine.Engine.prune>`."""
+"""The commands an operator runs: ``status``, ``prune``, and the single steps a deployment
+schedules on its own (``tick`` from a timer, ``dispatch`` workers). A few lines each over
+:func:`onetomany.ops.status.read_status` and the :class:`~onetomany.engine.Engine`."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from onetomany.delivery.dispatcher import DispatchReport
 from onetomany.engine import Engine
 from onetomany.ops.status import Status, read_status
 from onetomany.program import load_program
@@ -138,3 +140,79 @@ def prune(
     )
     for file in report.archives:
         console.print(f"archived to {file}", markup=False)
+
+
+def tick(
+    path: ProgramPath,
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help="Pull the sources first.")] = True,
+    store: StoreOption = None,
+) -> None:
+    """One round of deciding, for a timer: sync the sources, update tiers, segments and
+    journeys, and queue the touches now due (sending is left to `onetomany dispatch`)."""
+    with _engine(path, store) as engine:
+        if sync:
+            engine.sync()
+        engine.update_tiers()
+        engine.update_segments()
+        engine.update_journeys()
+        queued = engine.tick()
+    console.print(f"queued {queued} touch(es)", markup=False)
+
+
+def _stop_on_sigterm() -> None:
+    """systemd stops a service with SIGTERM: raise KeyboardInterrupt instead of dying, so the
+    dispatcher writes the outcomes of what it sent before the process ends."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def dispatch(
+    path: ProgramPath,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel",
+            "-c",
+            help="Send only this channel's rows (repeat for more; or ONETOMANY_CHANNELS, "
+            "space-separated).",
+            envvar="ONETOMANY_CHANNELS",
+        ),
+    ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every",
+            help="Keep going: dispatch again this many seconds after a pass that found "
+            "nothing (at once after one that did), until stopped.",
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Send the outbox rows due now, once or (with --every) as a long-running worker; any
+    number may run against a PostgreSQL store, each claiming rows no other holds."""
+    with _engine(path, store) as engine:
+        if every is None:
+            _print_dispatch(engine.dispatch(channels=channel or None))
+            return
+        _stop_on_sigterm()
+        try:
+            while True:
+                report = engine.dispatch(channels=channel or None)
+                if report.claimed:
+                    _print_dispatch(report)
+                else:
+                    time.sleep(every)
+        except KeyboardInterrupt:
+            console.print("stopped", markup=False)
+
+
+def _print_dispatch(report: DispatchReport) -> None:
+    console.print(
+        f"claimed {report.claimed}: delivered {report.sent}, retrying {report.retrying}, "
+        f"dead-lettered {report.dead}, unknown {report.unknown}"
+        + (f"; stopped: {report.stopped}" if report.stopped else ""),
+        markup=False,
+    )
