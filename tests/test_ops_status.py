@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from onetomany.cli.commands import app
 from onetomany.engine import Engine
 from onetomany.errors import PermanentDeliveryError, TransientDeliveryError
-from onetomany.ops.prometheus import StoreCollector, registry_for, serve
+from onetomany.ops.prometheus import StoreCollector, metrics_app, registry_for, serve
 from onetomany.ops.status import read_status
 from onetomany.program import load_program
 from onetomany.store.queries.source_syncs import sync_failed, sync_succeeded
@@ -208,3 +208,17 @@ def test_tick_dispatch_and_prune_commands_run_the_single_steps(tmp_path: Path):
         "dry_run": True,
         "events": 0,
     }
+
+
+def test_the_wsgi_app_a_host_mounts_serves_the_same_gauges(known: Engine, frozen_clock):
+    from wsgiref.util import setup_testing_defaults
+
+    wsgi = metrics_app(StoreCollector(known.program, known.store, now=frozen_clock.now))
+    environ: dict[str, object] = {"PATH_INFO": "/metrics"}
+    setup_testing_defaults(environ)
+    answers: list[str] = []
+    body = b"".join(wsgi(environ, lambda status, headers: answers.append(status)))
+    assert answers == ["200 OK"]
+    samples = _samples(body.decode())
+    email = frozenset({("program", "acme"), ("channel", "email")})
+    assert samples["onetomany_queue_depth", email] == 1

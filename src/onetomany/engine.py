@@ -157,6 +157,8 @@ class Engine:
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
     :param policies: the send policies, in order, instead of the program's
         (:meth:`send_policies`).
+    :param decision_retention: how long recorded decisions are kept; by default the
+        program's ``[retention] decisions`` (30 days).
 
     **Threads.** One engine may be shared by a web server's request threads: ``identify``,
     ``track``, ``track_engagement`` and the inbox methods (``inbox``, ``inbox_page``,
