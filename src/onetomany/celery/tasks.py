@@ -23,7 +23,7 @@ DEFAULT_QUEUE = "onetomany"
 
 
 def queue_for(channel: str, *, prefix: str = DEFAULT_QUEUE) -> str:
-    """The queue a channel's dispatch tasks go to: ``onetomany.email`` for ``email``."""
+    """The queue a channel's dispatch tasks go to: ``"onetomany.email"`` for ``email``."""
     return f"{prefix}.{channel}"
 
 
@@ -116,7 +116,8 @@ def register(
     prefix: str = "onetomany",
     queue: str = DEFAULT_QUEUE,
 ) -> OnetomanyTasks:
-    """Register ``<prefix>.sync``, ``<prefix>.tick`` and ``<prefix>.dispatch`` on ``app``.
+    """Register the tasks ``sync``, ``tick`` and ``dispatch`` (named ``"<prefix>.tick"``, ...)
+    on ``app``.
 
     :param program: a program folder (or its ``program.toml``), or a callable that builds the
         :class:`~onetomany.engine.Engine` (to give it a store URL, a clock, channels...). It is

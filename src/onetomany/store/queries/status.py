@@ -68,15 +68,9 @@ def _tick_cursor(program: str) -> str:
 
 def record_tick(store: Store, program: str, *, at: datetime, seconds: float, queued: int) -> None:
     """Keep what the last tick of ``program`` took (in the ``cursors`` table)."""
-    t = schema.cursors
     value = json.dumps({"at": at.isoformat(), "seconds": seconds, "queued": queued})
-    name = _tick_cursor(program)
     with store.write() as conn:
-        changed = conn.execute(
-            sa.update(t).where(t.c.name == name).values(value=value, updated_at=at)
-        ).rowcount
-        if not changed:
-            conn.execute(sa.insert(t).values(name=name, value=value, updated_at=at))
+        store._set_cursor(conn, _tick_cursor(program), value, at)
 
 
 def last_tick(store: Store, program: str) -> dict[str, Any] | None:
