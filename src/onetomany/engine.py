@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from onetomany.metrics.timeline import Timeline, build_timeline
 from onetomany.model import Account, ChannelKind, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
+from onetomany.ops.lifecycle import PruneReport, prune
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
 from onetomany.plugins.syncing import OnPage, SyncReport, run_sync
@@ -50,6 +52,7 @@ from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
 from onetomany.rules.freshness import needed_sources, stale_reason
 from onetomany.rules.journeys import JourneyState, StageChange
+from onetomany.rules.retention import DEFAULT_DECISIONS
 from onetomany.rules.suppression import Reason, Suppression, normalise_address, read_csv, write_csv
 from onetomany.rules.tiers import TIERS, Tier, TierChange, TierState
 from onetomany.rules.topics import Answer, Preferences, unknown_topic
@@ -65,6 +68,7 @@ from onetomany.store.queries.leases import release_lease, take_lease
 from onetomany.store.queries.outbox import outbox_row
 from onetomany.store.queries.schedules import scheduled_next
 from onetomany.store.queries.source_syncs import SourceSyncState, sync_states
+from onetomany.store.queries.status import record_tick
 from onetomany.store.queries.subscriptions import answers_of, record_answer
 from onetomany.store.queries.suppression import (
     add_suppressions,
@@ -87,7 +91,7 @@ log = logging.getLogger(__name__)
 
 EVENT_CURSOR = "triggers:events"
 #: How long a tick's recorded decisions are kept by default.
-DEFAULT_DECISION_RETENTION = timedelta(days=30)
+DEFAULT_DECISION_RETENTION = DEFAULT_DECISIONS
 #: How long one worker's tick holds the program before another may take it over (renewed as
 #: the tick goes from one trigger kind to the next).
 DEFAULT_TICK_LEASE = timedelta(minutes=2)
@@ -161,6 +165,8 @@ class Engine:
         refuses one further ahead, and ``sync`` skips it (clocks drift, calendars do not).
     :param policies: the send policies, in order, instead of the program's
         (:meth:`send_policies`).
+    :param decision_retention: how long recorded decisions are kept; by default the
+        program's ``[retention] decisions`` (30 days).
 
     **Threads.** One engine may be shared by a web server's request threads: ``identify``,
     ``track``, ``track_engagement`` and the inbox methods (``inbox``, ``inbox_page``,
@@ -188,10 +194,12 @@ class Engine:
         record_every: int = DEFAULT_RECORD_EVERY,
         store_patience: float = DEFAULT_STORE_PATIENCE,
         future_tolerance: timedelta = timedelta(minutes=5),
-        decision_retention: timedelta = DEFAULT_DECISION_RETENTION,
+        decision_retention: timedelta | None = None,
         tick_lease: timedelta = DEFAULT_TICK_LEASE,
         policies: Sequence[Policy] | None = None,
     ) -> None:
+        if decision_retention is None:
+            decision_retention = program.retention.decisions
         if decision_retention <= timedelta(0):
             raise ValueError(f"decision_retention must be positive, not {decision_retention}")
         self.program = program
@@ -441,10 +449,20 @@ class Engine:
             log.info("%s: another worker holds this round; skipped here", lease)
             self.last_decisions = ()
             return 0
+        started = time.monotonic()
         try:
-            return self._tick(batch, lease)
+            queued = self._tick(batch, lease)
         finally:
             release_lease(self.store, lease, self._holder)
+        # For `onetomany status` and the Prometheus gauge: how long the last round took.
+        record_tick(
+            self.store,
+            self.program.name,
+            at=self.clock.now(),
+            seconds=time.monotonic() - started,
+            queued=queued,
+        )
+        return queued
 
     def _tick(self, batch: int, lease: str) -> int:
         decisions: list[Decision] = []
@@ -474,7 +492,9 @@ class Engine:
                 "; ".join(sorted({d.reason or "" for d in held})),
             )
         record_decisions(self.store, decisions)
-        prune_decisions(self.store, before=now - self.decision_retention)
+        if self.program.retention.archive is None:
+            # With an archive folder, only prune() removes decisions: it archives them first.
+            prune_decisions(self.store, before=now - self.decision_retention)
         return queued
 
     def decide(self, touch_name: str, contact_ids: Iterable[str]) -> list[Decision]:
@@ -933,11 +953,47 @@ class Engine:
             queued=queued,
         )
 
+    # -- the data lifecycle -----------------------------------------------------------------
+
+    def prune(self, *, archive: Path | None = None, dry_run: bool = False) -> PruneReport:
+        """Archive and remove what the program's ``[retention]`` lets go, never what a
+        trigger still needs (the rule: :mod:`onetomany.ops.lifecycle`).
+
+        ``archive`` is the folder the gzip'd JSON lines go to before rows are removed (by
+        default the program's ``retention.archive``, relative to the program; none: rows are
+        removed unarchived). ``dry_run`` only counts.
+        """
+        if archive is None and self.program.retention.archive is not None:
+            archive = self.program.base_dir / self.program.retention.archive
+        program = attrs.evolve(
+            self.program,
+            retention=attrs.evolve(self.program.retention, decisions=self.decision_retention),
+        )
+        return prune(
+            program,
+            self.store,
+            now=self.clock.now(),
+            through=EventPosition.parse(self.store.get_cursor(EVENT_CURSOR)),
+            archive=archive,
+            dry_run=dry_run,
+        )
+
     # -- sending ----------------------------------------------------------------------------
 
-    def dispatch(self, limit: int | None = None) -> DispatchReport:
-        """Send every outbox row due now (at most ``limit``)."""
-        return self.dispatcher.dispatch(limit)
+    def dispatch(
+        self, limit: int | None = None, *, channels: Collection[str] | None = None
+    ) -> DispatchReport:
+        """Send every outbox row due now (at most ``limit``; only rows of the program's
+        ``channels`` when given, so each channel can have workers of its own)."""
+        if channels is not None:
+            unknown = sorted(set(channels) - set(self.program.channels) - set(self.channels))
+            if unknown:
+                known = ", ".join(sorted(set(self.program.channels) | set(self.channels)))
+                raise ConfigError(
+                    f"dispatch: unknown channel {unknown[0]!r} (the program has: {known})",
+                    file=self.program.origin,
+                )
+        return self.dispatcher.dispatch(limit, channels=channels)
 
     def run_once(self) -> RunReport:
         """Sync every source, then :meth:`step`."""

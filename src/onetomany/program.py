@@ -54,6 +54,7 @@ from onetomany.rules.goals import Goal, read_goal
 from onetomany.rules.health import HealthSettings, read_health
 from onetomany.rules.holdouts import Holdout, read_holdout
 from onetomany.rules.journeys import Journey, read_journeys
+from onetomany.rules.retention import Retention, read_retention
 from onetomany.rules.segments import TRAIT_TYPES, SegmentSet, check_types, parse
 from onetomany.rules.tiers_toml import TierSettings, read_tiers
 from onetomany.rules.topics import Topic, read_topics, unknown_topic
@@ -238,6 +239,8 @@ class Program:
     holdout: Holdout | None = None
     #: ``[health]``: the measures of each account's health score.
     health: HealthSettings = attrs.field(factory=HealthSettings)
+    #: ``[retention]``: how long events, deliveries and decisions are kept.
+    retention: Retention = attrs.field(factory=Retention)
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path)
     origin: str = "<python>"
 
@@ -546,6 +549,7 @@ _SECTIONS = {
     "caps",
     "reserved",
     "health",
+    "retention",
 }
 _RETRY_KEYS = {"max_attempts": int, "initial": float, "maximum": float, "jitter": float}
 _PROGRAM_KEYS = {
@@ -682,6 +686,7 @@ def _read_program(
         goal=read_goal(head["goal"], "program.goal", reader) if "goal" in head else None,
         holdout=read_holdout(head, "program", reader),
         health=read_health(reader.table(data, "health", "health"), "health", reader),
+        retention=read_retention(reader.table(data, "retention", "retention"), reader),
         base_dir=base,
         origin=reader.origin,
     )

@@ -22,6 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from onetomany import __version__
+from onetomany.cli import ops as ops_commands
 from onetomany.cli.explain import explain as explain_touch
 from onetomany.cli.explain import render as render_explanation
 from onetomany.cli.measure import (
@@ -65,6 +66,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage the store's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(suppressions_app, name="suppressions")
+app.command()(ops_commands.status)
+app.command()(ops_commands.prune)
+app.command()(ops_commands.tick)
+app.command()(ops_commands.dispatch)
 
 # soft_wrap: paths and messages stay on one line, so they can be copied and searched.
 console = Console(soft_wrap=True)

@@ -61,7 +61,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -233,8 +233,11 @@ class Dispatcher:
 
     # -- the pass ---------------------------------------------------------------------------
 
-    def dispatch(self, limit: int | None = None) -> DispatchReport:
-        """Send every row due when the call starts (at most ``limit``); returns the counts.
+    def dispatch(
+        self, limit: int | None = None, *, channels: Collection[str] | None = None
+    ) -> DispatchReport:
+        """Send every row due when the call starts (at most ``limit``; only rows of
+        ``channels`` when given); returns the counts.
 
         Never raises for one row's failure. If the store refuses writes for longer than
         ``store_patience``, the call stops early, says why in ``stopped`` and keeps the
@@ -242,9 +245,9 @@ class Dispatcher:
         turns; run several dispatchers (processes or engines) to send in parallel.
         """
         with self._lock:
-            return self._dispatch(limit)
+            return self._dispatch(limit, None if channels is None else frozenset(channels))
 
-    def _dispatch(self, limit: int | None) -> DispatchReport:
+    def _dispatch(self, limit: int | None, channels: frozenset[str] | None) -> DispatchReport:
         report = DispatchReport()
         started = self.clock.now()
         try:
@@ -255,7 +258,7 @@ class Dispatcher:
                     if limit is None
                     else min(self.batch_size, limit - report.claimed)
                 )
-                rows = self._patiently(functools.partial(self._claim, size, started))
+                rows = self._patiently(functools.partial(self._claim, size, started, channels))
                 if not rows:
                     break
                 self._dispatch_rows(rows, report)
@@ -299,9 +302,16 @@ class Dispatcher:
                     reason(exc),
                 )
 
-    def _claim(self, size: int, due_by: datetime) -> list[OutboxRow]:
+    def _claim(
+        self, size: int, due_by: datetime, channels: frozenset[str] | None
+    ) -> list[OutboxRow]:
         return self.store.claim(
-            worker=self.worker, now=self.clock.now(), lease=self.lease, limit=size, due_by=due_by
+            worker=self.worker,
+            now=self.clock.now(),
+            lease=self.lease,
+            limit=size,
+            due_by=due_by,
+            channels=channels,
         )
 
     def _dispatch_rows(self, rows: Sequence[OutboxRow], report: DispatchReport) -> None:

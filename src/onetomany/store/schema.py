@@ -101,6 +101,8 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Set when retention archived the row's payload and attempts (the row keeps its key).
+    sa.Column("archived_at", UTCDateTime),
     sa.Index("ix_outbox_due", "status", "available_at"),
 )
 

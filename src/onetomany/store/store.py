@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -638,6 +638,7 @@ class Store:
         lease: timedelta,
         limit: int,
         due_by: datetime | None = None,
+        channels: Collection[str] | None = None,
     ) -> list[OutboxRow]:
         """Take up to ``limit`` rows due by ``due_by`` (default ``now``) for ``worker`` until
         ``now + lease``.
@@ -646,7 +647,8 @@ class Store:
         ``claim_token`` on its rows: :meth:`record_many` and :meth:`renew` only change a row
         that still carries it, so a worker whose lease ran out changes nothing. On PostgreSQL
         concurrent workers skip each other's rows (``FOR UPDATE SKIP LOCKED``); SQLite has one
-        writer.
+        writer. ``channels`` keeps the claim to rows of those channels (a worker per channel,
+        so a slow provider does not hold up the others).
         """
         t = schema.outbox
         due_by = due_by or now
@@ -654,6 +656,8 @@ class Store:
             sa.and_(t.c.status == OutboxStatus.PENDING, t.c.available_at <= due_by),
             sa.and_(t.c.status == OutboxStatus.CLAIMED, t.c.lease_until < due_by),
         )
+        if channels is not None:
+            due = sa.and_(due, t.c.channel.in_(sorted(channels)))
         candidates = (
             sa.select(t.c.id)
             .where(due)
