@@ -297,3 +297,36 @@ def test_the_token_never_shows(make_source):
 def test_a_cursor_it_did_not_write_is_refused(make_source):
     with pytest.raises(InputError, match="run onetomany sync --full"):
         read_all(make_source(), cursor="12345")
+
+
+def test_a_hubspot_contact_and_a_billing_customer_with_one_email_are_one_contact(
+    hubspot, make_source, tmp_path
+):
+    from onetomany.model import Contact
+    from onetomany.plugins.syncing import run_sync
+    from onetomany.testing import StaticSource
+
+    company = hubspot.company(name="Acme")
+    ident = hubspot.contact(companies=(company,), email="ana@acme.test", hs_persona="sponsor")
+    billing = StaticSource(
+        contacts=[
+            Contact(id="cus_1", email="ANA@acme.test", traits={"stripe_customer_id": "cus_1"})
+        ]
+    )
+    store = Store(tmp_path / "s.db")
+
+    def sync(name, source):
+        return run_sync(
+            store, name, source, now=lambda: NOW, is_future=lambda e, at: False, identity=["email"]
+        )
+
+    sync("crm", make_source())
+    sync("billing", billing)
+    [ana] = store.all_contacts()
+    assert ana.id == f"hubspot-{ident}"
+    assert (ana.role, ana.account_id, ana.traits["stripe_customer_id"]) == (
+        "sponsor",
+        company,
+        "cus_1",
+    )
+    store.close()
