@@ -10,7 +10,7 @@ EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
 
-.PHONY: install demo test lint docs bench lock clean
+.PHONY: install demo demo-sources test lint docs bench lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,11 @@ demo: install
 	$(BIN)/onetomany simulate $(EXAMPLE) --from 2026-09-01 --to 2026-11-30 \
 		--store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/touches.csv
 	$(BIN)/onetomany report $(EXAMPLE) --store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/report.html
+
+## demo-sources: the same 90 days with billing from a local fake Stripe and usage from a SQLite database (examples/onboarding/sources)
+demo-sources: install
+	rm -rf $(EXAMPLE)/var/sources
+	$(BIN)/python $(EXAMPLE)/sources/demo.py --var $(EXAMPLE)/var/sources
 
 ## test: every test (core and plugins), ruff, mypy and the docs site build
 test: install lint docs
