@@ -145,6 +145,16 @@ def test_a_contact_in_two_companies_takes_the_primary_one(hubspot, make_source):
     assert contact.account_id == b
 
 
+def test_a_contact_in_two_companies_and_no_primary_one_is_skipped_by_name(hubspot, make_source):
+    a, b = hubspot.company(name="A"), hubspot.company(name="B")
+    ident = hubspot.contact(companies=(a, b), primary="", email="ana@a.test")
+    result = read_all(make_source())
+    assert result.contacts == []
+    [skip] = result.skipped
+    assert skip.record == f"hubspot contact {ident}"
+    assert "none of them is labelled primary" in skip.reason
+
+
 def test_a_contact_in_two_companies_is_skipped_by_name_when_asked(hubspot, make_source):
     a, b = hubspot.company(name="A"), hubspot.company(name="B")
     ident = hubspot.contact(companies=(a, b), email="ana@a.test")

@@ -40,8 +40,8 @@ def resolve_token(token: str, variable: str) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class HubSpotOptions:
-    """What ``[sources.NAME]`` may say to the ``hubspot`` source."""
+class Connection:
+    """The options both plugins reach HubSpot with: a private app's token and the address."""
 
     token: str = secret("", help="the private app's access token (else token_env)")
     token_env: str = option("HUBSPOT_TOKEN", help="the environment variable holding the token")
@@ -51,6 +51,15 @@ class HubSpotOptions:
         converter=_base_url,
         validator=http_url,
     )
+
+    def resolved_token(self) -> str:
+        return resolve_token(self.token, self.token_env)
+
+
+@attrs.frozen(kw_only=True)
+class HubSpotOptions(Connection):
+    """What ``[sources.NAME]`` may say to the ``hubspot`` source."""
+
     account_property: str = option(
         "",
         help="the company property holding the program's account id (unset: the company id)",
@@ -77,9 +86,6 @@ class HubSpotOptions:
         help="a contact in several companies: take the primary one, or skip the contact",
     )
     page_size: int = option(100, help="records per search page (1 to 200)", validator=_page_size)
-
-    def resolved_token(self) -> str:
-        return resolve_token(self.token, self.token_env)
 
 
 def source_options(settings: PluginSettings) -> HubSpotOptions:

@@ -308,7 +308,7 @@ def _search_page(
         or (after is not None and not str(after).isdigit() and path != "/crm/v3/owners")
     ):
         raise MalformedAnswerError(
-            f"source {source!r}: POST {path} answered a page that is not a HubSpot result "
+            f"source {source!r}: {path} answered a page that is not a HubSpot result "
             "page (results with ids, paging.next.after); nothing of it was stored"
         )
     return results, None if after is None else str(after)

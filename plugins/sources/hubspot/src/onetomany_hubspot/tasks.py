@@ -44,11 +44,11 @@ from onetomany.errors import (
     UnknownOutcomeError,
 )
 from onetomany.model import ChannelKind, DeliveryResult, Message
-from onetomany.plugins.options import http_url, option, positive, secret
+from onetomany.plugins.options import option, positive
 from onetomany.plugins.registry import Register
 from onetomany.plugins.settings import PluginSettings
 from onetomany_hubspot.client import USER_AGENT, error_text, rate_limit_wait
-from onetomany_hubspot.options import DEFAULT_URL, resolve_token
+from onetomany_hubspot.options import Connection
 
 __all__ = ["HubSpotTaskChannel", "HubSpotTaskOptions", "onetomany_register_channels"]
 
@@ -63,17 +63,9 @@ def _days(_instance: object, attribute: attrs.Attribute[int], value: int) -> Non
 
 
 @attrs.frozen(kw_only=True)
-class HubSpotTaskOptions:
+class HubSpotTaskOptions(Connection):
     """What ``[channels.NAME]`` may say to the ``hubspot_task`` channel."""
 
-    token: str = secret("", help="the private app's access token (else token_env)")
-    token_env: str = option("HUBSPOT_TOKEN", help="the environment variable holding the token")
-    base_url: str = option(
-        DEFAULT_URL,
-        help="the API's address (a local fake in tests)",
-        converter=lambda url: str(url).rstrip("/"),
-        validator=http_url,
-    )
     account_property: str = option(
         "", help="the company property holding the account id (unset: the account id is one)"
     )
@@ -105,7 +97,7 @@ class HubSpotTaskChannel(Channel):
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
         try:
-            self._token = resolve_token(self.options.token, self.options.token_env)
+            self._token = self.options.resolved_token()
         except ConfigError as exc:
             raise ConfigError(
                 exc.reason, file=settings.origin or None, key=f"channels.{settings.name}.token_env"

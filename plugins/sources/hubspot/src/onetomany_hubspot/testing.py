@@ -145,8 +145,10 @@ class FakeHubSpot:
         id: str | None = None,
         **props: Any,
     ) -> str:
+        """A contact associated with ``companies``; the primary one is ``primary``, else the
+        first (``primary=""``: none, as when the primary company was deleted)."""
         ident = self._put("contacts", id, modified, props)
-        first = primary or (companies[0] if companies else None)
+        first = primary if primary is not None else (companies[0] if companies else None)
         self.links[ident] = [(c, c == first) for c in companies]
         return ident
 
