@@ -91,6 +91,18 @@ def test_a_source_changing_a_contacts_email_is_a_conflict_until_the_key_is_forgo
     assert temp_store.get_contact("hubspot-101").email == "ana@globex.test"
 
 
+def test_another_source_giving_a_different_email_is_a_conflict_naming_both(temp_store):
+    _sync(temp_store, "crm", Contact(id="hubspot-101", email="ana@acme.test"))
+    _sync(temp_store, "billing", Contact(id="cus_1", email="ana@acme.test"))
+    report = _sync(temp_store, "billing", Contact(id="cus_1", email="ana@globex.test"))
+    [skip] = report.skips
+    assert "source 'billing' gives contact 'hubspot-101' the email 'ana@globex.test'" in (
+        skip.reason
+    )
+    assert "its email is 'ana@acme.test' (claimed by source 'crm')" in skip.reason
+    assert temp_store.get_contact("hubspot-101").email == "ana@acme.test"
+
+
 def test_sources_without_identity_are_stored_as_given(temp_store):
     _sync(temp_store, "crm", Contact(id="a", email="ana@acme.test"), identity=())
     _sync(temp_store, "billing", Contact(id="b", email="ana@acme.test"), identity=())

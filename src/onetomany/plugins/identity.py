@@ -11,8 +11,9 @@ in the identity map (:mod:`onetomany.store.queries.identity`):
 - the claimed keys all name one contact: the record is stored as that contact (its fields
   merged onto the stored ones as usual), and its unclaimed keys are claimed for it;
 - the keys name two contacts (an email claimed by one source for one contact, while this
-  source's own id names another), or the source gives a contact a different value for a key
-  it claimed before (a changed email): a **conflict**. The record is skipped with a reason
+  source's own id names another), or the source gives its contact another value for a key
+  kind the contact already has a claimed key of (a changed email, or an email another source
+  claimed otherwise): a **conflict**. The record is skipped with a reason
   naming both contacts and both sources, and the cursor holds (as for every skip), so it is
   reported at every sync until someone fixes the data or releases the stale key
   (:func:`~onetomany.store.queries.identity.forget_key`). Nothing is overwritten silently.
@@ -69,7 +70,7 @@ def resolve(store: Store, source: str, declared: Sequence[str], page: SyncPage) 
     wanted = {c.id: keys_of(c, source, declared) for c in page.contacts}
     event_keys = [own_key(source, e.contact_id) for e in page.events if e.contact_id]
     found = claims_of_keys(store, [k for ks in wanted.values() for k in ks] + event_keys)
-    earlier = _earlier(store, source, found, wanted)
+    earlier = _earlier(store, found, wanted)
     contacts: list[Contact] = []
     skipped: list[Skipped] = list(page.skipped)
     claims: list[Claim] = []
@@ -94,12 +95,12 @@ def resolve(store: Store, source: str, declared: Sequence[str], page: SyncPage) 
 
 
 def _earlier(
-    store: Store, source: str, found: Mapping[str, Claim], wanted: Mapping[str, list[str]]
+    store: Store, found: Mapping[str, Claim], wanted: Mapping[str, list[str]]
 ) -> dict[str, list[Claim]]:
-    """The keys ``source`` claimed before for the contacts its ids in this page name."""
+    """Every key claimed before for the contacts this page's own ids name, by contact."""
     known = {found[ks[0]].contact_id for ks in wanted.values() if ks[0] in found}
     by_contact: dict[str, list[Claim]] = {}
-    for claim in claims_of_contacts(store, known, source=source):
+    for claim in claims_of_contacts(store, known):
         by_contact.setdefault(claim.contact_id, []).append(claim)
     return by_contact
 
@@ -123,13 +124,21 @@ def _conflict(
         return None
     given = {k.split(":", 1)[0]: k for k in keys[1:]}
     for claim in earlier.get(own.contact_id, []):
-        kind = claim.key.split(":", 1)[0]
-        if kind in given and claim.key != given[kind]:
+        kind, value = claim.key.split(":", 1)
+        if kind not in given or claim.key == given[kind] or kind == "id":
+            continue
+        new = given[kind].split(":", 1)[1]
+        if claim.source == source:
             return (
                 f"identity conflict: source {source!r} changed the {kind} of contact "
-                f"{own.contact_id!r} from {claim.key.split(':', 1)[1]!r} to "
-                f"{given[kind].split(':', 1)[1]!r}; forget_key({claim.key!r}) to accept it"
+                f"{own.contact_id!r} from {value!r} to {new!r}; forget_key({claim.key!r}) to "
+                "accept it"
             )
+        return (
+            f"identity conflict: source {source!r} gives contact {own.contact_id!r} the {kind} "
+            f"{new!r}, but its {kind} is {value!r} (claimed by source {claim.source!r}); not "
+            f"overwritten: fix one source, or forget_key({claim.key!r}) to accept it"
+        )
     return None
 
 

@@ -100,8 +100,15 @@ def run_sync(
     """
     key = cursor_name(name)
     start = None if full else store.get_cursor(key)
-    run = _Run(store=store, name=name, key=key, cursor=start, now=now, is_future=is_future)
-    run.identity = tuple(identity)
+    run = _Run(
+        store=store,
+        name=name,
+        key=key,
+        cursor=start,
+        now=now,
+        is_future=is_future,
+        identity=tuple(identity),
+    )
     sync_started(store, name, at=now())
     try:
         for page in pages(source.sync(cursor=start)):
@@ -129,15 +136,16 @@ class _Run:
         cursor: str | None,
         now: Callable[[], datetime],
         is_future: Callable[[Event, datetime], bool],
+        identity: tuple[str, ...],
     ) -> None:
         self.store, self.name, self.key, self.cursor = store, name, key, cursor
+        self.identity = identity
         self.now, self.is_future = now, is_future
         self.pages = self.accounts = self.contacts = self.events = self.new_events = 0
         self.future = self.skipped = 0
         self.skips: list[Skipped] = []
         self.held = False
         self.expected: int | None = None
-        self.identity: tuple[str, ...] = ()
 
     @property
     def stored(self) -> int:

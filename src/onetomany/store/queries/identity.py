@@ -50,8 +50,8 @@ def claims_of_keys(store: Store, keys: Iterable[str]) -> dict[str, Claim]:
     return found
 
 
-def claims_of_contacts(store: Store, contact_ids: Iterable[str], *, source: str) -> list[Claim]:
-    """The keys ``source`` claimed for any of ``contact_ids``."""
+def claims_of_contacts(store: Store, contact_ids: Iterable[str]) -> list[Claim]:
+    """Every key claimed for any of ``contact_ids``."""
     t = schema.identity_keys
     wanted = sorted(set(contact_ids))
     found: list[Claim] = []
@@ -59,7 +59,7 @@ def claims_of_contacts(store: Store, contact_ids: Iterable[str], *, source: str)
         for start in range(0, len(wanted), CHUNK):
             rows = conn.execute(
                 sa.select(t.c.key, t.c.contact_id, t.c.source).where(
-                    t.c.contact_id.in_(wanted[start : start + CHUNK]), t.c.source == source
+                    t.c.contact_id.in_(wanted[start : start + CHUNK])
                 )
             )
             found += [Claim(key=r.key, contact_id=r.contact_id, source=r.source) for r in rows]
