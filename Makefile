@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.onetomany-installed
 # The exact version of every package the dev environment installs; `make lock` rewrites it.
 LOCK := requirements/dev.lock
-PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/channels/twilio plugins/channels/slack plugins/channels/webhook plugins/channels/whatsapp-cloud plugins/channels/sendgrid plugins/channels/mailgun plugins/sources/csv plugins/sources/sql plugins/sources/stripe
+PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/channels/twilio plugins/channels/slack plugins/channels/webhook plugins/channels/whatsapp-cloud plugins/channels/sendgrid plugins/channels/mailgun plugins/sources/csv plugins/sources/sql plugins/sources/stripe plugins/sources/hubspot
 EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
 
-.PHONY: install demo demo-providers test lint docs bench load lock clean
+.PHONY: install demo demo-providers demo-sources test lint docs bench load lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,10 @@ demo: install
 demo-providers: install
 	rm -rf $(EXAMPLE)/var
 	$(BIN)/python $(EXAMPLE)/demo_providers.py --from 2026-09-01 --to 2026-11-30
+## demo-sources: the same 90 days with billing from a local fake Stripe and usage from a SQLite database (examples/onboarding/sources)
+demo-sources: install
+	rm -rf $(EXAMPLE)/var/sources
+	$(BIN)/python $(EXAMPLE)/sources/demo.py --var $(EXAMPLE)/var/sources
 
 ## test: every test (core and plugins), ruff, mypy and the docs site build
 test: install lint docs

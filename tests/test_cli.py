@@ -57,6 +57,17 @@ def test_plugins_json_lists_bundled_and_builtin_plugins():
     assert plugins["csv"]["hooks"] == ["onetomany_register_sources"]
 
 
+def test_plugins_json_lists_the_hubspot_source_and_task_channel(
+    listed_plugins: dict[str, dict[str, object]],
+) -> None:
+    for name in ("stripe", "sql", "hubspot", "hubspot_task"):
+        assert listed_plugins[name]["status"] == "ok", name
+    assert listed_plugins["hubspot"]["distribution"] == "onetomany-hubspot"
+    assert listed_plugins["hubspot"]["hooks"] == ["onetomany_register_sources"]
+    assert listed_plugins["hubspot_task"]["distribution"] == "onetomany-hubspot"
+    assert listed_plugins["hubspot_task"]["hooks"] == ["onetomany_register_channels"]
+
+
 #: The channel distributions bundled in plugins/channels, each its own distribution.
 BUNDLED_CHANNELS = {
     "smtp": "onetomany-smtp",

@@ -68,6 +68,7 @@ DISTRIBUTIONS = (
     "onetomany_csv",
     "onetomany_sql",
     "onetomany_stripe",
+    "onetomany_hubspot",
     "onetomany_example_webhook",
 )
 # The one part of the core that builds SQL.

@@ -423,6 +423,7 @@ class Engine:
                 is_future=self._from_the_future,
                 full=full,
                 on_page=on_page,
+                identity=self.program.identity.get(name, ()),
             )
             for name in (names if names is not None else list(self.program.sources))
         ]

@@ -215,6 +215,8 @@ class Program:
     sources: Mapping[str, PluginSettings] = attrs.field(factory=dict)
     #: How stale each source's data may get (``max_staleness``), by source name.
     freshness: Mapping[str, timedelta] = attrs.field(factory=dict)
+    #: The keys each source's contacts are matched by across sources (``identity``), by name.
+    identity: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     templates_dir: Path = attrs.field(factory=lambda: Path("templates"), converter=Path)
     store_url: str = "onetomany.db"
     sender: str | None = None
@@ -669,6 +671,7 @@ def _read_program(
         routes=routes,
         sources=_read_plugins(reader.table(data, "sources", "sources"), "sources", reader, base),
         freshness=_read_freshness(reader.table(data, "sources", "sources"), reader),
+        identity=_read_identity(reader.table(data, "sources", "sources"), reader),
         templates_dir=reader.string(head, "templates", "program.templates", "templates") or "",
         store_url=reader.string(head, "store", "program.store", "onetomany.db") or "",
         sender=reader.string(head, "sender", "program.sender", ""),
@@ -814,7 +817,24 @@ def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
 
 
 #: Keys of a ``[channels.X]`` / ``[sources.X]`` table the core reads; the rest are options.
-_CORE_PLUGIN_KEYS = frozenset({"plugin", "max_staleness"})
+_CORE_PLUGIN_KEYS = frozenset({"plugin", "max_staleness", "identity"})
+#: The contact fields a source may match its contacts by (``identity``), besides its own ids.
+IDENTITY_KEYS = ("email", "phone")
+
+
+def _read_identity(section: Mapping[str, Any], reader: _Reader) -> dict[str, tuple[str, ...]]:
+    """Each source's ``identity``: the keys its contacts are matched by across sources."""
+    found = {}
+    for name, body in section.items():
+        if not isinstance(body, dict) or "identity" not in body:
+            continue
+        keys = body["identity"]
+        path = f"sources.{name}.identity"
+        if not isinstance(keys, list) or not all(k in IDENTITY_KEYS for k in keys):
+            reader.error(path, f"expected a list of {', '.join(IDENTITY_KEYS)}, got {keys!r}")
+            continue
+        found[name] = tuple(dict.fromkeys(keys))
+    return found
 
 
 def _read_freshness(section: Mapping[str, Any], reader: _Reader) -> dict[str, timedelta]:

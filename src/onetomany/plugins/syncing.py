@@ -17,12 +17,13 @@ Every sync writes its start and outcome to ``source_syncs`` (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import attrs
 
 from onetomany.model import Event
+from onetomany.plugins import identity as identities
 from onetomany.plugins.sources import Skipped, Source, SyncPage, pages
 from onetomany.store import Store
 from onetomany.store.queries.source_syncs import sync_failed, sync_started, sync_succeeded
@@ -87,16 +88,27 @@ def run_sync(
     is_future: Callable[[Event, datetime], bool],
     full: bool = False,
     on_page: OnPage | None = None,
+    identity: Sequence[str] = (),
 ) -> SyncReport:
     """Sync ``source`` (named ``name`` in the program) into ``store``, page by page.
 
     ``full`` reads everything, ignoring the stored cursor (the cursor the full read ends on
     is stored as usual). An error from the source or the store is recorded as the sync's
-    failure and raised again; the pages stored before it stay stored.
+    failure and raised again; the pages stored before it stay stored. ``identity`` names the
+    keys the source's contacts are matched by across sources (see
+    :mod:`onetomany.plugins.identity`); empty, contacts are stored under the ids given.
     """
     key = cursor_name(name)
     start = None if full else store.get_cursor(key)
-    run = _Run(store=store, name=name, key=key, cursor=start, now=now, is_future=is_future)
+    run = _Run(
+        store=store,
+        name=name,
+        key=key,
+        cursor=start,
+        now=now,
+        is_future=is_future,
+        identity=tuple(identity),
+    )
     sync_started(store, name, at=now())
     try:
         for page in pages(source.sync(cursor=start)):
@@ -124,8 +136,10 @@ class _Run:
         cursor: str | None,
         now: Callable[[], datetime],
         is_future: Callable[[Event, datetime], bool],
+        identity: tuple[str, ...],
     ) -> None:
         self.store, self.name, self.key, self.cursor = store, name, key, cursor
+        self.identity = identity
         self.now, self.is_future = now, is_future
         self.pages = self.accounts = self.contacts = self.events = self.new_events = 0
         self.future = self.skipped = 0
@@ -139,6 +153,10 @@ class _Run:
 
     def store_page(self, page: SyncPage) -> None:
         at = self.now()
+        resolved = None
+        if self.identity:
+            resolved = identities.resolve(self.store, self.name, self.identity, page)
+            page = resolved.page
         events = [e for e in page.events if not self.is_future(e, at)]
         future = len(page.events) - len(events)
         if future:
@@ -165,6 +183,8 @@ class _Run:
             now=at,
             cursor=(self.key, page.cursor) if moves and page.cursor is not None else None,
         )
+        if resolved is not None:
+            identities.claim(self.store, resolved, at=at)
         if moves:
             self.cursor = page.cursor
         self.pages += 1

@@ -162,6 +162,17 @@ source_syncs = sa.Table(
     sa.Column("skipped", sa.Integer, nullable=False),
 )
 
+#: Which contact each identity key names (``email:ana@acme.test``, ``id:crm:hubspot-101``),
+#: and which source claimed it first: see :mod:`onetomany.plugins.identity`.
+identity_keys = sa.Table(
+    "identity_keys",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("contact_id", sa.String(255), nullable=False, index=True),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+)
+
 tier_states = sa.Table(
     "tier_states",
     metadata,
