@@ -65,6 +65,7 @@ BUNDLED_CHANNELS = {
     "slack": "onetomany-slack",
     "webhook": "onetomany-webhook",
     "whatsapp_cloud": "onetomany-whatsapp-cloud",
+    "ses": "onetomany-ses",
 }
 
 

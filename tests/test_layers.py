@@ -55,6 +55,7 @@ DISTRIBUTIONS = (
     "onetomany_slack",
     "onetomany_webhook",
     "onetomany_whatsapp_cloud",
+    "onetomany_ses",
     "onetomany_csv",
     "onetomany_sql",
     "onetomany_stripe",
