@@ -10,6 +10,15 @@ import socket
 from email import policy
 
 import pytest
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
 from conftest import SECRET_ACCESS_KEY, MakeChannel, MakeMessage
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,7 +34,10 @@ from onetomany.errors import (
 from onetomany.model import DeliveryResult
 from onetomany.plugins.options import read_options
 from onetomany_ses import SesOptions, key_from_tag, tag_value
+from onetomany_ses.channel import transport_error
 from onetomany_ses.testing import FakeSes
+
+URL = "https://email.eu-west-1.amazonaws.com/v2/email/outbound-emails"
 
 
 def test_raw_content_is_the_composers_mime_message_with_the_key_as_a_tag(
@@ -175,3 +187,22 @@ def test_every_outbox_key_reads_back_from_its_tag(key: str) -> None:
 @pytest.mark.parametrize("value", ["a:b", "_4", "_zz", "a b", "_FF"])
 def test_a_tag_value_we_did_not_write_reads_as_no_key(value: str) -> None:
     assert key_from_tag(value) is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (EndpointConnectionError(endpoint_url=URL), TransientDeliveryError),
+        (ConnectTimeoutError(endpoint_url=URL), TransientDeliveryError),
+        (SSLError(endpoint_url=URL, error="handshake"), TransientDeliveryError),
+        (ProxyConnectionError(proxy_url=URL, error="refused"), TransientDeliveryError),
+        (NoCredentialsError(), TransientDeliveryError),
+        (ReadTimeoutError(endpoint_url=URL), UnknownOutcomeError),
+        (ConnectionClosedError(endpoint_url=URL), UnknownOutcomeError),
+    ],
+)
+def test_what_botocore_raises_without_an_answer_maps_to_sent_or_not(
+    exc: Exception, error: type[DeliveryError]
+) -> None:
+    # Raised before the request left: transient; after: the outcome is unknown.
+    assert type(transport_error(exc, doing="sending k")) is error  # type: ignore[arg-type]

@@ -39,7 +39,9 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ProxyConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from onetomany.delivery.channels import Channel, Runtime
@@ -291,8 +293,11 @@ def transport_error(exc: BotoCoreError, *, doing: str) -> DeliveryError:
     """The delivery error for a request that got no answer: transient when nothing was sent,
     unknown when the request went out."""
     what = f"{doing}: {type(exc).__name__}"
-    # ConnectTimeoutError is an EndpointConnectionError's sibling; both mean nothing left.
-    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+    # Each of these fails before the request leaves: the connection, the proxy, the TLS
+    # handshake (ConnectTimeoutError is EndpointConnectionError's sibling, not its child).
+    if isinstance(
+        exc, ConnectTimeoutError | EndpointConnectionError | ProxyConnectionError | SSLError
+    ):
         return TransientDeliveryError(f"{what}: could not connect; nothing was sent")
     if isinstance(exc, NoCredentialsError):
         return TransientDeliveryError(
