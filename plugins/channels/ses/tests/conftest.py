@@ -7,10 +7,11 @@ the credentials are dummies and nothing leaves the machine.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ses_support import ACCESS_KEY_ID, MakeChannel, MakeMessage, ses_options
 
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
@@ -18,9 +19,6 @@ from onetomany.model.clock import FrozenClock
 from onetomany.plugins.settings import PluginSettings
 from onetomany_ses import SesChannel
 from onetomany_ses.testing import FakeSes
-
-ACCESS_KEY_ID = "AKIAONETOMANYTEST01"
-SECRET_ACCESS_KEY = "ses-secret-7Hq2vL9xPz4Kd8Wm3Rt6Yb1Nc5"
 
 
 @pytest.fixture
@@ -32,23 +30,6 @@ def ses() -> Iterator[FakeSes]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
-
-
-def ses_options(url: str, **options: Any) -> dict[str, Any]:
-    """The test defaults of an SES channel talking to the fake at ``url``."""
-    defaults: dict[str, Any] = {
-        "region": "eu-west-1",
-        "access_key_id": ACCESS_KEY_ID,
-        "secret_access_key": SECRET_ACCESS_KEY,
-        "endpoint_url": url,
-        "sender": "Success Team <success@example.com>",
-        "timeout": 0.5,
-        "connect_timeout": 0.5,
-    }
-    return defaults | options
-
-
-MakeChannel = Callable[..., SesChannel]
 
 
 @pytest.fixture
@@ -70,9 +51,6 @@ def make_channel(ses: FakeSes, clock: FrozenClock) -> Iterator[MakeChannel]:
     yield make
     for channel in channels:
         channel.close()
-
-
-MakeMessage = Callable[..., Message]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SECRET_ACCESS_KEY, MakeChannel, MakeMessage
+from ses_support import SECRET_ACCESS_KEY, MakeChannel, MakeMessage
 
 from onetomany.model import Message
 from onetomany.testing import Answer, ChannelContract

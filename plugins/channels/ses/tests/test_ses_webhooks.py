@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import ses_options
+from ses_support import ses_options
 from sns_signer import TOPIC, FakeSns, ses_event
 from starlette.testclient import TestClient
 

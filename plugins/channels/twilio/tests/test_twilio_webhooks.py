@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import attrs
 import pytest
-from conftest import TOKEN
 from starlette.testclient import TestClient
 
 import onetomany_twilio
@@ -55,6 +54,7 @@ class Hooked:
     client: TestClient
     callback: str  # the StatusCallback URL the channel gave Twilio, with the outbox key
     key: str
+    token: str  # the account's auth token, which signs the callbacks
 
     def form(self, status: str, **fields: str) -> dict[str, str]:
         return {
@@ -73,7 +73,7 @@ class Hooked:
         form: dict[str, str],
         *,
         url: str | None = None,
-        token: str = TOKEN,
+        token: str | None = None,
         signed: bool = True,
         **changed: str,
     ) -> Any:
@@ -82,7 +82,7 @@ class Hooked:
         url = url or self.callback
         headers = {}
         if signed:
-            headers["X-Twilio-Signature"] = signature(token, url, list(form.items()))
+            headers["X-Twilio-Signature"] = signature(token or self.token, url, list(form.items()))
         parts = urlsplit(url)
         return self.client.post(f"{parts.path}?{parts.query}", data=form | changed, headers=headers)
 
@@ -105,7 +105,7 @@ def hooked(
     (folder / "trial.sms.txt").write_text("Your Acme trial ends soon.")
     options = {
         "account_sid": ACCOUNT_SID,
-        "auth_token": TOKEN,
+        "auth_token": twilio.auth_token,
         "base_url": twilio.url,
         "sender": "+14155550100",
         "status_callback": CALLBACK,
@@ -140,7 +140,9 @@ def hooked(
         (sent,) = twilio.accepted
         keys = SigningKeys.of({"k1": "w" * 40})
         with TestClient(create_app(engine, keys=keys)) as client:
-            yield Hooked(engine, client, sent["StatusCallback"], row.idempotency_key)
+            yield Hooked(
+                engine, client, sent["StatusCallback"], row.idempotency_key, twilio.auth_token
+            )
 
 
 def test_a_delivered_callback_is_recorded_once_for_its_row(hooked: Hooked) -> None:
@@ -185,6 +187,7 @@ def test_statuses_on_the_way_are_acknowledged_and_read_is_an_open(hooked: Hooked
 
 def test_unsigned_tampered_foreign_and_unknown_callbacks_change_nothing(hooked: Hooked) -> None:
     hard = hooked.form("undelivered", ErrorCode="30005")
+    moved = signature(hooked.token, hooked.callback, list(hard.items()))
     other_row = CALLBACK + "?onetomany_key=acme%3Atrial%3Ac9%3A1"
     refused = [
         (hooked.post(hard, signed=False), 401),
@@ -195,9 +198,7 @@ def test_unsigned_tampered_foreign_and_unknown_callbacks_change_nothing(hooked: 
             hooked.client.post(
                 "/webhooks/sms?onetomany_key=acme%3Atrial%3Ac9%3A1",
                 data=hard,
-                headers={
-                    "X-Twilio-Signature": signature(TOKEN, hooked.callback, list(hard.items()))
-                },
+                headers={"X-Twilio-Signature": moved},
             ),
             401,
         ),

@@ -13,7 +13,6 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import TOKEN
 from starlette.testclient import TestClient
 
 import onetomany_whatsapp_cloud
@@ -115,7 +114,7 @@ def hooked(
     cloud.templates["order_update"] = 0
     options = {
         "phone_number_id": PHONE_NUMBER_ID,
-        "access_token": TOKEN,
+        "access_token": cloud.token,
         "base_url": cloud.url,
         "timeout": 1.0,
         "app_secret": APP_SECRET,
