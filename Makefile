@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.onetomany-installed
 # The exact version of every package the dev environment installs; `make lock` rewrites it.
 LOCK := requirements/dev.lock
-PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/channels/twilio plugins/channels/slack plugins/channels/webhook plugins/channels/whatsapp-cloud plugins/channels/sendgrid plugins/channels/mailgun plugins/sources/csv plugins/sources/sql plugins/sources/stripe plugins/sources/hubspot
+PLUGINS := plugins/channels/smtp plugins/channels/postmark plugins/channels/twilio plugins/channels/slack plugins/channels/webhook plugins/channels/whatsapp-cloud plugins/channels/sendgrid plugins/channels/mailgun plugins/channels/ses plugins/sources/csv plugins/sources/sql plugins/sources/stripe plugins/sources/hubspot
 EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site

@@ -78,6 +78,7 @@ BUNDLED_CHANNELS = {
     "whatsapp_cloud": "onetomany-whatsapp-cloud",
     "sendgrid": "onetomany-sendgrid",
     "mailgun": "onetomany-mailgun",
+    "ses": "onetomany-ses",
 }
 
 
@@ -97,6 +98,13 @@ def test_plugins_json_lists_each_bundled_channel_with_its_distribution(
     assert plugins[name]["version"] == version(distribution)
     assert plugins[name]["status"] == "ok"
     assert "onetomany_register_channels" in plugins[name]["hooks"]
+
+
+@pytest.mark.parametrize("name", ["postmark", "ses", "twilio", "whatsapp_cloud"])
+def test_plugins_json_shows_the_channels_that_read_provider_webhooks(
+    listed_plugins: dict[str, dict[str, object]], name: str
+) -> None:
+    assert "onetomany_register_webhook_parsers" in listed_plugins[name]["hooks"]
 
 
 #: What 90 simulated days of the example send, touch by touch (README.md tells the story).

@@ -65,6 +65,7 @@ DISTRIBUTIONS = (
     "onetomany_whatsapp_cloud",
     "onetomany_sendgrid",
     "onetomany_mailgun",
+    "onetomany_ses",
     "onetomany_csv",
     "onetomany_sql",
     "onetomany_stripe",

@@ -21,7 +21,9 @@ the Graph API's ``error`` object):
 - no connection: transient; sent and no answer: unknown.
 
 A recipient that is no phone number is refused before any request; the channel never
-retries by itself.
+retries by itself. The outbox key goes with each message as ``biz_opaque_callback_data``,
+which Meta returns in the message's status webhooks, so they map back to the row
+(:mod:`onetomany_whatsapp_cloud.webhooks`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ USER_AGENT = "onetomany-whatsapp-cloud/0.1"
 RATE_CODES = frozenset({4, 80007, 130429, 131048, 131056, 131000, 131016})
 #: The access token or the account: wait for someone to fix it.
 ACCOUNT_CODES = frozenset({10, 190, 200, 131031})
+#: Meta's limit on ``biz_opaque_callback_data``.
+MAX_CALLBACK_DATA = 512
 
 
 def _digits(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -95,6 +99,15 @@ class WhatsAppCloudOptions:
     )
     timeout: float = option(10.0, help="seconds to wait for an answer", validator=positive)
     connect_timeout: float = option(5.0, help="seconds to wait to connect", validator=positive)
+    app_secret: str = secret(
+        "", help="the Meta app's secret, which signs webhooks (X-Hub-Signature-256)"
+    )
+    verify_token: str = secret(
+        "", help="the verify token typed in the app's webhook setup (the GET handshake)"
+    )
+    webhook_max_age_hours: float = option(
+        24.0, help="refuse status webhooks dated longer ago (replays)", validator=positive
+    )
 
 
 def recipient(number: str, *, region: str | None) -> str | None:
@@ -153,6 +166,8 @@ class WhatsAppCloudChannel(Channel):
         if to is None:
             raise PermanentDeliveryError(f"{doing}: {message.to!r} is not a valid phone number")
         base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+        if len(message.idempotency_key) <= MAX_CALLBACK_DATA:
+            base["biz_opaque_callback_data"] = message.idempotency_key
         name = message.data.get("whatsapp_template")
         if name:
             parameters = [
