@@ -1,5 +1,5 @@
-"""track() on a request path: latency at 200 requests/s from 8 threads, with and without a
-worker dispatching, on SQLite and PostgreSQL.
+"""track() and inbox reads on a request path: latency at 200 requests/s from 8 threads,
+with and without a worker dispatching, on SQLite and PostgreSQL.
 
 Eight threads share an open-loop schedule of 200 calls a second (25 each, evenly spaced); a
 call's latency runs from when it was due, not from when its thread got to it, so a stall
@@ -7,7 +7,10 @@ shows in every call that waited behind it. Each arm calls either
 
 * ``Engine.track(...)`` (the SDK), or
 * the baseline: a bare SQLAlchemy Core ``INSERT`` of the same event row in its own
-  transaction, on the same engine and connection settings (what a host would write by hand).
+  transaction, on the same engine and connection settings (what a host would write by hand);
+* or, for the inbox, ``GET /onetomany/inbox`` over HTTP: the web app mounted in a host app that
+  uvicorn serves on loopback (in a thread of this process), with the contact's bearer token,
+  one keep-alive ``requests.Session`` per thread, reading the first page of a 30-item inbox.
 
 The worker is a separate process that dispatches a queue of welcome emails to an outbox
 folder (render + send + record, as ``onetomany run`` does) for the whole arm; its
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
+import socket
 import statistics
 import sys
 import tempfile
@@ -37,6 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.postgres
 
+import requests
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
 from onetomany import Account, Contact
 from onetomany.engine import Engine
 from onetomany.model import Event
@@ -45,7 +54,10 @@ from onetomany.program import Audience, EventTrigger, Program, Touch
 from onetomany.store import Store
 from onetomany.store.schema import events
 from onetomany.store.store import NewTouch, _event_row
+from onetomany.web import SigningKeys, create_app, issue_token
 
+KEYS = SigningKeys.of({"k1": "t" * 40})
+INBOX_ITEMS = 30
 RATE = 200.0
 THREADS = 8
 CONTACTS = 2_000
@@ -134,8 +146,8 @@ def worker(folder: str, url: str, stop: Any, sent: Any) -> None:
 
 @contextlib.contextmanager
 def dispatching(folder: Path, url: str, store: Store, seconds: float) -> Iterator[Any]:
-    # More than a worker sends in both arms (about 350 a second on a 2-core machine).
-    queue_mail(store, int(seconds * 2 * 1000))
+    # More than a worker sends in all three arms (about 350 a second on a 2-core machine).
+    queue_mail(store, int(seconds * 3 * 1000))
     ctx = mp.get_context("spawn")
     stop, sent = ctx.Event(), ctx.Value("i", 0)
     proc = ctx.Process(target=worker, args=(str(folder), url, stop, sent))
@@ -210,12 +222,64 @@ def bare_call(store: Store, tag: str) -> Callable[[int], None]:
     return call
 
 
+def inbox_call(engine: Engine, base: str) -> Callable[[int], None]:
+    """Reads of contacts' inboxes through the mounted app, over HTTP."""
+    readers = [f"c{i}" for i in range(THREADS * 4)]
+    now = datetime.now(UTC)
+    for contact in readers:
+        for n in range(INBOX_ITEMS):
+            engine.store.inbox_add(
+                contact_id=contact,
+                idempotency_key=f"bench:{contact}:tip:{n}",
+                touch="welcome",
+                title=f"Tip {n}",
+                body=f"Here is <tip> number {n}.",
+                url="https://acme.test/tips",
+                now=now,
+            )
+    bearers = {
+        c: {"Authorization": f"Bearer {issue_token(KEYS, c, engine=engine)}"} for c in readers
+    }
+    local = threading.local()
+
+    def call(i: int) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        answer = session.get(f"{base}/onetomany/inbox", headers=bearers[readers[i % len(readers)]])
+        answer.raise_for_status()
+
+    return call
+
+
+@contextlib.contextmanager
+def serving(engine: Engine) -> Iterator[str]:
+    """The web app mounted at /onetomany, served by uvicorn on loopback: its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = Starlette(routes=[Mount("/onetomany", create_app(engine, keys=KEYS))])
+    server = uvicorn.Server(
+        uvicorn.Config(host, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def backend(name: str, url: str, seconds: float) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        with Engine(make_program(folder, url)) as engine:
+        with Engine(make_program(folder, url)) as engine, serving(engine) as base:
             populate(engine)
+            read_inbox = inbox_call(engine, base)
             for with_worker in (False, True):
                 ctx: Any = (
                     dispatching(folder, url, engine.store, seconds)
@@ -226,6 +290,7 @@ def backend(name: str, url: str, seconds: float) -> list[tuple[str, ...]]:
                     for label, call in (
                         ("bare insert", bare_call(engine.store, label_tag(with_worker))),
                         ("track()", sdk_call(engine, label_tag(with_worker))),
+                        ("inbox (HTTP)", read_inbox),
                     ):
                         before = sent.value if sent is not None else 0
                         began = time.perf_counter()
