@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +57,7 @@ __all__ = [
     "StaticSource",
     "TestingPlugin",
     "make_plugins",
+    "openapi_check",
 ]
 
 
@@ -380,3 +381,26 @@ class ChannelContract:
         assert secret_fields(type(channel).Options), "no option is declared secret"
         for text in [*texts, caplog.text]:
             assert provider.secret not in text
+
+
+def openapi_check(spec: Any, server: str) -> Callable[[str, str, Mapping[str, str], bytes], None]:
+    """A local fake's request check (``check=`` of :class:`~onetomany.testing_http.LocalHTTPFake`)
+    that refuses, with a ValueError naming the problems, any request the provider's OpenAPI
+    document ``spec`` (an ``openapi_core.OpenAPI``) does not allow, read as if it had gone to
+    ``server``. Needs ``openapi-core``, a test dependency."""
+    import requests
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest
+
+    def check(method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        request = requests.Request(method, server + path, headers=dict(headers), data=body)
+        result = spec.unmarshal_request(RequestsOpenAPIRequest(request.prepare()))
+        if result.errors:
+            raise ValueError("; ".join(_openapi_problem(error) for error in result.errors))
+
+    return check
+
+
+def _openapi_problem(error: Exception) -> str:
+    causes = getattr(error, "schema_errors", None) or ([error.__cause__] if error.__cause__ else [])
+    inner = "; ".join(str(getattr(cause, "message", cause)) for cause in causes)
+    return f"{error}" + (f" ({inner})" if inner else "")

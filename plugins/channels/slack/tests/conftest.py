@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from openapi_core import OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
+from onetomany import testing
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
@@ -33,14 +32,7 @@ def openapi() -> OpenAPI:
 
 def openapi_check(spec: OpenAPI) -> Callable[[str, str, Mapping[str, str], bytes], None]:
     """A FakeSlack check that refuses any request Slack's document does not allow."""
-
-    def check(method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
-        request = requests.Request(method, SERVER + path, headers=dict(headers), data=body)
-        result = spec.unmarshal_request(RequestsOpenAPIRequest(request.prepare()))
-        if result.errors:
-            raise ValueError("; ".join(f"{e} ({e.__cause__})" for e in result.errors))
-
-    return check
+    return testing.openapi_check(spec, SERVER)
 
 
 @pytest.fixture

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from openapi_core import OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest
 
+from onetomany import testing
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
@@ -34,20 +33,7 @@ def openapi() -> OpenAPI:
 
 def openapi_check(spec: OpenAPI) -> Callable[[str, str, Mapping[str, str], bytes], None]:
     """A FakeTwilio check that refuses any request Twilio's document does not allow."""
-
-    def check(method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
-        request = requests.Request(method, SERVER + path, headers=dict(headers), data=body)
-        result = spec.unmarshal_request(RequestsOpenAPIRequest(request.prepare()))
-        if result.errors:
-            raise ValueError("; ".join(_describe(error) for error in result.errors))
-
-    return check
-
-
-def _describe(error: Exception) -> str:
-    causes = getattr(error, "schema_errors", None) or ([error.__cause__] if error.__cause__ else [])
-    inner = "; ".join(str(getattr(cause, "message", cause)) for cause in causes)
-    return f"{error}" + (f" ({inner})" if inner else "")
+    return testing.openapi_check(spec, SERVER)
 
 
 @pytest.fixture
