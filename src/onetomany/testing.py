@@ -20,11 +20,12 @@ of the contract runs against the plugin (see docs/plugins/writing-a-channel.md).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import pytest
@@ -56,6 +57,7 @@ __all__ = [
     "ScriptedProvider",
     "StaticSource",
     "TestingPlugin",
+    "channels_of",
     "make_plugins",
     "openapi_check",
 ]
@@ -381,6 +383,39 @@ class ChannelContract:
         assert secret_fields(type(channel).Options), "no option is declared secret"
         for text in [*texts, caplog.text]:
             assert provider.secret not in text
+
+
+_C = TypeVar("_C", bound=Channel)
+
+
+@contextlib.contextmanager
+def channels_of(
+    cls: type[_C],
+    *,
+    name: str,
+    plugin: str,
+    defaults: Mapping[str, Any],
+    runtime: Runtime | None = None,
+) -> Iterator[Callable[..., _C]]:
+    """``make(**options)``, building a ``cls`` channel named ``name`` with ``options`` over
+    ``defaults``, read as a program.toml's ``[channels.NAME]`` table; every channel it made
+    is closed on exit (a channel-building fixture is ``with channels_of(...) as make: yield
+    make``)."""
+    made: list[_C] = []
+
+    def make(**options: Any) -> _C:
+        settings = PluginSettings(
+            name=name, plugin=plugin, options={**defaults, **options}, origin="program.toml"
+        )
+        channel = cls(settings, runtime=runtime or Runtime())
+        made.append(channel)
+        return channel
+
+    try:
+        yield make
+    finally:
+        for channel in made:
+            channel.close()
 
 
 def openapi_check(spec: Any, server: str) -> Callable[[str, str, Mapping[str, str], bytes], None]:

@@ -12,7 +12,7 @@ import pytest
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
-from onetomany.plugins.settings import PluginSettings
+from onetomany.testing import channels_of
 from onetomany_mailgun import MailgunChannel
 from onetomany_mailgun.testing import FakeMailgun
 
@@ -37,26 +37,18 @@ MakeChannel = Callable[..., MailgunChannel]
 @pytest.fixture
 def make_channel(mailgun: FakeMailgun, clock: FrozenClock) -> Iterator[MakeChannel]:
     """A MailgunChannel for the fake with ``options`` over the test defaults."""
-    channels: list[MailgunChannel] = []
-
-    def make(**options: Any) -> MailgunChannel:
-        defaults: dict[str, Any] = {
-            "api_key": API_KEY,
-            "domain": DOMAIN,
-            "base_url": mailgun.url,
-            "sender": "Success Team <success@mg.acme.test>",
-            "timeout": 0.5,
-        }
-        settings = PluginSettings(
-            name="email", plugin="mailgun", options=defaults | options, origin="program.toml"
-        )
-        channel = MailgunChannel(settings, runtime=Runtime(clock=clock))
-        channels.append(channel)
-        return channel
-
-    yield make
-    for channel in channels:
-        channel.close()
+    defaults: dict[str, Any] = {
+        "api_key": API_KEY,
+        "domain": DOMAIN,
+        "base_url": mailgun.url,
+        "sender": "Success Team <success@mg.acme.test>",
+        "timeout": 0.5,
+    }
+    runtime = Runtime(clock=clock)
+    with channels_of(
+        MailgunChannel, name="email", plugin="mailgun", defaults=defaults, runtime=runtime
+    ) as make:
+        yield make
 
 
 MakeMessage = Callable[..., Message]

@@ -15,7 +15,7 @@ import pytest
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
-from onetomany.plugins.settings import PluginSettings
+from onetomany.testing import channels_of
 from onetomany_postmark import PostmarkChannel
 from onetomany_postmark.testing import FakePostmark
 
@@ -39,25 +39,17 @@ MakeChannel = Callable[..., PostmarkChannel]
 @pytest.fixture
 def make_channel(postmark: FakePostmark, clock: FrozenClock) -> Iterator[MakeChannel]:
     """A PostmarkChannel for the fake with ``options`` over the test defaults."""
-    channels: list[PostmarkChannel] = []
-
-    def make(**options: Any) -> PostmarkChannel:
-        defaults: dict[str, Any] = {
-            "server_token": TOKEN,
-            "base_url": postmark.url,
-            "sender": "Success Team <success@example.com>",
-            "timeout": 0.5,
-        }
-        settings = PluginSettings(
-            name="email", plugin="postmark", options=defaults | options, origin="program.toml"
-        )
-        channel = PostmarkChannel(settings, runtime=Runtime(clock=clock))
-        channels.append(channel)
-        return channel
-
-    yield make
-    for channel in channels:
-        channel.close()
+    defaults: dict[str, Any] = {
+        "server_token": TOKEN,
+        "base_url": postmark.url,
+        "sender": "Success Team <success@example.com>",
+        "timeout": 0.5,
+    }
+    runtime = Runtime(clock=clock)
+    with channels_of(
+        PostmarkChannel, name="email", plugin="postmark", defaults=defaults, runtime=runtime
+    ) as make:
+        yield make
 
 
 MakeMessage = Callable[..., Message]

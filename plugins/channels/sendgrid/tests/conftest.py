@@ -15,7 +15,7 @@ from onetomany import testing
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
-from onetomany.plugins.settings import PluginSettings
+from onetomany.testing import channels_of
 from onetomany_sendgrid import SendGridChannel
 from onetomany_sendgrid.testing import FakeSendGrid
 
@@ -53,25 +53,17 @@ MakeChannel = Callable[..., SendGridChannel]
 @pytest.fixture
 def make_channel(sendgrid: FakeSendGrid, clock: FrozenClock) -> Iterator[MakeChannel]:
     """A SendGridChannel for the fake with ``options`` over the test defaults."""
-    channels: list[SendGridChannel] = []
-
-    def make(**options: Any) -> SendGridChannel:
-        defaults: dict[str, Any] = {
-            "api_key": API_KEY,
-            "base_url": sendgrid.url,
-            "sender": "Success Team <success@example.com>",
-            "timeout": 0.5,
-        }
-        settings = PluginSettings(
-            name="email", plugin="sendgrid", options=defaults | options, origin="program.toml"
-        )
-        channel = SendGridChannel(settings, runtime=Runtime(clock=clock))
-        channels.append(channel)
-        return channel
-
-    yield make
-    for channel in channels:
-        channel.close()
+    defaults: dict[str, Any] = {
+        "api_key": API_KEY,
+        "base_url": sendgrid.url,
+        "sender": "Success Team <success@example.com>",
+        "timeout": 0.5,
+    }
+    runtime = Runtime(clock=clock)
+    with channels_of(
+        SendGridChannel, name="email", plugin="sendgrid", defaults=defaults, runtime=runtime
+    ) as make:
+        yield make
 
 
 MakeMessage = Callable[..., Message]

@@ -15,7 +15,7 @@ from onetomany import testing
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
-from onetomany.plugins.settings import PluginSettings
+from onetomany.testing import channels_of
 from onetomany_twilio import TwilioChannel
 from onetomany_twilio.testing import ACCOUNT_SID, FakeTwilio
 
@@ -54,27 +54,19 @@ MakeChannel = Callable[..., TwilioChannel]
 @pytest.fixture
 def make_channel(twilio: FakeTwilio, clock: FrozenClock) -> Iterator[MakeChannel]:
     """A TwilioChannel for the fake with ``options`` over the test defaults."""
-    channels: list[TwilioChannel] = []
-
-    def make(**options: Any) -> TwilioChannel:
-        defaults: dict[str, Any] = {
-            "account_sid": ACCOUNT_SID,
-            "auth_token": TOKEN,
-            "base_url": twilio.url,
-            "sender": SENDER,
-            "status_callback": "https://hooks.acme.example/twilio/status",
-            "timeout": 0.5,
-        }
-        settings = PluginSettings(
-            name="sms", plugin="twilio", options=defaults | options, origin="program.toml"
-        )
-        channel = TwilioChannel(settings, runtime=Runtime(clock=clock))
-        channels.append(channel)
-        return channel
-
-    yield make
-    for channel in channels:
-        channel.close()
+    defaults: dict[str, Any] = {
+        "account_sid": ACCOUNT_SID,
+        "auth_token": TOKEN,
+        "base_url": twilio.url,
+        "sender": SENDER,
+        "status_callback": "https://hooks.acme.example/twilio/status",
+        "timeout": 0.5,
+    }
+    runtime = Runtime(clock=clock)
+    with channels_of(
+        TwilioChannel, name="sms", plugin="twilio", defaults=defaults, runtime=runtime
+    ) as make:
+        yield make
 
 
 MakeMessage = Callable[..., Message]

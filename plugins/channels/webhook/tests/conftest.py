@@ -11,7 +11,7 @@ import pytest
 from onetomany.delivery.channels import Runtime
 from onetomany.model import ChannelKind, Message
 from onetomany.model.clock import FrozenClock
-from onetomany.plugins.settings import PluginSettings
+from onetomany.testing import channels_of
 from onetomany_webhook import WebhookChannel
 from onetomany_webhook.testing import FakeReceiver
 
@@ -37,25 +37,17 @@ MakeChannel = Callable[..., WebhookChannel]
 
 @pytest.fixture
 def make_channel(receiver: FakeReceiver, clock: FrozenClock) -> Iterator[MakeChannel]:
-    channels: list[WebhookChannel] = []
-
-    def make(**options: Any) -> WebhookChannel:
-        defaults: dict[str, Any] = {
-            "url": receiver.url,
-            "secret": SECRET,
-            "allow": ["127.0.0.1"],
-            "timeout": 0.5,
-        }
-        settings = PluginSettings(
-            name="alerts", plugin="webhook", options=defaults | options, origin="program.toml"
-        )
-        channel = WebhookChannel(settings, runtime=Runtime(clock=clock))
-        channels.append(channel)
-        return channel
-
-    yield make
-    for channel in channels:
-        channel.close()
+    defaults: dict[str, Any] = {
+        "url": receiver.url,
+        "secret": SECRET,
+        "allow": ["127.0.0.1"],
+        "timeout": 0.5,
+    }
+    runtime = Runtime(clock=clock)
+    with channels_of(
+        WebhookChannel, name="alerts", plugin="webhook", defaults=defaults, runtime=runtime
+    ) as make:
+        yield make
 
 
 MakeMessage = Callable[..., Message]
