@@ -371,7 +371,7 @@ def sender_domain(sender: str) -> str:
 #: ``<div``, which MJML writes around every block of text, so a recipient's own values (a
 #: name, a link) fall in small pieces. Any cut gives the same decoded body.
 _CUT = "<div"
-#: Pieces up to this long are kept once encoded, at most _KEPT_PIECES of them (about 4 MB).
+#: Pieces shorter than this are kept once encoded, at most _KEPT_PIECES of them (about 4 MB).
 _KEEP_UP_TO = 4096
 _KEPT_PIECES = 1024
 #: The longest line quoted-printable allows, soft line break included (RFC 2045 6.7).
@@ -389,24 +389,34 @@ def _qp(body: str) -> bytes:
     """
     if "\r" in body:
         body = body.replace("\r\n", "\n").replace("\r", "\n")
+    # Each piece after the first is kept without the cut it follows, which its encoding
+    # restores: gluing the cut back would copy the whole body once more per message.
     first, *rest = body.split(_CUT)
-    pieces = [first] if first or not rest else []
-    pieces.extend(_CUT + piece for piece in rest)
-    *joined, last = pieces
-    encoded = [_qp_piece(piece, joined=True) for piece in joined]
-    encoded.append(_qp_piece(last, joined=False))
+    if not rest:
+        return _qp_piece(first, False, False)
+    last = rest.pop()
+    kept, encode = _qp_kept, _qp_encode
+    encoded = [_qp_piece(first, False, True)] if first else []
+    encoded.extend(
+        kept(piece, True, True) if len(piece) < _KEEP_UP_TO else encode(piece, True, True)
+        for piece in rest
+    )
+    encoded.append(_qp_piece(last, True, False))
     return b"=\r\n".join(encoded)
 
 
-def _qp_piece(piece: str, *, joined: bool) -> bytes:
-    if len(piece) > _KEEP_UP_TO:
-        return _qp_encode(piece, joined)
-    return _qp_kept(piece, joined)
+def _qp_piece(piece: str, cut: bool, joined: bool) -> bytes:
+    if len(piece) < _KEEP_UP_TO:
+        return _qp_kept(piece, cut, joined)
+    return _qp_encode(piece, cut, joined)
 
 
-def _qp_encode(text: str, joined: bool) -> bytes:
-    """``text`` in quoted-printable; when ``joined`` (a soft line break follows), its last line
-    leaves room for the ``=``: no line is longer than 76 octets (RFC 2045)."""
+def _qp_encode(text: str, cut: bool, joined: bool) -> bytes:
+    """``text`` (after the cut when ``cut``) in quoted-printable; when ``joined`` (a soft line
+    break follows), its last line leaves room for the ``=``: no line is longer than 76 octets
+    (RFC 2045)."""
+    if cut:
+        text = _CUT + text
     # b2a_qp encodes white space at the end of its input, so no line ends in a bare space a
     # transport could strip, even where a piece ends.
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True)
@@ -415,8 +425,8 @@ def _qp_encode(text: str, joined: bool) -> bytes:
     if joined and len(encoded) - encoded.rfind(b"\n") - 1 == _QP_LINE:
         # The last character (or its =XX) goes to a line of its own; an ``=`` in the output
         # only ever starts an =XX.
-        cut = len(encoded) - (3 if encoded[-3:-2] == b"=" else 1)
-        encoded = encoded[:cut] + b"=\n" + encoded[cut:]
+        at = len(encoded) - (3 if encoded[-3:-2] == b"=" else 1)
+        encoded = encoded[:at] + b"=\n" + encoded[at:]
     return encoded.replace(b"\n", b"\r\n")
 
 
@@ -441,11 +451,12 @@ def _rewrapped(line: bytes) -> bytes:
 _qp_kept = functools.lru_cache(maxsize=_KEPT_PIECES)(_qp_encode)
 
 
-def _part(content_type: str, body: str) -> bytes:
-    return (
-        f"Content-Type: {content_type}; charset=utf-8\r\n"
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    ).encode() + _qp(body)
+#: The headers of the two parts.
+_TEXT_PART = (
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+_HTML_PART = _TEXT_PART.replace(b"text/plain", b"text/html")
 
 
 # A dispatch writes hundreds of messages a second, and the header shows whole seconds.
@@ -479,15 +490,15 @@ def build_email(message: Message, *, sender: str, date: datetime, utf8: bool = F
     )
     headers.append(("Content-Type", f'multipart/alternative;\r\n boundary="{boundary}"'))
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    delimiter = f"\r\n--{boundary}\r\n".encode()
     return b"".join(
         (
             head.encode("utf-8" if utf8 else "ascii"),
-            b"\r\n",
-            f"--{boundary}\r\n".encode(),
-            _part("text/plain", message.text),
-            delimiter,
-            _part("text/html", message.html),
+            f"\r\n--{boundary}\r\n".encode(),
+            _TEXT_PART,
+            _qp(message.text),
+            f"\r\n--{boundary}\r\n".encode(),
+            _HTML_PART,
+            _qp(message.html),
             f"\r\n--{boundary}--\r\n".encode(),
         )
     )
