@@ -51,7 +51,8 @@ contacts = sa.Table(
     sa.Column("account_id", sa.String(255), index=True),
     sa.Column("name", sa.String(255), nullable=False, default=""),
     sa.Column("email", sa.String(320)),
-    sa.Column("phone", sa.String(32)),
+    # Inbound messages (a STOP by SMS) find their sender by phone.
+    sa.Column("phone", sa.String(32), index=True),
     sa.Column("role", sa.String(64)),
     sa.Column("locale", sa.String(35), nullable=False),
     sa.Column("timezone", sa.String(64), nullable=False),
