@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from onetomany.engine import Engine
 from onetomany.web import create_app
@@ -227,3 +228,20 @@ def test_a_read_repeated_counts_as_one_open(client, sqlite_engine: Engine):
     assert sqlite_engine.unread_count("c1") == 1
     events = [e.name for _, e in sqlite_engine.store.events_after(0)]
     assert events.count("message_opened") == 1
+
+
+def test_the_list_costs_one_sql_statement(client, sqlite_engine):
+    deliver_tips(sqlite_engine, "c2", 3)
+    headers = auth(sqlite_engine, "c2")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(sqlite_engine.store.engine, "before_cursor_execute", record)
+    try:
+        answer = client.get("/inbox?topic=&limit=2", headers=headers)
+    finally:
+        sa.event.remove(sqlite_engine.store.engine, "before_cursor_execute", record)
+    assert answer.json()["counts"] == {"unread": 3, "unseen": 3}
+    assert len(statements) == 1, statements
