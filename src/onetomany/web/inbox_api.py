@@ -137,11 +137,11 @@ def routes(web: WebContext) -> list[BaseRoute]:
                 "contact": {"locale": view.locale, "timezone": view.timezone},
             }
 
-        return ok(await run_in_threadpool(read))
+        return ok(await web.read(read))
 
     async def counts(request: Request) -> JSONResponse:
         contact = web.contact_id(request)
-        return ok(counts_json(await run_in_threadpool(engine.inbox_counts, contact)))
+        return ok(counts_json(await web.read(engine.inbox_counts, contact)))
 
     async def seen(request: Request) -> JSONResponse:
         contact = web.contact_id(request)
