@@ -8,9 +8,11 @@ shows in every call that waited behind it. Each arm calls either
 * ``Engine.track(...)`` (the SDK), or
 * the baseline: a bare SQLAlchemy Core ``INSERT`` of the same event row in its own
   transaction, on the same engine and connection settings (what a host would write by hand);
-* or, for the inbox, ``GET /onetomany/inbox`` over HTTP: the web app mounted in a host app that
-  uvicorn serves on loopback (in a thread of this process), with the contact's bearer token,
-  one keep-alive ``requests.Session`` per thread, reading the first page of a 30-item inbox.
+* or, for the inbox, ``GET /onetomany/inbox`` over HTTP: the web app mounted in a host app
+  that uvicorn serves on loopback from processes of its own, as a host deploys it
+  (``uvicorn --factory bench_track:host_app --workers N``, uvicorn's default h11 and
+  asyncio), with the contact's bearer token, one keep-alive ``http.client`` connection per
+  thread of this process (the load generator), reading the first page of a 30-item inbox.
 
 The worker is a separate process that dispatches a queue of welcome emails to an outbox
 folder (render + send + record, as ``onetomany run`` does) for the whole arm; its
@@ -20,6 +22,7 @@ use (tests/postgres.py: fsync off); it is skipped when its binaries are missing.
     .venv/bin/python bench/bench_track.py              # 15 s per arm
     .venv/bin/python bench/bench_track.py --seconds 5  # quicker
     .venv/bin/python bench/bench_track.py --sqlite     # SQLite only
+    .venv/bin/python bench/bench_track.py --only inbox --web-workers 2   # the inbox arm only
 """
 
 from __future__ import annotations
