@@ -274,10 +274,24 @@ def host_app() -> Starlette:
     return Starlette(routes=[Mount("/onetomany", app)])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and its children so far (Linux /proc)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return float("nan")
+    total = 0
+    for each in (pid, *map(int, children)):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serving(folder: Path, url: str, workers: int) -> Iterator[int]:
+def serving(folder: Path, url: str, workers: int) -> Iterator[tuple[int, int]]:
     """The host app served by uvicorn in processes of its own, as a host deploys it (the
-    command below, ``--workers`` processes sharing the port): yields the port."""
+    command below, ``--workers`` processes sharing the port): yields the port and the
+    server's process id."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -304,7 +318,7 @@ def serving(folder: Path, url: str, workers: int) -> Iterator[int]:
         for _ in range(workers * 4):
             with contextlib.suppress(RuntimeError):
                 warm(0)
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait(30)
@@ -319,9 +333,20 @@ def backend(
         with Engine(make_program(folder, url)) as engine:
             populate(engine)
             bearers = seed_inboxes(engine)
-            with serving(folder, url, web_workers) as port:
+            with serving(folder, url, web_workers) as (port, pid):
                 read_inbox = inbox_call(port, bearers)
-                rows.extend(arms(name, folder, url, engine, read_inbox, seconds, only))
+                rows.extend(
+                    arms(
+                        name,
+                        folder,
+                        url,
+                        engine,
+                        read_inbox,
+                        seconds,
+                        only,
+                        lambda: cpu_seconds(pid),
+                    )
+                )
     return rows
 
 
@@ -333,6 +358,7 @@ def arms(
     read_inbox: Callable[[int], None],
     seconds: float,
     only: tuple[str, ...],
+    server_cpu: Callable[[], float],
 ) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for with_worker in (False, True):
@@ -350,9 +376,13 @@ def arms(
                 if only and not any(word in label for word in only):
                     continue
                 before = sent.value if sent is not None else 0
-                began = time.perf_counter()
+                began, cpu_before = time.perf_counter(), server_cpu()
                 latencies = load(call, seconds)
                 took = time.perf_counter() - began
+                if call is read_inbox:
+                    # CPU per request, unlike latency, hardly moves with the machine's load.
+                    cpu = (server_cpu() - cpu_before) * 1000 / len(latencies)
+                    print(f"  (server CPU per inbox request: {cpu:.2f} ms)", flush=True)
                 rate = ((sent.value - before) / took) if sent is not None else 0.0
                 rows.append(row(name, with_worker, label, latencies, rate))
                 print(format_row(rows[-1]), flush=True)
