@@ -8,9 +8,11 @@ shows in every call that waited behind it. Each arm calls either
 * ``Engine.track(...)`` (the SDK), or
 * the baseline: a bare SQLAlchemy Core ``INSERT`` of the same event row in its own
   transaction, on the same engine and connection settings (what a host would write by hand);
-* or, for the inbox, ``GET /onetomany/inbox`` over HTTP: the web app mounted in a host app that
-  uvicorn serves on loopback (in a thread of this process), with the contact's bearer token,
-  one keep-alive ``requests.Session`` per thread, reading the first page of a 30-item inbox.
+* or, for the inbox, ``GET /onetomany/inbox`` over HTTP: the web app mounted in a host app
+  that uvicorn serves on loopback from processes of its own, as a host deploys it
+  (``uvicorn --factory bench_track:host_app --workers N``, uvicorn's default h11 and
+  asyncio), with the contact's bearer token, one keep-alive ``http.client`` connection per
+  thread of this process (the load generator), reading the first page of a 30-item inbox.
 
 The worker is a separate process that dispatches a queue of welcome emails to an outbox
 folder (render + send + record, as ``onetomany run`` does) for the whole arm; its
@@ -20,15 +22,19 @@ use (tests/postgres.py: fsync off); it is skipped when its binaries are missing.
     .venv/bin/python bench/bench_track.py              # 15 s per arm
     .venv/bin/python bench/bench_track.py --seconds 5  # quicker
     .venv/bin/python bench/bench_track.py --sqlite     # SQLite only
+    .venv/bin/python bench/bench_track.py --only inbox --web-workers 2   # the inbox arm only
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import multiprocessing as mp
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -41,8 +47,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.postgres
 
-import requests
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -222,8 +226,8 @@ def bare_call(store: Store, tag: str) -> Callable[[int], None]:
     return call
 
 
-def inbox_call(engine: Engine, base: str) -> Callable[[int], None]:
-    """Reads of contacts' inboxes through the mounted app, over HTTP."""
+def seed_inboxes(engine: Engine) -> dict[str, str]:
+    """INBOX_ITEMS items in the inboxes of THREADS * 4 contacts: their bearer headers."""
     readers = [f"c{i}" for i in range(THREADS * 4)]
     now = datetime.now(UTC)
     for contact in readers:
@@ -237,68 +241,151 @@ def inbox_call(engine: Engine, base: str) -> Callable[[int], None]:
                 url="https://acme.test/tips",
                 now=now,
             )
-    bearers = {
-        c: {"Authorization": f"Bearer {issue_token(KEYS, c, engine=engine)}"} for c in readers
-    }
+    return {c: f"Bearer {issue_token(KEYS, c, engine=engine)}" for c in readers}
+
+
+def inbox_call(port: int, bearers: dict[str, str]) -> Callable[[int], None]:
+    """Reads of contacts' inboxes through the mounted app, over HTTP: one keep-alive
+    ``http.client`` connection per thread (a client that costs little next to the server)."""
+    readers = list(bearers)
     local = threading.local()
 
     def call(i: int) -> None:
-        session = getattr(local, "session", None)
-        if session is None:
-            session = local.session = requests.Session()
-        answer = session.get(f"{base}/onetomany/inbox", headers=bearers[readers[i % len(readers)]])
-        answer.raise_for_status()
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request(
+            "GET", "/onetomany/inbox", headers={"Authorization": bearers[readers[i % len(readers)]]}
+        )
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"GET /onetomany/inbox answered {answer.status}")
 
     return call
 
 
+def host_app() -> Starlette:
+    """The host's app as a server process builds it (``uvicorn --factory``): the engine on
+    the store and folder the benchmark names in the environment, its web app at /onetomany."""
+    engine = Engine(make_program(Path(os.environ["BENCH_FOLDER"]), os.environ["BENCH_STORE"]))
+    inline = {"inline": True, "threads": False}.get(os.environ.get("BENCH_READS", ""))
+    app = create_app(engine, keys=KEYS, inline_reads=inline)
+    return Starlette(routes=[Mount("/onetomany", app)])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and its children so far (Linux /proc)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return float("nan")
+    total = 0
+    for each in (pid, *map(int, children)):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serving(engine: Engine) -> Iterator[str]:
-    """The web app mounted at /onetomany, served by uvicorn on loopback: its base URL."""
+def serving(folder: Path, url: str, workers: int) -> Iterator[tuple[int, int]]:
+    """The host app served by uvicorn in processes of its own, as a host deploys it (the
+    command below, ``--workers`` processes sharing the port): yields the port and the
+    server's process id."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    host = Starlette(routes=[Mount("/onetomany", create_app(engine, keys=KEYS))])
-    server = uvicorn.Server(
-        uvicorn.Config(host, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "bench_track:host_app",
+        "--app-dir", str(Path(__file__).resolve().parent),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--log-level", "warning", "--no-access-log", "--lifespan", "off",
+    ]  # fmt: skip
+    env = {**os.environ, "BENCH_FOLDER": str(folder), "BENCH_STORE": url}
+    server = subprocess.Popen(command, env=env)
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the uvicorn server did not start") from None
+                time.sleep(0.1)
+        # Every worker process has built its app once the port answers a request or two.
+        warm = inbox_call(port, {"c0": "Bearer x"})
+        for _ in range(workers * 4):
+            with contextlib.suppress(RuntimeError):
+                warm(0)
+        yield port, server.pid
     finally:
-        server.should_exit = True
-        thread.join(10)
+        server.terminate()
+        server.wait(30)
 
 
-def backend(name: str, url: str, seconds: float) -> list[tuple[str, ...]]:
+def backend(
+    name: str, url: str, seconds: float, web_workers: int, only: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        with Engine(make_program(folder, url)) as engine, serving(engine) as base:
+        with Engine(make_program(folder, url)) as engine:
             populate(engine)
-            read_inbox = inbox_call(engine, base)
-            for with_worker in (False, True):
-                ctx: Any = (
-                    dispatching(folder, url, engine.store, seconds)
-                    if with_worker
-                    else contextlib.nullcontext(None)
+            bearers = seed_inboxes(engine)
+            with serving(folder, url, web_workers) as (port, pid):
+                read_inbox = inbox_call(port, bearers)
+                rows.extend(
+                    arms(
+                        name,
+                        folder,
+                        url,
+                        engine,
+                        read_inbox,
+                        seconds,
+                        only,
+                        lambda: cpu_seconds(pid),
+                    )
                 )
-                with ctx as sent:
-                    for label, call in (
-                        ("bare insert", bare_call(engine.store, label_tag(with_worker))),
-                        ("track()", sdk_call(engine, label_tag(with_worker))),
-                        ("inbox (HTTP)", read_inbox),
-                    ):
-                        before = sent.value if sent is not None else 0
-                        began = time.perf_counter()
-                        latencies = load(call, seconds)
-                        took = time.perf_counter() - began
-                        rate = ((sent.value - before) / took) if sent is not None else 0.0
-                        rows.append(row(name, with_worker, label, latencies, rate))
-                        print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+def arms(
+    name: str,
+    folder: Path,
+    url: str,
+    engine: Engine,
+    read_inbox: Callable[[int], None],
+    seconds: float,
+    only: tuple[str, ...],
+    server_cpu: Callable[[], float],
+) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for with_worker in (False, True):
+        ctx: Any = (
+            dispatching(folder, url, engine.store, seconds)
+            if with_worker
+            else contextlib.nullcontext(None)
+        )
+        with ctx as sent:
+            for label, call in (
+                ("bare insert", bare_call(engine.store, label_tag(with_worker))),
+                ("track()", sdk_call(engine, label_tag(with_worker))),
+                ("inbox (HTTP)", read_inbox),
+            ):
+                if only and not any(word in label for word in only):
+                    continue
+                before = sent.value if sent is not None else 0
+                began, cpu_before = time.perf_counter(), server_cpu()
+                latencies = load(call, seconds)
+                took = time.perf_counter() - began
+                if call is read_inbox:
+                    # CPU per request, unlike latency, hardly moves with the machine's load.
+                    cpu = (server_cpu() - cpu_before) * 1000 / len(latencies)
+                    print(f"  (server CPU per inbox request: {cpu:.2f} ms)", flush=True)
+                rate = ((sent.value - before) / took) if sent is not None else 0.0
+                rows.append(row(name, with_worker, label, latencies, rate))
+                print(format_row(rows[-1]), flush=True)
     return rows
 
 
@@ -337,19 +424,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each arm")
     parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="uvicorn worker processes serving the app"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only the arms whose name has this"
+    )
     args = parser.parse_args()
+    only = tuple(args.only)
     print(f"{RATE:.0f} calls/s from {THREADS} threads, {args.seconds:g} s per arm; latency from")
     print("when each call was due. Worker: a second process dispatching to an outbox folder.")
     print(format_row(HEADER), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        backend("sqlite", f"sqlite:///{tmp}/track.db", args.seconds)
+        backend("sqlite", f"sqlite:///{tmp}/track.db", args.seconds, args.web_workers, only)
     if args.sqlite:
         return
     from tests.postgres import PostgresUnavailable, running_postgres
 
     try:
         with running_postgres("onetomany_bench") as cluster:
-            backend("postgresql", cluster.url(), args.seconds)
+            backend("postgresql", cluster.url(), args.seconds, args.web_workers, only)
     except PostgresUnavailable as exc:
         print(f"postgresql: skipped ({exc})")
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from onetomany.engine import Engine
 from onetomany.errors import InputError
 from onetomany.model.clock import FrozenClock
-from onetomany.store.queries.inbox import Position
+from onetomany.store.queries.inbox import Position, inbox_view
 
 from .conftest import deliver_tips
 
@@ -171,6 +171,11 @@ def test_pages_cover_each_visible_item_once_newest_first(sqlite_engine, actions,
         paged, after = [], None
         while True:
             page = engine.inbox_page("c1", tab=tab, limit=limit, after=after)
+            # The list endpoint's one-statement read shows the same page and the same counts.
+            view = inbox_view(
+                engine.store, "c1", now=clock.now(), tab=tab, limit=limit, after=after
+            )
+            assert (view.page, view.counts) == (page, engine.inbox_counts("c1"))
             paged.extend(page.items)
             if page.next is None:
                 break
@@ -184,3 +189,24 @@ def test_pages_cover_each_visible_item_once_newest_first(sqlite_engine, actions,
     assert counts.unseen == sum(i.seen_at is None for i in visible)
     assert all(i.archived_at is None for i in visible)
     assert all(i.snoozed_until is None or i.snoozed_until <= clock.now() for i in visible)
+
+
+def test_the_one_statement_view_reads_one_contact_and_counts_an_empty_page(engine):
+    deliver_tips(engine, "c1", 3)
+    deliver_tips(engine, "c2", 2)
+    now = engine.clock.now()
+    view = inbox_view(engine.store, "c2", now=now, limit=10)
+    assert {i.contact_id for i in view.page.items} == {"c2"}
+    assert (view.counts.unread, view.counts.unseen) == (2, 2)
+    assert (view.locale, view.timezone) == ("pt", "America/Sao_Paulo")
+    # An empty tab still answers the bell's counts and the locale.
+    empty = inbox_view(engine.store, "c2", now=now, tab="archived")
+    assert empty.page.items == () and empty.page.next is None
+    assert (empty.counts.unread, empty.locale) == (2, "pt")
+    # A contact the store does not know: nothing, and no locale.
+    nobody = inbox_view(engine.store, "nobody", now=now, topic="tips")
+    assert (nobody.page.items, nobody.counts.unread, nobody.locale) == ((), 0, None)
+    with pytest.raises(InputError, match="page size 0"):
+        inbox_view(engine.store, "c1", now=now, limit=0)
+    with pytest.raises(InputError, match="tab 'spam'"):
+        inbox_view(engine.store, "c1", now=now, tab="spam")

@@ -3,9 +3,12 @@ refuses (no token, a bad one, another contact's items, oversized and malformed b
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from onetomany.engine import Engine
 from onetomany.web import create_app
@@ -227,3 +230,47 @@ def test_a_read_repeated_counts_as_one_open(client, sqlite_engine: Engine):
     assert sqlite_engine.unread_count("c1") == 1
     events = [e.name for _, e in sqlite_engine.store.events_after(0)]
     assert events.count("message_opened") == 1
+
+
+def test_the_list_costs_one_sql_statement(client, sqlite_engine):
+    deliver_tips(sqlite_engine, "c2", 3)
+    headers = auth(sqlite_engine, "c2")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa.event.listen(sqlite_engine.store.engine, "before_cursor_execute", record)
+    try:
+        answer = client.get("/inbox?topic=&limit=2", headers=headers)
+    finally:
+        sa.event.remove(sqlite_engine.store.engine, "before_cursor_execute", record)
+    assert answer.json()["counts"] == {"unread": 3, "unseen": 3}
+    assert len(statements) == 1, statements
+
+
+@pytest.mark.parametrize(("inline", "on_loop"), [(None, True), (True, True), (False, False)])
+def test_reads_run_on_the_event_loop_on_sqlite_unless_told_otherwise(
+    sqlite_engine, inline, on_loop
+):
+    deliver_tips(sqlite_engine, "c2", 2)
+    where: list[bool] = []
+
+    def record(*args):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            where.append(True)
+        except RuntimeError:
+            where.append(False)
+
+    app = create_app(sqlite_engine, keys=KEYS, inline_reads=inline)
+    sa.event.listen(sqlite_engine.store.engine, "before_cursor_execute", record)
+    try:
+        with TestClient(app) as client:
+            headers = auth(sqlite_engine, "c2")
+            listed = client.get("/inbox", headers=headers).json()
+            counted = client.get("/inbox/counts", headers=headers).json()
+    finally:
+        sa.event.remove(sqlite_engine.store.engine, "before_cursor_execute", record)
+    assert len(listed["items"]) == 2 and counted == {"unread": 2, "unseen": 2}
+    assert where == [on_loop, on_loop]

@@ -33,6 +33,11 @@ from onetomany.model import Account, Contact, Delivery, Event, OutboxStatus
 from onetomany.rules.tiers import TierState
 from onetomany.rules.triggers import DELIVERY_EVENTS
 from onetomany.store import schema
+from onetomany.store.checkpoints import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    SAFETY_NET_PAGES,
+    Checkpoints,
+)
 from onetomany.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -142,7 +147,7 @@ def normalize_url(url: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser()}"
 
 
-def _sqlite_pragmas(busy_timeout: float) -> Any:
+def _sqlite_pragmas(busy_timeout: float, autocheckpoint: int | None = None) -> Any:
     def apply(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor = dbapi_connection.cursor()
         # WAL lets track() write while a dispatcher reads; NORMAL is durable in WAL mode
@@ -150,6 +155,9 @@ def _sqlite_pragmas(busy_timeout: float) -> Any:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if autocheckpoint is not None:
+            # Checkpoints run in a thread (onetomany.store.checkpoints), not in a commit.
+            cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
         cursor.close()
 
     return apply
@@ -159,7 +167,9 @@ def _sqlite_pragmas(busy_timeout: float) -> Any:
 BACKENDS = ("sqlite", "postgresql")
 
 
-def _create_engine(url: str, busy_timeout: float = 10.0) -> Engine:
+def _create_engine(
+    url: str, busy_timeout: float = 10.0, autocheckpoint: int | None = None
+) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -187,8 +197,21 @@ def _create_engine(url: str, busy_timeout: float = 10.0) -> Engine:
         except OSError as exc:
             raise StoreError(f"cannot create the folder for store {path}: {exc}") from exc
     engine = sa.create_engine(url)
-    sa.event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
+    sa.event.listen(engine, "connect", _sqlite_pragmas(busy_timeout, autocheckpoint))
     return engine
+
+
+def _is_sqlite_file(url: str) -> bool:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return False  # _create_engine names what is wrong with it
+    database = parsed.database or ""
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and ("mode=memory" not in database)
+    )
 
 
 #: The PostgreSQL advisory lock key migrations hold (any fixed 64-bit number; "otm-migr").
@@ -202,14 +225,31 @@ class Store:
     :param migrate: apply pending migrations on open (the default).
     :param busy_timeout: on SQLite, seconds a write waits for another connection's write
         lock before it fails with a :class:`~onetomany.errors.StoreError`.
+    :param checkpoint_interval: on a SQLite file, seconds between the WAL checkpoints a
+        thread of the store runs after writes, so that no commit on a request path pays for
+        one (:mod:`onetomany.store.checkpoints`); ``None`` leaves them to SQLite's commits.
     """
 
     def __init__(
-        self, url: str | Path = DEFAULT_URL, *, migrate: bool = True, busy_timeout: float = 10.0
+        self,
+        url: str | Path = DEFAULT_URL,
+        *,
+        migrate: bool = True,
+        busy_timeout: float = 10.0,
+        checkpoint_interval: float | None = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         self.url = normalize_url(url)
-        self.engine = _create_engine(self.url, busy_timeout)
+        in_file = _is_sqlite_file(self.url)
+        background = checkpoint_interval is not None and in_file
+        self.engine = _create_engine(
+            self.url, busy_timeout, SAFETY_NET_PAGES if background else None
+        )
         self.dialect = self.engine.dialect.name
+        self._checkpoints = (
+            Checkpoints(self.engine, checkpoint_interval)
+            if background and checkpoint_interval is not None
+            else None
+        )
         self.busy_timeout = busy_timeout
         # SQLite has one writer. Threads of this process queue for it here, in turn, rather
         # than in SQLite's busy handler, which polls with growing sleeps (up to 100 ms) and
@@ -246,6 +286,8 @@ class Store:
             raise StoreError(f"cannot open store {self!r}: {exc.orig}") from exc
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self.engine.dispose()
 
     @contextmanager
@@ -263,6 +305,8 @@ class Store:
         """
         with self._turn():
             yield from self._transaction()
+        if self._checkpoints is not None:
+            self._checkpoints.wrote()
 
     def _turn(self) -> contextlib.AbstractContextManager[object]:
         """This process's turn to write (SQLite), within ``busy_timeout``."""

@@ -56,6 +56,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     extra_routes: Sequence[RouteModule] = (),
     segment_write_keys: Iterable[str] = (),
+    inline_reads: bool | None = None,
 ) -> Starlette:
     """The web app for ``engine``.
 
@@ -68,6 +69,9 @@ def create_app(
     :param extra_routes: more route modules (``routes(context) -> [Route, ...]``).
     :param segment_write_keys: the write keys Segment-compatible senders authenticate with
         at ``/v1/identify``, ``/v1/track``, ... (docs/segment.md); none turns ``/v1`` off.
+    :param inline_reads: run the inbox list and counts reads on the event loop instead of a
+        worker thread; ``None`` (the default) does so on SQLite only, where a read takes well
+        under a millisecond and never waits for a lock (docs/web.md, "Deploying").
     """
     origins = list(allowed_origins)
     if "*" in origins:
@@ -80,6 +84,7 @@ def create_app(
         tokens=ContactTokens(keys),
         max_body=max_body,
         segment_write_keys=write_keys,
+        inline_reads=inline_reads,
     )
     routes: list[BaseRoute] = []
     for module in (*ROUTE_MODULES, *extra_routes):

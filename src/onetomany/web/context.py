@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import attrs
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
@@ -22,6 +23,8 @@ from starlette.routing import BaseRoute
 from onetomany.engine import Engine
 from onetomany.errors import InputError
 from onetomany.web.tokens import ContactTokens, TokenError
+
+T = TypeVar("T")
 
 #: The largest request body the app reads; a longer one is refused with 413, unread.
 DEFAULT_MAX_BODY = 16 * 1024
@@ -64,6 +67,22 @@ class WebContext:
     max_body: int = DEFAULT_MAX_BODY
     #: The write keys Segment-compatible calls authenticate with (none: ``/v1`` is off).
     segment_write_keys: tuple[str, ...] = ()
+    #: Run the inbox's reads on the event loop rather than in a worker thread: on SQLite
+    #: (the default there) a read never waits for a lock (WAL) and takes well under a
+    #: millisecond, less than handing it to a thread, and a request then never waits for
+    #: the GIL behind another thread. On PostgreSQL a read waits on the network: threads.
+    #: ``None``: inline on SQLite, in threads on other databases.
+    inline_reads: bool | None = None
+
+    async def read(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)``, a store read: on the event loop or in a worker thread
+        (:attr:`inline_reads`)."""
+        inline = self.inline_reads
+        if inline is None:
+            inline = self.engine.store.dialect == "sqlite"
+        if inline:
+            return function(*args)
+        return await run_in_threadpool(function, *args)
 
     def contact_id(self, request: Request) -> str:
         """The contact the request's ``Authorization: Bearer`` token names, or a 401."""

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from onetomany.store import InboxItem
+from onetomany.store.queries import inbox as inbox_q
 from onetomany.store.queries.inbox import TABS, InboxCounts, Position
 from onetomany.web.bodies import body_html
 from onetomany.web.context import HTTPProblem, WebContext, answering, ok
@@ -114,30 +115,33 @@ def routes(web: WebContext) -> list[BaseRoute]:
             raise HTTPProblem(400, f"tab {tab[:40]!r} is not one of {', '.join(TABS)}")
         after = Position.parse(query["after"]) if query.get("after") else None
 
+        limit = _limit(query.get("limit"))
+        topic = query.get("topic") or None
+
         def read() -> dict[str, Any]:
-            page = engine.inbox_page(
+            # One statement for the page, the counts and the contact's locale (one snapshot).
+            view = inbox_q.inbox_view(
+                engine.store,
                 contact,
+                now=engine.clock.now(),
                 tab=tab,
-                topic=query.get("topic") or None,
-                limit=_limit(query.get("limit")),
+                topic=topic,
+                limit=limit,
                 after=after,
             )
-            profile = engine.store.get_contact(contact)
+            page = view.page
             return {
                 "items": [item_json(item, formats.get(item.touch, "text")) for item in page.items],
                 "next": str(page.next) if page.next is not None else None,
-                "counts": counts_json(engine.inbox_counts(contact)),
-                "contact": {
-                    "locale": profile.locale if profile else None,
-                    "timezone": profile.timezone if profile else None,
-                },
+                "counts": counts_json(view.counts),
+                "contact": {"locale": view.locale, "timezone": view.timezone},
             }
 
-        return ok(await run_in_threadpool(read))
+        return ok(await web.read(read))
 
     async def counts(request: Request) -> JSONResponse:
         contact = web.contact_id(request)
-        return ok(counts_json(await run_in_threadpool(engine.inbox_counts, contact)))
+        return ok(counts_json(await web.read(engine.inbox_counts, contact)))
 
     async def seen(request: Request) -> JSONResponse:
         contact = web.contact_id(request)

@@ -12,6 +12,7 @@ it then sorts by the time it came back (``InboxItem.shown_at``), newest first.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -80,15 +81,19 @@ class InboxPage:
     next: Position | None
 
 
-def _not_snoozed(now: datetime) -> sa.ColumnElement[bool]:
+# A time: a value, or the bound parameter of a statement built once (``_NOW``).
+_When = datetime | sa.BindParameter[Any]
+
+
+def _not_snoozed(now: _When) -> sa.ColumnElement[bool]:
     return sa.or_(_t.c.snoozed_until.is_(None), _t.c.snoozed_until <= now)
 
 
-def _visible(now: datetime) -> sa.ColumnElement[bool]:
+def _visible(now: _When) -> sa.ColumnElement[bool]:
     return sa.and_(_t.c.archived_at.is_(None), _not_snoozed(now))
 
 
-def _in_tab(tab: str, now: datetime) -> sa.ColumnElement[bool]:
+def _in_tab(tab: str, now: _When) -> sa.ColumnElement[bool]:
     if tab == "inbox":
         return _visible(now)
     if tab == "unread":
@@ -98,8 +103,12 @@ def _in_tab(tab: str, now: datetime) -> sa.ColumnElement[bool]:
     raise InputError(f"inbox tab {tab[:40]!r} is not one of {', '.join(TABS)}")
 
 
+_ITEM_FIELDS = tuple(f.name for f in attrs.fields(InboxItem))
+
+
 def _item(row: sa.Row[Any]) -> InboxItem:
-    return InboxItem(**{f.name: row._mapping[f.name] for f in attrs.fields(InboxItem)})
+    mapping = row._mapping
+    return InboxItem(**{name: mapping[name] for name in _ITEM_FIELDS})
 
 
 def row_ids(ids: Iterable[object], *, what: str = "inbox item id") -> list[int]:
@@ -113,6 +122,96 @@ def row_ids(ids: Iterable[object], *, what: str = "inbox item id") -> list[int]:
     return checked
 
 
+# The statements a read runs are built once per shape and take their values as bound
+# parameters: building and hashing a SELECT costs more CPU than SQLite spends running it, and a
+# cached statement also hits SQLAlchemy's compiled cache at once.
+_CONTACT = sa.bindparam("contact", type_=sa.String)
+_NOW = sa.bindparam("now", type_=schema.UTCDateTime)
+_LIMIT = sa.bindparam("limit", type_=sa.Integer)
+_TOPIC = sa.bindparam("topic", type_=sa.String)
+_AFTER_SHOWN = sa.bindparam("after_shown", type_=schema.UTCDateTime)
+_AFTER_ID = sa.bindparam("after_id", type_=sa.Integer)
+
+
+@functools.cache
+def _page_select(tab: str, by_topic: bool, after: bool) -> sa.Select[Any]:
+    """A tab's page (``limit`` + 1 rows, to know whether more follow), newest first."""
+    query = sa.select(_t).where(_t.c.contact_id == _CONTACT, _in_tab(tab, _NOW))
+    if by_topic:
+        query = query.where(_t.c.topic == _TOPIC)
+    if after:
+        query = query.where(
+            sa.or_(
+                _shown < _AFTER_SHOWN,
+                sa.and_(_shown == _AFTER_SHOWN, _t.c.id < _AFTER_ID),
+            )
+        )
+    return query.order_by(_shown.desc(), _t.c.id.desc()).limit(_LIMIT)
+
+
+def _counts_select() -> sa.Select[int, int]:
+    return sa.select(
+        sa.func.count().filter(_t.c.read_at.is_(None)).label("unread"),
+        sa.func.count().filter(_t.c.seen_at.is_(None)).label("unseen"),
+    ).where(_t.c.contact_id == _CONTACT, _visible(_NOW))
+
+
+_COUNTS = _counts_select()
+
+
+@functools.cache
+def _view_select(tab: str, by_topic: bool, after: bool) -> sa.Select[Any]:
+    """The page, the counts and the contact's locale and timezone in one statement: one
+    row per item, each carrying the counts, or one row of counts alone for an empty page."""
+    contacts = schema.contacts
+    profile = sa.select(contacts.c.locale, contacts.c.timezone).where(contacts.c.id == _CONTACT)
+    head = (
+        _counts_select()
+        .add_columns(
+            profile.with_only_columns(contacts.c.locale).scalar_subquery().label("contact_locale"),
+            profile.with_only_columns(contacts.c.timezone)
+            .scalar_subquery()
+            .label("contact_timezone"),
+        )
+        .subquery("head")
+    )
+    page = _page_select(tab, by_topic, after).subquery("page")
+    shown = sa.func.coalesce(page.c.snoozed_until, page.c.created_at)
+    return (
+        sa.select(head, *page.c)
+        .select_from(head.outerjoin(page, sa.true()))
+        .order_by(shown.desc(), page.c.id.desc())
+    )
+
+
+def _page_params(
+    contact_id: str,
+    now: datetime,
+    tab: str,
+    topic: str | None,
+    limit: int,
+    after: Position | None,
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    if not 0 < limit <= MAX_PAGE:
+        raise InputError(f"inbox page size {limit} is not from 1 to {MAX_PAGE}")
+    if tab not in TABS:
+        raise InputError(f"inbox tab {tab[:40]!r} is not one of {', '.join(TABS)}")
+    params: dict[str, Any] = {"contact": contact_id, "now": now, "limit": limit + 1}
+    if topic is not None:
+        params["topic"] = topic
+    if after is not None:
+        params["after_shown"] = after.shown_at
+        params["after_id"] = after.id
+    return _page_select(tab, topic is not None, after is not None), params
+
+
+def _paged(items: list[InboxItem], limit: int) -> InboxPage:
+    more = len(items) > limit
+    items = items[:limit]
+    last = Position(shown_at=items[-1].shown_at, id=items[-1].id) if more else None
+    return InboxPage(items=tuple(items), next=last)
+
+
 def inbox_page(
     store: Store,
     contact_id: str,
@@ -124,22 +223,47 @@ def inbox_page(
     after: Position | None = None,
 ) -> InboxPage:
     """One page of ``tab`` (of ``topic`` only, if given), newest first, after ``after``."""
-    if not 0 < limit <= MAX_PAGE:
-        raise InputError(f"inbox page size {limit} is not from 1 to {MAX_PAGE}")
-    query = sa.select(_t).where(_t.c.contact_id == contact_id, _in_tab(tab, now))
-    if topic is not None:
-        query = query.where(_t.c.topic == topic)
-    if after is not None:
-        query = query.where(
-            sa.or_(_shown < after.shown_at, sa.and_(_shown == after.shown_at, _t.c.id < after.id))
-        )
-    query = query.order_by(_shown.desc(), _t.c.id.desc()).limit(limit + 1)
+    query, params = _page_params(contact_id, now, tab, topic, limit, after)
     with store.read() as conn:
-        items = [_item(row) for row in conn.execute(query)]
-    more = len(items) > limit
-    items = items[:limit]
-    last = Position(shown_at=items[-1].shown_at, id=items[-1].id) if more else None
-    return InboxPage(items=tuple(items), next=last)
+        items = [_item(row) for row in conn.execute(query, params)]
+    return _paged(items, limit)
+
+
+@attrs.frozen(kw_only=True)
+class InboxView:
+    """What the inbox list shows at once: a page, the bell's counts, and the contact's
+    locale and timezone (``None`` for a contact the store does not know)."""
+
+    page: InboxPage
+    counts: InboxCounts
+    locale: str | None
+    timezone: str | None
+
+
+def inbox_view(
+    store: Store,
+    contact_id: str,
+    *,
+    now: datetime,
+    tab: str = "inbox",
+    topic: str | None = None,
+    limit: int = 20,
+    after: Position | None = None,
+) -> InboxView:
+    """:func:`inbox_page`, :func:`inbox_counts` and the contact's locale and timezone, read
+    by one statement (one snapshot: the counts agree with the page)."""
+    _, params = _page_params(contact_id, now, tab, topic, limit, after)
+    query = _view_select(tab, topic is not None, after is not None)
+    with store.read() as conn:
+        rows = conn.execute(query, params).all()
+    head = rows[0]._mapping
+    items = [_item(row) for row in rows if row._mapping["id"] is not None]
+    return InboxView(
+        page=_paged(items, limit),
+        counts=InboxCounts(unread=int(head["unread"]), unseen=int(head["unseen"])),
+        locale=head["contact_locale"],
+        timezone=head["contact_timezone"],
+    )
 
 
 def inbox_items(
@@ -165,12 +289,8 @@ def inbox_item(store: Store, contact_id: str, item_id: int) -> InboxItem | None:
 
 def inbox_counts(store: Store, contact_id: str, *, now: datetime) -> InboxCounts:
     """The contact's unread and unseen visible items, in one statement."""
-    query = sa.select(
-        sa.func.count().filter(_t.c.read_at.is_(None)),
-        sa.func.count().filter(_t.c.seen_at.is_(None)),
-    ).where(_t.c.contact_id == contact_id, _visible(now))
     with store.read() as conn:
-        unread, unseen = conn.execute(query).one()
+        unread, unseen = conn.execute(_COUNTS, {"contact": contact_id, "now": now}).one()
     return InboxCounts(unread=int(unread), unseen=int(unseen))
 
 
