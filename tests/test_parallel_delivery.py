@@ -338,3 +338,31 @@ def test_a_bad_concurrency_is_named(tmp_path, monkeypatch, value):
     [error] = info.value.errors
     assert error.key == "delivery.concurrency" and error.file
     assert error.reason.startswith("expected a whole number from 0 to 64")
+
+
+def test_the_dispatch_command_takes_a_concurrency(tmp_path):
+    from typer.testing import CliRunner
+
+    from onetomany import Account, Contact
+    from onetomany.cli.commands import app
+
+    from .test_ops_status import write_program
+
+    folder = write_program(tmp_path / "prog")
+    with Engine(load_program(folder)) as engine:
+        people = [
+            Contact(id=f"c{i}", account_id="a1", email=f"c{i}@northwind.test") for i in range(6)
+        ]
+        engine.identify(Account(id="a1", name="Northwind"), *people)
+        for person in people:
+            engine.track("signed_up", contact_id=person.id, account_id="a1")
+        assert engine.tick() == 6
+    runner = CliRunner()
+
+    refused = runner.invoke(app, ["dispatch", str(folder), "--concurrency", "-1"])
+    sent = runner.invoke(app, ["dispatch", str(folder), "--concurrency", "3"])
+
+    assert refused.exit_code == 2 and "--concurrency" in refused.output
+    assert sent.exit_code == 0, sent.output
+    assert "claimed 6: delivered 6" in sent.output
+    assert len(list((folder / "var" / "outbox").glob("*.eml"))) == 6
