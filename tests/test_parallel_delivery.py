@@ -34,6 +34,12 @@ from .conftest import make_program
 from .smtp_sink import SmtpSink
 from .test_failover import enqueue, group_engine
 from .test_program import GOOD, _folder
+from .test_store_outage import ROWS as OUTAGE_ROWS
+from .test_store_outage import LockAfterFirstWrite
+from .test_store_outage import _engine as outage_engine
+from .test_store_outage import _queue as queue_rows
+from .test_store_outage import _recipients as recipients
+from .test_store_outage import database as database  # a fixture
 
 _SHARED: dict[str, dict[str, Any]] = {}
 
@@ -366,3 +372,35 @@ def test_the_dispatch_command_takes_a_concurrency(tmp_path):
     assert sent.exit_code == 0, sent.output
     assert "claimed 6: delivered 6" in sent.output
     assert len(list((folder / "var" / "outbox").glob("*.eml"))) == 6
+
+
+# -- a store that stops a parallel pass ---------------------------------------------------------
+
+
+def test_a_store_that_stops_a_parallel_pass_loses_nothing_and_sends_nothing_twice(
+    tmp_path, database, frozen_clock
+):
+    """The senders end after the message in hand; what they sent is kept and written first
+    by the next call; the rows they did not send come back after their lease."""
+    lock = LockAfterFirstWrite(database, hold=2.0)
+    with (
+        SmtpSink() as sink,
+        outage_engine(tmp_path, database, sink.port, lock, frozen_clock, patience=0.3) as engine,
+    ):
+        queue_rows(engine)
+        first = engine.dispatch(concurrency=3)
+
+        assert first.stopped is not None and (first.dead, first.retrying) == (0, 0)
+        assert first.sent == len(sink.messages) and first.unrecorded > 0
+        lock.wait()
+        second = engine.dispatch(concurrency=3)
+        assert (second.claimed, second.unrecorded, second.stopped) == (0, 0, None)
+        statuses = Counter(str(row.status) for row in engine.store.outbox_rows())
+        assert statuses["sent"] == len(sink.messages)
+        frozen_clock.advance(seconds=engine.dispatcher.lease.total_seconds() + 1)
+        third = engine.dispatch(concurrency=3)
+        rows = engine.store.outbox_rows()
+
+    assert recipients(sink) == Counter({f"p{i}@acme.test": 1 for i in range(OUTAGE_ROWS)})
+    assert first.sent + second.sent + third.sent == len(sink.messages) == OUTAGE_ROWS
+    assert {str(row.status) for row in rows} == {"sent"}

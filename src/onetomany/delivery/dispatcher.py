@@ -61,6 +61,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -232,6 +233,8 @@ class Dispatcher:
         self._lost: set[int] = set()
         #: Set while a stopped pass hands back what its senders sent: keep, do not write.
         self._keeping = False
+        #: What the senders handed back and is not recorded yet.
+        self._handed: deque[tuple[OutboxRow, object]] = deque()
         # One pass at a time per dispatcher: the state above belongs to the pass running.
         self._lock = threading.Lock()
 
@@ -563,7 +566,11 @@ class Dispatcher:
     ) -> None:
         """Record what the senders handed back, and renew the lease when it is due; rows
         lost with it are not sent by the senders (they skip them)."""
-        for row, outcome in sent:
+        # Kept on the dispatcher until recorded: a store that stops the pass mid-way leaves
+        # the rest here, for the stopping pass to keep.
+        self._handed.extend(sent)
+        while self._handed:
+            row, outcome = self._handed.popleft()
             if self._keeping and isinstance(outcome, DeliveryDeferred):
                 self._held.pop(row.id, None)  # nothing was sent: left to its lease
                 continue
