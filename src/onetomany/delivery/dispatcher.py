@@ -47,6 +47,11 @@ bug: the batch's rows are left to their lease (as for a store error) and the pas
 Each delivery records the provider that took it (a failover group's member, see
 :mod:`onetomany.delivery.failover`; else the channel), counted in ``DispatchReport.by_provider``.
 
+With ``concurrency = N`` each channel's rows of a batch are sent by N sender threads, each over
+its own connection (:mod:`onetomany.delivery.senders`); this thread still composes, records
+and renews the lease, so every rule above holds, and a crash can also resend the messages the
+senders had in flight.
+
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
 in one :meth:`Dispatcher.dispatch` call is not due again within it.
