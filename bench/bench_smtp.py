@@ -20,7 +20,14 @@ engine message's time spent rendering it and building its MIME bytes, timed insi
 run itself, where the dispatcher does them: its composer's ``compose`` (render) and the SMTP
 channel's preparation of each message (MIME: ``build_email`` and the envelope addresses) are
 wrapped with a clock, and their time per message is divided by the engine's time per message;
-the goal is at most 10%. Run: ``make bench`` or ``python bench/bench_smtp.py --n 10000``.
+the goal is at most 10%.
+
+Then the concurrency table (bench/concurrency.py): the engine against the limit at 1, 4 and 8
+connections (the engine's ``concurrency`` sender threads on SQLite, against as many threads
+each sending the prebuilt bytes on a connection of its own), and across 1, 2 and 4 worker
+processes on one PostgreSQL store (each worker one sender thread, against as many processes
+sending the prebuilt bytes); the goal is at least 0.8x at every concurrency.
+Run: ``make bench`` or ``python bench/bench_smtp.py --n 10000``.
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ from __future__ import annotations
 import argparse
 import binascii
 import email.policy
+import functools
 import multiprocessing
+import os
 import smtplib
 import socket
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.message import EmailMessage
@@ -53,6 +63,9 @@ from onetomany.program import Audience, EventTrigger, Program, Touch
 from onetomany.store import Store
 from onetomany.templating import html_to_text
 from onetomany_smtp.channel import SmtpChannel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import concurrency  # the table's machinery, beside this file
 
 TEMPLATE = Path(__file__).with_name("welcome.mjml")
 SUBJECT = "Welcome to Acme Analytics, {{ contact.first_name }}"
@@ -100,18 +113,27 @@ def _context(i: int) -> dict[str, object]:
     }
 
 
-def limit(port: int, n: int) -> float:
+def _prebuilt() -> bytes:
     html = mjml.mjml2html(_body(TEMPLATE.read_text()))
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = SENDER, "p0@acme.test", "Welcome"
     message.set_content(html_to_text(html))
     message.add_alternative(html, subtype="html")
-    raw = message.as_bytes(policy=email.policy.SMTP)  # CRLF line ends, as on the wire
+    return message.as_bytes(policy=email.policy.SMTP)  # CRLF line ends, as on the wire
+
+
+def _send_prebuilt(port: int, raw: bytes, recipients: Sequence[int]) -> None:
+    """The limit's loop: the same bytes to each recipient on one reused connection."""
     with smtplib.SMTP("127.0.0.1", port) as smtp:
-        start = time.perf_counter()
-        for i in range(n):
+        for i in recipients:
             smtp.sendmail("success@acme.test", [f"p{i}@acme.test"], raw)
-        return n / (time.perf_counter() - start)
+
+
+def limit(port: int, n: int) -> float:
+    raw = _prebuilt()
+    start = time.perf_counter()
+    _send_prebuilt(port, raw, range(n))
+    return n / (time.perf_counter() - start)
 
 
 def _compiled() -> tuple[jinja2.Template, jinja2.Template, jinja2.Template]:
@@ -226,13 +248,12 @@ class Stopwatch:
         return self.seconds / max(self.calls, 1)
 
 
-def engine(port: int, n: int, folder: Path) -> tuple[float, float, tuple[float, float]]:
-    """Touches queued per second, messages sent per second, and the seconds per message that
-    the dispatch spent composing (render) and serialising (MIME) them."""
+def _program(port: int, folder: Path) -> Program:
     templates = folder / "templates"
-    templates.mkdir()
-    (templates / "welcome.mjml").write_text(TEMPLATE.read_text())
-    program = Program(
+    templates.mkdir(exist_ok=True)
+    if not (templates / "welcome.mjml").exists():  # worker processes share the folder
+        (templates / "welcome.mjml").write_text(TEMPLATE.read_text())
+    return Program(
         name="bench",
         touches=(
             Touch(
@@ -254,17 +275,24 @@ def engine(port: int, n: int, folder: Path) -> tuple[float, float, tuple[float, 
         unsubscribe_url="https://app.acme.test/u?c={contact_id}",
         base_dir=folder,
     )
-    with Engine(program, store=Store(folder / "bench.db")) as live:
-        live.identify(Account(id="a1", name="Northwind", traits={"plan": "pro"}))
-        live.identify(
-            *(
-                Contact(
-                    id=f"c{i}", account_id="a1", name=f"Person{i} Example", email=f"p{i}@acme.test"
-                )
-                for i in range(n)
-            )
+
+
+def _people(live: Engine, n: int) -> None:
+    live.identify(Account(id="a1", name="Northwind", traits={"plan": "pro"}))
+    live.identify(
+        *(
+            Contact(id=f"c{i}", account_id="a1", name=f"Person{i} Example", email=f"p{i}@acme.test")
+            for i in range(n)
         )
-        live.track("signed_up", account_id="a1")
+    )
+    live.track("signed_up", account_id="a1")
+
+
+def engine(port: int, n: int, folder: Path) -> tuple[float, float, tuple[float, float]]:
+    """Touches queued per second, messages sent per second, and the seconds per message that
+    the dispatch spent composing (render) and serialising (MIME) them."""
+    with Engine(_program(port, folder), store=Store(folder / "bench.db")) as live:
+        _people(live, n)
         start = time.perf_counter()
         queued = live.tick()
         queue_rate = queued / (time.perf_counter() - start)
@@ -290,9 +318,94 @@ def _timed(live: Engine) -> tuple[Stopwatch, Stopwatch]:
     return render, mime
 
 
+# -- the concurrency table ----------------------------------------------------------------------
+
+
+def engine_at(port: int, n: int, folder: Path, connections: int) -> float:
+    """Messages sent per second by one engine with ``connections`` sender threads (0: in-line)."""
+    with Engine(_program(port, folder), store=Store(folder / "bench.db")) as live:
+        _people(live, n)
+        assert live.tick() == n
+        start = time.perf_counter()
+        report = live.dispatch(concurrency=connections)
+        elapsed = time.perf_counter() - start
+        assert report.sent == n, report
+        return n / elapsed
+
+
+def threads_table(port: int, n: int, repeat: int) -> None:
+    raw = _prebuilt()
+    rows = []
+    for threads, connections in [(0, 1), *((c, c) for c in concurrency.CONNECTIONS)]:
+        ours = wire = 0.0
+        for _ in range(repeat):
+            parts = concurrency.shares(range(n), connections)
+            wire = max(
+                wire, concurrency.in_threads(parts, functools.partial(_send_prebuilt, port, raw))
+            )
+            with tempfile.TemporaryDirectory() as folder:
+                ours = max(ours, engine_at(port, n, Path(folder), threads))
+        label = "in-line" if threads == 0 else f"{threads} sender thread(s)"
+        rows.append((f"{connections} connection(s), {label}", ours, wire))
+    concurrency.print_table(rows)
+
+
+def _raw_process(port: int, n: int, index: int, count: int) -> Callable[[], int]:
+    raw, mine = _prebuilt(), concurrency.shares(range(n), count)[index]
+
+    def go() -> int:
+        _send_prebuilt(port, raw, mine)
+        return len(mine)
+
+    return go
+
+
+def _engine_process(
+    port: int, folder: str, store: str, index: int, count: int
+) -> Callable[[], int]:
+    live = Engine(_program(port, Path(folder)), store=Store(store), batch_size=50)
+
+    def go() -> int:
+        with live:
+            return live.dispatch(concurrency=1).sent
+
+    return go
+
+
+def processes_table(port: int, n: int, repeat: int) -> None:
+    with concurrency.postgres() as fresh, tempfile.TemporaryDirectory() as folder:
+        if fresh is None:
+            return
+        rows = []
+        for count in concurrency.PROCESSES:
+            ours = wire = 0.0
+            for _ in range(repeat):
+                wire = max(
+                    wire, concurrency.in_processes(count, functools.partial(_raw_process, port, n))
+                )
+                store = fresh()
+                with Engine(_program(port, Path(folder)), store=Store(store)) as live:
+                    _people(live, n)
+                    assert live.tick() == n
+                work = functools.partial(_engine_process, port, folder, store)
+                ours = max(ours, concurrency.in_processes(count, work))
+            rows.append((f"PostgreSQL, {count} worker process(es)", ours, wire))
+        concurrency.print_table(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="emails per run (default 10000)")
+    parser.add_argument(
+        "--table-n", type=int, default=2_000, help="emails per run of the table (default 2000)"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each table cell (default 2)")
+    parser.add_argument(
+        "--table-only", action="store_true", help="print only the concurrency table"
+    )
+    parser.add_argument(
+        "--sqlite", action="store_true", help="leave out the PostgreSQL worker processes"
+    )
     args = parser.parse_args()
     port = _free_port()
     ready, stop = multiprocessing.Event(), multiprocessing.Event()
@@ -300,17 +413,23 @@ def main() -> None:
     sink.start()
     ready.wait(10)
     try:
-        wire = limit(port, args.n)
-        manual = hand_written(port, args.n)
-        by_hand = hand_bytes(port, args.n)
-        old = naive(port, args.n)
-        with tempfile.TemporaryDirectory() as folder:
-            queue_rate, ours, (render, mime) = engine(port, args.n, Path(folder))
+        if not args.table_only:
+            figures(port, args.n)
+        table(port, args)
     finally:
         stop.set()
         sink.join(10)
+
+
+def figures(port: int, n: int) -> None:
+    wire = limit(port, n)
+    manual = hand_written(port, n)
+    by_hand = hand_bytes(port, n)
+    old = naive(port, n)
+    with tempfile.TemporaryDirectory() as folder:
+        queue_rate, ours, (render, mime) = engine(port, n, Path(folder))
     share = (render + mime) * ours
-    print(f"emails per run: {args.n}")
+    print(f"emails per run: {n}")
     print(f"limit (prebuilt bytes, one connection):             {wire:8.0f} msg/s")
     print(f"hand-written (Jinja HTML + text, email.mime):        {manual:8.0f} msg/s  baseline")
     print(f"hand-written, MIME bytes by hand:                    {by_hand:8.0f} msg/s")
@@ -326,6 +445,15 @@ def main() -> None:
         f"engine render + MIME: {render * 1e6:.0f} + {mime * 1e6:.0f} us of {1e6 / ours:.0f} us "
         f"per message = {share:.1%} ({'within' if share <= 0.10 else 'OVER'} the 10% goal)"
     )
+
+
+def table(port: int, args: argparse.Namespace) -> None:
+    print(f"load average before the table: {os.getloadavg()[0]:.2f}")
+    print(f"concurrency table: {args.table_n} emails per run, best of {args.repeat}")
+    threads_table(port, args.table_n, args.repeat)
+    if not args.sqlite:
+        processes_table(port, args.table_n, args.repeat)
+    print(f"load average after the table: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -157,6 +157,9 @@ class Engine:
     :param retry: how transient delivery failures are retried; by default the program's.
     :param lease, batch_size, record_every, store_patience: dispatcher tuning; see
         :class:`~onetomany.delivery.dispatcher.Dispatcher`.
+    :param concurrency: sender threads per channel in ``dispatch``, each over its own
+        connection (0 sends from the dispatching thread); by default the program's
+        ``[delivery] concurrency`` (0); see :mod:`onetomany.delivery.senders`.
 
     Delivery is at least once: a touch is queued once per idempotency key, and after a crash
     at most ``record_every`` (20 by default) messages whose outcomes were not yet written are
@@ -197,6 +200,7 @@ class Engine:
         decision_retention: timedelta | None = None,
         tick_lease: timedelta = DEFAULT_TICK_LEASE,
         policies: Sequence[Policy] | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if decision_retention is None:
             decision_retention = program.retention.decisions
@@ -244,6 +248,7 @@ class Engine:
             record_every=record_every,
             store_patience=store_patience,
             policies=self.send_policies() if policies is None else policies,
+            concurrency=program.concurrency if concurrency is None else concurrency,
         )
 
     def send_policies(self) -> list[Policy]:
@@ -982,10 +987,15 @@ class Engine:
     # -- sending ----------------------------------------------------------------------------
 
     def dispatch(
-        self, limit: int | None = None, *, channels: Collection[str] | None = None
+        self,
+        limit: int | None = None,
+        *,
+        channels: Collection[str] | None = None,
+        concurrency: int | None = None,
     ) -> DispatchReport:
         """Send every outbox row due now (at most ``limit``; only rows of the program's
-        ``channels`` when given, so each channel can have workers of its own)."""
+        ``channels`` when given, so each channel can have workers of its own; through
+        ``concurrency`` sender threads per channel when given, instead of the engine's)."""
         if channels is not None:
             unknown = sorted(set(channels) - set(self.program.channels) - set(self.channels))
             if unknown:
@@ -994,7 +1004,7 @@ class Engine:
                     f"dispatch: unknown channel {unknown[0]!r} (the program has: {known})",
                     file=self.program.origin,
                 )
-        return self.dispatcher.dispatch(limit, channels=channels)
+        return self.dispatcher.dispatch(limit, channels=channels, concurrency=concurrency)
 
     def run_once(self) -> RunReport:
         """Sync every source, then :meth:`step`."""

@@ -23,7 +23,8 @@ A minimal ``program.toml``::
 An optional ``[delivery]`` table tunes retries of transient failures: ``max_attempts``
 (default 5, at most 100), ``initial`` seconds before the first retry (30, doubling each time;
 positive), ``maximum`` seconds between attempts (3600; at least ``initial``) and ``jitter``
-seconds (5).
+seconds (5); ``concurrency`` is how many sender threads ``dispatch`` runs per channel, each
+over its own connection (0, the default: the dispatching thread sends).
 
 Channel and source options (and ``[unsubscribe]`` keys) may name environment variables as
 ``${NAME}`` (``password = "${SMTP_PASSWORD}"``), so secrets stay out of the file; an unset one
@@ -232,6 +233,8 @@ class Program:
     traits: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     tiers: TierSettings = attrs.field(factory=TierSettings)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: ``[delivery] concurrency``: sender threads per channel in ``dispatch`` (0: none).
+    concurrency: int = 0
     windows: WindowSettings = attrs.field(factory=WindowSettings)
     caps: Mapping[str, Cap] = attrs.field(factory=dict)
     reserved: tuple[Reservation, ...] = attrs.field(default=(), converter=tuple[Reservation, ...])
@@ -656,6 +659,7 @@ def _read_program(
     if name is not None:
         reader.name(name, "program.name")
     constants = reader.table(head, "constants", "program.constants")
+    delivery = reader.table(data, "delivery", "delivery")
     unsubscribe = _read_unsubscribe(reader.table(data, "unsubscribe", "unsubscribe"), reader)
     # The program's own [channels], or those of a channels file read with its own origin.
     channel_tables, channel_reader = channels or (
@@ -677,7 +681,8 @@ def _read_program(
         sender=reader.string(head, "sender", "program.sender", ""),
         unsubscribe_url=reader.string(head, "unsubscribe_url", "program.unsubscribe_url", "") or "",
         constants=constants,
-        retry=_read_retry(reader.table(data, "delivery", "delivery"), reader),
+        retry=_read_retry(delivery, reader),
+        concurrency=_read_concurrency(delivery, reader),
         segments=_read_segments(reader.table(data, "segments", "segments"), reader),
         journeys=read_journeys(reader.table(data, "journeys", "journeys"), reader),
         topics=_read_topics(reader.table(data, "topics", "topics"), reader),
@@ -791,9 +796,19 @@ def _read_segments(section: Mapping[str, Any], reader: _Reader) -> dict[str, str
     return segments
 
 
+def _read_concurrency(section: Mapping[str, Any], reader: _Reader) -> int:
+    value = section.get("concurrency", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+        reader.error("delivery.concurrency", f"expected a whole number from 0 to 64, got {value!r}")
+        return 0
+    return value
+
+
 def _read_retry(section: Mapping[str, Any], reader: _Reader) -> RetryPolicy:
     values: dict[str, Any] = {}
     for key, value in section.items():
+        if key == "concurrency":
+            continue  # not a retry setting: _read_concurrency reads it
         kind = _RETRY_KEYS.get(key)
         path = f"delivery.{key}"
         if kind is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -89,18 +90,24 @@ class RecordingChannel(Channel):
         self.sent: list[Message] = []
         self.attempts: list[Message] = []
         self.opened = 0
+        # Sender threads share one recording channel (replica() is itself): one record.
+        self._lock = threading.Lock()
+
+    def replica(self) -> RecordingChannel:
+        return self
 
     def open(self) -> None:
-        self.opened += 1
+        with self._lock:
+            self.opened += 1
 
     def send(self, message: Message) -> DeliveryResult:
-        self.attempts.append(message)
-        if self.failures:
-            failure = self.failures.pop(0)
+        with self._lock:
+            self.attempts.append(message)
+            failure = self.failures.pop(0) if self.failures else None
             if failure is not None:
                 raise failure
-        self.sent.append(message)
-        return DeliveryResult(provider_message_id=f"rec-{len(self.sent)}")
+            self.sent.append(message)
+            return DeliveryResult(provider_message_id=f"rec-{len(self.sent)}")
 
     def keys(self) -> list[str]:
         return [m.idempotency_key for m in self.sent]
@@ -283,8 +290,8 @@ class ChannelContract:
     answer raise their error after exactly one attempt (the channel never retries by itself:
     the dispatcher does); a message sent with no answer raises UnknownOutcomeError; a batch
     yields one outcome per message, in order; ``close()`` is safe before ``open()`` and twice;
-    the class registers cleanly; and the secret never appears in a repr, an error or a log
-    line, whatever the provider answered.
+    the class registers cleanly; replicas send from several threads at once; and the secret
+    never appears in a repr, an error or a log line, whatever the provider answered.
     """
 
     @pytest.fixture
@@ -362,6 +369,36 @@ class ChannelContract:
             assert isinstance(channel.send(provider.message(0)), DeliveryResult)
         channel.close()
         channel.close()
+
+    def test_contract_replicas_send_from_several_threads(self, provider: FakeProvider) -> None:
+        """``concurrency`` sends through :meth:`Channel.replica` copies, one per thread, each
+        opened and closed by its thread: every message arrives once with its own outcome."""
+        channel = provider.channel()
+        copies = [channel, *(channel.replica() for _ in range(3))]
+        outcomes: dict[int, object] = {}
+
+        def send(copy: Channel, first: int) -> None:
+            with copy:
+                for index in range(first, first + 3):
+                    try:
+                        outcomes[index] = copy.send(provider.message(index))
+                    except Exception as exc:
+                        outcomes[index] = exc
+
+        threads = [
+            threading.Thread(target=send, args=(copy, 3 * i)) for i, copy in enumerate(copies)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        for copy in copies:
+            copy.close()
+
+        assert sorted(outcomes) == list(range(12))
+        assert all(isinstance(o, DeliveryResult) for o in outcomes.values()), outcomes
+        assert provider.received() == 12
+        assert all(type(copy) is type(channel) for copy in copies)
 
     def test_contract_the_secret_never_shows(
         self, provider: FakeProvider, caplog: pytest.LogCaptureFixture

@@ -189,18 +189,28 @@ def dispatch(
             "nothing (at once after one that did), until stopped.",
         ),
     ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=0,
+            help="Sender threads per channel, each over its own connection (0: send from "
+            "the dispatching thread); default: the program's [delivery] concurrency.",
+            envvar="ONETOMANY_CONCURRENCY",
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Send the outbox rows due now, once or (with --every) as a long-running worker; any
     number may run against a PostgreSQL store, each claiming rows no other holds."""
     with _engine(path, store) as engine:
         if every is None:
-            _print_dispatch(engine.dispatch(channels=channel or None))
+            _print_dispatch(engine.dispatch(channels=channel or None, concurrency=concurrency))
             return
         _stop_on_sigterm()
         try:
             while True:
-                report = engine.dispatch(channels=channel or None)
+                report = engine.dispatch(channels=channel or None, concurrency=concurrency)
                 if report.claimed:
                     _print_dispatch(report)
                 else:

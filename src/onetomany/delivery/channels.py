@@ -6,7 +6,8 @@ options (``Options``, an attrs class; see :mod:`onetomany.plugins.options`), and
 retrying, :class:`~onetomany.errors.UnknownOutcomeError` when the request went out and no
 answer came back, and :class:`~onetomany.errors.PermanentDeliveryError` for the rest; it never
 retries by itself and never returns a failure flag. The dispatcher opens a channel once per
-batch (``with channel:``) so a plugin can reuse one connection for many messages.
+batch (``with channel:``) so a plugin can reuse one connection for many messages; with
+``concurrency`` it sends from several threads, each through its own :meth:`Channel.replica`.
 
 A channel's kind is stated one way: ``kinds``, the kinds it can serve, the first being the
 default. A program picks another of them with ``kind = "..."`` in the channel's table; the
@@ -123,6 +124,17 @@ class Channel(abc.ABC):
                 yield self.send(message)
             except DeliveryError as error:
                 yield error
+
+    def replica(self) -> Channel:
+        """Another instance of this channel for another sender thread, with connections of
+        its own (see :mod:`onetomany.delivery.senders`).
+
+        The default builds ``type(self)(self.settings, runtime=self.runtime)``, which suits a
+        channel whose state is its settings and its connections. A channel that keeps other
+        state overrides it: one safe to send through from several threads at once may return
+        ``self``; one that shares something with its copies (a limit, a circuit) passes it on.
+        """
+        return type(self)(self.settings, runtime=self.runtime)
 
     def open(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Acquire connections before a batch. Optional."""

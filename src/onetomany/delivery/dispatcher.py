@@ -47,6 +47,11 @@ bug: the batch's rows are left to their lease (as for a store error) and the pas
 Each delivery records the provider that took it (a failover group's member, see
 :mod:`onetomany.delivery.failover`; else the channel), counted in ``DispatchReport.by_provider``.
 
+With ``concurrency = N`` each channel's rows of a batch are sent by N sender threads, each over
+its own connection (:mod:`onetomany.delivery.senders`); this thread still composes, records
+and renews the lease, so every rule above holds, and a crash can also resend the messages the
+senders had in flight.
+
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
 in one :meth:`Dispatcher.dispatch` call is not due again within it.
@@ -61,7 +66,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -72,6 +78,7 @@ from onetomany.delivery.compose import Composer
 from onetomany.delivery.policy import Pending, Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.delivery.rulings import Judgement, PolicyBug, judge, verdict_decision
+from onetomany.delivery.senders import Failed, SenderPool, outcomes, reason, unit_size
 from onetomany.errors import (
     ConfigError,
     DeliveryDeferred,
@@ -162,16 +169,6 @@ class _StoreDown(Exception):
     """The store refused a write for longer than the dispatcher's patience."""
 
 
-def reason(exc: BaseException) -> str:
-    """``TypeName: message`` for an exception, even one whose message cannot be read."""
-    try:
-        text = str(exc)
-    except Exception:  # a message that cannot be printed (deep recursion, a broken __str__)
-        text = "(its message could not be read)"
-    text = text if len(text) <= 2000 else text[:1999] + "\u2026"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class Dispatcher:
     """Claims, renders, sends and records outbox rows.
 
@@ -192,6 +189,11 @@ class Dispatcher:
         and the unwritten outcomes are kept for the next :meth:`dispatch`.
     :param policies: the send policies every claimed row passes, in order, before it is
         composed (:mod:`onetomany.delivery.policy`).
+    :param concurrency: sender threads per channel, each over a connection of its own
+        (:mod:`onetomany.delivery.senders`); 0 sends from the dispatching thread itself, one
+        message after another. With N, the dispatching thread composes and records while
+        the senders wait on the network, and a crash can send again the outcomes not yet
+        written plus the messages in flight (at most ``record_every`` + N units).
     """
 
     def __init__(
@@ -208,9 +210,11 @@ class Dispatcher:
         record_every: int = DEFAULT_RECORD_EVERY,
         store_patience: float = DEFAULT_STORE_PATIENCE,
         policies: Sequence[Policy] = (),
+        concurrency: int = 0,
     ) -> None:
         if lease <= timedelta(0):
             raise ValueError(f"lease must be positive, not {lease}")
+        self.concurrency = _checked_concurrency(concurrency)
         self.store = store
         self.composer = composer
         self.channels = channels
@@ -228,26 +232,42 @@ class Dispatcher:
         #: Rows of the current batch with no outcome yet, and their claim tokens.
         self._held: dict[int, str] = {}
         self._renew_at = self.clock.now()
+        #: The extra connections of each channel, for sender threads (``Channel.replica``).
+        self._replicas: dict[str, list[Channel]] = {}
+        #: Rows whose lease was lost while sender threads hold them: not to be sent.
+        self._lost: set[int] = set()
+        #: Set while a stopped pass hands back what its senders sent: keep, do not write.
+        self._keeping = False
+        #: What the senders handed back and is not recorded yet.
+        self._handed: deque[tuple[OutboxRow, object]] = deque()
         # One pass at a time per dispatcher: the state above belongs to the pass running.
         self._lock = threading.Lock()
 
     # -- the pass ---------------------------------------------------------------------------
 
     def dispatch(
-        self, limit: int | None = None, *, channels: Collection[str] | None = None
+        self,
+        limit: int | None = None,
+        *,
+        channels: Collection[str] | None = None,
+        concurrency: int | None = None,
     ) -> DispatchReport:
         """Send every row due when the call starts (at most ``limit``; only rows of
-        ``channels`` when given); returns the counts.
+        ``channels`` when given; through ``concurrency`` sender threads per channel instead
+        of the dispatcher's own setting when given); returns the counts.
 
         Never raises for one row's failure. If the store refuses writes for longer than
         ``store_patience``, the call stops early, says why in ``stopped`` and keeps the
         outcomes it could not write for the next call. Threads sharing one dispatcher take
-        turns; run several dispatchers (processes or engines) to send in parallel.
+        turns; ``concurrency`` sends in parallel within one call.
         """
+        threads = self.concurrency if concurrency is None else _checked_concurrency(concurrency)
         with self._lock:
-            return self._dispatch(limit, None if channels is None else frozenset(channels))
+            return self._dispatch(limit, None if channels is None else frozenset(channels), threads)
 
-    def _dispatch(self, limit: int | None, channels: frozenset[str] | None) -> DispatchReport:
+    def _dispatch(
+        self, limit: int | None, channels: frozenset[str] | None, threads: int
+    ) -> DispatchReport:
         report = DispatchReport()
         started = self.clock.now()
         try:
@@ -261,7 +281,7 @@ class Dispatcher:
                 rows = self._patiently(functools.partial(self._claim, size, started, channels))
                 if not rows:
                     break
-                self._dispatch_rows(rows, report)
+                self._dispatch_rows(rows, report, threads)
         except _StoreDown as exc:
             report.stopped = str(exc)
             log.error(
@@ -280,16 +300,24 @@ class Dispatcher:
             raise
         finally:
             self._held.clear()
+            self._lost.clear()
             report.unrecorded = len(self._unrecorded)
         return report
 
     def close(self) -> None:
-        """Write the outcomes kept from a call the store stopped, if the store takes them now.
+        """Write the outcomes kept from a call the store stopped, if the store takes them now,
+        and close the connections the sender threads used.
 
         Those it still refuses are lost with the process: their rows come back when their
         lease runs out and are sent again (at most ``record_every`` of them).
         """
         with self._lock:
+            replicas = [c for extra in self._replicas.values() for c in extra]
+            for channel in replicas:
+                try:
+                    channel.close()
+                except Exception:
+                    log.exception("channel %r raised while closing", channel.settings.name)
             if not self._unrecorded:
                 return
             try:
@@ -314,7 +342,9 @@ class Dispatcher:
             channels=channels,
         )
 
-    def _dispatch_rows(self, rows: Sequence[OutboxRow], report: DispatchReport) -> None:
+    def _dispatch_rows(
+        self, rows: Sequence[OutboxRow], report: DispatchReport, threads: int
+    ) -> None:
         report.claimed += len(rows)
         self._held = {row.id: row.claim_token or "" for row in rows}
         self._renew_at = self.clock.now() + self.lease / 2
@@ -328,7 +358,11 @@ class Dispatcher:
                     self._finish(row, report, error=f"unknown channel {name!r}", final=True)
                 continue
             lost = self._renew_if_due(report)
-            ready = self._compose(channel, [row for row in group if row.id not in lost], report)
+            group = [row for row in group if row.id not in lost]
+            if threads:
+                self._send_parallel(name, channel, group, report, threads)
+                continue
+            ready = list(self._compose(channel, group, report))
             if ready:
                 self._open_and_send(name, channel, ready, report)
         self._flush(report)
@@ -424,13 +458,14 @@ class Dispatcher:
 
     def _compose(
         self, channel: Channel, rows: Sequence[OutboxRow], report: DispatchReport
-    ) -> list[tuple[OutboxRow, Message]]:
+    ) -> Iterator[tuple[OutboxRow, Message]]:
+        """Each row with its message, one at a time (so senders can start on the first);
+        a row that cannot be composed is dead-lettered and left out."""
         contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
         accounts = self.store.get_accounts(
             {c.account_id for c in contacts.values() if c.account_id}
             | {r.account_id for r in rows if r.account_id}
         )
-        ready: list[tuple[OutboxRow, Message]] = []
         for row in rows:
             try:
                 contact = contacts.get(row.contact_id) if row.contact_id else None
@@ -448,8 +483,7 @@ class Dispatcher:
                 log.exception("composing %s raised", row.idempotency_key)
                 self._finish(row, report, error=reason(exc), final=True)
             else:
-                ready.append((row, message))
-        return ready
+                yield row, message
 
     def _open_and_send(
         self,
@@ -478,46 +512,91 @@ class Dispatcher:
     def _send(
         self, channel: Channel, ready: list[tuple[OutboxRow, Message]], report: DispatchReport
     ) -> None:
-        # A channel with its own batch API gets groups; one that sends message by message gets
-        # them one at a time, so the lease is checked (and renewed) before each one leaves.
-        step = self.record_every if type(channel).send_many is not Channel.send_many else 1
+        step = unit_size(channel, self.record_every)
         pending = list(ready)
         while pending:
             lost = self._renew_if_due(report)
             if lost:
                 pending = [(row, message) for row, message in pending if row.id not in lost]
-            group, pending = pending[:step], pending[step:]
-            self._send_group(channel, group, report)
-
-    def _send_group(
-        self, channel: Channel, group: list[tuple[OutboxRow, Message]], report: DispatchReport
-    ) -> None:
-        queue = list(group)
-        while queue:
-            outcomes = iter(channel.send_many([message for _, message in queue]))
-            while queue:
-                try:
-                    outcome = next(outcomes)
-                except StopIteration:
-                    for row, _ in queue:
-                        self._finish(row, report, error="the channel reported no outcome")
-                    return
-                except DeliveryError as exc:
-                    # Raised rather than yielded: the outcome of the message in flight.
-                    row, _ = queue.pop(0)
-                    self._record(channel, row, exc, report)
-                    break
-                except Exception as exc:
-                    # A plugin bug or an error it did not map (building the MIME, encoding an
-                    # address): charge it to the message in flight, go on with the rest.
-                    row, _ = queue.pop(0)
-                    log.exception(
-                        "channel %r raised while sending %s", row.channel, row.idempotency_key
-                    )
-                    self._finish(row, report, error=reason(exc), final=not isinstance(exc, OSError))
-                    break
-                row, _ = queue.pop(0)
+            unit, pending = pending[:step], pending[step:]
+            for row, outcome in outcomes(channel, unit):
                 self._record(channel, row, outcome, report)
+
+    def _send_parallel(
+        self,
+        name: str,
+        channel: Channel,
+        rows: Sequence[OutboxRow],
+        report: DispatchReport,
+        threads: int,
+    ) -> None:
+        """Compose ``rows`` here and send them from ``threads`` sender threads, recording the
+        outcomes here as they come back (:mod:`onetomany.delivery.senders`)."""
+        pool = SenderPool(
+            name, self._connections(name, channel, threads), skip=self._lost.__contains__
+        )
+        step = unit_size(channel, self.record_every)
+        pool.start()
+        try:
+            unit: list[tuple[OutboxRow, Message]] = []
+            for composed in self._compose(channel, rows, report):
+                unit.append(composed)
+                if len(unit) >= step:
+                    pool.put(unit)
+                    unit = []
+                    self._take(pool.results(), channel, report)
+            pool.put(unit)
+            pool.finish()
+            while pool.running:
+                self._take(pool.results(wait=0.05), channel, report)
+            pool.join()
+            self._take(pool.results(), channel, report)
+            for row, _ in pool.leftovers():
+                error = pool.open_error or f"channel {name!r}: no sender took it"
+                self._finish(row, report, error=error)
+        except BaseException:
+            # The store stopped the pass (or the host did): the senders end after the message
+            # they are sending, and what they sent is kept to be written first next time.
+            pool.stop()
+            pool.join()
+            self._keeping = True
+            try:
+                self._take(pool.results(), channel, report)
+            finally:
+                self._keeping = False
+            raise
+
+    def _take(
+        self, sent: Sequence[tuple[OutboxRow, object]], channel: Channel, report: DispatchReport
+    ) -> None:
+        """Record what the senders handed back, and renew the lease when it is due; rows
+        lost with it are not sent by the senders (they skip them)."""
+        # Kept on the dispatcher until recorded: a store that stops the pass mid-way leaves
+        # the rest here, for the stopping pass to keep.
+        self._handed.extend(sent)
+        while self._handed:
+            row, outcome = self._handed.popleft()
+            if self._keeping and isinstance(outcome, DeliveryDeferred):
+                self._held.pop(row.id, None)  # nothing was sent: left to its lease
+                continue
+            self._record(channel, row, outcome, report)
+        if not self._keeping:
+            self._lost |= self._renew_if_due(report)
+
+    def _connections(self, name: str, channel: Channel, threads: int) -> list[Channel]:
+        """``channel`` and ``threads - 1`` replicas of it, kept for the next batches."""
+        extra = self._replicas.setdefault(name, [])
+        while len(extra) < threads - 1:
+            try:
+                extra.append(channel.replica())
+            except Exception:
+                log.exception(
+                    "channel %r could not make a replica; sending over %d connection(s)",
+                    name,
+                    len(extra) + 1,
+                )
+                break
+        return [channel, *extra[: threads - 1]]
 
     def _record(
         self, channel: Channel, row: OutboxRow, outcome: object, report: DispatchReport
@@ -525,7 +604,9 @@ class Dispatcher:
         provider = row.channel
         if isinstance(outcome, (DeliveryResult, DeliveryError)) and outcome.provider:
             provider = outcome.provider
-        if isinstance(outcome, DeliveryResult):
+        if isinstance(outcome, Failed):
+            self._finish(row, report, error=outcome.error, final=outcome.final)
+        elif isinstance(outcome, DeliveryResult):
             self._save(
                 row,
                 report,
@@ -658,7 +739,7 @@ class Dispatcher:
             report.by_provider[provider] = report.by_provider.get(provider, 0) + 1
         if status != "sent":
             log.warning("%s %s: %s", status, row.idempotency_key, error)
-        if len(self._unrecorded) >= self.record_every:
+        if len(self._unrecorded) >= self.record_every and not self._keeping:
             self._flush(report)
 
     # -- the store ----------------------------------------------------------------------------
@@ -770,3 +851,11 @@ class Dispatcher:
                 log.warning("store refused a write (%s); trying again", exc)
                 time.sleep(min(wait, left))
                 wait = min(wait * 2, 2.0)
+
+
+def _checked_concurrency(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"concurrency must be a whole number of sender threads >= 0, not {value!r}"
+        )
+    return value

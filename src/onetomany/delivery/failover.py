@@ -45,9 +45,9 @@ import attrs
 
 from onetomany.delivery.channels import Channel, Runtime
 from onetomany.delivery.circuit import Circuit
-from onetomany.delivery.dispatcher import reason
 from onetomany.delivery.ratelimit import RateLimiter, buckets_for
 from onetomany.delivery.routes import Route
+from onetomany.delivery.senders import reason
 from onetomany.errors import (
     ConfigError,
     DeliveryDeferred,
@@ -110,6 +110,12 @@ class ProviderGroup(Channel):
     @property
     def name(self) -> str:
         return self.settings.name
+
+    def replica(self) -> ProviderGroup:
+        """The same providers over connections of their own, sharing this group's circuits
+        and rate limit (both thread-safe), so every sender thread sees one provider's state."""
+        members = [attrs.evolve(m, channel=m.channel.replica()) for m in self.members]
+        return ProviderGroup(self.name, members, limiter=self.limiter, runtime=self.runtime)
 
     # -- the channel contract -------------------------------------------------------------
 
