@@ -9,9 +9,12 @@ decision was pruned (after ``decision_retention``) still shows as queued, from i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -95,6 +98,25 @@ class Timeline:
             "timezone": self.timezone,
             "entries": [e.as_dict() for e in self.entries],
         }
+
+
+def machine_zone(localtime: Path = Path("/etc/localtime")) -> tzinfo:
+    """This machine's timezone, with its daylight-saving rules.
+
+    ``datetime.now().astimezone().tzinfo`` is today's fixed offset: in December it would show
+    a September send in Los Angeles at 07:00 PST, an hour off the 08:00 PDT its recipient's
+    clock read. So the zone is looked up by name: ``TZ``, else the zone file /etc/localtime
+    links to; today's offset only when neither names a zone.
+    """
+    names = [os.environ.get("TZ", "").removeprefix(":")]
+    if localtime.is_symlink():
+        names.append(str(localtime.readlink()).partition("zoneinfo/")[2])
+    for name in filter(None, names):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    return datetime.now().astimezone().tzinfo or UTC
 
 
 def build_timeline(store: Store, subject: str, *, tz: tzinfo) -> Timeline:
