@@ -110,8 +110,9 @@ def test_an_accounts_timeline_holds_every_contact_in_it(history):
 
 
 def test_an_unknown_id_is_named(history):
-    with pytest.raises(InputError, match="'nobody'"):
+    with pytest.raises(InputError, match="'nobody'") as raised:
         history.timeline("nobody")
+    assert "holds no contact" not in str(raised.value)  # this store has some
 
 
 def test_cli_timeline_prints_lines_and_json(history, tmp_path):
@@ -151,3 +152,16 @@ def test_the_machines_timezone_falls_back_to_the_zone_localtime_names(monkeypatc
     assert machine_zone(localtime) == ZoneInfo("Asia/Jakarta")
     # Neither names a zone: today's offset, still a timezone.
     assert machine_zone(tmp_path / "missing").utcoffset(datetime.now()) is not None
+
+
+def test_an_empty_store_says_where_a_simulations_store_is_read(tmp_path):
+    engine = Engine(
+        make_program(tmp_path),
+        store=Store(tmp_path / "empty.db"),
+        plugins=make_plugins(),
+        channels={"email": RecordingChannel()},
+    )
+    with engine, pytest.raises(InputError, match="'ct-001'") as raised:
+        engine.timeline("ct-001")
+    assert "holds no contact at all" in str(raised.value)
+    assert "--store PATH" in str(raised.value)

@@ -133,7 +133,15 @@ def build_timeline(store: Store, subject: str, *, tz: tzinfo) -> Timeline:
         kind, account_id = "account", subject
         contact_ids = [c.id for c in store.contacts_of(subject)]
     else:
-        raise InputError(f"no contact or account has the id {subject!r} in {store!r}")
+        problem = f"no contact or account has the id {subject!r} in {store!r}"
+        if store.count("contacts") == 0 and store.count("accounts") == 0:
+            # The usual cause: reading the program's own store after a simulation, which
+            # never writes it (`make demo` keeps examples/onboarding/var/simulation.db).
+            problem += (
+                ", which holds no contact at all; a simulation's store (simulate --store PATH)"
+                " is read with --store PATH"
+            )
+        raise InputError(problem)
 
     messages = subject_messages(store, contact_ids, account_id)
     # An open or a click names its message by key; the timeline names it by its touch.
