@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .web.browser import CHROMEDRIVER, CHROMIUM
+from .web.browser import chromium
 
 #: Wide enough for the report's tables and charts side by side, tall enough for a section.
 WINDOW = (1200, 2000)
@@ -42,35 +42,10 @@ image.src = url;
 
 
 @contextmanager
-def report_browser(profile: Path) -> Iterator[Any]:
-    """Headless Chromium keeping its console log; ``profile`` is a scratch folder for it."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        # Without these Chromium calls home at start; the report must not need a network.
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        "--lang=en-US",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
+def report_browser(scratch: Path) -> Iterator[Any]:
+    """Headless Chromium keeping its console log, its profile under ``scratch``."""
+    with chromium(scratch, window=WINDOW, console=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def console_errors(driver: Any) -> list[str]:

@@ -11,7 +11,6 @@ variable they go to a scratch folder and are checked to show something, at a sen
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from onetomany.metrics.report import SECTIONS
 
 from .report_browser import WINDOW, console_errors, picture_stats, report_browser
-from .test_cli import EXAMPLE, ROOT, run_cli
+from .test_cli import ROOT, run_cli, simulate_demo
 from .web.browser import require_chromium
 
 IMAGES = ROOT / "docs" / "images"
@@ -36,23 +35,8 @@ def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     screenshots come from its one-hour steps; the check alone runs three-hour steps, which
     send the same touches in a third of the time."""
     target = tmp_path_factory.mktemp("demo") / "onboarding"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("var"))
+    simulated = simulate_demo(target, step=1 if UPDATE else 3)
     store, report = target / "var" / "simulation.db", target / "var" / "report.html"
-    simulated = run_cli(
-        "simulate",
-        str(target),
-        "--from",
-        "2026-09-01",
-        "--to",
-        "2026-11-30",
-        "--step",
-        "1" if UPDATE else "3",
-        "--store",
-        str(store),
-        "--out",
-        str(target / "var" / "touches.csv"),
-        timeout=900,
-    )
     assert simulated.returncode == 0, simulated.stderr
     written = run_cli("report", str(target), "--store", str(store), "--out", str(report))
     assert written.returncode == 0, written.stderr
@@ -66,7 +50,7 @@ def test_the_demos_report_shows_every_section_in_chromium_and_its_screenshots(
     require_chromium()
     folder = IMAGES if UPDATE else tmp_path / "images"
     folder.mkdir(parents=True, exist_ok=True)
-    with report_browser(tmp_path / "chromium-profile") as driver:
+    with report_browser(tmp_path) as driver:
         driver.get(demo_report.as_uri())
         for section in SECTIONS:
             element = driver.find_element("id", section)

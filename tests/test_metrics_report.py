@@ -42,7 +42,7 @@ def test_the_reports_range_is_respected(history, tmp_path):  # noqa: F811
 
 def test_the_report_opens_in_headless_chromium_without_console_errors(report, tmp_path):
     require_chromium()
-    with report_browser(tmp_path / "chromium-profile") as driver:
+    with report_browser(tmp_path) as driver:
         driver.get(report.resolve().as_uri())
         for section in SECTIONS:
             assert driver.find_element("id", section).is_displayed()
