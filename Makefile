@@ -10,7 +10,7 @@ EDITABLES := -e '.[dev]' $(addprefix -e ,$(PLUGINS))
 EXAMPLE := examples/onboarding
 SITE := site
 
-.PHONY: install demo demo-providers demo-sources test lint docs bench load lock clean
+.PHONY: install demo demo-providers demo-sources screenshots test lint docs bench load lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -47,6 +47,11 @@ demo-providers: install
 demo-sources: install
 	rm -rf $(EXAMPLE)/var/sources
 	$(BIN)/python $(EXAMPLE)/sources/demo.py --var $(EXAMPLE)/var/sources
+
+## screenshots: rewrite docs/images/report-*.png from the demo's report, through the test that
+## opens it in headless Chromium (Debian's chromium and chromium-driver)
+screenshots: install
+	ONETOMANY_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_demo_report.py
 
 ## test: every test (core and plugins), ruff, mypy and the docs site build
 test: install lint docs

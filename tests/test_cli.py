@@ -6,6 +6,7 @@ import csv
 import email
 import email.policy
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,17 @@ EXAMPLE = ROOT / "examples" / "onboarding"
 CLI = Path(sys.executable).with_name("onetomany")
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CLI), *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+        [str(CLI), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=None if env is None else os.environ | env,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -110,8 +119,8 @@ def test_plugins_json_shows_the_channels_that_read_provider_webhooks(
 #: What 90 simulated days of the example send, touch by touch (README.md tells the story).
 PLAYBOOK = {
     "welcome": 8,
-    "welcome_resend": 2,
-    "welcome_call": 2,
+    "welcome_resend": 3,
+    "welcome_call": 3,
     "day_recap": 40,
     "feature_nudge": 5,  # and a sixth account in its control group (holdout = 0.2)
     "inactivity_nudge": 1,
@@ -125,34 +134,37 @@ PLAYBOOK = {
 }
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    """The demo's 90 days, on three-hour steps (the same sends, a third of the steps)."""
-    target = tmp_path_factory.mktemp("demo") / "onboarding"
+def simulate_demo(target: Path, *, step: int = 3) -> subprocess.CompletedProcess[str]:
+    """``make demo``'s simulation on a copy of the example at ``target``, keeping its store
+    (var/simulation.db), its outbox and var/touches.csv. Three-hour steps send the same
+    touches as the demo's one-hour steps, in a third of the time."""
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("var"))
-    result = run_cli(
+    return run_cli(
         "simulate",
         str(target),
-        "--from",
-        "2026-09-01",
-        "--to",
-        "2026-11-30",
-        "--step",
-        "3",
-        "--out",
-        str(target / "var" / "touches.csv"),
+        *("--from", "2026-09-01", "--to", "2026-11-30", "--step", str(step)),
+        *("--store", str(target / "var" / "simulation.db")),
+        *("--out", str(target / "var" / "touches.csv")),
+        # A minute on an idle machine; several on one the whole suite shares.
+        timeout=900,
     )
-    return target, result
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """The demo's 90 days, on three-hour steps."""
+    target = tmp_path_factory.mktemp("demo") / "onboarding"
+    return target, simulate_demo(target)
 
 
 def test_the_example_plays_every_situation_of_the_playbook(simulated):
     example, result = simulated
     assert result.returncode == 0, result.stderr
-    assert "87 planned touch(es): 87 sent, 0 dead-lettered, 0 still pending" in result.stdout
+    assert "89 planned touch(es): 89 sent, 0 dead-lettered, 0 still pending" in result.stdout
     # Said even when the output is not a terminal (here a pipe), as in `make demo | tee`.
     outbox = example.resolve() / "var" / "outbox"
     assert f"channels email, sms, csm, inapp wrote their messages to {outbox}/" in result.stdout
-    assert f"wrote 87 planned touch(es) to {example.resolve() / 'var' / 'touches.csv'}" in (
+    assert f"wrote 89 planned touch(es) to {example.resolve() / 'var' / 'touches.csv'}" in (
         result.stdout
     )
     with (example / "var" / "touches.csv").open() as file:
@@ -163,16 +175,56 @@ def test_the_example_plays_every_situation_of_the_playbook(simulated):
     assert by_touch["invoice_overdue"]["recipient"] == "+14155550123"  # Tailspin's admin
     assert by_touch["invoice_overdue"]["time"].startswith("2026-10-26")  # due 15 Sep, + 41 days
     assert by_touch["inactivity_nudge"]["account"] == "acc-002"
-    assert {r["account"] for r in rows if r["touch"] == "welcome_call"} == {"acc-007", "acc-012"}
+    assert {r["account"] for r in rows if r["touch"] == "welcome_call"} == {
+        "acc-001",
+        "acc-007",
+        "acc-012",
+    }
     recaps = [r for r in rows if r["touch"] == "day_recap" and r["contact"] == "ct-004"]
     assert [r["time"][:10] for r in recaps] == [f"2026-09-{day:02}" for day in range(3, 8)]
+
+
+def test_the_timeline_of_ct_001_shows_the_welcome_its_resend_and_the_recaps_opened(simulated):
+    """Nancy (ct-001, in Los Angeles) opens every day recap but neither the welcome nor its
+    resend; her timeline, read on a machine in Los Angeles, says so in her own hours."""
+    example, result = simulated
+    assert result.returncode == 0, result.stderr
+    store = str(example / "var" / "simulation.db")
+    shown = run_cli(
+        "timeline", str(example), "ct-001", "--store", store, env={"TZ": "America/Los_Angeles"}
+    )
+    assert shown.returncode == 0, shown.stderr
+    header, *lines = shown.stdout.splitlines()
+    assert header.startswith("contact ct-001 (account acc-001): ")
+    assert header.endswith("times in America/Los_Angeles")
+    said = [line.split(maxsplit=4)[-1] for line in lines]
+    about = [text for text in said if "welcome" in text or "day_recap" in text]
+    assert about == [
+        "queued welcome (email)",
+        "sent welcome by email",
+        *["queued day_recap (email)", "sent day_recap by email", "opened day_recap"] * 3,
+        "queued welcome_resend (email)",
+        "sent welcome_resend by email",
+        *["queued day_recap (email)", "sent day_recap by email", "opened day_recap"] * 2,
+        "queued welcome_call (csm)",
+        "sent welcome_call by csm",
+    ]
+    when = {text: line[:20] for line, text in zip(lines, said, strict=True)}
+    # The welcome waits for 08:00 on her clock (a signup at 07:00); the resend goes three days
+    # later; the last recap at 17:00 is opened at 19:00: her clock, daylight saving included.
+    assert when["sent welcome by email"] == "2026-09-02 08:00 PDT"
+    assert when["sent welcome_resend by email"] == "2026-09-05 08:00 PDT"
+    assert when["sent day_recap by email"] == "2026-09-06 17:00 PDT"
+    assert when["opened day_recap"] == "2026-09-06 19:00 PDT"
+    assert when["sent welcome_call by csm"] == "2026-09-08 08:00 PDT"
 
 
 def test_the_simulated_example_writes_real_emails_and_records(simulated):
     example, _ = simulated
     outbox = example / "var" / "outbox"
     files = sorted(outbox.glob("*.eml"))
-    assert len(files) == sum(PLAYBOOK.values()) - 14  # SMS, in-app and CSM tasks are JSON
+    # One SMS, seven in-app tips and seven CSM tasks are JSON records, not emails.
+    assert len(files) == sum(PLAYBOOK.values()) - 15
     for path in files:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert message.get_content_type() == "multipart/alternative"
@@ -185,7 +237,7 @@ def test_the_simulated_example_writes_real_emails_and_records(simulated):
         assert "{{" not in html and "{{" not in text
     records = [json.loads(p.read_text()) for p in outbox.glob("*.json")]
     tasks = [r for r in records if r["kind"] == "csm"]
-    assert len(tasks) == 6
+    assert len(tasks) == 7
     assert {t["to"] for t in tasks} == {
         "ana.souza@acme-analytics.test",
         "budi.santoso@acme-analytics.test",
@@ -207,9 +259,9 @@ def test_run_once_on_the_example_sends_nothing_twice(example):
 def test_the_first_run_says_it_replays_the_stored_history_and_how_to_skip_it(example):
     first = run_cli("run", str(example), "--once")
     assert first.returncode == 0, first.stderr
-    assert "replaying 645 stored event(s)" in first.stderr
+    assert "replaying 649 stored event(s)" in first.stderr
     assert "--from-now" in first.stderr
-    assert "synced crm: 12 accounts, 22 contacts, 645 events (645 new)" in first.stdout
+    assert "synced crm: 12 accounts, 22 contacts, 649 events (649 new)" in first.stdout
     again = run_cli("run", str(example), "--once")
     assert "replaying" not in again.stderr
 

@@ -26,7 +26,7 @@ def test_billing_from_stripe_and_usage_from_sql_play_the_same_playbook(tmp_path)
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "87 planned touch(es): 87 sent, 0 dead-lettered, 0 still pending" in result.stdout
+    assert "89 planned touch(es): 89 sent, 0 dead-lettered, 0 still pending" in result.stdout
 
     with (var / "touches.csv").open() as file:
         rows = list(csv.DictReader(file))

@@ -3,7 +3,6 @@ section; the Mermaid diagram names the program's structure."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,9 @@ from typer.testing import CliRunner
 from onetomany.cli.commands import app
 from onetomany.metrics.report import SECTIONS
 
+from .report_browser import console_errors, report_browser
 from .test_metrics_timeline import T0, history  # noqa: F401 (a fixture)
+from .web.browser import require_chromium
 
 
 @pytest.fixture
@@ -39,44 +40,15 @@ def test_the_reports_range_is_respected(history, tmp_path):  # noqa: F811
     assert "No message was queued in this range." in later.read_text(encoding="utf-8")
 
 
-def _chromium():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    return webdriver.Chrome(options=options, service=Service(driver_path))
-
-
-@pytest.mark.skipif(
-    shutil.which("chromium") is None or shutil.which("chromedriver") is None,
-    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
-)
-def test_the_report_opens_in_headless_chromium_without_console_errors(report):
-    driver = _chromium()
-    try:
+def test_the_report_opens_in_headless_chromium_without_console_errors(report, tmp_path):
+    require_chromium()
+    with report_browser(tmp_path) as driver:
         driver.get(report.resolve().as_uri())
         for section in SECTIONS:
             assert driver.find_element("id", section).is_displayed()
         charts = driver.find_elements("css selector", ".js-plotly-plot")
         assert charts, "no chart was drawn"
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert errors == []
-    finally:
-        driver.quit()
+        assert console_errors(driver) == []
 
 
 def test_cli_report_and_diagram(history, tmp_path):  # noqa: F811

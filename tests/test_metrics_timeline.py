@@ -13,6 +13,7 @@ from onetomany import Account, Contact
 from onetomany.cli.commands import app
 from onetomany.engine import Engine
 from onetomany.errors import InputError
+from onetomany.metrics.timeline import machine_zone
 from onetomany.program import EventTrigger, Reentry, Touch
 from onetomany.store import Store
 from onetomany.testing import FrozenClock, RecordingChannel, make_plugins
@@ -109,8 +110,9 @@ def test_an_accounts_timeline_holds_every_contact_in_it(history):
 
 
 def test_an_unknown_id_is_named(history):
-    with pytest.raises(InputError, match="'nobody'"):
+    with pytest.raises(InputError, match="'nobody'") as raised:
         history.timeline("nobody")
+    assert "holds no contact" not in str(raised.value)  # this store has some
 
 
 def test_cli_timeline_prints_lines_and_json(history, tmp_path):
@@ -125,3 +127,41 @@ def test_cli_timeline_prints_lines_and_json(history, tmp_path):
     assert data["entries"][0]["at"] == "2026-09-01T12:00:00+00:00"
     wrong = runner.invoke(app, [*args, "--tz", "Mars/Base"])
     assert wrong.exit_code != 0 and "Mars/Base" in wrong.output
+
+
+def test_the_machines_timezone_keeps_its_daylight_saving_rules(history, monkeypatch, tmp_path):
+    # A viewer in Los Angeles in December reads a September send at the hour her clock
+    # showed then (PDT), not at December's offset (PST).
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    assert machine_zone(tmp_path / "no-localtime") == ZoneInfo("America/Los_Angeles")
+    found = history.timeline("c1")
+    assert found.timezone == "America/Los_Angeles"
+    assert found.entries[0].at.utcoffset() == timedelta(hours=-7)
+    assert found.entries[0].at.hour == 5
+
+
+def test_the_machines_timezone_falls_back_to_the_zone_localtime_names(monkeypatch, tmp_path):
+    localtime = tmp_path / "localtime"
+    localtime.symlink_to("/usr/share/zoneinfo/Asia/Jakarta")
+    monkeypatch.delenv("TZ", raising=False)
+    assert machine_zone(localtime) == ZoneInfo("Asia/Jakarta")
+    # A TZ that names no zone is passed over, not an error.
+    monkeypatch.setenv("TZ", "Nowhere/Atlantis")
+    assert machine_zone(localtime) == ZoneInfo("Asia/Jakarta")
+    monkeypatch.setenv("TZ", "America")  # a folder of zones, not a zone
+    assert machine_zone(localtime) == ZoneInfo("Asia/Jakarta")
+    # Neither names a zone: today's offset, still a timezone.
+    assert machine_zone(tmp_path / "missing").utcoffset(datetime.now()) is not None
+
+
+def test_an_empty_store_says_where_a_simulations_store_is_read(tmp_path):
+    engine = Engine(
+        make_program(tmp_path),
+        store=Store(tmp_path / "empty.db"),
+        plugins=make_plugins(),
+        channels={"email": RecordingChannel()},
+    )
+    with engine, pytest.raises(InputError, match="'ct-001'") as raised:
+        engine.timeline("ct-001")
+    assert "holds no contact at all" in str(raised.value)
+    assert "--store PATH" in str(raised.value)

@@ -40,7 +40,7 @@ from onetomany.metrics.goals import Conversion, conversions
 from onetomany.metrics.health import HealthScore
 from onetomany.metrics.nps import NpsResults, nps_results
 from onetomany.metrics.report import write_report
-from onetomany.metrics.timeline import Timeline, build_timeline
+from onetomany.metrics.timeline import Timeline, build_timeline, machine_zone
 from onetomany.model import Account, ChannelKind, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
 from onetomany.model.decisions import Check, Decision, Outcome
@@ -1253,9 +1253,7 @@ class Engine:
         """Everything that happened to the contact or account ``subject``, in order, its
         times in ``tz`` (by default this machine's): events, stage and tier changes,
         decisions, messages and their deliveries, opens, clicks and answers."""
-        return build_timeline(
-            self.store, subject, tz=tz or datetime.now().astimezone().tzinfo or UTC
-        )
+        return build_timeline(self.store, subject, tz=tz or machine_zone())
 
     # -- in-app inbox -----------------------------------------------------------------------
     # The web app (onetomany.web) calls these for the contact its token names; every one

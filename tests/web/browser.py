@@ -54,7 +54,11 @@ def serving(app: Any) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(tmp_path: Path) -> Iterator[Any]:
+def chromium(
+    tmp_path: Path, *, window: tuple[int, int] = (900, 700), console: bool = False
+) -> Iterator[Any]:
+    """Headless Chromium with its profile under ``tmp_path``; ``console`` keeps the page's
+    console log for ``driver.get_log("browser")``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -71,11 +75,13 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=900,700",
+        f"--window-size={window[0]},{window[1]}",
         "--lang=en-US",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
+    if console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:
         yield driver

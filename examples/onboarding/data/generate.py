@@ -9,6 +9,9 @@ The story, told to exercise every trigger of the program (see ../README.md):
 * four accounts signed up before September (they are due a Quarterly Success Review and an
   NPS survey inside the simulated 90 days), eight sign up during it;
 * most admins open their welcome email within a day; two never do (the escalation ladder);
+  Northwind's admin opens every day recap but neither the welcome nor its resend, so her CSM
+  gets the call task too (her timeline, `onetomany timeline examples/onboarding ct-001`, shows
+  the welcome, its resend, the call and the recaps with their opens);
 * Tailspin Toys stops logging in (the 30-day inactivity nudge) and has an invoice open since
   mid-September (the 40-days-overdue SMS);
 * Fabrikam Foods never connects an integration (its setup stage runs overdue);
@@ -22,6 +25,7 @@ import csv
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 HERE = Path(__file__).parent
 PROGRAM = "acme-onboarding"
@@ -78,6 +82,11 @@ CONTACTS = [
 
 #: Admins who never open their welcome email (nor the resend): the ladder reaches the CSM.
 NEVER_OPEN = {"ct-013", "ct-021"}
+#: Admins who open each day recap two hours after it arrives, but neither the welcome nor its
+#: resend (the ladder reaches the CSM).
+OPENS_ONLY_THE_RECAPS = {"ct-001"}
+#: When the day recap goes, in the recipient's own timezone (program.toml's day_recap).
+RECAP_HOUR, RECAPS = 17, 5
 #: Accounts whose team stops logging in, and the day they do.
 GOES_QUIET = {"acc-002": datetime(2026, 9, 20, tzinfo=UTC)}
 #: Accounts that never connect an integration: their setup stage runs overdue.
@@ -97,14 +106,36 @@ def main() -> None:
         events.append(_event("signed_up", start, account_id, None))
         recipient = admins.get(account_id) or people[account_id][0]
         if recipient not in NEVER_OPEN:
-            key = f"{PROGRAM}:welcome:{recipient}:{_id('signed_up', start, account_id, None)}"
+            # Drawn for every admin who opens anything, so the other accounts' story stays put.
             opened = start + timedelta(hours=rng.randrange(1, 30))
-            events.append(_event("message_opened", opened, account_id, recipient, key=key))
+            if recipient in OPENS_ONLY_THE_RECAPS:
+                events += _recap_opens(account_id, recipient, start)
+            else:
+                key = f"{PROGRAM}:welcome:{recipient}:{_id('signed_up', start, account_id, None)}"
+                events.append(_event("message_opened", opened, account_id, recipient, key=key))
         events += _usage(rng, account_id, people[account_id], start)
     events.sort(key=lambda e: (e["occurred_at"], e["id"]))
     _write("accounts.csv", [_account(a) for a in ACCOUNTS])
     _write("contacts.csv", [_contact(c) for c in CONTACTS])
     _write("events.csv", events)
+
+
+def _recap_opens(account_id: str, recipient: str, start: datetime) -> list[dict[str, str]]:
+    """An open of each day recap, keyed as the engine keys a cadence's message: by its UTC
+    instant, 17:00 on the recipient's clock on each of the five days from the signup."""
+    found = []
+    zone = ZoneInfo(next(c[6] for c in CONTACTS if c[0] == recipient))
+    local = start.astimezone(zone)
+    first = local.replace(hour=RECAP_HOUR, minute=0, second=0, microsecond=0)
+    if first < local:
+        first += timedelta(days=1)
+    for day in range(RECAPS):
+        sent = (first + timedelta(days=day)).astimezone(UTC)
+        key = f"{PROGRAM}:day_recap:{recipient}:at-{sent:%Y-%m-%dT%H:%M:%SZ}"
+        found.append(
+            _event("message_opened", sent + timedelta(hours=2), account_id, recipient, key=key)
+        )
+    return found
 
 
 def _usage(

@@ -9,9 +9,12 @@ decision was pruned (after ``decision_retention``) still shows as queued, from i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -97,6 +100,25 @@ class Timeline:
         }
 
 
+def machine_zone(localtime: Path = Path("/etc/localtime")) -> tzinfo:
+    """This machine's timezone, with its daylight-saving rules.
+
+    ``datetime.now().astimezone().tzinfo`` is today's fixed offset: in December it would show
+    a September send in Los Angeles at 07:00 PST, an hour off the 08:00 PDT its recipient's
+    clock read. So the zone is looked up by name: ``TZ``, else the zone file /etc/localtime
+    links to; today's offset only when neither names a zone.
+    """
+    names = [os.environ.get("TZ", "").removeprefix(":")]
+    if localtime.is_symlink():
+        names.append(str(localtime.readlink()).partition("zoneinfo/")[2])
+    for name in filter(None, names):
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    return datetime.now().astimezone().tzinfo or UTC
+
+
 def build_timeline(store: Store, subject: str, *, tz: tzinfo) -> Timeline:
     """The timeline of the contact or account ``subject`` in ``store``, its times in ``tz``.
 
@@ -111,7 +133,15 @@ def build_timeline(store: Store, subject: str, *, tz: tzinfo) -> Timeline:
         kind, account_id = "account", subject
         contact_ids = [c.id for c in store.contacts_of(subject)]
     else:
-        raise InputError(f"no contact or account has the id {subject!r} in {store!r}")
+        problem = f"no contact or account has the id {subject!r} in {store!r}"
+        if store.count("contacts") == 0 and store.count("accounts") == 0:
+            # The usual cause: reading the program's own store after a simulation, which
+            # never writes it (`make demo` keeps examples/onboarding/var/simulation.db).
+            problem += (
+                ", which holds no contact at all; a simulation's store (simulate --store PATH)"
+                " is read with --store PATH"
+            )
+        raise InputError(problem)
 
     messages = subject_messages(store, contact_ids, account_id)
     # An open or a click names its message by key; the timeline names it by its touch.
