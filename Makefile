@@ -36,7 +36,9 @@ demo: install
 	@echo "== simulating 1 September to 30 November 2026 on a virtual clock"
 	$(BIN)/onetomany simulate $(EXAMPLE) --from 2026-09-01 --to 2026-11-30 \
 		--store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/touches.csv
-	$(BIN)/onetomany report $(EXAMPLE) --store $(EXAMPLE)/var/simulation.db --out $(EXAMPLE)/var/report.html
+	@echo "== keeping the 90 simulated days as the example's own store, so timeline, metrics and nps read them"
+	cp $(EXAMPLE)/var/simulation.db $(EXAMPLE)/var/onetomany.db
+	$(BIN)/onetomany report $(EXAMPLE) --out $(EXAMPLE)/var/report.html
 
 ## demo-providers: the same 90 days with texts through Twilio, CSM tasks to Slack and email failing
 ## over from Postmark to the outbox folder, against local stand-ins the demo starts on loopback
