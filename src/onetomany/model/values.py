@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from onetomany.errors import InvalidAccountError, InvalidContactError, InvalidEventError
+from onetomany.model.emails import normalized_email
 from onetomany.model.plaindata import json_problem, text_problem
 
 
@@ -304,10 +305,9 @@ _NEW_CONTACT: Final = Contact(id="new")
 
 
 def _checked_email(contact_id: str, address: str) -> str:
-    # No DNS look-up: validation must be fast and offline. The reserved ``.test`` domain is
-    # accepted so examples and test suites can use addresses that can never reach anyone.
+    # No DNS look-up: validation must be fast and offline (see onetomany.model.emails).
     try:
-        return validate_email(address, check_deliverability=False, test_environment=True).normalized
+        return normalized_email(address)
     except EmailNotValidError as exc:
         raise InvalidContactError(contact_id, "email", address, str(exc)) from exc
 
