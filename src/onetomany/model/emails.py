@@ -23,7 +23,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, validate_email
 _ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 #: A lower-case hostname label without ``--`` (which email-validator checks for Punycode
 #: and reserved label forms): a letter or digit at each end, single hyphens inside.
-_LABEL: Final = r"[a-z0-9](?:[a-z0-9]|-(?!-))*(?<=[a-z0-9])"
+_LABEL: Final = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 _PLAIN: Final = re.compile(
     rf"(?P<local>{_ATEXT}+(?:\.{_ATEXT}+)*)@(?P<domain>(?:{_LABEL}\.)+(?P<tld>[a-z]{{2,63}}))"
 )
@@ -34,20 +34,20 @@ _LABEL_MAX: Final = 63
 #: Special-use names (RFC 6761 and friends) that email-validator refuses; ``test`` is allowed,
 #: as it is with ``test_environment=True``, for the examples and test suites.
 _SPECIAL: Final = frozenset(d for d in SPECIAL_USE_DOMAIN_NAMES if d != "test")
+_SPECIAL_SUFFIXES: Final = tuple(f".{d}" for d in sorted(_SPECIAL))
 
 
 def plain_email(address: str) -> bool:
     """Whether ``address`` is a plain ASCII address that email-validator accepts unchanged
     (the fast path); ``False`` means "ask email-validator", not "invalid"."""
     match = _PLAIN.fullmatch(address)
-    if match is None or len(address) > _ADDRESS_MAX or len(match["local"]) > _LOCAL_MAX:
+    if match is None or len(address) > _ADDRESS_MAX or match.end("local") > _LOCAL_MAX:
         return False
     domain = match["domain"]
-    labels = domain.split(".")
-    if any(len(label) > _LABEL_MAX for label in labels):
-        return False
     # A special-use name is refused as the whole domain or as any suffix of it.
-    return not any(".".join(labels[i:]) in _SPECIAL for i in range(len(labels)))
+    if domain in _SPECIAL or domain.endswith(_SPECIAL_SUFFIXES):
+        return False
+    return len(domain) <= _LABEL_MAX or all(len(x) <= _LABEL_MAX for x in domain.split("."))
 
 
 def normalized_email(address: str) -> str:

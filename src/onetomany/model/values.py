@@ -167,22 +167,40 @@ class Contact:
         consent: Mapping[str, bool] | Unset = UNSET,
         traits: Mapping[str, Any] | Unset = UNSET,
     ) -> None:
-        given = _given(
-            {
-                "id": id,
-                "account_id": account_id,
-                "name": name,
-                "email": email,
-                "phone": phone,
-                "role": role,
-                "locale": locale,
-                "timezone": timezone,
-                "consent": consent,
-                "traits": traits,
-            }
-        )
-        self.__attrs_init__(**given)
-        object.__setattr__(self, "given", frozenset(given))
+        # Straight-line rather than a dict of the given fields through __attrs_init__: a
+        # sync builds a contact per record, and that detour cost as much as the checks.
+        put = object.__setattr__
+        given = ["id"]
+        put(self, "id", id)
+        if account_id is not UNSET:
+            given.append("account_id")
+        put(self, "account_id", None if account_id is UNSET else account_id)
+        if name is not UNSET:
+            given.append("name")
+        put(self, "name", "" if name is UNSET else name)
+        if email is not UNSET:
+            given.append("email")
+        put(self, "email", None if email is UNSET else _optional_str(email))
+        if phone is not UNSET:
+            given.append("phone")
+        put(self, "phone", None if phone is UNSET else _optional_str(phone))
+        if role is not UNSET:
+            given.append("role")
+        put(self, "role", None if role is UNSET else _optional_str(role))
+        if locale is not UNSET:
+            given.append("locale")
+        put(self, "locale", "en" if locale is UNSET else locale)
+        if timezone is not UNSET:
+            given.append("timezone")
+        put(self, "timezone", "UTC" if timezone is UNSET else timezone)
+        if consent is not UNSET:
+            given.append("consent")
+        put(self, "consent", {} if consent is UNSET else _traits(consent))
+        if traits is not UNSET:
+            given.append("traits")
+        put(self, "traits", {} if traits is UNSET else _traits(traits))
+        put(self, "given", frozenset(given))
+        self.__attrs_post_init__()
 
     def __attrs_post_init__(self) -> None:
         _check_plain(
@@ -258,7 +276,12 @@ class Contact:
             else:
                 fields[name] = getattr(self, name)
         fields["id"] = self.id
-        return Contact.restored(**fields)
+        # Every value is already converted (both sides were built checked): set, not redo.
+        merged = Contact.__new__(Contact)
+        for name, value in fields.items():
+            object.__setattr__(merged, name, value)
+        object.__setattr__(merged, "given", _CONTACT_NAMES)
+        return merged
 
     @property
     def first_name(self) -> str:
