@@ -44,7 +44,7 @@ def build(
     """The record of ``row``; raises :class:`RowError` saying what is wrong with it."""
     pairs = mapped if mapped is not None else mapped_columns(query)
     fields = {field: row[column] for field, column in pairs if column in row}
-    used = {column for field, column in pairs if field in fields}
+    used: set[str | None] = {column for field, column in pairs if field in fields}
     used.add(query.cursor)
     extra = {name: _plain(value) for name, value in row.items() if name not in used}
     try:
