@@ -58,10 +58,6 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 
 
-def _given(fields: Mapping[str, object]) -> dict[str, Any]:
-    return {name: value for name, value in fields.items() if value is not UNSET}
-
-
 def _merged(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """``stored`` updated key by key with ``given``, where a ``None`` value removes the key."""
     merged = dict(stored)
@@ -95,9 +91,18 @@ class Account:
         name: str | Unset = UNSET,
         traits: Mapping[str, Any] | Unset = UNSET,
     ) -> None:
-        given = _given({"id": id, "name": name, "traits": traits})
-        self.__attrs_init__(**given)
-        object.__setattr__(self, "given", frozenset(given))
+        # Straight-line, as Contact's (a sync builds one per record).
+        put = object.__setattr__
+        given = ["id"]
+        put(self, "id", id)
+        if name is not UNSET:
+            given.append("name")
+        put(self, "name", "" if name is UNSET else name)
+        if traits is not UNSET:
+            given.append("traits")
+        put(self, "traits", {} if traits is UNSET else _traits(traits))
+        put(self, "given", frozenset(given))
+        self.__attrs_post_init__()
 
     def __attrs_post_init__(self) -> None:
         _check_plain(InvalidAccountError, self.id, {"name": self.name}, {"traits": self.traits})
@@ -120,10 +125,16 @@ class Account:
         Fields not given keep their stored values; traits merge key by key and a trait given
         as ``None`` is removed. The result gives every field.
         """
-        base = stored if stored is not None else Account(id=self.id)
-        name = self.name if "name" in self.given else base.name
-        traits = _merged(base.traits, self.traits) if "traits" in self.given else base.traits
-        return Account(id=self.id, name=name, traits=traits)
+        base_name, base_traits = ("", {}) if stored is None else (stored.name, stored.traits)
+        name = self.name if "name" in self.given else base_name
+        traits = _merged(base_traits, self.traits) if "traits" in self.given else base_traits
+        # Both sides were checked when built: the merge is set, not checked again.
+        merged = Account.__new__(Account)
+        object.__setattr__(merged, "id", self.id)
+        object.__setattr__(merged, "name", name)
+        object.__setattr__(merged, "traits", dict(traits))
+        object.__setattr__(merged, "given", _ACCOUNT_NAMES)
+        return merged
 
 
 @attrs.frozen(kw_only=True, init=False)
@@ -323,6 +334,8 @@ _CONTACT_FIELDS: Final[tuple[tuple[str, Callable[[Any], Any] | None], ...]] = tu
     if field.init
 )
 _CONTACT_NAMES: Final = frozenset(name for name, _ in _CONTACT_FIELDS)
+#: Every field of an account a caller can give.
+_ACCOUNT_NAMES: Final = frozenset({"id", "name", "traits"})
 #: The defaults a new contact starts from (its id is replaced by the caller's).
 _NEW_CONTACT: Final = Contact(id="new")
 
