@@ -381,8 +381,15 @@ class Store:
         if new_ids:
             fresh: dict[str, P] = {}
             for profile in profiles:
-                if profile.id not in stored:
-                    fresh[profile.id] = profile.onto(fresh.get(profile.id))
+                if profile.id in stored:
+                    continue
+                earlier = fresh.get(profile.id)
+                if earlier is None and None not in profile.traits.values():
+                    # A profile built from its fields already holds the defaults of those it
+                    # does not give: onto(None) would copy it field by field to the same row.
+                    fresh[profile.id] = profile
+                else:
+                    fresh[profile.id] = profile.onto(earlier)
             # A concurrent writer may have created some of them since they were read: those
             # are not inserted here, but read (and locked) again and merged like the others.
             inserted = self._insert_new_ids(conn, table, [row_of(fresh[i], now) for i in new_ids])
