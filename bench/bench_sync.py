@@ -55,6 +55,7 @@ from onetomany.engine import Engine
 from onetomany.model.clock import FrozenClock
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.settings import PluginSettings
+from onetomany.plugins.syncing import SyncReport
 from onetomany.program import Program
 from onetomany.store import Store
 from onetomany.store.schema import accounts, contacts
@@ -108,16 +109,21 @@ def run_onetomany(host: Path, store_path: Path) -> int:
             "columns": {"account_id": "company_id", "name": "full_name", "role": "job"},
         },
     }
+    return engine_sync("sql", options, store_path).contacts
+
+
+def engine_sync(plugin: str, options: dict[str, Any], store_path: Path) -> SyncReport:
+    """``Engine.sync()`` of a program with one source of ``plugin``, into a new store."""
     program = Program(
         name="bench",
-        sources={"usage": PluginSettings(name="usage", plugin="sql", options=options)},
+        sources={"bench": PluginSettings(name="bench", plugin=plugin, options=options)},
         base_dir=store_path.parent,
         templates_dir=store_path.parent,
     )
     clock = FrozenClock(datetime(2026, 12, 1, tzinfo=UTC))
     with Engine(program, store=Store(store_path), clock=clock, plugins=Plugins()) as engine:
         [report] = engine.sync()
-    return report.contacts
+    return report
 
 
 def run_baseline(host: Path, store_path: Path) -> int:
@@ -159,16 +165,7 @@ def run_stripe(url: str, store_path: Path) -> int:
     from fake_stripe import KEY
 
     options = {"api_key": KEY, "base_url": url, "page_size": STRIPE_PAGE}
-    program = Program(
-        name="bench",
-        sources={"billing": PluginSettings(name="billing", plugin="stripe", options=options)},
-        base_dir=store_path.parent,
-        templates_dir=store_path.parent,
-    )
-    clock = FrozenClock(datetime(2026, 12, 1, tzinfo=UTC))
-    with Engine(program, store=Store(store_path), clock=clock, plugins=Plugins()) as engine:
-        [report] = engine.sync()
-    return report.accounts
+    return engine_sync("stripe", options, store_path).accounts
 
 
 def run_stripe_baseline(url: str, store_path: Path) -> int:
