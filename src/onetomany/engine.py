@@ -47,7 +47,7 @@ from onetomany.model.decisions import Check, Decision, Outcome
 from onetomany.ops.lifecycle import PruneReport, prune
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
-from onetomany.plugins.syncing import OnPage, SyncReport, run_sync
+from onetomany.plugins.syncing import OnPage, SyncLease, SyncReport, run_sync
 from onetomany.program import Audience, Program, Touch
 from onetomany.rules.capacity import CapacityPlan, capacity_from_counts
 from onetomany.rules.freshness import needed_sources, stale_reason
@@ -418,6 +418,10 @@ class Engine:
         :attr:`SyncReport.skipped_future`; the source's cursor then stays where it was,
         because a time cursor moved to the skipped event's date would hide every event the
         source receives before that date.
+
+        Several workers may call it at once: each source is synced by one worker at a time
+        (a lease per source); a worker that finds a source busy skips it with a warning and
+        returns a report with ``busy`` set.
         """
         return [
             run_sync(
@@ -429,6 +433,7 @@ class Engine:
                 full=full,
                 on_page=on_page,
                 identity=self.program.identity.get(name, ()),
+                lease=SyncLease(self._holder),
             )
             for name in (names if names is not None else list(self.program.sources))
         ]

@@ -294,6 +294,11 @@ def _print_from_now(started: FromNow) -> None:
 
 def _print_round(engine: Engine, report: RunReport) -> None:
     for synced in report.synced:
+        if synced.busy:
+            console.print(
+                f"[yellow]skipped[/] [bold]{synced.source}[/]: another worker is syncing it"
+            )
+            continue
         console.print(
             f"synced [bold]{synced.source}[/]: {synced.accounts} accounts, "
             f"{synced.contacts} contacts, {synced.events} events ({synced.new_events} new)"

@@ -72,6 +72,13 @@ class SyncView:
         task = self.tasks[report.source]
         self.progress.update(task, total=report.records, completed=report.records)
         self.progress.stop_task(task)
+        if report.busy:
+            self.progress.console.print(
+                f"[yellow]skipped[/] [bold]{report.source}[/]: another worker is syncing it "
+                "(it holds the source's lease); nothing read here",
+                highlight=False,
+            )
+            return
         line = (
             f"[green]synced[/] [bold]{report.source}[/]: {report.accounts:,} accounts, "
             f"{report.contacts:,} contacts, {report.events:,} events ({report.new_events:,} new) "

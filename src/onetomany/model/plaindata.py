@@ -27,6 +27,8 @@ def text_problem(text: str, *, limit: int | None = None) -> str | None:
         return f"is {len(text)} characters long; at most {limit} fit"
     if "\x00" in text:
         return "contains a NUL character (\\x00)"
+    if text.isascii():
+        return None  # constant time: ASCII text holds no surrogate
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -44,6 +46,8 @@ def json_problem(value: Mapping[str, Any], *, name: str) -> str | None:
     is not JSON data; pass its .isoformat() text``. Walks iteratively, so a value nested
     thousands deep is reported rather than overflowing the stack.
     """
+    if isinstance(value, dict) and _flat_and_plain(value):
+        return None
     stack: list[tuple[str, object, int]] = [(name, value, 1)]
     while stack:
         path, item, depth = stack.pop()
@@ -62,6 +66,27 @@ def json_problem(value: Mapping[str, Any], *, name: str) -> str | None:
         elif (problem := _scalar_problem(item)) is not None:
             return f"{path}: {problem}"
     return None
+
+
+def _flat_and_plain(value: Mapping[str, Any]) -> bool:
+    """Whether ``value`` is one level of ASCII keys and plain scalars (most traits and
+    properties are): checked in one pass, without the general walk and its paths."""
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or "\x00" in key:
+            return False
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() or "\x00" in item:
+                return False
+        elif kind is int:
+            if not -MAX_INT - 1 <= item <= MAX_INT:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif item is not None and kind is not bool:
+            return False
+    return True
 
 
 def _scalar_problem(item: object) -> str | None:

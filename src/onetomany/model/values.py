@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from onetomany.errors import InvalidAccountError, InvalidContactError, InvalidEventError
+from onetomany.model.emails import normalized_email
 from onetomany.model.plaindata import json_problem, text_problem
 
 
@@ -57,10 +58,6 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 
 
-def _given(fields: Mapping[str, object]) -> dict[str, Any]:
-    return {name: value for name, value in fields.items() if value is not UNSET}
-
-
 def _merged(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """``stored`` updated key by key with ``given``, where a ``None`` value removes the key."""
     merged = dict(stored)
@@ -94,9 +91,18 @@ class Account:
         name: str | Unset = UNSET,
         traits: Mapping[str, Any] | Unset = UNSET,
     ) -> None:
-        given = _given({"id": id, "name": name, "traits": traits})
-        self.__attrs_init__(**given)
-        object.__setattr__(self, "given", frozenset(given))
+        # Straight-line, as Contact's (a sync builds one per record).
+        put = object.__setattr__
+        given = ["id"]
+        put(self, "id", id)
+        if name is not UNSET:
+            given.append("name")
+        put(self, "name", "" if name is UNSET else name)
+        if traits is not UNSET:
+            given.append("traits")
+        put(self, "traits", {} if traits is UNSET else _traits(traits))
+        put(self, "given", frozenset(given))
+        self.__attrs_post_init__()
 
     def __attrs_post_init__(self) -> None:
         _check_plain(InvalidAccountError, self.id, {"name": self.name}, {"traits": self.traits})
@@ -119,10 +125,16 @@ class Account:
         Fields not given keep their stored values; traits merge key by key and a trait given
         as ``None`` is removed. The result gives every field.
         """
-        base = stored if stored is not None else Account(id=self.id)
-        name = self.name if "name" in self.given else base.name
-        traits = _merged(base.traits, self.traits) if "traits" in self.given else base.traits
-        return Account(id=self.id, name=name, traits=traits)
+        base_name, base_traits = ("", {}) if stored is None else (stored.name, stored.traits)
+        name = self.name if "name" in self.given else base_name
+        traits = _merged(base_traits, self.traits) if "traits" in self.given else base_traits
+        # Both sides were checked when built: the merge is set, not checked again.
+        merged = Account.__new__(Account)
+        object.__setattr__(merged, "id", self.id)
+        object.__setattr__(merged, "name", name)
+        object.__setattr__(merged, "traits", dict(traits))
+        object.__setattr__(merged, "given", _ACCOUNT_NAMES)
+        return merged
 
 
 @attrs.frozen(kw_only=True, init=False)
@@ -166,22 +178,40 @@ class Contact:
         consent: Mapping[str, bool] | Unset = UNSET,
         traits: Mapping[str, Any] | Unset = UNSET,
     ) -> None:
-        given = _given(
-            {
-                "id": id,
-                "account_id": account_id,
-                "name": name,
-                "email": email,
-                "phone": phone,
-                "role": role,
-                "locale": locale,
-                "timezone": timezone,
-                "consent": consent,
-                "traits": traits,
-            }
-        )
-        self.__attrs_init__(**given)
-        object.__setattr__(self, "given", frozenset(given))
+        # Straight-line rather than a dict of the given fields through __attrs_init__: a
+        # sync builds a contact per record, and that detour cost as much as the checks.
+        put = object.__setattr__
+        given = ["id"]
+        put(self, "id", id)
+        if account_id is not UNSET:
+            given.append("account_id")
+        put(self, "account_id", None if account_id is UNSET else account_id)
+        if name is not UNSET:
+            given.append("name")
+        put(self, "name", "" if name is UNSET else name)
+        if email is not UNSET:
+            given.append("email")
+        put(self, "email", None if email is UNSET else _optional_str(email))
+        if phone is not UNSET:
+            given.append("phone")
+        put(self, "phone", None if phone is UNSET else _optional_str(phone))
+        if role is not UNSET:
+            given.append("role")
+        put(self, "role", None if role is UNSET else _optional_str(role))
+        if locale is not UNSET:
+            given.append("locale")
+        put(self, "locale", "en" if locale is UNSET else locale)
+        if timezone is not UNSET:
+            given.append("timezone")
+        put(self, "timezone", "UTC" if timezone is UNSET else timezone)
+        if consent is not UNSET:
+            given.append("consent")
+        put(self, "consent", {} if consent is UNSET else _traits(consent))
+        if traits is not UNSET:
+            given.append("traits")
+        put(self, "traits", {} if traits is UNSET else _traits(traits))
+        put(self, "given", frozenset(given))
+        self.__attrs_post_init__()
 
     def __attrs_post_init__(self) -> None:
         _check_plain(
@@ -257,7 +287,12 @@ class Contact:
             else:
                 fields[name] = getattr(self, name)
         fields["id"] = self.id
-        return Contact.restored(**fields)
+        # Every value is already converted (both sides were built checked): set, not redo.
+        merged = Contact.__new__(Contact)
+        for name, value in fields.items():
+            object.__setattr__(merged, name, value)
+        object.__setattr__(merged, "given", _CONTACT_NAMES)
+        return merged
 
     @property
     def first_name(self) -> str:
@@ -299,15 +334,16 @@ _CONTACT_FIELDS: Final[tuple[tuple[str, Callable[[Any], Any] | None], ...]] = tu
     if field.init
 )
 _CONTACT_NAMES: Final = frozenset(name for name, _ in _CONTACT_FIELDS)
+#: Every field of an account a caller can give.
+_ACCOUNT_NAMES: Final = frozenset({"id", "name", "traits"})
 #: The defaults a new contact starts from (its id is replaced by the caller's).
 _NEW_CONTACT: Final = Contact(id="new")
 
 
 def _checked_email(contact_id: str, address: str) -> str:
-    # No DNS look-up: validation must be fast and offline. The reserved ``.test`` domain is
-    # accepted so examples and test suites can use addresses that can never reach anyone.
+    # No DNS look-up: validation must be fast and offline (see onetomany.model.emails).
     try:
-        return validate_email(address, check_deliverability=False, test_environment=True).normalized
+        return normalized_email(address)
     except EmailNotValidError as exc:
         raise InvalidContactError(contact_id, "email", address, str(exc)) from exc
 

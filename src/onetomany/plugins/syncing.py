@@ -12,26 +12,44 @@ reads the skipped record again.
 
 Every sync writes its start and outcome to ``source_syncs`` (see
 :mod:`onetomany.store.queries.source_syncs`), which is what a freshness check reads.
+
+Several workers may sync the same source at once (processes sharing a PostgreSQL store, a
+Celery beat firing while a command runs). One source is synced by one worker at a time: a
+sync takes the source's lease (:mod:`onetomany.store.queries.leases`) before it reads the
+stored cursor and renews it before storing each page; a worker that finds the lease held
+skips the source with a warning (its report says ``busy``), and one that loses its lease
+mid-sync (it stalled past the lease) stops before storing another page, so two workers never
+move the same cursor. A worker that dies holds the source only until its lease runs out.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 
+from onetomany.errors import OnetomanyError
 from onetomany.model import Event
 from onetomany.plugins import identity as identities
 from onetomany.plugins.sources import Skipped, Source, SyncPage, pages
 from onetomany.store import Store
+from onetomany.store.queries.leases import release_lease, take_lease
 from onetomany.store.queries.source_syncs import sync_failed, sync_started, sync_succeeded
 
 log = logging.getLogger(__name__)
 
 #: How many skipped records a report names; the rest are counted.
 NAMED_SKIPS = 20
+#: How long a worker's sync holds its source without storing a page before another worker
+#: may take the source over (renewed at every page).
+DEFAULT_SYNC_LEASE = timedelta(minutes=10)
+
+
+class SyncLeaseLost(OnetomanyError):
+    """Another worker took the source over while this sync was running (it stalled for
+    longer than the lease): this sync stopped; the pages it stored before stay stored."""
 
 
 @attrs.frozen(kw_only=True)
@@ -53,6 +71,8 @@ class SyncReport:
     skips: tuple[Skipped, ...] = ()
     #: Whether the stored cursor stopped before the end because of a skip.
     cursor_held: bool = False
+    #: Another worker was syncing this source: nothing was read here.
+    busy: bool = False
 
     @property
     def records(self) -> int:
@@ -79,6 +99,19 @@ def cursor_name(source: str) -> str:
     return f"source:{source}"
 
 
+def lease_name(source: str) -> str:
+    """The name of the lease a worker holds while it syncs ``source``."""
+    return f"sync:{source}"
+
+
+@attrs.frozen
+class SyncLease:
+    """Who syncs (``holder``, one per engine) and for how long without a page (``ttl``)."""
+
+    holder: str
+    ttl: timedelta = DEFAULT_SYNC_LEASE
+
+
 def run_sync(
     store: Store,
     name: str,
@@ -89,6 +122,7 @@ def run_sync(
     full: bool = False,
     on_page: OnPage | None = None,
     identity: Sequence[str] = (),
+    lease: SyncLease | None = None,
 ) -> SyncReport:
     """Sync ``source`` (named ``name`` in the program) into ``store``, page by page.
 
@@ -97,8 +131,44 @@ def run_sync(
     failure and raised again; the pages stored before it stay stored. ``identity`` names the
     keys the source's contacts are matched by across sources (see
     :mod:`onetomany.plugins.identity`); empty, contacts are stored under the ids given.
+
+    With a ``lease``, the sync runs only if no other worker is syncing the source (else the
+    report says ``busy`` and nothing is read), and stops with :class:`SyncLeaseLost` if the
+    lease is taken over mid-sync. The lease is given up at the end, whatever the outcome.
     """
+    if lease is None:
+        return _sync(store, name, source, now, is_future, full, on_page, identity, None)
+    held = lease_name(name)
+    if not take_lease(store, held, lease.holder, ttl=lease.ttl):
+        log.warning("source %r: another worker is syncing it; skipped here", name)
+        return SyncReport(
+            source=name,
+            accounts=0,
+            contacts=0,
+            events=0,
+            new_events=0,
+            cursor=store.get_cursor(cursor_name(name)),
+            busy=True,
+        )
+    try:
+        return _sync(store, name, source, now, is_future, full, on_page, identity, lease)
+    finally:
+        release_lease(store, held, lease.holder)
+
+
+def _sync(
+    store: Store,
+    name: str,
+    source: Source,
+    now: Callable[[], datetime],
+    is_future: Callable[[Event, datetime], bool],
+    full: bool,
+    on_page: OnPage | None,
+    identity: Sequence[str],
+    lease: SyncLease | None,
+) -> SyncReport:
     key = cursor_name(name)
+    # Read only once the lease is held: the previous holder's last cursor is the start.
     start = None if full else store.get_cursor(key)
     run = _Run(
         store=store,
@@ -112,6 +182,14 @@ def run_sync(
     sync_started(store, name, at=now())
     try:
         for page in pages(source.sync(cursor=start)):
+            if lease is not None and not take_lease(
+                store, lease_name(name), lease.holder, ttl=lease.ttl
+            ):
+                raise SyncLeaseLost(
+                    f"source {name!r}: another worker took the sync over after this one held "
+                    f"it for longer than its lease ({lease.ttl}) without storing a page; "
+                    f"stopped after {run.pages} page(s), which stay stored"
+                )
             run.store_page(page)
             if on_page is not None:
                 on_page(run.progress())

@@ -425,8 +425,15 @@ class Store:
         if new_ids:
             fresh: dict[str, P] = {}
             for profile in profiles:
-                if profile.id not in stored:
-                    fresh[profile.id] = profile.onto(fresh.get(profile.id))
+                if profile.id in stored:
+                    continue
+                earlier = fresh.get(profile.id)
+                if earlier is None and None not in profile.traits.values():
+                    # A profile built from its fields already holds the defaults of those it
+                    # does not give: onto(None) would copy it field by field to the same row.
+                    fresh[profile.id] = profile
+                else:
+                    fresh[profile.id] = profile.onto(earlier)
             # A concurrent writer may have created some of them since they were read: those
             # are not inserted here, but read (and locked) again and merged like the others.
             inserted = self._insert_new_ids(conn, table, [row_of(fresh[i], now) for i in new_ids])
@@ -447,6 +454,12 @@ class Store:
         self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
     ) -> set[str]:
         """Insert ``rows`` whose id is not stored yet; returns the ids inserted."""
+        if self.dialect == "sqlite":
+            # The write transaction (BEGIN IMMEDIATE) excludes every other writer since the
+            # ids were read: none can have been created since, and a plain executemany costs
+            # less than one asking each row back.
+            conn.execute(sa.insert(table), rows)
+            return {row["id"] for row in rows}
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=["id"])
         return {row.id for row in conn.execute(stmt.returning(table.c.id), rows)}
 

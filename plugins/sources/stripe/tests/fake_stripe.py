@@ -36,6 +36,8 @@ class FakeStripe:
             "invoices": [],
             "events": [],
         }
+        #: Each list's id -> position, rebuilt after an insert (bench_sync lists a million).
+        self._positions: dict[str, dict[str, int]] = {}
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.too_many = 0  # answer this many 429s before serving
         self.retry_after = "0"
@@ -51,6 +53,7 @@ class FakeStripe:
     def customer(self, id: str, *, email: str | None = None, **metadata: str) -> dict[str, Any]:
         obj = {"id": id, "object": "customer", "email": email, "metadata": metadata}
         self.objects["customers"].insert(0, obj)
+        self._positions.pop("customers", None)
         return obj
 
     def subscription(
@@ -91,6 +94,7 @@ class FakeStripe:
             },
         }
         self.objects["subscriptions"].insert(0, obj)
+        self._positions.pop("subscriptions", None)
         return obj
 
     def invoice(self, customer: str, *, due_date: int, status: str = "open") -> dict[str, Any]:
@@ -104,6 +108,7 @@ class FakeStripe:
             "currency": "usd",
         }
         self.objects["invoices"].insert(0, obj)
+        self._positions.pop("invoices", None)
         return obj
 
     def event(
@@ -120,6 +125,7 @@ class FakeStripe:
             "data": data,
         }
         self.objects["events"].insert(0, event)
+        self._positions.pop("events", None)
         return event
 
     # -- serving ----------------------------------------------------------------------------
@@ -163,20 +169,24 @@ class FakeStripe:
 
     def _list(self, name: str, args: Any) -> Response:
         items = self.objects[name]
+        limit = int(args.get("limit", 10))
         if name == "invoices" and "status" in args:
             items = [i for i in items if i["status"] == args["status"]]
-        limit = int(args.get("limit", 10))
-        ids = [i["id"] for i in items]
+            ids = {item["id"]: n for n, item in enumerate(items)}
+        else:
+            if name not in self._positions or len(self._positions[name]) != len(items):
+                self._positions[name] = {item["id"]: n for n, item in enumerate(items)}
+            ids = self._positions[name]
         if "ending_before" in args:
             cursor = args["ending_before"]
             if cursor in self.expired or cursor not in ids:
                 return _error(
                     400, "invalid_request_error", "resource_missing", f"No such event: '{cursor}'"
                 )
-            newer = items[: ids.index(cursor)]
+            newer = items[: ids[cursor]]
             page, has_more = newer[-limit:], len(newer) > limit
         else:
-            start = ids.index(args["starting_after"]) + 1 if "starting_after" in args else 0
+            start = ids[args["starting_after"]] + 1 if "starting_after" in args else 0
             page, has_more = items[start : start + limit], len(items) > start + limit
         if "data.customer" in args.getlist("expand[]"):
             customers = {c["id"]: c for c in self.objects["customers"]}

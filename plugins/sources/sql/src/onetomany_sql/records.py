@@ -29,10 +29,23 @@ class RowError(Exception):
     """One row's problem, turned into a :class:`Skipped` naming the row."""
 
 
-def build(query: Query, row: Mapping[Any, Any], zone: ZoneInfo) -> Record:
+def mapped_columns(query: Query) -> tuple[tuple[str, str], ...]:
+    """Each field of the query's kind with the column it is read from (worked out once per
+    page rather than once per row and field)."""
+    return tuple((field, query.column(field)) for field in FIELDS[query.kind])
+
+
+def build(
+    query: Query,
+    row: Mapping[Any, Any],
+    zone: ZoneInfo,
+    mapped: tuple[tuple[str, str], ...] | None = None,
+) -> Record:
     """The record of ``row``; raises :class:`RowError` saying what is wrong with it."""
-    fields = {f: row[query.column(f)] for f in FIELDS[query.kind] if query.column(f) in row}
-    used = {query.column(f) for f in fields} | {query.cursor}
+    pairs = mapped if mapped is not None else mapped_columns(query)
+    fields = {field: row[column] for field, column in pairs if column in row}
+    used: set[str | None] = {column for field, column in pairs if field in fields}
+    used.add(query.cursor)
     extra = {name: _plain(value) for name, value in row.items() if name not in used}
     try:
         if query.kind == "accounts":
