@@ -3,7 +3,7 @@ have begun or changed since its last round.
 
 A subject (account or contact) is absent from ``event`` when its latest one is at least
 ``days`` old. Between two rounds that can only change for a subject whose latest event
-crossed the threshold in between (found through ``ix_events_name_time``), who has an
+crossed the threshold in between (found through ``ix_events_time``), who has an
 ``event`` stored since (the log is read by position, as :meth:`Store.events_after` does), or
 whose profile changed (``updated_at``, which a segment on traits or an audience reads).
 """
@@ -62,7 +62,7 @@ def changed_subjects(
         e.c.name == event, e.c.occurred_at > crossed_after, e.c.occurred_at <= crossed_until
     )
     # Every event stored since, by position alone, its name checked here: asked for the
-    # name too, SQLite walks every event of that name in ix_events_name_time instead.
+    # name too, SQLite may walk every event of that name in an index led by it instead.
     stored = sa.select(e.c.name, owner)
     if store.dialect == "postgresql":
         stored = stored.where(

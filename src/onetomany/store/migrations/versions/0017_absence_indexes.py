@@ -1,7 +1,7 @@
 """absence indexes: a steady tick reads what changed, not every absent account
 
 An absence trigger's round after the first reads only the subjects whose latest event
-crossed its threshold since the last round (events by name and time), or whose profile was
+crossed its threshold since the last round (events by time), or whose profile was
 saved since (accounts and contacts by ``updated_at``).
 
 Revision ID: 0017
@@ -20,7 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_events_name_time", "events", ["name", "occurred_at"])
+    op.create_index("ix_events_time", "events", ["occurred_at"])
     op.create_index("ix_accounts_updated_at", "accounts", ["updated_at"])
     op.create_index("ix_contacts_updated_at", "contacts", ["updated_at"])
 
@@ -28,4 +28,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_contacts_updated_at", table_name="contacts")
     op.drop_index("ix_accounts_updated_at", table_name="accounts")
-    op.drop_index("ix_events_name_time", table_name="events")
+    op.drop_index("ix_events_time", table_name="events")
