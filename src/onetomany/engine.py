@@ -43,7 +43,7 @@ from onetomany.metrics.report import write_report
 from onetomany.metrics.timeline import Timeline, build_timeline, machine_zone
 from onetomany.model import Account, ChannelKind, Contact, Event
 from onetomany.model.clock import Clock, SystemClock
-from onetomany.model.decisions import Check, Decision, Outcome
+from onetomany.model.decisions import Check, Decision, Outcome, Verdict
 from onetomany.ops.lifecycle import PruneReport, prune
 from onetomany.plugins.manager import Plugins
 from onetomany.plugins.sources import Source
@@ -489,7 +489,7 @@ class Engine:
                 log.warning("%s: the lease ran out mid-round; another worker goes on", lease)
                 break
             found = kind.candidates(context, touches, now)
-            queued += self._enqueue(found.decisions, now=now, into=decisions)
+            queued += self._enqueue(found.decisions, now=now, into=decisions, kept=found.cursors)
             if found.after_queued is not None:
                 # Only after the occurrences are queued: a crash before this re-fires them.
                 found.after_queued()
@@ -625,9 +625,11 @@ class Engine:
         now: datetime,
         into: list[Decision],
         cursor: tuple[str, str] | None = None,
+        kept: Sequence[tuple[str, str, str]] = (),
     ) -> int:
         """Settle ``candidates`` (:meth:`_settle`, adding them to ``into``) and queue those
-        it lets through."""
+        it lets through, with ``cursor`` and the ``kept`` cursors of a time-driven kind
+        (``(touch, name, value)``; dropped for a touch the freshness guard held)."""
         touches = self._touches
         settled = self._settle(touches, candidates)
         into += settled
@@ -635,9 +637,15 @@ class Engine:
         # control group's rows are kept once per key.
         record_holdouts(self.store, settled)
         rows = [self._row(d, touches[d.touch]) for d in settled if d.outcome is Outcome.QUEUED]
-        if not rows and cursor is None:
+        held = {
+            d.touch
+            for d in settled
+            if any(c.name == "freshness" and c.verdict is Verdict.FAIL for c in d.checks)
+        }
+        cursors = [(name, value) for touch, name, value in kept if touch not in held]
+        if not rows and cursor is None and not cursors:
             return 0
-        return self.store.enqueue(rows, now=now, cursor=cursor)
+        return self.store.enqueue(rows, now=now, cursor=cursor, cursors=cursors)
 
     def _settle(
         self, touches: Mapping[str, Touch], candidates: Iterable[Decision]

@@ -42,6 +42,8 @@ accounts = sa.Table(
     sa.Column("name", sa.String(255), nullable=False, default=""),
     sa.Column("traits", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # An absence trigger's steady round reads only the profiles saved since its last one.
+    sa.Index("ix_accounts_updated_at", "updated_at"),
 )
 
 contacts = sa.Table(
@@ -59,6 +61,7 @@ contacts = sa.Table(
     sa.Column("consent", sa.JSON, nullable=False),
     sa.Column("traits", sa.JSON, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_contacts_updated_at", "updated_at"),
 )
 
 events = sa.Table(
@@ -78,6 +81,10 @@ events = sa.Table(
     sa.Index("ix_events_account_name_time", "account_id", "name", "occurred_at"),
     sa.Index("ix_events_txid_seq", "txid", "seq"),
     sa.Index("ix_events_contact_name_time", "contact_id", "name", "occurred_at"),
+    # An absence trigger's steady round: whose latest event crossed the threshold since. By
+    # time alone: led by the name, SQLite preferred it to ix_events_account_name_time for
+    # "the latest login of these accounts" and read every login for each chunk of accounts.
+    sa.Index("ix_events_time", "occurred_at"),
 )
 
 outbox = sa.Table(

@@ -658,18 +658,24 @@ class Store:
     # -- outbox -----------------------------------------------------------------------------
 
     def enqueue(
-        self, touches: Sequence[NewTouch], *, now: datetime, cursor: tuple[str, str] | None = None
+        self,
+        touches: Sequence[NewTouch],
+        *,
+        now: datetime,
+        cursor: tuple[str, str] | None = None,
+        cursors: Sequence[tuple[str, str]] = (),
     ) -> int:
         """Queue touches, skipping idempotency keys already queued; returns how many were new.
 
-        ``cursor`` is set in the same transaction, so a trigger's progress and the touches it
-        produced are committed together.
+        ``cursor`` (and each of ``cursors``, as ``(name, value)``) is set in the same
+        transaction, so a trigger's progress and the touches it produced are committed
+        together.
         """
         with self.write() as conn:
             rows = [_outbox_row(touch, now) for touch in touches]
             added = self._insert_new(conn, schema.outbox, "idempotency_key", rows)
-            if cursor is not None:
-                self._set_cursor(conn, cursor[0], cursor[1], now)
+            for name, value in [*cursors, *([cursor] if cursor is not None else [])]:
+                self._set_cursor(conn, name, value, now)
         return added
 
     def existing_keys(self, keys: Iterable[str]) -> set[str]:

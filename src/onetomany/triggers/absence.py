@@ -2,10 +2,25 @@
 
 The absent contacts are found set-based in SQL (the trigger's segment condition); each
 absence's occurrence is ``absence-<id of the last event>``, so a new event starts a new one.
+
+A round reads the whole population only the first time. After that, a cursor per touch
+(stored with the round's rows) says when the last round ran and how far it had read the
+event log, and a round asks only about the subjects whose answer may differ from then
+(:func:`~onetomany.store.queries.absence.changed_subjects`): those whose latest event
+crossed the threshold in between, who have a new event, or whose profile was saved since.
+Every other absent subject was decided by an earlier round with the same inputs, so
+reading it again would only be dropped by the outbox's key. That holds while the touch's
+outcome depends on nothing else that moves with time: a segment that counts events or reads
+tiers, journeys or health, and the ``stage`` and ``period`` re-entry rules, make the touch
+read every absent subject each round, as before. A round the freshness guard held stores
+no cursor, so the next one reads the same again. A dry run (``Engine.decide``) reads every
+absent subject: it proposes what a first round would, which the outbox check then settles.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,9 +28,35 @@ from typing import Any
 from onetomany.model import Contact, Event
 from onetomany.model.decisions import Check
 from onetomany.program import Touch
+from onetomany.rules.segments import SegmentSet
+from onetomany.rules.segments.ast import (
+    And,
+    Arith,
+    Between,
+    Compare,
+    Exists,
+    Expr,
+    Field,
+    In,
+    Literal,
+    Neg,
+    Not,
+    Or,
+    SegmentRef,
+    walk,
+)
 from onetomany.rules.triggers import AbsenceTrigger, Reporter
+from onetomany.store import EventPosition, Store
+from onetomany.store.queries.absence import changed_subjects, contact_ids_of, log_position
 from onetomany.store.segments import matching_contact_ids
 from onetomany.triggers.base import Candidates, TickContext, Waiting, when
+
+#: Nodes whose value changes only when a profile is saved: a segment made of them alone
+#: lets a round skip the subjects whose profiles did not change.
+_ON_PROFILES = (And, Arith, Between, Compare, Exists, Field, In, Literal, Neg, Not, Or, SegmentRef)
+
+#: Read a little either side of the threshold: ``days_since`` counts whole seconds.
+_MARGIN = timedelta(minutes=1)
 
 
 class AbsenceKind:
@@ -33,10 +74,21 @@ class AbsenceKind:
         now: datetime,
     ) -> Candidates:
         decisions = []
+        cursors: list[tuple[str, str, str]] = []
         store = context.store
+        # Read before the queries below: an event stored meanwhile is after it, read again.
+        position = log_position(store) if not context.dry else None
         for touch, trigger in touches:
+            among: list[str] | None = None
+            shape = _shape(context.segments, touch, trigger)
+            if position is not None and shape is not None:
+                name = f"absence:{context.program.name}:{touch.name}"
+                among = _changed_contacts(store, trigger, store.get_cursor(name), shape, now)
+                cursors.append((touch.name, name, _cursor(shape, now, position)))
+            if among is not None and not among:
+                continue
             ids = matching_contact_ids(
-                store, trigger.condition(), now=now, segments=context.segments
+                store, trigger.condition(), now=now, segments=context.segments, among=among
             )
             contacts = sorted(store.get_contacts(ids).values(), key=lambda c: c.id)
             groups: dict[str | None, list[Contact]] = {}
@@ -63,7 +115,7 @@ class AbsenceKind:
                 found += [(c, occurrence, check, last) for c in touch.audience.pick(members)]
             # One segment question for every recipient of the touch, not one per account.
             decisions += context.settle_segment(self.name, touch, found, now=now)
-        return Candidates(decisions=decisions)
+        return Candidates(decisions=decisions, cursors=tuple(cursors))
 
     def waiting(
         self,
@@ -98,6 +150,57 @@ class AbsenceKind:
         roles = ", ".join(touch.audience.roles)
         why = f"{head}: absent, but the audience ({roles}) does not pick {contact.id}"
         return Waiting(checks=[Check.failed("audience", why, **inputs)])
+
+
+def _shape(segments: SegmentSet, touch: Touch, trigger: AbsenceTrigger) -> str | None:
+    """What a round's cursor is valid for (the trigger, audience and segment it read); None
+    when the touch must read every absent subject each round (see the module's text)."""
+    if touch.reentry.kind in ("stage", "period"):
+        return None
+    read: list[str] = []
+    pending = [touch.segment] if touch.segment else []
+    seen = set(pending)
+    while pending:
+        name = pending.pop()
+        expr: Expr = segments.expr(name)
+        read.append(f"{name}={expr!r}")
+        for node in walk(expr):
+            if not isinstance(node, _ON_PROFILES):
+                return None
+            if isinstance(node, SegmentRef) and node.name not in seen:
+                seen.add(node.name)
+                pending.append(node.name)
+    text = repr((trigger, touch.audience, touch.reentry, touch.segment, sorted(read)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cursor(shape: str, now: datetime, position: EventPosition) -> str:
+    return json.dumps({"shape": shape, "at": now.isoformat(), "log": str(position)})
+
+
+def _changed_contacts(
+    store: Store, trigger: AbsenceTrigger, stored: str | None, shape: str, now: datetime
+) -> list[str] | None:
+    """The contacts whose absence may differ from the round that stored ``stored``; None
+    (all of them) without a usable cursor: the first round, a changed touch, or a clock
+    that went back."""
+    if stored is None:
+        return None
+    last = json.loads(stored)
+    then = datetime.fromisoformat(last["at"])
+    if last.get("shape") != shape or then > now:
+        return None
+    days = timedelta(days=trigger.days)
+    subjects = changed_subjects(
+        store,
+        event=trigger.event,
+        by=trigger.by,
+        crossed_after=then - days - _MARGIN,
+        crossed_until=now - days + _MARGIN,
+        stored_after=EventPosition.parse(last["log"]),
+        changed_since=then,
+    )
+    return contact_ids_of(store, by=trigger.by, subjects=subjects) if subjects else []
 
 
 KIND = AbsenceKind()

@@ -42,10 +42,14 @@ class Candidates:
     ``decisions`` are candidates (or already skipped, e.g. outside the touch's segment);
     ``after_queued`` runs once the queued ones are written (a cadence moves its schedules on
     then, so a crash in between fires the same occurrences again, under the same keys).
+    ``cursors`` are ``(touch, name, value)``: how far the kind has read for a touch, stored
+    in the transaction that queues the rows (not at all when the freshness guard held any
+    of the touch's decisions, so that the next round reads the same again).
     """
 
     decisions: tuple[Decision, ...] = attrs.field(default=(), converter=tuple[Decision, ...])
     after_queued: Callable[[], object] | None = None
+    cursors: tuple[tuple[str, str, str], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
