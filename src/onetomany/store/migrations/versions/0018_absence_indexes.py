@@ -4,8 +4,8 @@ An absence trigger's round after the first reads only the subjects whose latest 
 crossed its threshold since the last round (events by time), or whose profile was
 saved since (accounts and contacts by ``updated_at``).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
