@@ -395,12 +395,8 @@ def _qp(body: str) -> bytes:
     if not rest:
         return _qp_piece(first, False, False)
     last = rest.pop()
-    kept, encode = _qp_kept, _qp_encode
     encoded = [_qp_piece(first, False, True)] if first else []
-    encoded.extend(
-        kept(piece, True, True) if len(piece) < _KEEP_UP_TO else encode(piece, True, True)
-        for piece in rest
-    )
+    encoded.extend(_qp_piece(piece, True, True) for piece in rest)
     encoded.append(_qp_piece(last, True, False))
     return b"=\r\n".join(encoded)
 
