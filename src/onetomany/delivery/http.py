@@ -13,15 +13,20 @@ into the three outcomes the dispatcher understands:
 httpx draws the same line between connect and read errors; ``requests`` hides it inside
 urllib3's exceptions, which :func:`request_failure` unpacks. Error texts never include the
 URL (provider URLs and their queries may carry credentials), only ``target``.
+
+:class:`PreparedSession` is how those channels send: their one ``Session``, with the request
+to each URL prepared once and copied per message (see its docstring for why).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from requests.cookies import RequestsCookieJar
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from onetomany.errors import (
@@ -34,6 +39,7 @@ from onetomany.plugins.options import MASK
 
 __all__ = [
     "TRANSIENT_STATUSES",
+    "PreparedSession",
     "json_object",
     "masked",
     "never_sent",
@@ -138,3 +144,94 @@ def json_object(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+#: What a message's body may be: bytes as they are, or form fields (a mapping or pairs).
+Body = bytes | Mapping[str, str] | list[tuple[str, str]]
+
+
+class PreparedSession:
+    """A channel's one ``requests.Session`` (keep-alive), posting each message through a
+    request prepared once per URL.
+
+    ``session.post(url, ...)`` redoes per call what is the same for every message of a
+    channel: it merges the Session's headers, auth, cookies and hooks into a new request,
+    looks for a ``.netrc`` entry, parses the URL, and reads the proxies and CA bundle from the
+    environment (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``).
+    That cost a Postmark send more than the channel's own work. Here the first post to a URL
+    prepares the request exactly as ``Session.request`` would (``prepare_request`` and
+    ``merge_environment_settings``) and keeps it; each message sends a copy with only its
+    body (and its own headers, if any) set, through ``Session.send`` (requests' "Prepared
+    Requests"). :meth:`close` forgets them, so the next :meth:`open` reads the environment
+    again.
+
+    What stays as ``session.post`` did it: redirects are never followed (the 3xx answer is
+    returned), ``timeout`` applies to every request, and cookies a provider sets are kept in
+    the Session and sent with the next requests they match. The Session's ``auth`` is applied
+    once, on the prepared request: a header auth (``("user", "password")``, a token) works,
+    an auth that signs each body would not.
+
+    :param build: makes the Session (headers, auth, adapters, ``trust_env``), on first use.
+    :param timeout: seconds, or ``(connect, read)``, for every request.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[], requests.Session],
+        *,
+        timeout: float | tuple[float, float],
+    ) -> None:
+        self._build = build
+        self._timeout = timeout
+        self._session: requests.Session | None = None
+        # url -> (the prepared request, the keyword arguments Session.send takes for it)
+        self._prepared: dict[str, tuple[requests.PreparedRequest, Mapping[str, Any]]] = {}
+
+    def open(self) -> None:
+        self.session()
+
+    def session(self) -> requests.Session:
+        """The Session, made on first use."""
+        if self._session is None:
+            self._session = self._build()
+        return self._session
+
+    def close(self) -> None:
+        """Close the Session's connections; safe to call twice."""
+        session, self._session = self._session, None
+        self._prepared = {}
+        if session is not None:
+            session.close()
+
+    def post(
+        self, url: str, data: Body, *, headers: Mapping[str, str] | None = None
+    ) -> requests.Response:
+        """POST ``data`` to ``url``: what ``session.post(url, data=data, headers=headers,
+        timeout=..., allow_redirects=False)`` does, without preparing it all again.
+
+        :raises requests.RequestException: as ``session.post`` would.
+        """
+        session = self.session()
+        found = self._prepared.get(url)
+        if found is None:
+            found = self._prepared[url] = self._prepare(session, url)
+        template, settings = found
+        request = template.copy()
+        if headers:
+            request.headers.update(headers)
+        request.prepare_body(data, None)
+        if session.cookies:  # a provider set some: send those that match, as Session.request
+            request.prepare_cookies(session.cookies.copy())
+        return session.send(request, timeout=self._timeout, allow_redirects=False, **settings)
+
+    @staticmethod
+    def _prepare(
+        session: requests.Session, url: str
+    ) -> tuple[requests.PreparedRequest, Mapping[str, Any]]:
+        template = session.prepare_request(requests.Request("POST", url))
+        # Cookies are the Session's at the time of each message, not of the first one.
+        template.headers.pop("Cookie", None)
+        template.prepare_cookies(RequestsCookieJar())
+        assert template.url is not None
+        settings = session.merge_environment_settings(template.url, {}, None, None, None)
+        return template, settings

@@ -4,6 +4,7 @@ every documented answer, batches, and the engine delivering through it under fau
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -33,7 +34,7 @@ from onetomany.store import NewTouch, Store
 from onetomany.testing import make_plugins
 from onetomany_postmark import PostmarkChannel, key_from_metadata
 from onetomany_postmark.testing import FakePostmark
-from onetomany_postmark.wire import metadata
+from onetomany_postmark.wire import _address, _formatted, metadata
 
 
 def test_a_message_is_posted_as_postmark_documents_it(
@@ -63,6 +64,26 @@ def test_a_display_name_with_punctuation_is_quoted(
     make_channel(sender="Ana Souza Jr. <ana@acme.test>").send(make_message())
 
     assert postmark.accepted[0]["From"] == '"Ana Souza Jr." <ana@acme.test>'
+
+
+@given(
+    address=st.from_regex(
+        r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,70}@[a-z0-9.-]{1,30}\.[a-z]{2,6}", fullmatch=True
+    )
+    | st.emails()
+    | st.text(max_size=60)
+)
+def test_an_address_is_written_as_parsing_it_would_write_it(address: str) -> None:
+    # Plain addresses skip parseaddr and formataddr: that must change nothing, for any input
+    # (formataddr refuses a non-ASCII address; the fast path must not start accepting one).
+    assert _outcome(_address, address) == _outcome(_formatted.__wrapped__, address)
+
+
+def _outcome(write: Callable[[str], str], address: str) -> object:
+    try:
+        return write(address)
+    except UnicodeError as exc:
+        return type(exc)
 
 
 @given(key=st.text(min_size=1, max_size=700))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from email.utils import parseaddr
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -300,3 +301,18 @@ def test_the_openapi_check_refuses_what_the_document_does_not_allow(openapi: Any
     ):
         with pytest.raises(ValueError, match=r"\S"):
             check("POST", "/v3/mail/send", headers, bad)
+
+
+@given(
+    address=st.from_regex(
+        r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,70}@[a-z0-9.-]{1,30}\.[a-z]{2,6}", fullmatch=True
+    )
+    | st.emails()
+    | st.text(max_size=60)
+)
+def test_an_address_is_split_as_parseaddr_splits_it(address: str) -> None:
+    # Plain addresses skip parseaddr: that must change nothing, for any input.
+    name, found = parseaddr(address)
+    expected = {"email": found or address} | ({"name": name} if name else {})
+
+    assert wire._address(address) == expected

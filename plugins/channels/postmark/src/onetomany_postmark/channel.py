@@ -31,7 +31,7 @@ import attrs
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import request_failure, status_failure
+from onetomany.delivery.http import PreparedSession, request_failure, status_failure
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
@@ -98,33 +98,33 @@ class PostmarkChannel(Channel):
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
         self.target = urlsplit(self.options.base_url).netloc
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
 
     # -- the session ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
         """The channel's one Session: every message reuses its kept-alive connections."""
-        if self._session is None:
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Accept": "application/json",
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                    "X-Postmark-Server-Token": self.options.server_token,
-                }
-            )
-            self._session = session
-        return self._session
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(
+            {
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "X-Postmark-Server-Token": self.options.server_token,
+            }
+        )
+        return session
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -208,12 +208,7 @@ class PostmarkChannel(Channel):
     def _post(self, path: str, document: object, doing: str) -> requests.Response:
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            return self.session().post(
-                self.options.base_url + path,
-                data=data,
-                timeout=self._timeouts,
-                allow_redirects=False,
-            )
+            return self.http.post(self.options.base_url + path, data)
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from email.utils import formataddr, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from onetomany.errors import (
@@ -18,6 +19,7 @@ from onetomany.errors import (
     TransientDeliveryError,
 )
 from onetomany.model import Message
+from onetomany.model.emails import plain_email
 
 #: The most messages Postmark takes in one call to ``/email/batch``.
 MAX_BATCH = 500
@@ -73,6 +75,15 @@ def key_from_metadata(fields: Mapping[str, str]) -> str | None:
 
 
 def _address(value: str) -> str:
+    # A plain address (as a contact's email is stored) would come back from parseaddr and
+    # formataddr unchanged; checking that it is one costs a regular expression, not a parse.
+    if plain_email(value):
+        return value
+    return _formatted(value)
+
+
+@lru_cache(maxsize=64)  # mostly the sender, the same for every message of a program
+def _formatted(value: str) -> str:
     # Postmark refuses a display name with punctuation unless it is quoted; formataddr
     # quotes (or encodes) it as RFC 5322 wants.
     name, address = parseaddr(value)
