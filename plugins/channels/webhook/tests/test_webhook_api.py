@@ -160,6 +160,23 @@ def test_a_redirect_is_not_followed(
     assert receiver.arrived == 1
 
 
+def test_a_proxy_from_the_environment_is_not_used(
+    receiver: FakeReceiver,
+    make_channel: MakeChannel,
+    make_message: MakeMessage,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy would make the connection the guard checks, so the channel ignores the
+    # environment's (here one where nothing listens: using it would fail the send).
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    make_channel().send(make_message())
+
+    assert receiver.arrived == 1
+
+
 def test_a_busy_receiver_is_transient_with_its_retry_after(
     receiver: FakeReceiver, make_channel: MakeChannel, make_message: MakeMessage
 ) -> None:

@@ -27,6 +27,7 @@ import requests
 from onetomany.delivery.channels import Channel, Runtime
 from onetomany.delivery.http import (
     TRANSIENT_STATUSES,
+    PreparedSession,
     masked,
     request_failure,
     retry_after,
@@ -112,28 +113,28 @@ class MailgunChannel(Channel):
         super().__init__(settings, runtime=runtime)
         self.target = urlsplit(self.options.api_url).netloc
         self.url = f"{self.options.api_url}/v3/{quote(self.options.domain, safe='')}/messages"
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
         #: The webhook tokens this process has taken, so a signed token is not taken again
         #: with another body (Mailgun's signature does not cover the body).
         self.webhook_tokens = TokenLedger(self.options.webhook_max_age_seconds)
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
         """The channel's one Session: every message reuses its kept-alive connections."""
-        if self._session is None:
-            session = requests.Session()
-            session.auth = ("api", self.options.api_key)
-            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-            self._session = session
-        return self._session
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = ("api", self.options.api_key)
+        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        return session
 
     def send(self, message: Message) -> DeliveryResult:
         doing = f"sending {message.idempotency_key}"
@@ -141,9 +142,7 @@ class MailgunChannel(Channel):
             message, sender=message.sender or self.options.sender, tags=self.options.tags
         )
         try:
-            response = self.session().post(
-                self.url, data=fields, timeout=self._timeouts, allow_redirects=False
-            )
+            response = self.http.post(self.url, fields)
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
         document = _json(response)

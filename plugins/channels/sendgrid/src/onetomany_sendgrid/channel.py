@@ -27,6 +27,7 @@ import requests
 from onetomany.delivery.channels import Channel, Runtime
 from onetomany.delivery.http import (
     TRANSIENT_STATUSES,
+    PreparedSession,
     json_object,
     masked,
     request_failure,
@@ -105,31 +106,31 @@ class SendGridChannel(Channel):
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
         self.target = urlsplit(self.options.base_url).netloc
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
         """The channel's one Session: every message reuses its kept-alive connections."""
-        if self._session is None:
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Accept": "application/json",
-                    "Authorization": f"Bearer {self.options.api_key}",
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                }
-            )
-            self._session = session
-        return self._session
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(
+            {
+                "Accept": "application/json",
+                "Authorization": f"Bearer {self.options.api_key}",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            }
+        )
+        return session
 
     def send(self, message: Message) -> DeliveryResult:
         doing = f"sending {message.idempotency_key}"
@@ -140,12 +141,7 @@ class SendGridChannel(Channel):
         )
         data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         try:
-            response = self.session().post(
-                self.options.base_url + SEND_PATH,
-                data=data,
-                timeout=self._timeouts,
-                allow_redirects=False,
-            )
+            response = self.http.post(self.options.base_url + SEND_PATH, data)
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
         if response.status_code == 202:

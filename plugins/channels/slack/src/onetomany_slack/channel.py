@@ -29,7 +29,13 @@ import attrs
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import json_object, masked, request_failure, status_failure
+from onetomany.delivery.http import (
+    PreparedSession,
+    json_object,
+    masked,
+    request_failure,
+    status_failure,
+)
 from onetomany.errors import ConfigError, DeliveryError, PermanentDeliveryError
 from onetomany.model import ChannelKind, DeliveryResult, Message
 from onetomany.plugins.options import http_url, option, positive, secret
@@ -99,26 +105,26 @@ class SlackChannel(Channel):
         super().__init__(settings, runtime=runtime)
         url = self.options.webhook_url or self.options.base_url
         self.target = urlsplit(url).netloc
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
         """The channel's one Session: every task reuses its kept-alive connections."""
-        if self._session is None:
-            session = requests.Session()
-            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-            if self.options.token:
-                session.headers["Authorization"] = f"Bearer {self.options.token}"
-            self._session = session
-        return self._session
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        if self.options.token:
+            session.headers["Authorization"] = f"Bearer {self.options.token}"
+        return session
 
     def payload(self, message: Message) -> dict[str, Any]:
         """What Slack receives for ``message``: ``text`` and ``blocks`` (and ``channel`` for
@@ -137,21 +143,14 @@ class SlackChannel(Channel):
         document = self.payload(message)
         try:
             if self.options.webhook_url:
-                response = self.session().post(
+                response = self.http.post(
                     self.options.webhook_url,
-                    data=json.dumps(document).encode(),
+                    json.dumps(document).encode(),
                     headers={"Content-Type": "application/json"},
-                    timeout=self._timeouts,
-                    allow_redirects=False,
                 )
             else:
                 form = dict(document, blocks=json.dumps(document["blocks"]))
-                response = self.session().post(
-                    self.options.base_url + "/chat.postMessage",
-                    data=form,
-                    timeout=self._timeouts,
-                    allow_redirects=False,
-                )
+                response = self.http.post(self.options.base_url + "/chat.postMessage", form)
         except requests.RequestException as exc:
             raise self._hidden(request_failure(exc, target=self.target, doing=doing)) from exc
         if response.status_code != 200:

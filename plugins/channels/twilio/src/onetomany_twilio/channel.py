@@ -31,7 +31,13 @@ import phonenumbers
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import json_object, masked, request_failure, status_failure
+from onetomany.delivery.http import (
+    PreparedSession,
+    json_object,
+    masked,
+    request_failure,
+    status_failure,
+)
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
@@ -164,25 +170,25 @@ class TwilioChannel(Channel):
         super().__init__(settings, runtime=runtime)
         self.target = urlsplit(self.options.base_url).netloc
         self.path = f"/2010-04-01/Accounts/{self.options.account_sid}/Messages.json"
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
         """The channel's one Session: every message reuses its kept-alive connections."""
-        if self._session is None:
-            session = requests.Session()
-            session.auth = (self.options.account_sid, self.options.auth_token)
-            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-            self._session = session
-        return self._session
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = (self.options.account_sid, self.options.auth_token)
+        session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+        return session
 
     def form(self, message: Message) -> dict[str, str]:
         """The form fields of ``message``'s request (PermanentDeliveryError when it has none)."""
@@ -210,12 +216,7 @@ class TwilioChannel(Channel):
         doing = f"{self.target}: sending {message.idempotency_key}"
         fields = self.form(message)
         try:
-            response = self.session().post(
-                self.options.base_url + self.path,
-                data=fields,
-                timeout=self._timeouts,
-                allow_redirects=False,
-            )
+            response = self.http.post(self.options.base_url + self.path, fields)
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
         answer = json_object(response)

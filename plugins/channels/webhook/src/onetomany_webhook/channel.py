@@ -25,7 +25,7 @@ import attrs
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import request_failure, status_failure
+from onetomany.delivery.http import PreparedSession, request_failure, status_failure
 from onetomany.errors import ConfigError, PermanentDeliveryError
 from onetomany.model import ChannelKind, DeliveryResult, Message
 from onetomany.plugins.options import http_url, option, positive, secret
@@ -109,28 +109,28 @@ class WebhookChannel(Channel):
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._key = signing.key_of(self.options.secret)
         self.guard = Guard(self.options.allow)
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
         """The channel's one Session, every connection checked by the guard once made."""
-        if self._session is None:
-            session = requests.Session()
-            session.trust_env = False  # a proxy from the environment would bypass the guard
-            adapter = GuardedAdapter(self.guard)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json"})
-            self._session = session
-        return self._session
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # a proxy from the environment would bypass the guard
+        adapter = GuardedAdapter(self.guard)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update({"User-Agent": USER_AGENT, "Content-Type": "application/json"})
+        return session
 
     def send(self, message: Message) -> DeliveryResult:
         doing = f"posting {message.idempotency_key}"
@@ -144,13 +144,7 @@ class WebhookChannel(Channel):
         }
         try:
             self.guard.check_host(self._host, self._port)
-            response = self.session().post(
-                self.options.url,
-                data=body,
-                headers=headers,
-                timeout=self._timeouts,
-                allow_redirects=False,
-            )
+            response = self.http.post(self.options.url, body, headers=headers)
         except AddressRefused as exc:
             raise PermanentDeliveryError(f"{self.target}: {doing}: {exc}") from None
         except requests.RequestException as exc:

@@ -37,7 +37,13 @@ import phonenumbers
 import requests
 
 from onetomany.delivery.channels import Channel, Runtime
-from onetomany.delivery.http import json_object, masked, request_failure, status_failure
+from onetomany.delivery.http import (
+    PreparedSession,
+    json_object,
+    masked,
+    request_failure,
+    status_failure,
+)
 from onetomany.errors import (
     ConfigError,
     DeliveryError,
@@ -135,29 +141,30 @@ class WhatsAppCloudChannel(Channel):
             f"{self.options.base_url}/{self.options.api_version}/"
             f"{self.options.phone_number_id}/messages"
         )
-        self._session: requests.Session | None = None
-        self._timeouts = (self.options.connect_timeout, self.options.timeout)
+        self.http = PreparedSession(
+            self._new_session, timeout=(self.options.connect_timeout, self.options.timeout)
+        )
 
     def open(self) -> None:
-        self.session()
+        self.http.open()
 
     def session(self) -> requests.Session:
-        if self._session is None:
-            session = requests.Session()
-            session.headers.update(
-                {
-                    "Authorization": f"Bearer {self.options.access_token}",
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                }
-            )
-            self._session = session
-        return self._session
+        """The channel's one Session: every message reuses its kept-alive connections."""
+        return self.http.session()
 
     def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self.http.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {self.options.access_token}",
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            }
+        )
+        return session
 
     def document(self, message: Message) -> dict[str, Any]:
         """The request body for ``message`` (PermanentDeliveryError when it cannot have one)."""
@@ -192,9 +199,7 @@ class WhatsAppCloudChannel(Channel):
         doing = f"{self.target}: sending {message.idempotency_key}"
         body = json.dumps(self.document(message), ensure_ascii=False).encode()
         try:
-            response = self.session().post(
-                self.endpoint, data=body, timeout=self._timeouts, allow_redirects=False
-            )
+            response = self.http.post(self.endpoint, body)
         except requests.RequestException as exc:
             raise request_failure(exc, target=self.target, doing=doing) from exc
         answer = json_object(response)
