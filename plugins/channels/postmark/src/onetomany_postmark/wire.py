@@ -9,17 +9,16 @@ takes one message, ``POST /email/batch`` an array of up to 500; each answer carr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from email.utils import formataddr, parseaddr
-from functools import lru_cache
+from email.utils import formataddr
 from typing import Any
 
+from onetomany.delivery.mime import split_mailbox
 from onetomany.errors import (
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
 from onetomany.model import Message
-from onetomany.model.emails import plain_email
 
 #: The most messages Postmark takes in one call to ``/email/batch``.
 MAX_BATCH = 500
@@ -75,18 +74,10 @@ def key_from_metadata(fields: Mapping[str, str]) -> str | None:
 
 
 def _address(value: str) -> str:
-    # A plain address (as a contact's email is stored) would come back from parseaddr and
-    # formataddr unchanged; checking that it is one costs a regular expression, not a parse.
-    if plain_email(value):
-        return value
-    return _formatted(value)
-
-
-@lru_cache(maxsize=64)  # mostly the sender, the same for every message of a program
-def _formatted(value: str) -> str:
     # Postmark refuses a display name with punctuation unless it is quoted; formataddr
-    # quotes (or encodes) it as RFC 5322 wants.
-    name, address = parseaddr(value)
+    # quotes (or encodes) it as RFC 5322 wants. split_mailbox reads what parseaddr reads,
+    # the forms the core writes with one regular expression instead of parseaddr's tokenizer.
+    name, address = split_mailbox(value)
     return formataddr((name, address)) if address else value
 
 

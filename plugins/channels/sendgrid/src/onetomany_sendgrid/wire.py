@@ -9,13 +9,11 @@ carries ``{"errors": [{"message", "field", "help"}], "id"}``.
 from __future__ import annotations
 
 from datetime import datetime
-from email.utils import parseaddr
-from functools import lru_cache
 from typing import Any
 
+from onetomany.delivery.mime import split_mailbox
 from onetomany.errors import PermanentDeliveryError
 from onetomany.model import Message
-from onetomany.model.emails import plain_email
 
 #: The ``custom_args`` field that carries the outbox key; SendGrid copies custom arguments
 #: onto every event of the message, which is how a webhook maps back to the row.
@@ -40,19 +38,12 @@ RESERVED_HEADERS = frozenset(
 
 
 def _address(value: str) -> dict[str, str]:
-    # A plain address (as a contact's email is stored) has no name to split off.
-    if plain_email(value):
-        return {"email": value}
-    name, address = _parsed(value)
+    # split_mailbox reads what parseaddr reads, the common forms without its tokenizer.
+    name, address = split_mailbox(value)
     found: dict[str, str] = {"email": address or value}
     if name:
         found["name"] = name
     return found
-
-
-@lru_cache(maxsize=64)  # mostly the sender, the same for every message of a program
-def _parsed(value: str) -> tuple[str, str]:
-    return parseaddr(value)
 
 
 def body(message: Message, *, sender: str, categories: tuple[str, ...] = ()) -> dict[str, Any]:
