@@ -4,17 +4,21 @@ Each run sends N emails to the same local sink speaking Postmark's API
 (``onetomany_postmark.testing.FakePostmark``), which runs in a separate process on loopback:
 
 1. raw, the baseline: a ``requests.Session`` keep-alive loop posting N prebuilt JSON bodies
-   to ``POST /email``, one by one (the bodies the engine's messages make, built beforehand);
-2. engine, single path: N touches queued in the outbox and dispatched through the Postmark
+   to ``POST /email``, one by one with ``session.post`` (the bodies the engine's messages
+   make, built beforehand);
+2. raw prepared (extra row): the same loop as requests' "Prepared Requests" write it, a
+   request prepared once and the environment's settings read once, each body sent by
+   ``Session.send`` on a copy: what the engine's channels do (``PreparedSession``);
+3. engine, single path: N touches queued in the outbox and dispatched through the Postmark
    plugin with ``batch_size = 1`` (each message through ``POST /email``): claim, render,
    JSON, HTTP, a delivery and an event recorded per message, retries on;
-3. engine, batch path: the same with ``POST /email/batch`` (``record_every = 500``, so the
+4. engine, batch path: the same with ``POST /email/batch`` (``record_every = 500``, so the
    dispatcher hands the channel 500 messages at a time and Postmark takes them in one call);
-4. raw batch (extra row): the prebuilt bodies posted 500 to a call.
+5. raw batch (extra row): the prebuilt bodies posted 500 to a call.
 
 It prints each throughput and the ratios against the raw single loop; the goals are the
-single path at least 0.8x the raw loop, the batch path several times it. Each figure is the
-best of ``--repeat`` runs (3 by default), the runs taking turns.
+single path at least 0.8x the raw loop (``session.post``), the batch path several times it.
+Each figure is the best of ``--repeat`` runs (3 by default), the runs taking turns.
 
 Then the concurrency table (bench/concurrency.py): the single path at 1, 4 and 8 connections
 (the engine's ``concurrency`` sender threads on SQLite, against as many threads each posting
@@ -163,6 +167,24 @@ def raw_single(url: str, bodies: list[dict[str, Any]]) -> float:
     return len(payloads) / (time.perf_counter() - start)
 
 
+def raw_prepared(url: str, bodies: list[dict[str, Any]]) -> float:
+    """The raw loop with the request prepared once and copied per body, the environment's
+    settings (proxies, CA bundle) read once, each copy sent with ``Session.send``."""
+    payloads = payloads_of(bodies)
+    start = time.perf_counter()
+    with _session() as session:
+        template = session.prepare_request(requests.Request("POST", url + "/email"))
+        assert template.url is not None
+        settings = session.merge_environment_settings(template.url, {}, None, None, None)
+        for payload in payloads:
+            request = template.copy()
+            request.prepare_body(payload, None)
+            response = session.send(request, timeout=10, allow_redirects=False, **settings)
+            if response.status_code != 200 or response.json()["ErrorCode"] != 0:
+                raise RuntimeError(response.text)
+    return len(payloads) / (time.perf_counter() - start)
+
+
 def raw_threads(url: str, payloads: list[bytes], connections: int) -> float:
     """The limit at ``connections``: as many threads, each posting its share over its own
     Session."""
@@ -284,6 +306,7 @@ def main() -> None:
         best: dict[str, float] = {}
         runs = {
             "raw": lambda: raw_single(url, bodies),
+            "raw prepared": lambda: raw_prepared(url, bodies),
             "single": lambda: engine(url, args.n, per_call=1, record_every=20),
             "batch": lambda: engine(url, args.n, per_call=500, record_every=500),
             "raw batch": lambda: raw_batch(url, bodies),
@@ -306,10 +329,12 @@ def main() -> None:
     print(f"emails per run: {args.n} (JSON body {size / 1024:.1f} KB), best of {args.repeat}")
     print(f"load average before/after: {os.getloadavg()[0]:.2f}")
     print(f"raw Session loop, POST /email (baseline):   {best['raw']:8.0f} msg/s")
+    print(f"raw prepared loop (Session.send, env once): {best['raw prepared']:8.0f} msg/s")
     print(f"engine, single path (POST /email):          {best['single']:8.0f} msg/s")
     print(f"engine, batch path (POST /email/batch):     {best['batch']:8.0f} msg/s")
     print(f"raw Session loop, POST /email/batch:        {best['raw batch']:8.0f} msg/s")
     print(f"engine single / raw single: {best['single'] / best['raw']:.2f}x (goal >= 0.8x)")
+    print(f"engine single / raw prepared: {best['single'] / best['raw prepared']:.2f}x")
     print(f"engine batch / raw single:  {best['batch'] / best['raw']:.2f}x (goal: several)")
     print(f"engine batch / raw batch:   {best['batch'] / best['raw batch']:.2f}x")
 
