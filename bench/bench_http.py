@@ -79,6 +79,7 @@ def _program(folder: Path, options: dict[str, Any]) -> Program:
         constants={"product": "Acme Analytics", "help_url": "https://help.acme.test"},
         unsubscribe_url="https://app.acme.test/u?c={contact_id}",
         base_dir=folder,
+        windows=concurrency.ALWAYS_OPEN,  # the policy runs; a run at night is not deferred
     )
 
 
