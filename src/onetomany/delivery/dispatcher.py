@@ -91,7 +91,7 @@ from onetomany.errors import (
     TransientDeliveryError,
     UnknownOutcomeError,
 )
-from onetomany.model import Delivery, DeliveryResult, Message
+from onetomany.model import Account, Contact, Delivery, DeliveryResult, Message
 from onetomany.model.clock import Clock
 from onetomany.plugins.manager import Plugins
 from onetomany.store import OutboxRow, Outcome, Store
@@ -368,8 +368,9 @@ class Dispatcher:
         # else the rows of earlier batches still held keep the renewal they are due (the
         # new rows' lease runs out later than theirs).
         self._held.update((row.id, row.claim_token or "") for row in rows)
+        people = _People(self.store, rows)
         by_channel: dict[str, list[OutboxRow]] = {}
-        for row in self._police(rows, report):
+        for row in self._police(rows, report, people):
             by_channel.setdefault(row.channel, []).append(row)
         for name, group in by_channel.items():
             channel = self.channels.get(name)
@@ -380,16 +381,18 @@ class Dispatcher:
             lost = self._renew_if_due(report)
             group = [row for row in group if row.id not in lost]
             if senders is not None:
-                self._feed(senders, name, channel, group, report)
+                self._feed(senders, name, channel, group, report, people)
                 continue
-            ready = list(self._compose(channel, group, report))
+            ready = list(self._compose(channel, group, report, people))
             if ready:
                 self._open_and_send(name, channel, ready, report)
         self._flush(report)
 
     # -- the send policies --------------------------------------------------------------------
 
-    def _police(self, rows: Sequence[OutboxRow], report: DispatchReport) -> list[OutboxRow]:
+    def _police(
+        self, rows: Sequence[OutboxRow], report: DispatchReport, people: _People
+    ) -> list[OutboxRow]:
         """The rows of the batch the policies let through; the others are skipped or deferred
         in the store. Rows of an unknown channel pass untouched (they are dead-lettered)."""
         judged = [row for row in rows if row.channel in self.channels]
@@ -397,7 +400,7 @@ class Dispatcher:
             return list(rows)
         now = self.clock.now()
         try:
-            judgements = judge(self.policies, self._pending(judged), now)
+            judgements = judge(self.policies, self._pending(judged, people), now)
         except PolicyBug as exc:
             # A bug, not a verdict: nothing is settled, the rows come back after their lease.
             log.exception("%s; %d row(s) left to their lease", exc, len(rows))
@@ -411,12 +414,8 @@ class Dispatcher:
         passed = {j.pending.row.id for j in judgements if j.policy is None}
         return [row for row in rows if row.id in passed or row.channel not in self.channels]
 
-    def _pending(self, rows: Sequence[OutboxRow]) -> list[Pending]:
-        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
-        accounts = self.store.get_accounts(
-            {c.account_id for c in contacts.values() if c.account_id}
-            | {r.account_id for r in rows if r.account_id}
-        )
+    def _pending(self, rows: Sequence[OutboxRow], people: _People) -> list[Pending]:
+        contacts, accounts = people.read()
         touches = {touch.name: touch for touch in self.composer.program.touches}
         pending = []
         for row in rows:
@@ -477,15 +476,15 @@ class Dispatcher:
     # -- one row ----------------------------------------------------------------------------
 
     def _compose(
-        self, channel: Channel, rows: Sequence[OutboxRow], report: DispatchReport
+        self,
+        channel: Channel,
+        rows: Sequence[OutboxRow],
+        report: DispatchReport,
+        people: _People,
     ) -> Iterator[tuple[OutboxRow, Message]]:
         """Each row with its message, one at a time (so senders can start on the first);
         a row that cannot be composed is dead-lettered and left out."""
-        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
-        accounts = self.store.get_accounts(
-            {c.account_id for c in contacts.values() if c.account_id}
-            | {r.account_id for r in rows if r.account_id}
-        )
+        contacts, accounts = people.read()
         for row in rows:
             try:
                 contact = contacts.get(row.contact_id) if row.contact_id else None
@@ -549,13 +548,14 @@ class Dispatcher:
         channel: Channel,
         rows: Sequence[OutboxRow],
         report: DispatchReport,
+        people: _People,
     ) -> None:
         """Compose ``rows`` here and queue them, a unit at a time, for the channel's sender
         threads (:mod:`onetomany.delivery.senders`), recording the outcomes that came back
         meanwhile."""
         step = unit_size(channel, self.record_every)
         unit: list[tuple[OutboxRow, Message]] = []
-        for composed in self._compose(channel, rows, report):
+        for composed in self._compose(channel, rows, report, people):
             unit.append(composed)
             if len(unit) >= step:
                 senders.put(name, channel, unit)
@@ -887,6 +887,27 @@ class Dispatcher:
                 log.warning("store refused a write (%s); trying again", exc)
                 time.sleep(min(wait, left))
                 wait = min(wait * 2, 2.0)
+
+
+class _People:
+    """The contacts and accounts of one claimed batch, read from the store once, when first
+    needed, for the policies and the composer both."""
+
+    def __init__(self, store: Store, rows: Sequence[OutboxRow]) -> None:
+        self._store = store
+        self._rows = rows
+        self._read: tuple[dict[str, Contact], dict[str, Account]] | None = None
+
+    def read(self) -> tuple[dict[str, Contact], dict[str, Account]]:
+        if self._read is None:
+            rows = self._rows
+            contacts = self._store.get_contacts(r.contact_id for r in rows if r.contact_id)
+            accounts = self._store.get_accounts(
+                {c.account_id for c in contacts.values() if c.account_id}
+                | {r.account_id for r in rows if r.account_id}
+            )
+            self._read = (contacts, accounts)
+        return self._read
 
 
 def _checked_concurrency(value: int) -> int:
