@@ -274,6 +274,7 @@ def _program(port: int, folder: Path) -> Program:
         constants={"product": "Acme Analytics", "help_url": "https://help.acme.test"},
         unsubscribe_url="https://app.acme.test/u?c={contact_id}",
         base_dir=folder,
+        windows=concurrency.ALWAYS_OPEN,  # the policy runs; a run at night is not deferred
     )
 
 

@@ -21,11 +21,21 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
+from onetomany.model import ChannelKind
+from onetomany.rules.windows import DEFAULT_WINDOWS, SendWindow, WindowSettings
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.postgres
 
 #: Connections (sender threads) in one process, and worker processes on PostgreSQL.
 CONNECTIONS = (1, 4, 8)
 PROCESSES = (1, 2, 4)
+
+#: The benchmarks' send windows: email open every hour of every day, so the quiet-hours policy
+#: still judges each row (and costs what it costs) while a run in the evening or at the weekend
+#: is not deferred to the next morning by the default 08:00-20:00 weekday window.
+ALWAYS_OPEN = WindowSettings(
+    windows={**DEFAULT_WINDOWS, ChannelKind.EMAIL: SendWindow(start=0, end=24 * 60)}
+)
 
 _T = TypeVar("_T")
 

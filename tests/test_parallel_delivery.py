@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +21,13 @@ from hypothesis import strategies as st
 
 from onetomany.delivery.channels import Channel
 from onetomany.engine import Engine
-from onetomany.errors import ConfigErrors, TransientDeliveryError
+from onetomany.errors import (
+    ConfigErrors,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UnknownOutcomeError,
+)
 from onetomany.model import DeliveryResult, Message, OutboxStatus
 from onetomany.model.clock import SystemClock
 from onetomany.plugins.settings import PluginSettings
@@ -50,6 +56,8 @@ class Connections(Channel):
     default :meth:`Channel.replica`, from the settings, as a plugin's are."""
 
     kinds = RecordingChannel.kinds
+    #: Seconds each send waits, as for a provider's answer.
+    pause = 0.002
 
     def __init__(self, settings: PluginSettings | None = None, **kwargs: object) -> None:
         # Copies share their record through the settings' name (a channel takes no option
@@ -58,7 +66,7 @@ class Connections(Channel):
         super().__init__(settings or PluginSettings(name=name, plugin="connections"), **kwargs)  # type: ignore[arg-type]
         shared = _SHARED.setdefault(
             self.settings.name,
-            {"log": [], "instances": [], "lock": threading.Lock(), "broken": set()},
+            {"log": [], "instances": [], "lock": threading.Lock(), "broken": set(), "opens": []},
         )
         self.shared = shared
         with shared["lock"]:
@@ -71,6 +79,8 @@ class Connections(Channel):
         if self.number in self.shared["broken"] and "open" in self.shared["broken"]:
             raise ConnectionRefusedError(111, "Connection refused")
         self.open_now, self.closed = True, False
+        with self.shared["lock"]:
+            self.shared["opens"].append(self.number)
 
     def close(self) -> None:
         self.open_now, self.closed = False, True
@@ -79,7 +89,7 @@ class Connections(Channel):
         assert self.open_now, "sent through a channel that is not open"
         if self.number in self.shared["broken"] and "send" in self.shared["broken"]:
             raise RuntimeError(f"connection {self.number} tripped over its own feet")
-        time.sleep(0.002)  # the provider's answer on its way: the thread waits, as on I/O
+        time.sleep(self.pause)  # the provider's answer on its way: the thread waits, as on I/O
         with self.shared["lock"]:
             self.shared["log"].append(
                 (message.idempotency_key, self.number, self.runtime.clock.now())
@@ -89,6 +99,18 @@ class Connections(Channel):
     @property
     def sent(self) -> list[tuple[str, int, datetime]]:
         return list(self.shared["log"])
+
+
+class NoonClock(SystemClock):
+    """Real time passing, from a Monday noon (UTC): inside the default send windows at
+    whatever hour the suite runs, so the quiet-hours policy defers nothing."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def now(self) -> datetime:
+        elapsed = timedelta(seconds=time.monotonic() - self._start)
+        return datetime(2026, 1, 5, 12, 0, tzinfo=UTC) + elapsed
 
 
 def _engine(tmp_path, clock, store, channel: Channel, **options: object) -> Engine:
@@ -170,6 +192,108 @@ def test_any_concurrency_sends_each_row_at_most_once_per_attempt(
         engine.close()
     finally:
         store.close()
+
+
+_FAILURES: dict[str, DeliveryError | None] = {
+    "sent": None,
+    "retrying": TransientDeliveryError("try later"),
+    "dead": PermanentDeliveryError("no such mailbox"),
+    "unknown": UnknownOutcomeError("the connection dropped after DATA"),
+}
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    outcomes=st.lists(st.sampled_from(sorted(_FAILURES)), max_size=40),
+    concurrency=st.integers(1, 6),
+    batch_size=st.integers(1, 9),
+    record_every=st.integers(1, 7),
+)
+def test_random_outcomes_over_pipelined_batches_settle_each_row_once(
+    tmp_path_factory, frozen_clock, outcomes, concurrency, batch_size, record_every
+):
+    """The senders outlive each batch (the next is claimed while they send): whatever the
+    outcomes, threads, batch and record sizes, every claimed row is sent once and gets
+    exactly one outcome, counted and stored as the channel gave it (SQLite)."""
+    folder = tmp_path_factory.mktemp("run")
+    channel = RecordingChannel(failures=[_FAILURES[name] for name in outcomes])
+    store = Store(folder / "store.db")
+    try:
+        engine = _engine(
+            folder, frozen_clock, store, channel, batch_size=batch_size, record_every=record_every
+        )
+        keys = enqueue(engine, frozen_clock, len(outcomes))
+
+        report = engine.dispatch(concurrency=concurrency)
+
+        attempted = Counter(m.idempotency_key for m in channel.attempts)
+        assert set(attempted) == set(keys) and set(attempted.values()) <= {1}
+        wanted = Counter(outcomes)
+        got = {name: getattr(report, name) for name in _FAILURES}
+        assert got == {name: wanted[name] for name in _FAILURES}
+        assert report.claimed == len(keys) and report.unrecorded == 0 and report.stale == 0
+        statuses = _statuses(engine)
+        assert statuses["sent"] == wanted["sent"] and statuses["pending"] == wanted["retrying"]
+        assert statuses["dead"] == wanted["dead"] and statuses.total() == len(keys)
+        assert sorted(d.idempotency_key for d in store.deliveries()) == sorted(keys)
+        engine.close()
+    finally:
+        store.close()
+
+
+class SlowConnections(Connections):
+    pause = 0.05
+
+
+def test_the_next_batch_is_claimed_while_the_senders_send(
+    tmp_path, frozen_clock, temp_store, monkeypatch
+):
+    """The dispatching thread claims the next batch while the first is still being sent, yet
+    never holds more than one batch besides the one it claims."""
+    channel = SlowConnections()
+    engine = _engine(tmp_path, frozen_clock, temp_store, channel, batch_size=4)
+    keys = enqueue(engine, frozen_clock, 16)
+    claims: list[tuple[int, int]] = []  # (rows held from earlier batches, messages sent)
+    claim = temp_store.claim
+
+    def counted(**kwargs: Any) -> Any:
+        claims.append((len(engine.dispatcher._held), len(channel.sent)))
+        return claim(**kwargs)
+
+    monkeypatch.setattr(temp_store, "claim", counted)
+
+    report = engine.dispatch(concurrency=1)
+
+    assert report.sent == 16 and Counter(key for key, _, _ in channel.sent) == Counter(keys)
+    assert len(claims) == 5  # four batches and the empty claim that ends the call
+    # The second batch was claimed while the first was on its way (a send takes 50 ms)...
+    held, sent = claims[1]
+    assert held > 0 and sent < 4
+    # ...and no claim was made with more than a batch of rows still unsettled.
+    assert all(held <= 4 for held, _ in claims)
+    engine.close()
+
+
+def test_each_connection_opens_once_per_call_whatever_the_batches(tmp_path, frozen_clock, store):
+    channel = Connections()
+    engine = _engine(tmp_path, frozen_clock, store, channel, batch_size=5, record_every=3)
+    keys = enqueue(engine, frozen_clock, 60)
+
+    report = engine.dispatch(concurrency=3)
+
+    assert Counter(key for key, _, _ in channel.sent) == Counter(keys)
+    assert report.sent == 60 and report.unrecorded == 0 and _statuses(engine) == {"sent": 60}
+    # Twelve batches, three connections, each opened once and closed when the call ended.
+    assert sorted(channel.shared["opens"]) == [0, 1, 2]
+    assert all(c.closed for c in channel.shared["instances"])
+    enqueue(engine, frozen_clock, 10, start=60)
+    assert engine.dispatch(concurrency=3).sent == 10
+    assert sorted(channel.shared["opens"]) == [0, 0, 1, 1, 2, 2]  # once more: a new call
+    engine.close()
 
 
 def test_a_sender_that_raises_costs_its_messages_only(tmp_path, frozen_clock, store):
@@ -274,7 +398,7 @@ def test_the_rate_limit_holds_with_n_senders(tmp_path, store, concurrency):
     """A group's rate is shared by its senders: on a real clock, no window of the sends holds
     more than the bucket plus the rate times the window (in memory on SQLite, the store's
     bucket on PostgreSQL)."""
-    clock = SystemClock()
+    clock = NoonClock()
     primary, secondary = Connections(), Connections()
     rate = parse_rate("40/s", key="k")
     engine = group_engine(tmp_path, clock, store, primary, secondary, rate=rate)
@@ -354,7 +478,8 @@ def test_the_dispatch_command_takes_a_concurrency(tmp_path):
 
     from .test_ops_status import write_program
 
-    folder = write_program(tmp_path / "prog")
+    # The command runs on the wall clock: email's window is open at every hour of the run.
+    folder = write_program(tmp_path / "prog", '\n[windows]\nemail = "always"\n')
     with Engine(load_program(folder)) as engine:
         people = [
             Contact(id=f"c{i}", account_id="a1", email=f"c{i}@northwind.test") for i in range(6)

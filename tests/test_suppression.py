@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from onetomany.cli import app
 from onetomany.engine import Engine
 from onetomany.errors import InputError
 from onetomany.model import ChannelKind, OutboxStatus
+from onetomany.model.emails import plain_email
 from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Touch
 from onetomany.rules.suppression import Reason, normalise_address, read_csv
@@ -22,6 +24,7 @@ from onetomany.store import NewTouch
 from onetomany.testing import RecordingChannel, make_plugins
 
 from .conftest import PEOPLE, make_program
+from .test_emails import _LABELS, _PIECES
 
 # -- normalisation ---------------------------------------------------------------------------
 
@@ -57,6 +60,34 @@ def test_normalising_is_idempotent_and_ignores_case(address):
     assert normalise_address(key) == key
     assert normalise_address(address.upper()) == key
     assert key == key.lower() and key.rsplit("@", 1)[1].isascii()
+
+
+def _validator_key(address: str) -> str | None:
+    """The key email-validator's own verdict gives (the slow path), None when it refuses."""
+    try:
+        valid = validate_email(address, check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        return None
+    return f"{valid.local_part.lower()}@{valid.ascii_domain.lower()}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(local=_PIECES, labels=_LABELS, noise=_PIECES)
+def test_the_fast_path_keys_an_address_as_email_validator_does(local, labels, noise):
+    """Plain ASCII addresses skip email-validator (the suppression policy keys every row's
+    address); the key and the verdict stay email-validator's for every address."""
+    for address in (f"{local}@{'.'.join(labels)}", f"{local}@{'.'.join(labels)}{noise}"):
+        text = address.strip()
+        if "@" not in text:
+            continue
+        expected = _validator_key(text)
+        if plain_email(text):
+            assert expected == text.lower(), address
+        if expected is None:
+            with pytest.raises(InputError, match="suppression address"):
+                normalise_address(address)
+        else:
+            assert normalise_address(address) == expected
 
 
 # -- CSV ----------------------------------------------------------------------------------------

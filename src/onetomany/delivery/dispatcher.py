@@ -47,10 +47,13 @@ bug: the batch's rows are left to their lease (as for a store error) and the pas
 Each delivery records the provider that took it (a failover group's member, see
 :mod:`onetomany.delivery.failover`; else the channel), counted in ``DispatchReport.by_provider``.
 
-With ``concurrency = N`` each channel's rows of a batch are sent by N sender threads, each over
-its own connection (:mod:`onetomany.delivery.senders`); this thread still composes, records
-and renews the lease, so every rule above holds, and a crash can also resend the messages the
-senders had in flight.
+With ``concurrency = N`` each channel's rows are sent by N sender threads, each over its own
+connection, started once per :meth:`Dispatcher.dispatch` call (:mod:`onetomany.delivery.senders`);
+this thread still claims, judges, composes, records and renews the lease, so every rule above
+holds, and a crash can also resend the messages the senders had in flight. It claims the next
+batch once at most ``batch_size`` rows of the earlier ones are still unsettled, so the senders
+always have work queued while it claims and composes, and no more rows than two batches are
+held at once.
 
 Retries are rescheduled in the store rather than slept through in memory: a retry survives a
 crash, and one slow recipient never holds up a batch. Every wait is positive, so a row retried
@@ -78,7 +81,7 @@ from onetomany.delivery.compose import Composer
 from onetomany.delivery.policy import Pending, Policy
 from onetomany.delivery.retry import RetryPolicy
 from onetomany.delivery.rulings import Judgement, PolicyBug, judge, verdict_decision
-from onetomany.delivery.senders import Failed, SenderPool, outcomes, reason, unit_size
+from onetomany.delivery.senders import Failed, Senders, outcomes, reason, unit_size
 from onetomany.errors import (
     ConfigError,
     DeliveryDeferred,
@@ -88,7 +91,7 @@ from onetomany.errors import (
     TransientDeliveryError,
     UnknownOutcomeError,
 )
-from onetomany.model import Delivery, DeliveryResult, Message
+from onetomany.model import Account, Contact, Delivery, DeliveryResult, Message
 from onetomany.model.clock import Clock
 from onetomany.plugins.manager import Plugins
 from onetomany.store import OutboxRow, Outcome, Store
@@ -240,6 +243,8 @@ class Dispatcher:
         self._keeping = False
         #: What the senders handed back and is not recorded yet.
         self._handed: deque[tuple[OutboxRow, object]] = deque()
+        #: Seconds the dispatching thread waits for senders' outcomes before it looks again.
+        self._poll = 0.05
         # One pass at a time per dispatcher: the state above belongs to the pass running.
         self._lock = threading.Lock()
 
@@ -270,18 +275,30 @@ class Dispatcher:
     ) -> DispatchReport:
         report = DispatchReport()
         started = self.clock.now()
+        senders = (
+            Senders(threads, self._connections, skip=self._lost.__contains__) if threads else None
+        )
         try:
-            self._flush(report)  # what an earlier call could not write comes first
-            while limit is None or report.claimed < limit:
-                size = (
-                    self.batch_size
-                    if limit is None
-                    else min(self.batch_size, limit - report.claimed)
-                )
-                rows = self._patiently(functools.partial(self._claim, size, started, channels))
-                if not rows:
-                    break
-                self._dispatch_rows(rows, report, threads)
+            try:
+                self._flush(report)  # what an earlier call could not write comes first
+                while limit is None or report.claimed < limit:
+                    if senders is not None:
+                        self._await_room(senders, report)
+                    size = (
+                        self.batch_size
+                        if limit is None
+                        else min(self.batch_size, limit - report.claimed)
+                    )
+                    rows = self._patiently(functools.partial(self._claim, size, started, channels))
+                    if not rows:
+                        break
+                    self._dispatch_rows(rows, report, senders)
+                if senders is not None:
+                    self._drain(senders, report)
+            except BaseException:
+                if senders is not None:
+                    self._halt(senders, report)
+                raise
         except _StoreDown as exc:
             report.stopped = str(exc)
             log.error(
@@ -343,13 +360,17 @@ class Dispatcher:
         )
 
     def _dispatch_rows(
-        self, rows: Sequence[OutboxRow], report: DispatchReport, threads: int
+        self, rows: Sequence[OutboxRow], report: DispatchReport, senders: Senders | None
     ) -> None:
         report.claimed += len(rows)
-        self._held = {row.id: row.claim_token or "" for row in rows}
-        self._renew_at = self.clock.now() + self.lease / 2
+        if not (self._held or self._unrecorded):
+            self._renew_at = self.clock.now() + self.lease / 2
+        # else the rows of earlier batches still held keep the renewal they are due (the
+        # new rows' lease runs out later than theirs).
+        self._held.update((row.id, row.claim_token or "") for row in rows)
+        people = _People(self.store, rows)
         by_channel: dict[str, list[OutboxRow]] = {}
-        for row in self._police(rows, report):
+        for row in self._police(rows, report, people):
             by_channel.setdefault(row.channel, []).append(row)
         for name, group in by_channel.items():
             channel = self.channels.get(name)
@@ -359,17 +380,19 @@ class Dispatcher:
                 continue
             lost = self._renew_if_due(report)
             group = [row for row in group if row.id not in lost]
-            if threads:
-                self._send_parallel(name, channel, group, report, threads)
+            if senders is not None:
+                self._feed(senders, name, channel, group, report, people)
                 continue
-            ready = list(self._compose(channel, group, report))
+            ready = list(self._compose(channel, group, report, people))
             if ready:
                 self._open_and_send(name, channel, ready, report)
         self._flush(report)
 
     # -- the send policies --------------------------------------------------------------------
 
-    def _police(self, rows: Sequence[OutboxRow], report: DispatchReport) -> list[OutboxRow]:
+    def _police(
+        self, rows: Sequence[OutboxRow], report: DispatchReport, people: _People
+    ) -> list[OutboxRow]:
         """The rows of the batch the policies let through; the others are skipped or deferred
         in the store. Rows of an unknown channel pass untouched (they are dead-lettered)."""
         judged = [row for row in rows if row.channel in self.channels]
@@ -377,7 +400,7 @@ class Dispatcher:
             return list(rows)
         now = self.clock.now()
         try:
-            judgements = judge(self.policies, self._pending(judged), now)
+            judgements = judge(self.policies, self._pending(judged, people), now)
         except PolicyBug as exc:
             # A bug, not a verdict: nothing is settled, the rows come back after their lease.
             log.exception("%s; %d row(s) left to their lease", exc, len(rows))
@@ -391,12 +414,8 @@ class Dispatcher:
         passed = {j.pending.row.id for j in judgements if j.policy is None}
         return [row for row in rows if row.id in passed or row.channel not in self.channels]
 
-    def _pending(self, rows: Sequence[OutboxRow]) -> list[Pending]:
-        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
-        accounts = self.store.get_accounts(
-            {c.account_id for c in contacts.values() if c.account_id}
-            | {r.account_id for r in rows if r.account_id}
-        )
+    def _pending(self, rows: Sequence[OutboxRow], people: _People) -> list[Pending]:
+        contacts, accounts = people.read()
         touches = {touch.name: touch for touch in self.composer.program.touches}
         pending = []
         for row in rows:
@@ -457,15 +476,15 @@ class Dispatcher:
     # -- one row ----------------------------------------------------------------------------
 
     def _compose(
-        self, channel: Channel, rows: Sequence[OutboxRow], report: DispatchReport
+        self,
+        channel: Channel,
+        rows: Sequence[OutboxRow],
+        report: DispatchReport,
+        people: _People,
     ) -> Iterator[tuple[OutboxRow, Message]]:
         """Each row with its message, one at a time (so senders can start on the first);
         a row that cannot be composed is dead-lettered and left out."""
-        contacts = self.store.get_contacts(r.contact_id for r in rows if r.contact_id)
-        accounts = self.store.get_accounts(
-            {c.account_id for c in contacts.values() if c.account_id}
-            | {r.account_id for r in rows if r.account_id}
-        )
+        contacts, accounts = people.read()
         for row in rows:
             try:
                 contact = contacts.get(row.contact_id) if row.contact_id else None
@@ -522,53 +541,69 @@ class Dispatcher:
             for row, outcome in outcomes(channel, unit):
                 self._record(channel, row, outcome, report)
 
-    def _send_parallel(
+    def _feed(
         self,
+        senders: Senders,
         name: str,
         channel: Channel,
         rows: Sequence[OutboxRow],
         report: DispatchReport,
-        threads: int,
+        people: _People,
     ) -> None:
-        """Compose ``rows`` here and send them from ``threads`` sender threads, recording the
-        outcomes here as they come back (:mod:`onetomany.delivery.senders`)."""
-        pool = SenderPool(
-            name, self._connections(name, channel, threads), skip=self._lost.__contains__
-        )
+        """Compose ``rows`` here and queue them, a unit at a time, for the channel's sender
+        threads (:mod:`onetomany.delivery.senders`), recording the outcomes that came back
+        meanwhile."""
         step = unit_size(channel, self.record_every)
-        pool.start()
-        try:
-            unit: list[tuple[OutboxRow, Message]] = []
-            for composed in self._compose(channel, rows, report):
-                unit.append(composed)
-                if len(unit) >= step:
-                    pool.put(unit)
-                    unit = []
-                    self._take(pool.results(), channel, report)
-            pool.put(unit)
-            pool.finish()
-            while pool.running:
-                self._take(pool.results(wait=0.05), channel, report)
-            pool.join()
-            self._take(pool.results(), channel, report)
-            for row, _ in pool.leftovers():
-                error = pool.open_error or f"channel {name!r}: no sender took it"
-                self._finish(row, report, error=error)
-        except BaseException:
-            # The store stopped the pass (or the host did): the senders end after the message
-            # they are sending, and what they sent is kept to be written first next time.
-            pool.stop()
-            pool.join()
-            self._keeping = True
-            try:
-                self._take(pool.results(), channel, report)
-            finally:
-                self._keeping = False
-            raise
+        unit: list[tuple[OutboxRow, Message]] = []
+        for composed in self._compose(channel, rows, report, people):
+            unit.append(composed)
+            if len(unit) >= step:
+                senders.put(name, channel, unit)
+                unit = []
+                self._take(senders.results(), report)
+        if unit:
+            senders.put(name, channel, unit)
+        self._take(senders.results(), report)
 
-    def _take(
-        self, sent: Sequence[tuple[OutboxRow, object]], channel: Channel, report: DispatchReport
-    ) -> None:
+    def _await_room(self, senders: Senders, report: DispatchReport) -> None:
+        """Record outcomes until at most ``batch_size`` claimed rows wait for one, so the next
+        claim overlaps the senders' work on the rows still queued without claiming more than
+        they can send within the lease."""
+        while len(self._held) > self.batch_size:
+            self._take(senders.results(wait=self._poll), report)
+            self._settle_stranded(senders, report)
+            if not senders.running:
+                return  # nothing more will come back; the held rows stay to their lease
+
+    def _drain(self, senders: Senders, report: DispatchReport) -> None:
+        """The call has claimed its last batch: let the senders finish the queued units and
+        record every outcome."""
+        senders.finish()
+        while senders.running:
+            self._take(senders.results(wait=self._poll), report)
+        senders.join()
+        self._take(senders.results(), report)
+        self._settle_stranded(senders, report)
+        self._flush(report)
+
+    def _settle_stranded(self, senders: Senders, report: DispatchReport) -> None:
+        """Rows queued for a channel none of whose senders could open: nothing was sent, so
+        they go back as failed attempts, with the reason."""
+        for row, error in senders.stranded():
+            self._finish(row, report, error=error)
+
+    def _halt(self, senders: Senders, report: DispatchReport) -> None:
+        """The store stopped the pass (or the host did): the senders end after the message
+        they are sending, and what they sent is kept to be written first next time."""
+        senders.stop()
+        senders.join()
+        self._keeping = True
+        try:
+            self._take(senders.results(), report)
+        finally:
+            self._keeping = False
+
+    def _take(self, sent: Sequence[tuple[OutboxRow, object]], report: DispatchReport) -> None:
         """Record what the senders handed back, and renew the lease when it is due; rows
         lost with it are not sent by the senders (they skip them)."""
         # Kept on the dispatcher until recorded: a store that stops the pass mid-way leaves
@@ -579,9 +614,9 @@ class Dispatcher:
             if self._keeping and isinstance(outcome, DeliveryDeferred):
                 self._held.pop(row.id, None)  # nothing was sent: left to its lease
                 continue
-            self._record(channel, row, outcome, report)
+            self._record(self.channels[row.channel], row, outcome, report)
         if not self._keeping:
-            self._lost |= self._renew_if_due(report)
+            self._renew_if_due(report)
 
     def _connections(self, name: str, channel: Channel, threads: int) -> list[Channel]:
         """``channel`` and ``threads - 1`` replicas of it, kept for the next batches."""
@@ -757,6 +792,7 @@ class Dispatcher:
         renewed = self._patiently(lambda: self.store.renew(claims, now=now, lease=self.lease))
         self._renew_at = now + self.lease / 2
         lost = set(self._held) - renewed
+        self._lost |= lost  # sender threads skip these if they are still queued
         for row_id in sorted(lost):
             del self._held[row_id]
             report.stale += 1
@@ -851,6 +887,27 @@ class Dispatcher:
                 log.warning("store refused a write (%s); trying again", exc)
                 time.sleep(min(wait, left))
                 wait = min(wait * 2, 2.0)
+
+
+class _People:
+    """The contacts and accounts of one claimed batch, read from the store once, when first
+    needed, for the policies and the composer both."""
+
+    def __init__(self, store: Store, rows: Sequence[OutboxRow]) -> None:
+        self._store = store
+        self._rows = rows
+        self._read: tuple[dict[str, Contact], dict[str, Account]] | None = None
+
+    def read(self) -> tuple[dict[str, Contact], dict[str, Account]]:
+        if self._read is None:
+            rows = self._rows
+            contacts = self._store.get_contacts(r.contact_id for r in rows if r.contact_id)
+            accounts = self._store.get_accounts(
+                {c.account_id for c in contacts.values() if c.account_id}
+                | {r.account_id for r in rows if r.account_id}
+            )
+            self._read = (contacts, accounts)
+        return self._read
 
 
 def _checked_concurrency(value: int) -> int:

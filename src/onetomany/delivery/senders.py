@@ -1,13 +1,15 @@
 """Sending one channel's messages from several threads, each over a connection of its own.
 
 The work of a dispatch pass is mostly waiting: for the provider's answer, for the SMTP
-server's ``250``. With ``concurrency = N`` the dispatcher starts N sender threads for a batch
-of one channel; each sends through its own instance of the channel (the channel itself, then
-:meth:`~onetomany.Channel.replica` copies, each opened once per batch and closed after it),
-so each holds its own ``requests.Session`` or SMTP connection. The dispatching thread stays
-the only one that touches the outbox: it composes the next messages and records outcomes
-while the senders wait on the network, so even one sender pipelines composing, sending and
-recording.
+server's ``250``. With ``concurrency = N`` the dispatcher starts N sender threads per channel
+the first time a call has rows for it, and keeps them for the rest of that
+:meth:`~onetomany.delivery.dispatcher.Dispatcher.dispatch` call (:class:`Senders`); each sends
+through its own instance of the channel (the channel itself, then
+:meth:`~onetomany.Channel.replica` copies), opened once when its thread starts and closed when
+the call ends, so each holds its own ``requests.Session`` or SMTP connection for the whole
+call. The dispatching thread stays the only one that touches the outbox: it claims the next
+batch, runs the policies, composes the next messages and records outcomes while the senders
+wait on the network, so even one sender pipelines claiming, composing, sending and recording.
 
 What the threads share is what the channel instances share: a failover group's circuits and
 its rate limit (:mod:`onetomany.delivery.failover`, :mod:`onetomany.delivery.ratelimit`;
@@ -31,12 +33,14 @@ from onetomany.errors import DeliveryError
 from onetomany.model import Message
 from onetomany.store import OutboxRow
 
-__all__ = ["Failed", "SenderPool", "outcomes", "reason", "unit_size"]
+__all__ = ["Failed", "SenderPool", "Senders", "outcomes", "reason", "unit_size"]
 
 log = logging.getLogger(__name__)
 
 #: Rows and the messages composed for them, sent in one ``send_many`` call.
 Unit = list[tuple[OutboxRow, Message]]
+#: What senders hand back: each row with its channel's outcome.
+Outcomes = queue.SimpleQueue[tuple[OutboxRow, object]]
 
 
 @attrs.frozen
@@ -102,16 +106,23 @@ class SenderPool:
         the thread ends.
     :param skip: whether a row must not be sent any more (its lease was lost); asked just
         before a unit leaves.
+    :param results: where the senders hand back outcomes (shared by the pools of one
+        :class:`Senders`, so the dispatching thread waits on one queue); a new one if None.
     """
 
     def __init__(
-        self, name: str, channels: Sequence[Channel], *, skip: Callable[[int], bool]
+        self,
+        name: str,
+        channels: Sequence[Channel],
+        *,
+        skip: Callable[[int], bool],
+        results: Outcomes | None = None,
     ) -> None:
         self.name = name
         self.channels = list(channels)
         self._skip = skip
         self._work: queue.SimpleQueue[Unit | None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[OutboxRow, object]] = queue.SimpleQueue()
+        self._results: Outcomes = queue.SimpleQueue() if results is None else results
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._running = 0
@@ -152,13 +163,7 @@ class SenderPool:
 
     def results(self, wait: float = 0.0) -> list[tuple[OutboxRow, object]]:
         """The outcomes handed back so far, waiting up to ``wait`` seconds for a first one."""
-        got: list[tuple[OutboxRow, object]] = []
-        try:
-            got.append(self._results.get(timeout=wait) if wait > 0 else self._results.get_nowait())
-            while True:
-                got.append(self._results.get_nowait())
-        except queue.Empty:
-            return got
+        return _drained(self._results, wait)
 
     def join(self) -> None:
         for thread in self._threads:
@@ -212,3 +217,88 @@ class SenderPool:
                 log.exception("sender of %r failed", self.name)
                 for row, _ in unit[handed:]:
                     self._results.put((row, Failed(reason(exc))))
+
+
+class Senders:
+    """The sender pools of one dispatch call: one per channel, started the first time the call
+    has rows for it and kept until the call ends, so each connection opens once per call and
+    the senders go on sending while the dispatching thread claims and composes the next batch.
+
+    :param threads: sender threads (connections) per channel.
+    :param connections: the channel instances for a channel's threads (``threads`` of them,
+        or fewer when a replica cannot be made).
+    :param skip: whether a row must not be sent any more (its lease was lost).
+    """
+
+    def __init__(
+        self,
+        threads: int,
+        connections: Callable[[str, Channel, int], list[Channel]],
+        *,
+        skip: Callable[[int], bool],
+    ) -> None:
+        self.threads = threads
+        self._connections = connections
+        self._skip = skip
+        self._results: Outcomes = queue.SimpleQueue()
+        self.pools: dict[str, SenderPool] = {}
+
+    def pool(self, name: str, channel: Channel) -> SenderPool:
+        """The running pool of channel ``name``, started on first use."""
+        pool = self.pools.get(name)
+        if pool is None:
+            pool = SenderPool(
+                name,
+                self._connections(name, channel, self.threads),
+                skip=self._skip,
+                results=self._results,
+            )
+            self.pools[name] = pool
+            pool.start()
+        return pool
+
+    def put(self, name: str, channel: Channel, unit: Unit) -> None:
+        self.pool(name, channel).put(unit)
+
+    def results(self, wait: float = 0.0) -> list[tuple[OutboxRow, object]]:
+        """What every pool handed back so far, waiting up to ``wait`` seconds for a first one."""
+        return _drained(self._results, wait)
+
+    @property
+    def running(self) -> bool:
+        return any(pool.running for pool in self.pools.values())
+
+    def stranded(self) -> list[tuple[OutboxRow, str]]:
+        """Rows put to a pool whose every sender has ended (none could open), each with the
+        reason; the pool takes no more rows, so they need an outcome from the caller."""
+        left: list[tuple[OutboxRow, str]] = []
+        for name, pool in self.pools.items():
+            if pool.running:
+                continue
+            error = pool.open_error or f"channel {name!r}: no sender took it"
+            left.extend((row, error) for row, _ in pool.leftovers())
+        return left
+
+    def finish(self) -> None:
+        """No more units: each sender ends once its pool's queue is empty."""
+        for pool in self.pools.values():
+            pool.finish()
+
+    def stop(self) -> None:
+        """Send nothing more: each sender ends after the unit it is sending."""
+        for pool in self.pools.values():
+            pool.stop()
+
+    def join(self) -> None:
+        for pool in self.pools.values():
+            pool.join()
+
+
+def _drained(results: Outcomes, wait: float) -> list[tuple[OutboxRow, object]]:
+    got: list[tuple[OutboxRow, object]] = []
+    try:
+        got.append(results.get(timeout=wait) if wait > 0 else results.get_nowait())
+        while True:
+            got.append(results.get_nowait())
+    except queue.Empty:
+        return got

@@ -20,6 +20,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from onetomany.errors import InputError
+from onetomany.model.emails import plain_email
 
 __all__ = [
     "CSV_COLUMNS",
@@ -53,6 +54,11 @@ def normalise_address(address: str, *, region: str | None = None) -> str:
     if not text:
         raise InputError(f"suppression address {address!r}: empty; give an email or a phone")
     if "@" in text:
+        if plain_email(text):
+            # A plain ASCII address email-validator accepts unchanged (its domain is already
+            # lower case): the key is the address lower-cased, without the validator's cost
+            # (a tenth of a millisecond, paid per row by the suppression policy).
+            return text.lower()
         try:
             valid = validate_email(text, check_deliverability=False, test_environment=True)
         except EmailNotValidError as exc:

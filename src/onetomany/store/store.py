@@ -1062,19 +1062,24 @@ def _clean_text(text: str | None, limit: int | None = None) -> str | None:
 
 
 def _clean_delivery(delivery: Delivery) -> Delivery:
-    return attrs.evolve(
-        delivery,
-        error=_clean_text(delivery.error),
-        provider_message_id=_clean_text(delivery.provider_message_id, _MAX_PROVIDER_ID),
-    )
+    error = _clean_text(delivery.error)
+    provider_message_id = _clean_text(delivery.provider_message_id, _MAX_PROVIDER_ID)
+    if error == delivery.error and provider_message_id == delivery.provider_message_id:
+        return delivery  # the common case; evolve() would check every field again
+    return attrs.evolve(delivery, error=error, provider_message_id=provider_message_id)
 
 
 def _delivery_row(delivery: Delivery) -> dict[str, Any]:
-    return attrs.asdict(delivery, filter=lambda field, _: field.name not in _DELIVERY_ONLY)
+    # Its fields are plain values: read directly, not through attrs.asdict's generic walk.
+    return {name: getattr(delivery, name) for name in _DELIVERY_COLUMNS}
 
 
 #: Delivery fields that live on the outbox row rather than in the deliveries table.
 _DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
+#: The Delivery fields the deliveries table keeps, in the class's order.
+_DELIVERY_COLUMNS = tuple(
+    field.name for field in attrs.fields(Delivery) if field.name not in _DELIVERY_ONLY
+)
 
 
 #: Moves a row on from ``claimed`` under its claim token (the fence); one statement built
