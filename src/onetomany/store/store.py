@@ -262,6 +262,7 @@ class Store:
         # so makes a track() wait long after the lock is free.
         self._writer = threading.Lock() if self.dialect == "sqlite" else None
         self._insert_new_stmts: dict[tuple[str, str], Any] = {}
+        self._plain_inserts: dict[tuple[str, tuple[str, ...]], _PlainInsert] = {}
         if migrate:
             self.upgrade()
         else:
@@ -451,6 +452,14 @@ class Store:
         """The rows of ``ids`` (sorted), locked until the transaction ends on PostgreSQL (in
         id order, so writers of overlapping profiles cannot deadlock); SQLite's write
         transaction already excludes other writers."""
+        if self.dialect == "sqlite":
+            # One parameter (a JSON array) for the whole page: an IN list of bound ids costs
+            # SQLAlchemy more per id, expanding it, than SQLite takes to find the rows.
+            each = sa.func.json_each(sa.bindparam("ids", type_=sa.JSON)).table_valued("value")
+            listed = sa.select(each.c.value)
+            query = sa.select(table).where(table.c.id.in_(listed.scalar_subquery()))
+            yield from conn.execute(query.order_by(table.c.id), {"ids": ids})
+            return
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
@@ -464,10 +473,18 @@ class Store:
             # The write transaction (BEGIN IMMEDIATE) excludes every other writer since the
             # ids were read: none can have been created since, and a plain executemany costs
             # less than one asking each row back.
-            conn.execute(sa.insert(table), rows)
+            self._plain_insert(table, rows).run(conn, rows)
             return {row["id"] for row in rows}
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=["id"])
         return {row.id for row in conn.execute(stmt.returning(table.c.id), rows)}
+
+    def _plain_insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> _PlainInsert:
+        columns = tuple(rows[0])
+        plain = self._plain_inserts.get((table.name, columns))
+        if plain is None:
+            plain = _PlainInsert.of(table, columns, self.engine.dialect)
+            self._plain_inserts[(table.name, columns)] = plain
+        return plain
 
     def get_account(self, account_id: str) -> Account | None:
         with self.engine.connect() as conn:
@@ -928,6 +945,41 @@ class Store:
                     sa.select(t.c.id).where(t.c.idempotency_key == idempotency_key)
                 ).scalar_one()
             )
+
+
+@attrs.frozen
+class _PlainInsert:
+    """An INSERT of many rows as one DB-API ``executemany`` of tuples built column by column,
+    each column's bind processor (JSON text, UTC datetimes) applied as SQLAlchemy would:
+    SQLAlchemy's own parameter handling cost more per row than the insert itself. A value
+    shared by every row (a page's ``updated_at``) is processed once."""
+
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) -> _PlainInsert:
+        stmt = sa.insert(table).values({c: sa.bindparam(c) for c in columns})
+        compiled = stmt.compile(dialect=dialect)
+        assert compiled.positiontup == list(columns), compiled.positiontup
+        processors = tuple(
+            table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns
+        )
+        return cls(sql=str(compiled), columns=columns, processors=processors)
+
+    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        values = []
+        for column, process in zip(self.columns, self.processors, strict=True):
+            given = [row[column] for row in rows]
+            if process is not None:
+                first = given[0]
+                if all(value is first for value in given):
+                    given = [process(first)] * len(given)
+                else:
+                    given = list(map(process, given))
+            values.append(given)
+        conn.exec_driver_sql(self.sql, list(zip(*values, strict=True)))
 
 
 # -- row <-> value ---------------------------------------------------------------------------
