@@ -262,7 +262,7 @@ class Store:
         # so makes a track() wait long after the lock is free.
         self._writer = threading.Lock() if self.dialect == "sqlite" else None
         self._insert_new_stmts: dict[tuple[str, str], Any] = {}
-        self._plain_inserts: dict[tuple[str, tuple[str, ...]], _PlainInsert] = {}
+        self._plain_inserts: dict[str, _PlainInsert] = {}
         if migrate:
             self.upgrade()
         else:
@@ -443,7 +443,7 @@ class Store:
                     fresh[profile.id] = profile.onto(earlier)
             # A concurrent writer may have created some of them since they were read: those
             # are not inserted here, but read (and locked) again and merged like the others.
-            inserted = self._insert_new_ids(conn, table, [row_of(fresh[i], now) for i in new_ids])
+            inserted = self._insert_new_ids(conn, table, [fresh[i] for i in new_ids], row_of, now)
             if raced := [i for i in new_ids if i not in inserted]:
                 stored |= {row.id: read(row) for row in self._locked(conn, table, raced)}
         self._upsert(conn, table, [row_of(p, now) for p in merged(stored).values()])
@@ -466,24 +466,29 @@ class Store:
             yield from conn.execute(query.with_for_update())
 
     def _insert_new_ids(
-        self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+        self,
+        conn: Connection,
+        table: sa.Table,
+        profiles: list[P],
+        row_of: Callable[[P, datetime], dict[str, Any]],
+        now: datetime,
     ) -> set[str]:
-        """Insert ``rows`` whose id is not stored yet; returns the ids inserted."""
+        """Insert ``profiles`` whose id is not stored yet; returns the ids inserted."""
         if self.dialect == "sqlite":
             # The write transaction (BEGIN IMMEDIATE) excludes every other writer since the
             # ids were read: none can have been created since, and a plain executemany costs
             # less than one asking each row back.
-            self._plain_insert(table, rows).run(conn, rows)
-            return {row["id"] for row in rows}
+            self._plain_insert(table).run(conn, profiles, now)
+            return {p.id for p in profiles}
+        rows = [row_of(p, now) for p in profiles]
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=["id"])
         return {row.id for row in conn.execute(stmt.returning(table.c.id), rows)}
 
-    def _plain_insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> _PlainInsert:
-        columns = tuple(rows[0])
-        plain = self._plain_inserts.get((table.name, columns))
+    def _plain_insert(self, table: sa.Table) -> _PlainInsert:
+        plain = self._plain_inserts.get(table.name)
         if plain is None:
-            plain = _PlainInsert.of(table, columns, self.engine.dialect)
-            self._plain_inserts[(table.name, columns)] = plain
+            plain = _PlainInsert.of(table, self.engine.dialect)
+            self._plain_inserts[table.name] = plain
         return plain
 
     def get_account(self, account_id: str) -> Account | None:
@@ -949,17 +954,19 @@ class Store:
 
 @attrs.frozen
 class _PlainInsert:
-    """An INSERT of many rows as one DB-API ``executemany`` of tuples built column by column,
-    each column's bind processor (JSON text, UTC datetimes) applied as SQLAlchemy would:
-    SQLAlchemy's own parameter handling cost more per row than the insert itself. A value
-    shared by every row (a page's ``updated_at``) is processed once."""
+    """New profiles inserted as one DB-API ``executemany`` of tuples built column by column
+    from the profiles' attributes (named as the columns), each column's bind processor (JSON
+    text, UTC datetimes) applied as SQLAlchemy would: SQLAlchemy's own parameter handling,
+    and a dict per row, cost more than the insert itself. ``updated_at``, the same for every
+    row, is processed once."""
 
     sql: str
     columns: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
 
     @classmethod
-    def of(cls, table: sa.Table, columns: tuple[str, ...], dialect: sa.Dialect) -> _PlainInsert:
+    def of(cls, table: sa.Table, dialect: sa.Dialect) -> _PlainInsert:
+        columns = tuple(c.name for c in table.columns)
         stmt = sa.insert(table).values({c: sa.bindparam(c) for c in columns})
         compiled = stmt.compile(dialect=dialect)
         assert compiled.positiontup == list(columns), compiled.positiontup
@@ -968,17 +975,14 @@ class _PlainInsert:
         )
         return cls(sql=str(compiled), columns=columns, processors=processors)
 
-    def run(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def run(self, conn: Connection, profiles: Sequence[Account | Contact], now: datetime) -> None:
         values = []
         for column, process in zip(self.columns, self.processors, strict=True):
-            given = [row[column] for row in rows]
-            if process is not None:
-                first = given[0]
-                if all(value is first for value in given):
-                    given = [process(first)] * len(given)
-                else:
-                    given = list(map(process, given))
-            values.append(given)
+            if column == "updated_at":
+                values.append([process(now) if process else now] * len(profiles))
+                continue
+            given = [getattr(p, column) for p in profiles]
+            values.append(list(map(process, given)) if process is not None else given)
         conn.exec_driver_sql(self.sql, list(zip(*values, strict=True)))
 
 
