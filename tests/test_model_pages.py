@@ -1,13 +1,14 @@
-"""A page of contacts checked column by column (``onetomany.model.pages``) accepts only what
-``Contact(**fields)`` accepts, record by record, and builds the same contacts."""
+"""A page of contacts or accounts checked column by column (``onetomany.model.pages``) accepts
+only what ``Contact(**fields)`` / ``Account(**fields)`` accept, record by record, and builds the
+same values."""
 
 from __future__ import annotations
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from onetomany import Contact
-from onetomany.model.pages import checked_contacts
+from onetomany import Account, Contact
+from onetomany.model.pages import checked_accounts, checked_contacts
 
 texts = st.one_of(
     st.sampled_from(["", " ", "ana", "Ana Lima", "x" * 255, "x" * 256, "a\x00b", "é", "\ud800"]),
@@ -60,9 +61,9 @@ plain = st.fixed_dictionaries(
 )
 
 
-def _one_by_one(records):
+def _one_by_one(records, kind=Contact):
     try:
-        return [Contact(**r) for r in records]
+        return [kind(**r) for r in records]
     except Exception:
         return None
 
@@ -88,3 +89,25 @@ def test_a_plain_page_takes_the_column_path():
         for i in range(50)
     ]
     assert checked_contacts(records) == [Contact(**r) for r in records]
+
+
+account_fields = st.fixed_dictionaries(
+    {"id": st.one_of(texts, st.integers(0, 9))},
+    optional={"name": optional, "traits": mappings, "plan": st.just("pro")},
+)
+plain_accounts = st.fixed_dictionaries(
+    {"id": st.from_regex(r"acct[0-9]{1,6}", fullmatch=True)},
+    optional={"name": st.just("Acme"), "traits": st.just({"stripe_customer_id": "cus_1"})},
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(account_fields, plain_accounts), max_size=6))
+def test_a_page_of_accounts_checked_by_column_agrees_with_each_alone(records):
+    fast = checked_accounts(records)
+    alone = _one_by_one(records, Account)
+    if fast is None:
+        return
+    assert alone is not None, "the page path accepted a record Account refuses"
+    assert fast == alone
+    assert [a.given for a in fast] == [a.given for a in alone]

@@ -1,11 +1,13 @@
-"""A page of contacts checked column by column, for sources that build thousands at a time.
+"""Pages of contacts and accounts checked column by column, for sources that build thousands
+at a time.
 
 A sync builds one checked :class:`~onetomany.model.Contact` per record, and checking each
 field of each record (text, JSON data, email, timezone) cost more than storing it. Most pages
 are plain: ASCII text within its limits, flat traits of plain scalars, plain addresses, a few
 distinct timezones. :func:`checked_contacts` checks such a page a column at a time (one join
 and one test per text column, one pass over all trait values, each distinct timezone once)
-and builds the contacts without checking each again. It accepts only what ``Contact(**fields)``
+and builds the contacts without checking each again (:func:`checked_accounts` does the same
+for accounts). It accepts only what ``Contact(**fields)``
 accepts, and builds the same contacts: on anything else it returns ``None``, and the caller
 builds each record on its own, whose checks name the record and the field
 (``tests/test_model_pages.py`` holds the two paths to the same results).
@@ -15,13 +17,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from onetomany.errors import InputError
 from onetomany.model.emails import plain_email
 from onetomany.model.plaindata import MAX_INT
-from onetomany.model.values import _CONTACT_NAMES, Contact, _checked_phone
+from onetomany.model.values import (
+    _ACCOUNT_NAMES,
+    _CONTACT_NAMES,
+    Account,
+    Contact,
+    _checked_phone,
+)
 
 #: Text fields checked like ``Contact``'s own: at most 255 characters, no NUL.
 _LIMITED: Final = ("id", "account_id", "name", "role", "locale")
@@ -38,6 +46,7 @@ _DEFAULTS: Final[Mapping[str, Any]] = {
     "timezone": "UTC",
 }
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+V = TypeVar("V", Account, Contact)
 
 
 def checked_contacts(records: Sequence[Mapping[str, Any]]) -> list[Contact] | None:
@@ -67,12 +76,10 @@ def checked_contacts(records: Sequence[Mapping[str, Any]]) -> list[Contact] | No
     if not all(map(plain_email, emails)):
         return None
     for field in ("consent", "traits"):
-        if not all(type(r[field]) is dict for r in records if field in r):
+        mappings = _mappings(records, field)
+        if mappings is None:
             return None
-        # Each contact its own copy, as Contact makes.
-        columns[field] = [dict(r[field]) if field in r else {} for r in records]
-        if not _flat_plain(columns[field]):
-            return None
+        columns[field] = mappings
     try:
         columns["phone"] = [
             _checked_phone(i, p) if p is not None else None
@@ -80,20 +87,52 @@ def checked_contacts(records: Sequence[Mapping[str, Any]]) -> list[Contact] | No
         ]
     except InputError:
         return None
-    # Records of a page mostly give the same fields: one frozenset for all of them.
-    givens: dict[frozenset[str], frozenset[str]] = {}
-    return [
-        _built(givens.setdefault(given, given), n, columns)
-        for n, given in enumerate(map(frozenset, records))
-    ]
+    return [_built(Contact, given, n, columns) for n, given in enumerate(_givens(records))]
 
 
-def _built(given: frozenset[str], n: int, columns: Mapping[str, list[Any]]) -> Contact:
-    contact = Contact.__new__(Contact)
+def checked_accounts(records: Sequence[Mapping[str, Any]]) -> list[Account] | None:
+    """The accounts ``Account(**record)`` builds from each record, or ``None`` when some value
+    needs the record-by-record checks."""
+    if not records or not all(_ACCOUNT_NAMES.issuperset(r) and "id" in r for r in records):
+        return None
+    ids = [r["id"] for r in records]
+    names = [r.get("name", "") for r in records]
+    if not all(type(i) is str and i.strip() for i in ids):
+        return None
+    if not (
+        _plain_texts(ids, nullable=False, limit=255)
+        and _plain_texts(names, nullable=False, limit=255)
+    ):
+        return None
+    traits = _mappings(records, "traits")
+    if traits is None:
+        return None
+    columns = {"id": ids, "name": names, "traits": traits}
+    return [_built(Account, given, n, columns) for n, given in enumerate(_givens(records))]
+
+
+def _mappings(records: Sequence[Mapping[str, Any]], field: str) -> list[dict[str, Any]] | None:
+    """Each record's ``field`` (a copy, as the value classes make; ``{}`` when not given),
+    or ``None`` unless all are flat plain data."""
+    if not all(type(r[field]) is dict for r in records if field in r):
+        return None
+    mappings = [dict(r[field]) if field in r else {} for r in records]
+    return mappings if _flat_plain(mappings) else None
+
+
+def _givens(records: Sequence[Mapping[str, Any]]) -> list[frozenset[str]]:
+    """Each record's given fields: records of a page mostly give the same ones, which share
+    one frozenset (every object a page keeps alive costs the garbage collector)."""
+    shared: dict[frozenset[str], frozenset[str]] = {}
+    return [shared.setdefault(given, given) for given in map(frozenset, records)]
+
+
+def _built(kind: type[V], given: frozenset[str], n: int, columns: Mapping[str, list[Any]]) -> V:
+    value = kind.__new__(kind)
     for field, column in columns.items():
-        object.__setattr__(contact, field, column[n])
-    object.__setattr__(contact, "given", given)
-    return contact
+        object.__setattr__(value, field, column[n])
+    object.__setattr__(value, "given", given)
+    return value
 
 
 def _plain_texts(column: list[Any], *, nullable: bool, limit: int | None) -> bool:

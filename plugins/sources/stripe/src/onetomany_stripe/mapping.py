@@ -99,7 +99,12 @@ def _quoted(text: str) -> str:
 
 
 def customer_account(customer: Mapping[str, Any], options: StripeOptions) -> Account:
-    return Account(id=account_id(customer, options), traits={"stripe_customer_id": customer["id"]})
+    return Account(**customer_fields(customer, options))
+
+
+def customer_fields(customer: Mapping[str, Any], options: StripeOptions) -> dict[str, Any]:
+    """The keyword arguments of a customer's account (unchecked)."""
+    return {"id": account_id(customer, options), "traits": {"stripe_customer_id": customer["id"]}}
 
 
 @attrs.frozen(kw_only=True)

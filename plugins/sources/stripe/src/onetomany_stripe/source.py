@@ -30,6 +30,7 @@ from typing import Any, Final
 from onetomany.errors import InputError
 from onetomany.model import Account, Event
 from onetomany.model.clock import Clock, SystemClock
+from onetomany.model.pages import checked_accounts
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Skipped, Source, SyncPage
 from onetomany_stripe.client import ExpiredCursorError, StripeClient, StripeError
@@ -40,6 +41,7 @@ from onetomany_stripe.mapping import (
     billing_event,
     billing_traits,
     customer_account,
+    customer_fields,
     invoice_account,
     overdue_days,
     overdue_event,
@@ -97,9 +99,7 @@ class StripeSource(Source):
         newest = client.list("/v1/events", {"limit": 1})["data"]
         mark = _cursor(newest[0]) if newest else None
         for customers in client.pages("/v1/customers", {}, limit=size):
-            yield self._page(
-                [(c, lambda c=c: [customer_account(c, self.options)]) for c in customers]
-            )
+            yield self._customer_page(customers)
         expand = {"expand[]": "data.customer"}
         billing: dict[str, list[Subscription]] = {}
         unread: set[str] = set()
@@ -239,6 +239,18 @@ class StripeSource(Source):
         if overdue_days(invoice, now) is None:
             return []
         return [invoice_account(invoice, account, now), overdue_event(invoice, account)]
+
+    def _customer_page(self, customers: list[Mapping[str, Any]]) -> SyncPage:
+        """A page of customers' accounts: checked together when every customer maps to one
+        (the common case), else one by one, each that cannot be read skipped by name."""
+        try:
+            fields = [customer_fields(c, self.options) for c in customers]
+        except (Unmapped, KeyError, TypeError):
+            fields = []
+        accounts = checked_accounts(fields)
+        if accounts is not None:
+            return SyncPage(accounts=accounts)
+        return self._page([(c, lambda c=c: [customer_account(c, self.options)]) for c in customers])
 
     def _page(self, items: list[tuple[Mapping[str, Any], Any]]) -> SyncPage:
         """Build every item's records; an item that cannot be read is a skip naming it."""
