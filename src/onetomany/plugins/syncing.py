@@ -16,7 +16,8 @@ Every sync writes its start and outcome to ``source_syncs`` (see
 Several workers may sync the same source at once (processes sharing a PostgreSQL store, a
 Celery beat firing while a command runs). One source is synced by one worker at a time: a
 sync takes the source's lease (:mod:`onetomany.store.queries.leases`) before it reads the
-stored cursor and renews it before storing each page; a worker that finds the lease held
+stored cursor and renews it before storing a page once a tenth of the lease has passed since
+it last did (:data:`RENEW_AFTER`); a worker that finds the lease held
 skips the source with a warning (its report says ``busy``), and one that loses its lease
 mid-sync (it stalled past the lease) stops before storing another page, so two workers never
 move the same cursor. A worker that dies holds the source only until its lease runs out.
@@ -25,6 +26,7 @@ move the same cursor. A worker that dies holds the source only until its lease r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -45,6 +47,10 @@ NAMED_SKIPS = 20
 #: How long a worker's sync holds its source without storing a page before another worker
 #: may take the source over (renewed at every page).
 DEFAULT_SYNC_LEASE = timedelta(minutes=10)
+#: The share of its lease a sync lets pass before it renews it (at the next page). Until then
+#: the lease has most of its time left, so no other worker can have taken it; a renewal at
+#: every page (a write transaction of its own) cost as much as storing a page of 100 records.
+RENEW_AFTER = 0.1
 
 
 class SyncLeaseLost(OnetomanyError):
@@ -180,16 +186,17 @@ def _sync(
         identity=tuple(identity),
     )
     sync_started(store, name, at=now())
+    renewed = time.monotonic()  # run_sync took the lease just now
     try:
         for page in pages(source.sync(cursor=start)):
-            if lease is not None and not take_lease(
-                store, lease_name(name), lease.holder, ttl=lease.ttl
-            ):
-                raise SyncLeaseLost(
-                    f"source {name!r}: another worker took the sync over after this one held "
-                    f"it for longer than its lease ({lease.ttl}) without storing a page; "
-                    f"stopped after {run.pages} page(s), which stay stored"
-                )
+            if lease is not None and time.monotonic() - renewed >= _renew_after(lease):
+                if not take_lease(store, lease_name(name), lease.holder, ttl=lease.ttl):
+                    raise SyncLeaseLost(
+                        f"source {name!r}: another worker took the sync over after this one "
+                        f"held it for longer than its lease ({lease.ttl}) without storing a "
+                        f"page; stopped after {run.pages} page(s), which stay stored"
+                    )
+                renewed = time.monotonic()
             run.store_page(page)
             if on_page is not None:
                 on_page(run.progress())
@@ -297,6 +304,11 @@ class _Run:
             skips=tuple(self.skips),
             cursor_held=self.held,
         )
+
+
+def _renew_after(lease: SyncLease) -> float:
+    """Seconds after a renewal before the next (none, for a lease of no time at all)."""
+    return max(0.0, lease.ttl.total_seconds() * RENEW_AFTER)
 
 
 def _when(event: Event) -> datetime:

@@ -262,6 +262,7 @@ class Store:
         # so makes a track() wait long after the lock is free.
         self._writer = threading.Lock() if self.dialect == "sqlite" else None
         self._insert_new_stmts: dict[tuple[str, str], Any] = {}
+        self._plain_inserts: dict[str, _PlainInsert] = {}
         if migrate:
             self.upgrade()
         else:
@@ -442,7 +443,7 @@ class Store:
                     fresh[profile.id] = profile.onto(earlier)
             # A concurrent writer may have created some of them since they were read: those
             # are not inserted here, but read (and locked) again and merged like the others.
-            inserted = self._insert_new_ids(conn, table, [row_of(fresh[i], now) for i in new_ids])
+            inserted = self._insert_new_ids(conn, table, [fresh[i] for i in new_ids], row_of, now)
             if raced := [i for i in new_ids if i not in inserted]:
                 stored |= {row.id: read(row) for row in self._locked(conn, table, raced)}
         self._upsert(conn, table, [row_of(p, now) for p in merged(stored).values()])
@@ -451,23 +452,44 @@ class Store:
         """The rows of ``ids`` (sorted), locked until the transaction ends on PostgreSQL (in
         id order, so writers of overlapping profiles cannot deadlock); SQLite's write
         transaction already excludes other writers."""
+        if self.dialect == "sqlite":
+            # One parameter (a JSON array) for the whole page: an IN list of bound ids costs
+            # SQLAlchemy more per id, expanding it, than SQLite takes to find the rows.
+            each = sa.func.json_each(sa.bindparam("ids", type_=sa.JSON)).table_valued("value")
+            listed = sa.select(each.c.value)
+            query = sa.select(table).where(table.c.id.in_(listed.scalar_subquery()))
+            yield from conn.execute(query.order_by(table.c.id), {"ids": ids})
+            return
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             query = sa.select(table).where(table.c.id.in_(chunk)).order_by(table.c.id)
             yield from conn.execute(query.with_for_update())
 
     def _insert_new_ids(
-        self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]
+        self,
+        conn: Connection,
+        table: sa.Table,
+        profiles: list[P],
+        row_of: Callable[[P, datetime], dict[str, Any]],
+        now: datetime,
     ) -> set[str]:
-        """Insert ``rows`` whose id is not stored yet; returns the ids inserted."""
+        """Insert ``profiles`` whose id is not stored yet; returns the ids inserted."""
         if self.dialect == "sqlite":
             # The write transaction (BEGIN IMMEDIATE) excludes every other writer since the
             # ids were read: none can have been created since, and a plain executemany costs
             # less than one asking each row back.
-            conn.execute(sa.insert(table), rows)
-            return {row["id"] for row in rows}
+            self._plain_insert(table).run(conn, profiles, now)
+            return {p.id for p in profiles}
+        rows = [row_of(p, now) for p in profiles]
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=["id"])
         return {row.id for row in conn.execute(stmt.returning(table.c.id), rows)}
+
+    def _plain_insert(self, table: sa.Table) -> _PlainInsert:
+        plain = self._plain_inserts.get(table.name)
+        if plain is None:
+            plain = _PlainInsert.of(table, self.engine.dialect)
+            self._plain_inserts[table.name] = plain
+        return plain
 
     def get_account(self, account_id: str) -> Account | None:
         with self.engine.connect() as conn:
@@ -928,6 +950,40 @@ class Store:
                     sa.select(t.c.id).where(t.c.idempotency_key == idempotency_key)
                 ).scalar_one()
             )
+
+
+@attrs.frozen
+class _PlainInsert:
+    """New profiles inserted as one DB-API ``executemany`` of tuples built column by column
+    from the profiles' attributes (named as the columns), each column's bind processor (JSON
+    text, UTC datetimes) applied as SQLAlchemy would: SQLAlchemy's own parameter handling,
+    and a dict per row, cost more than the insert itself. ``updated_at``, the same for every
+    row, is processed once."""
+
+    sql: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def of(cls, table: sa.Table, dialect: sa.Dialect) -> _PlainInsert:
+        columns = tuple(c.name for c in table.columns)
+        stmt = sa.insert(table).values({c: sa.bindparam(c) for c in columns})
+        compiled = stmt.compile(dialect=dialect)
+        assert compiled.positiontup == list(columns), compiled.positiontup
+        processors = tuple(
+            table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns
+        )
+        return cls(sql=str(compiled), columns=columns, processors=processors)
+
+    def run(self, conn: Connection, profiles: Sequence[Account | Contact], now: datetime) -> None:
+        values = []
+        for column, process in zip(self.columns, self.processors, strict=True):
+            if column == "updated_at":
+                values.append([process(now) if process else now] * len(profiles))
+                continue
+            given = [getattr(p, column) for p in profiles]
+            values.append(list(map(process, given)) if process is not None else given)
+        conn.exec_driver_sql(self.sql, list(zip(*values, strict=True)))
 
 
 # -- row <-> value ---------------------------------------------------------------------------

@@ -67,29 +67,28 @@ class FakeStripe:
         quantity: int = 1,
         plan: str = "pro",
         status: str = "active",
+        items: list[dict[str, Any]] | None = None,
+        created: int = 0,
     ) -> dict[str, Any]:
+        """A subscription of one item, or of ``items`` (each a dict of the keyword arguments
+        above, from ``amount`` to ``plan``); all are kept, Stripe's list embeds ten."""
+        one = dict(
+            amount=amount,
+            currency=currency,
+            interval=interval,
+            interval_count=interval_count,
+            quantity=quantity,
+            plan=plan,
+        )
         obj = {
             "id": f"sub_{next(_ids)}",
             "object": "subscription",
             "customer": customer,
             "status": status,
+            "created": created,
             "items": {
                 "object": "list",
-                "data": [
-                    {
-                        "id": f"si_{next(_ids)}",
-                        "object": "subscription_item",
-                        "quantity": quantity,
-                        "price": {
-                            "id": f"price_{plan}_{currency}",
-                            "object": "price",
-                            "currency": currency,
-                            "lookup_key": plan,
-                            "unit_amount": amount,
-                            "recurring": {"interval": interval, "interval_count": interval_count},
-                        },
-                    }
-                ],
+                "data": [_item(**{**one, **item}) for item in (items or [{}])],
                 "has_more": False,
             },
         }
@@ -159,6 +158,8 @@ class FakeStripe:
             return Response(
                 '{"object": "list", "data": [{"no": "id"}]}', 200, mimetype="application/json"
             )
+        if request.path == "/v1/customers/search":
+            return self._search(request.args)
         if request.path.startswith("/v1/customers/"):
             wanted = request.path.rsplit("/", 1)[1]
             found = [c for c in self.objects["customers"] if c["id"] == wanted]
@@ -168,12 +169,12 @@ class FakeStripe:
         return self._list(name, request.args)
 
     def _list(self, name: str, args: Any) -> Response:
-        items = self.objects[name]
         limit = int(args.get("limit", 10))
-        if name == "invoices" and "status" in args:
-            items = [i for i in items if i["status"] == args["status"]]
+        items = self._filtered(name, args)
+        if items is not None:
             ids = {item["id"]: n for n, item in enumerate(items)}
         else:
+            items = self.objects[name]
             if name not in self._positions or len(self._positions[name]) != len(items):
                 self._positions[name] = {item["id"]: n for n, item in enumerate(items)}
             ids = self._positions[name]
@@ -191,10 +192,105 @@ class FakeStripe:
         if "data.customer" in args.getlist("expand[]"):
             customers = {c["id"]: c for c in self.objects["customers"]}
             page = [{**i, "customer": customers.get(i["customer"], i["customer"])} for i in page]
+        if name == "subscriptions":
+            page = [{**s, "items": _embedded(s["items"]["data"], s["id"])} for s in page]
         return _json({"object": "list", "url": f"/v1/{name}", "has_more": has_more, "data": page})
+
+    def _filtered(self, name: str, args: Any) -> list[dict[str, Any]] | None:
+        """The list a request's filters select, or ``None`` when it selects the whole list."""
+        if name == "invoices" and "status" in args:
+            return [i for i in self.objects[name] if i["status"] == args["status"]]
+        if name == "subscription_items":
+            wanted = args["subscription"]
+            found = [s for s in self.objects["subscriptions"] if s["id"] == wanted]
+            return list(found[0]["items"]["data"]) if found else []
+        if name != "subscriptions":
+            return None
+        # Stripe's default leaves canceled subscriptions out; status=all lists every one.
+        status = args.get("status")
+        shown = {
+            None: lambda s: s != "canceled",
+            "all": lambda s: True,
+            "ended": lambda s: s in ("canceled", "incomplete_expired"),
+        }.get(status, lambda s: s == status)
+        if status == "all" and "customer" not in args:
+            return None
+        return [
+            s
+            for s in self.objects[name]
+            if shown(s["status"]) and args.get("customer", s["customer"]) == s["customer"]
+        ]
+
+    def _search(self, args: Any) -> Response:
+        """Customer search for the clauses the source writes: ``metadata["k"]:"v"`` and
+        ``email~"text"``, joined by ``OR``; anything else is refused as Stripe would."""
+        clauses = []
+        for clause in args["query"].split(" OR "):
+            match = _CLAUSE.match(clause)
+            if match is None:
+                self.invalid.append(f"search query {args['query']!r}")
+                return _error(400, "invalid_request_error", "parameter_invalid", "bad query")
+            key, value = match.groups()
+            clauses.append((_unquoted(key) if key is not None else None, _unquoted(value)))
+
+        def found(customer: dict[str, Any]) -> bool:
+            return any(
+                customer["metadata"].get(key) == value
+                if key is not None
+                else str(value).lower() in (customer.get("email") or "").lower()
+                for key, value in clauses
+            )
+
+        hits = [c for c in self.objects["customers"] if found(c)]
+        start, limit = int(args.get("page", 0)), int(args.get("limit", 10))
+        more = len(hits) > start + limit
+        return _json(
+            {
+                "object": "search_result",
+                "url": "/v1/customers/search",
+                "has_more": more,
+                "next_page": str(start + limit) if more else None,
+                "data": hits[start : start + limit],
+            }
+        )
 
     def paths(self) -> Iterator[str]:
         return (path for path, _ in self.requests)
+
+
+_CLAUSE = re.compile(r'^(?:metadata\["((?:[^"\\]|\\.)*)"\]:|email~)"((?:[^"\\]|\\.)*)"$')
+
+
+def _unquoted(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _item(
+    *, amount: int, currency: str, interval: str, interval_count: int, quantity: int, plan: str
+) -> dict[str, Any]:
+    return {
+        "id": f"si_{next(_ids)}",
+        "object": "subscription_item",
+        "quantity": quantity,
+        "price": {
+            "id": f"price_{plan}_{currency}",
+            "object": "price",
+            "currency": currency,
+            "lookup_key": plan,
+            "unit_amount": amount,
+            "recurring": {"interval": interval, "interval_count": interval_count},
+        },
+    }
+
+
+def _embedded(items: list[dict[str, Any]], subscription: str) -> dict[str, Any]:
+    """A subscription's ``items`` as Stripe's list embeds them: the first ten."""
+    return {
+        "object": "list",
+        "url": f"/v1/subscription_items?subscription={subscription}",
+        "has_more": len(items) > 10,
+        "data": items[:10],
+    }
 
 
 def _json(body: Any) -> Response:

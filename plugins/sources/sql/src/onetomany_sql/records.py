@@ -12,9 +12,9 @@ import decimal
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from onetomany.errors import InputError
@@ -29,33 +29,60 @@ class RowError(Exception):
     """One row's problem, turned into a :class:`Skipped` naming the row."""
 
 
-def mapped_columns(query: Query) -> tuple[tuple[str, str], ...]:
-    """Each field of the query's kind with the column it is read from (worked out once per
-    page rather than once per row and field)."""
-    return tuple((field, query.column(field)) for field in FIELDS[query.kind])
+class Layout(NamedTuple):
+    """Where a page's rows keep each field, and which of their columns are traits (worked out
+    once per page: every row of a query result has the same columns)."""
+
+    #: Each field of the query's kind with its column, for the columns the rows have.
+    fields: tuple[tuple[str, str], ...]
+    #: The other columns, but the cursor: traits or event properties.
+    extra: tuple[str, ...]
+
+
+def layout(query: Query, columns: Iterable[str]) -> Layout:
+    columns = list(columns)
+    fields = tuple(
+        (field, query.column(field))
+        for field in FIELDS[query.kind]
+        if query.column(field) in columns
+    )
+    used = {column for _, column in fields} | {query.cursor}
+    return Layout(fields=fields, extra=tuple(c for c in columns if c not in used))
 
 
 def build(
     query: Query,
     row: Mapping[Any, Any],
     zone: ZoneInfo,
-    mapped: tuple[tuple[str, str], ...] | None = None,
+    laid: Layout | None = None,
 ) -> Record:
     """The record of ``row``; raises :class:`RowError` saying what is wrong with it."""
-    pairs = mapped if mapped is not None else mapped_columns(query)
-    fields = {field: row[column] for field, column in pairs if column in row}
-    used: set[str | None] = {column for field, column in pairs if field in fields}
-    used.add(query.cursor)
-    extra = {name: _plain(value) for name, value in row.items() if name not in used}
+    fields, extra = _read(row, laid or layout(query, row))
     try:
         if query.kind == "accounts":
             return Account(id=_id(fields), **_texts(fields, "name"), traits=extra)
         if query.kind == "contacts":
-            texts = ("account_id", "name", "email", "phone", "role", "locale", "timezone")
-            return Contact(id=_id(fields), **_texts(fields, *texts), traits=extra)
+            return Contact(**_contact_fields(fields, extra))
         return _event(fields, extra, zone)
     except InputError as exc:
         raise RowError(str(exc)) from exc
+
+
+def contact_fields(row: Mapping[Any, Any], laid: Layout) -> dict[str, Any]:
+    """The keyword arguments of the contact ``row`` is (unchecked: ``Contact`` checks them,
+    or :func:`onetomany.model.pages.checked_contacts` for a whole page)."""
+    return _contact_fields(*_read(row, laid))
+
+
+def _read(row: Mapping[Any, Any], laid: Layout) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row's mapped fields, and the rest of its columns as traits or properties."""
+    fields = {field: row[column] for field, column in laid.fields}
+    return fields, {name: _plain(row[name]) for name in laid.extra}
+
+
+def _contact_fields(fields: Mapping[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    texts = ("account_id", "name", "email", "phone", "role", "locale", "timezone")
+    return {"id": _id(fields), **_texts(fields, *texts), "traits": extra}
 
 
 def describe(query: Query, row: Mapping[Any, Any], error: RowError) -> Skipped:
@@ -128,7 +155,13 @@ def _timestamp(value: Any, zone: ZoneInfo) -> datetime:
     return value if value.utcoffset() is not None else value.replace(tzinfo=zone)
 
 
+#: Column values that are plain JSON data as they come (most are): returned at once.
+_AS_IS: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 #: The restricted-key permission each endpoint needs (Stripe's dashboard names).
 PERMISSIONS: Final[Mapping[str, str]] = {
     "/v1/customers": "Customers: Read",
+    "/v1/customers/search": "Customers: Read",
+    "/v1/subscription_items": "Subscriptions: Read",
     "/v1/subscriptions": "Subscriptions: Read",
     "/v1/invoices": "Invoices: Read",
     "/v1/events": "Events: Read",
@@ -83,12 +85,23 @@ class StripeClient:
                 return
             query["starting_after"] = body["data"][-1]["id"]
 
-    def list(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """One page of a list endpoint, checked to be a list object."""
+    def search(self, path: str, query: str, *, limit: int) -> Iterator[list[Any]]:
+        """Every page of a search endpoint (Stripe's search pages by ``next_page``)."""
+        params: dict[str, Any] = {"query": query, "limit": limit}
+        while True:
+            body = self.list(path, params, kind="search_result")
+            yield body["data"]
+            page = body.get("next_page")
+            if not body["has_more"] or not isinstance(page, str):
+                return
+            params["page"] = page
+
+    def list(self, path: str, params: Mapping[str, Any], *, kind: str = "list") -> dict[str, Any]:
+        """One page of a list (or search) endpoint, checked to be one."""
         body = self.get(path, params)
         data = body.get("data")
         if (
-            body.get("object") != "list"
+            body.get("object") != kind
             or not isinstance(data, list)
             or not isinstance(body.get("has_more"), bool)
             or not all(isinstance(item, dict) and isinstance(item.get("id"), str) for item in data)

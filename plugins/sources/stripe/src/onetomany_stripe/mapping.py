@@ -2,18 +2,23 @@
 
 - A customer is an account: by the customer's ``metadata[metadata_key]``, or by its email's
   domain through the ``domains`` table. A customer neither maps is skipped, by id.
-- A subscription gives its account ``plan``, ``seats`` (the items' quantities), ``mrr``
-  (every item's price normalised to one month and converted with ``currencies``) and
-  ``subscription_status``. A price in a currency the program does not list is skipped.
+- An account's subscriptions (of all its customers) give it ``mrr`` and ``seats``, the sums
+  over its live subscriptions (:data:`LIVE`; each item's price normalised to one month and
+  converted with ``currencies``), ``plan`` and ``subscription_status`` of its live
+  subscription with the largest MRR. With none live: no plan, 0 seats and MRR, and the status
+  of its newest subscription. A price in a currency the program does not list is skipped.
 - An open invoice past its due date gives ``overdue_since`` / ``overdue_days`` and an
   ``invoice_overdue`` event dated at the due date (one per invoice, whichever way it is read).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import attrs
 
 from onetomany.model import Account, Event
 from onetomany_stripe.options import StripeOptions
@@ -42,6 +47,9 @@ ZERO_DECIMAL: Final = frozenset(
 #: Months in one billing interval of each kind.
 MONTHS: Final[Mapping[str, float]] = {"day": 12 / 365.25, "week": 12 / 52.1775, "month": 1.0}
 MONTHS_PER_YEAR: Final = 12.0
+#: Subscription statuses that bring revenue: their MRR and seats count. Stripe's others
+#: (incomplete, incomplete_expired, unpaid, paused, canceled) count for nothing.
+LIVE: Final = frozenset({"active", "trialing", "past_due"})
 
 
 class Unmapped(Exception):
@@ -69,27 +77,80 @@ def account_id(customer: Mapping[str, Any], options: StripeOptions) -> str:
     return options.domains[domain]
 
 
+#: Stripe's search takes at most ten clauses joined by OR.
+SEARCH_CLAUSES: Final = 10
+
+
+def search_queries(account: str, options: StripeOptions) -> list[str]:
+    """Stripe customer-search queries that find every customer :func:`account_id` maps to
+    ``account`` (email searches match substrings: check each customer found)."""
+    if options.account_from == "metadata":
+        return [f"metadata[{_quoted(options.metadata_key)}]:{_quoted(account)}"]
+    domains = sorted(d for d, mapped in options.domains.items() if mapped == account)
+    clauses = [f"email~{_quoted(d)}" for d in domains]
+    return [
+        " OR ".join(clauses[n : n + SEARCH_CLAUSES]) for n in range(0, len(clauses), SEARCH_CLAUSES)
+    ]
+
+
+def _quoted(text: str) -> str:
+    """A string in Stripe's search query language (quotes escaped with a backslash)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def customer_account(customer: Mapping[str, Any], options: StripeOptions) -> Account:
-    return Account(id=account_id(customer, options), traits={"stripe_customer_id": customer["id"]})
+    return Account(**customer_fields(customer, options))
 
 
-def subscription_account(
-    subscription: Mapping[str, Any], account: str, options: StripeOptions
-) -> Account:
-    items = (subscription.get("items") or {}).get("data") or []
+def customer_fields(customer: Mapping[str, Any], options: StripeOptions) -> dict[str, Any]:
+    """The keyword arguments of a customer's account (unchecked)."""
+    return {"id": account_id(customer, options), "traits": {"stripe_customer_id": customer["id"]}}
+
+
+@attrs.frozen(kw_only=True)
+class Subscription:
+    """What one Stripe subscription brings its account."""
+
+    id: str
+    status: str
+    plan: str
+    seats: int
+    #: Unrounded, in the program's currency: the account's sum is rounded once.
+    mrr: float
+    created: int
+
+
+def read_subscription(
+    subscription: Mapping[str, Any], items: Sequence[Mapping[str, Any]], options: StripeOptions
+) -> Subscription:
+    """One subscription with all its ``items`` (Stripe embeds only the first page of them)."""
     if not items:
         raise Unmapped("has no items to read a plan from")
-    mrr = sum(_monthly(item, options) for item in items)
-    canceled = subscription.get("status") in ("canceled", "incomplete_expired")
-    return Account(
-        id=account,
-        traits={
-            "plan": _plan(items[0]),
-            "seats": sum(int(item.get("quantity") or 0) for item in items),
-            "mrr": 0.0 if canceled else round(mrr, 2),
-            "subscription_status": subscription.get("status"),
-        },
+    return Subscription(
+        id=str(subscription["id"]),
+        status=str(subscription.get("status")),
+        plan=_plan(items[0]),
+        seats=sum(int(item.get("quantity") or 0) for item in items),
+        mrr=math.fsum(_monthly(item, options) for item in items),
+        created=int(subscription.get("created") or 0),
     )
+
+
+def billing_traits(subscriptions: Iterable[Subscription]) -> dict[str, Any]:
+    """An account's billing from all its subscriptions; the same whatever their order."""
+    read = list(subscriptions)
+    live = [s for s in read if s.status in LIVE]
+    if not live:
+        newest = max(read, key=lambda s: (s.created, s.id), default=None)
+        status = newest.status if newest is not None else None
+        return {"plan": None, "seats": 0, "mrr": 0.0, "subscription_status": status}
+    top = max(live, key=lambda s: (s.mrr, s.plan, s.id))
+    return {
+        "plan": top.plan,
+        "seats": sum(s.seats for s in live),
+        "mrr": round(math.fsum(s.mrr for s in live), 2),
+        "subscription_status": top.status,
+    }
 
 
 def _plan(item: Mapping[str, Any]) -> str:

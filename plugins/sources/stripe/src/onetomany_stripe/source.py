@@ -1,16 +1,21 @@
 """The Stripe source: a full read of customers, subscriptions and open invoices, then
 incremental reads through the Events API.
 
-**Full sync.** The newest event is noted first, then every customer, subscription and open
-invoice is listed page by page (each subscription and invoice with its customer expanded, so
-no lookup is needed). The last page carries the cursor: the event noted at the start, so
-whatever changed during the read is read again from the events (harmless: records are
-upserted, event ids stored once).
+**Full sync.** The newest event is noted first, then every customer, subscription (of every
+status: a canceled one must clear what it brought) and open invoice is listed page by page
+(each subscription and invoice with its customer expanded, so no lookup is needed). An
+account's billing is the sum over all its subscriptions, which Stripe lists in no account
+order, so it is kept per account while subscriptions are read and stored once they all are.
+The last page carries the cursor: the event noted at the start, so whatever changed during
+the read is read again from the events (harmless: records are upserted, event ids stored
+once).
 
 **Incremental sync.** Events newer than the cursor are listed oldest first (``ending_before``
 walks towards the present) and each page's cursor is its newest event. When the cursor is
 older than Stripe keeps events (30 days), or Stripe says the event is gone, the sync falls
-back to a full read, with a warning.
+back to a full read, with a warning. A subscription event re-reads all the subscriptions of
+its account (of every customer mapped to it, found with Stripe's customer search), so the
+sums stay whole.
 """
 
 from __future__ import annotations
@@ -18,25 +23,30 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from onetomany.errors import InputError
 from onetomany.model import Account, Event
 from onetomany.model.clock import Clock, SystemClock
+from onetomany.model.pages import checked_accounts
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Skipped, Source, SyncPage
 from onetomany_stripe.client import ExpiredCursorError, StripeClient, StripeError
 from onetomany_stripe.mapping import (
+    Subscription,
     Unmapped,
     account_id,
     billing_event,
+    billing_traits,
     customer_account,
+    customer_fields,
     invoice_account,
     overdue_days,
     overdue_event,
-    subscription_account,
+    read_subscription,
+    search_queries,
 )
 from onetomany_stripe.options import StripeOptions, read_options
 
@@ -89,13 +99,22 @@ class StripeSource(Source):
         newest = client.list("/v1/events", {"limit": 1})["data"]
         mark = _cursor(newest[0]) if newest else None
         for customers in client.pages("/v1/customers", {}, limit=size):
-            yield self._page(
-                [(c, lambda c=c: [customer_account(c, self.options)]) for c in customers]
-            )
+            yield self._customer_page(customers)
         expand = {"expand[]": "data.customer"}
-        for subscriptions in client.pages("/v1/subscriptions", expand, limit=size):
+        billing: dict[str, list[Subscription]] = {}
+        unread: set[str] = set()
+        every = {"status": "all", **expand}
+        for subscriptions in client.pages("/v1/subscriptions", every, limit=size):
             yield self._page(
-                [(s, lambda s=s: [self._subscription(s, s["customer"])]) for s in subscriptions]
+                [(s, lambda s=s: self._collect(client, s, billing, unread)) for s in subscriptions]
+            )
+        accounts = sorted(set(billing) - unread)
+        for start in range(0, len(accounts), size):
+            yield self._page(
+                [
+                    ({"object": "account", "id": a}, lambda a=a: [self._billed(a, billing[a])])
+                    for a in accounts[start : start + size]
+                ]
             )
         now = self.clock.now()
         for invoices in client.pages("/v1/invoices", {"status": "open", **expand}, limit=size):
@@ -117,13 +136,20 @@ class StripeSource(Source):
             events = list(reversed(body["data"]))
             if not events:
                 return
-            page = self._page([(e, lambda e=e: self._event(client, e, now)) for e in events])
+            billed: set[str] = set()
+            page = self._page(
+                [(e, lambda e=e, b=billed: self._event(client, e, now, b)) for e in events]
+            )
             yield _with_cursor(page, _cursor(events[-1]))
             if not body["has_more"]:
                 return
             params["ending_before"] = events[-1]["id"]
 
-    def _event(self, client: StripeClient, event: Mapping[str, Any], now: datetime) -> list[Any]:
+    def _event(
+        self, client: StripeClient, event: Mapping[str, Any], now: datetime, billed: set[str]
+    ) -> list[Any]:
+        """An event's records; ``billed`` holds the accounts whose subscriptions this page has
+        read again already."""
         kind = str(event.get("type", ""))
         obj = (event.get("data") or {}).get("object") or {}
         if kind.startswith("customer.") and obj.get("object") == "customer":
@@ -133,8 +159,9 @@ class StripeSource(Source):
         customer = self._customer(client, obj.get("customer"))
         account = account_id(customer, self.options)
         found: list[Account | Event] = []
-        if obj["object"] == "subscription":
-            found.append(self._subscription(obj, customer))
+        if obj["object"] == "subscription" and account not in billed:
+            found.append(self._billed(account, self._account_subscriptions(client, customer)))
+            billed.add(account)
         elif kind in ("invoice.paid", "invoice.overdue", "invoice.voided", "invoice.updated"):
             found.append(invoice_account(obj, account, now))
         translated = billing_event(event, account)
@@ -153,10 +180,57 @@ class StripeSource(Source):
 
     # -- records ------------------------------------------------------------------------
 
-    def _subscription(self, subscription: Mapping[str, Any], customer: Any) -> Account:
+    def _collect(
+        self,
+        client: StripeClient,
+        subscription: Mapping[str, Any],
+        billing: dict[str, list[Subscription]],
+        unread: set[str],
+    ) -> list[Any]:
+        """Keep one subscription of a full read for its account's sums (stored at the end)."""
+        customer = subscription["customer"]
         if not isinstance(customer, Mapping):
             raise Unmapped("its customer was not expanded")
-        return subscription_account(subscription, account_id(customer, self.options), self.options)
+        account = account_id(customer, self.options)
+        try:
+            read = self._read(client, subscription)
+        except (Unmapped, InputError, KeyError, TypeError) as exc:
+            # A sum missing one subscription would be wrong: the account keeps what it had.
+            unread.add(account)
+            kept = f"account {account!r} keeps its plan, seats and MRR"
+            raise Unmapped(f"{_reason(exc)}; {kept}") from exc
+        billing.setdefault(account, []).append(read)
+        return []
+
+    def _account_subscriptions(
+        self, client: StripeClient, customer: Mapping[str, Any]
+    ) -> list[Subscription]:
+        """Every subscription of every customer mapped to ``customer``'s account. Stripe's
+        search lags writes by about a minute, so the event's own customer is always read."""
+        account = account_id(customer, self.options)
+        customers = {str(customer["id"])}
+        for query in search_queries(account, self.options):
+            for page in client.search("/v1/customers/search", query, limit=100):
+                customers.update(c["id"] for c in page if _maps_to(c, account, self.options))
+        found = []
+        for cid in sorted(customers):
+            every = {"customer": cid, "status": "all"}
+            for page in client.pages("/v1/subscriptions", every, limit=100):
+                found += [self._read(client, s) for s in page]
+        return found
+
+    def _read(self, client: StripeClient, subscription: Mapping[str, Any]) -> Subscription:
+        """A subscription with all its items: past the ten Stripe embeds, the rest are listed."""
+        embedded = subscription["items"]
+        items: list[Mapping[str, Any]] = list(embedded["data"])
+        if embedded.get("has_more") and items:
+            rest = {"subscription": subscription["id"], "starting_after": items[-1]["id"]}
+            for page in client.pages("/v1/subscription_items", rest, limit=100):
+                items += page
+        return read_subscription(subscription, items, self.options)
+
+    def _billed(self, account: str, subscriptions: Sequence[Subscription]) -> Account:
+        return Account(id=account, traits=billing_traits(subscriptions))
 
     def _invoice(self, invoice: Mapping[str, Any], customer: Any, now: datetime) -> list[Any]:
         if not isinstance(customer, Mapping):
@@ -165,6 +239,18 @@ class StripeSource(Source):
         if overdue_days(invoice, now) is None:
             return []
         return [invoice_account(invoice, account, now), overdue_event(invoice, account)]
+
+    def _customer_page(self, customers: list[Mapping[str, Any]]) -> SyncPage:
+        """A page of customers' accounts: checked together when every customer maps to one
+        (the common case), else one by one, each that cannot be read skipped by name."""
+        try:
+            fields = [customer_fields(c, self.options) for c in customers]
+        except (Unmapped, KeyError, TypeError):
+            fields = []
+        accounts = checked_accounts(fields)
+        if accounts is not None:
+            return SyncPage(accounts=accounts)
+        return self._page([(c, lambda c=c: [customer_account(c, self.options)]) for c in customers])
 
     def _page(self, items: list[tuple[Mapping[str, Any], Any]]) -> SyncPage:
         """Build every item's records; an item that cannot be read is a skip naming it."""
@@ -207,6 +293,13 @@ class StripeSource(Source):
             )
             return None
         return event
+
+
+def _maps_to(customer: Mapping[str, Any], account: str, options: StripeOptions) -> bool:
+    try:
+        return account_id(customer, options) == account
+    except Unmapped:
+        return False
 
 
 def _cursor(event: Mapping[str, Any]) -> str:
