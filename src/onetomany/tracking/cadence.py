@@ -7,7 +7,9 @@ with the rows that are new or due, not with the population:
 
 1. :func:`start_schedules`: one anti-join finds the accounts (or contacts) that have the
    anchor event but no schedule for the touch yet; their recipients are picked by the touch's
-   audience, and only for those new rows is the first occurrence computed, in Python.
+   audience, and only for those new rows is the first occurrence computed, in Python. After
+   the first round it looks only at the subjects that changed since the last
+   (:mod:`onetomany.triggers.cadence`).
 2. :func:`due_firings`: the rows whose ``next_at`` has come (index ``ix_schedules_due``),
    each with the occurrence to send now and the next one after now. The engine queues them;
    :func:`~onetomany.store.queries.schedules.advance_schedules` then moves ``next_at`` on.

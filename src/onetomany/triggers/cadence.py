@@ -3,6 +3,12 @@
 Schedules live in the store (:mod:`onetomany.tracking.cadence`): each tick starts the new
 ones, proposes the current occurrence of every due one (its UTC instant is the occurrence,
 ``at-<instant>``), and moves them on once the queued decisions are written.
+
+Which subjects need a new schedule is read for everyone only in the first round. After that
+a cursor per touch (:mod:`onetomany.triggers.rounds`, stored with the round's rows) says when
+the last round ran and how far it had read the event log, and a round looks only at the
+subjects with an anchor stored since, an anchor dated after the last round that has come
+since, or a contact saved since (a newcomer, a new role).
 """
 
 from __future__ import annotations

@@ -3,6 +3,14 @@
 The sent messages nobody engaged with in time are found in SQL
 (:mod:`onetomany.tracking.engagement`); each proposes the step to the contact the message
 went to, once per message (``after-<outbox id>``), carrying its ladder run in the payload.
+
+A round reads every sent row of the watched touch only the first time. After that a cursor
+per touch (:mod:`onetomany.triggers.rounds`, stored with the round's rows) says when the last
+round ran and the newest delivery it had seen, and a round asks only about the rows that may
+have become due since (:func:`~onetomany.store.queries.engagement.changed_sent_rows`): sent
+``days`` before a moment between the two rounds, sent since, or whose contact was saved since.
+A segment that counts events, and the ``stage`` and ``period`` re-entry rules, keep the full
+read each round, as for an absence touch.
 """
 
 from __future__ import annotations
