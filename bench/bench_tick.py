@@ -47,7 +47,15 @@ import sqlalchemy as sa
 from onetomany import FrozenClock
 from onetomany.engine import EVENT_CURSOR, Engine
 from onetomany.plugins.settings import PluginSettings
-from onetomany.program import AbsenceTrigger, Audience, EventTrigger, Program, Touch
+from onetomany.program import (
+    AbsenceTrigger,
+    Audience,
+    CadenceTrigger,
+    EngagementTrigger,
+    EventTrigger,
+    Program,
+    Touch,
+)
 from onetomany.rules.segments import Profile, SegmentSet
 from onetomany.store import Store
 from onetomany.store.profiles import load_profiles
@@ -61,6 +69,7 @@ from onetomany.store.schema import (
     outbox,
 )
 from onetomany.store.segments import matching_contact_ids
+from onetomany.tracking.cadence import start_schedules
 
 R = TypeVar("R")
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -72,6 +81,8 @@ ROUND = timedelta(minutes=1)
 STEADY_ROUNDS = 5
 DAY = 24 * 60  # minutes
 CHUNK = 50_000
+#: The outbox ids of the winback emails ``build`` stores as sent (above the history's).
+WATCHED_IDS = 50_000_000
 SAMPLE = 10_000
 SEGMENTS = {
     "paying": 'account.plan in ["pro", "enterprise"] and account.mrr >= 100',
@@ -189,6 +200,12 @@ def build(store: Store, size: int, seed: int = 7) -> int:
         ):
             for chunk in _chunks(rows):
                 conn.execute(table.insert(), chunk)
+        pending: dict[sa.Table, list[dict[str, Any]]] = {}
+        for table, row in _watched_rows(rng, size):
+            pending.setdefault(table, []).append(row)
+        for table, rows in pending.items():
+            for chunk in _chunks(iter(rows)):
+                conn.execute(table.insert(), chunk)
         position = conn.scalar(sa.select(sa.func.max(events.c.seq)))
         conn.execute(
             cursors.insert().values(name=EVENT_CURSOR, value=str(position), updated_at=NOW)
@@ -205,6 +222,77 @@ def build(store: Store, size: int, seed: int = 7) -> int:
         with store.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return count
+
+
+#: A monthly check-in from each account's sign-up, to its admin or sponsor.
+CHECKIN = Touch(
+    name="checkin",
+    trigger=CadenceTrigger(rrule="FREQ=MONTHLY", anchor="signed_up", by="account"),
+    channel="email",
+    template="nudge",
+    audience=Audience(roles=("admin", "sponsor")),
+)
+
+
+def _watched_rows(rng: random.Random, size: int) -> Iterator[tuple[sa.Table, dict[str, Any]]]:
+    """The winback emails already sent: one contact in eight got one in the last 10 days,
+    and half of those opened it (the rest are what the ``resend`` touch watches: about one
+    crosses its 3 days per minute per 100,000 contacts)."""
+    for k in range(0, size, 8):
+        row_id = WATCHED_IDS + k
+        at = NOW - timedelta(minutes=rng.randint(1, 10 * DAY))
+        contact, account = f"c{k:07d}", f"a{k // 4:07d}"
+        key = f"bench:winback:{contact}:sent-{row_id}"
+        yield (
+            outbox,
+            {
+                "id": row_id,
+                "idempotency_key": key,
+                "program": "bench",
+                "touch": "winback",
+                "channel": "email",
+                "template": "nudge",
+                "contact_id": contact,
+                "account_id": account,
+                "event_id": None,
+                "payload": {},
+                "status": "sent",
+                "attempts": 1,
+                "available_at": at,
+                "created_at": at,
+                "updated_at": at,
+            },
+        )
+        yield (
+            deliveries,
+            {
+                "outbox_id": row_id,
+                "idempotency_key": key,
+                "channel": "email",
+                "attempt": 1,
+                "status": "sent",
+                "provider_message_id": f"<{row_id}@bench>",
+                "at": at,
+                "provider": "email",
+            },
+        )
+        if rng.random() < 0.5:
+            opened = _event_row(
+                f"o{k}", "message_opened", account, contact, rng.randint(0, 10 * DAY)
+            )
+            opened["occurred_at"] = max(opened["occurred_at"], at)
+            opened["properties"] = {"idempotency_key": key, "touch": "winback"}
+            yield events, opened
+
+
+def adopt(store: Store, program: Program) -> int:
+    """Start the check-in's schedules as ``onetomany run --from-now`` would (each at its
+    first occurrence after now), as if the program had been running on this history."""
+    touch = program.touch(CHECKIN.name)
+    assert isinstance(touch.trigger, CadenceTrigger)
+    return start_schedules(
+        store, touch, touch.trigger, now=NOW, choose=lambda a, c: a.pick(c), from_now=True
+    )
 
 
 def make_program(folder: Path) -> Program:
@@ -229,6 +317,13 @@ def make_program(folder: Path) -> Program:
                 template="nudge",
                 audience=Audience(roles=("admin", "sponsor")),
             ),
+            Touch(
+                name="resend",
+                trigger=EngagementTrigger(touch="winback", outcome="not_opened", days=3),
+                channel="email",
+                template="nudge",
+            ),
+            CHECKIN,
         ),
         channels={
             "email": PluginSettings(
@@ -272,10 +367,11 @@ def run(size: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         store = Store(folder / "bench.db")
-        build_s, n_events = timed(lambda: build(store, size))
+        program = make_program(folder)
+        build_s, n_events = timed(lambda: (build(store, size), adopt(store, program))[0])
         segments = SegmentSet(SEGMENTS)
         clock = FrozenClock(NOW)
-        with Engine(make_program(folder), store=store, clock=clock) as engine:
+        with Engine(program, store=store, clock=clock) as engine:
             first_s, first_cpu, first = cpu_timed(engine.tick)
             rounds = []
             for _ in range(STEADY_ROUNDS):
@@ -416,14 +512,17 @@ def run_history(size: int, months: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         store = Store(folder / "bench.db")
-        build_s, _ = timed(lambda: (build(store, size), add_history(store, size, months)))
+        program = make_program(folder)
+        build_s, _ = timed(
+            lambda: (build(store, size), add_history(store, size, months), adopt(store, program))
+        )
         with store.engine.connect() as conn:
             counts = {
                 t.name: int(conn.scalar(sa.select(sa.func.count()).select_from(t)) or 0)
                 for t in (events, outbox, decisions)
             }
         clock = FrozenClock(NOW)
-        with Engine(make_program(folder), store=store, clock=clock) as engine:
+        with Engine(program, store=store, clock=clock) as engine:
             _, first_cpu, queued = cpu_timed(engine.tick)
             rounds = []
             for _ in range(STEADY_ROUNDS):
@@ -492,8 +591,9 @@ def main() -> None:
         main_history(args.sizes[0] if args.sizes else HISTORY_QUICK if args.quick else HISTORY_SIZE)
         return
     sizes = args.sizes or ([2_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000])
-    print("program: an absence touch (no login for 30 days, segment 'paying') and an event")
-    print("touch on signed_up; SQLite; tick only (nothing dispatched).")
+    print("program: an absence touch (no login for 30 days, segment 'paying'), an event")
+    print("touch on signed_up, an engagement touch (the absence email not opened in 3 days)")
+    print("and a monthly cadence from signed_up; SQLite; tick only (nothing dispatched).")
     print(f"segment timed: {TIMED_SEGMENT} = {SEGMENTS[TIMED_SEGMENT]}")
     print(
         f"Python: evaluate() over {SAMPLE:,} preloaded sample profiles, extrapolated per "

@@ -1,5 +1,9 @@
-"""An absence trigger's steady rounds read only what changed, and queue what reading
+"""Time-driven triggers' steady rounds read only what changed, and queue what reading
 everything would.
+
+The first test holds absence touches to that; the second cadence and engagement touches
+(an escalation ladder over an event touch and a cadence), with messages sent and opened
+between rounds.
 
 After its first round, an absence touch keeps a cursor (when it ran, how far it had read the
 event log) and its next rounds ask only about the subjects whose answer may have changed
@@ -25,7 +29,13 @@ from hypothesis import strategies as st
 
 from onetomany import Account, Contact
 from onetomany.engine import Engine
-from onetomany.program import AbsenceTrigger, EventTrigger, Touch
+from onetomany.program import (
+    AbsenceTrigger,
+    CadenceTrigger,
+    EngagementTrigger,
+    EventTrigger,
+    Touch,
+)
 from onetomany.store import schema
 from onetomany.testing import FrozenClock
 
@@ -34,9 +44,11 @@ from .test_explain_agrees import (
     PLANS,
     REENTRIES,
     ROLES,
+    RRULES,
     SEGMENTS,
     _engine,
     _keys,
+    _rows,
     people,
 )
 
@@ -115,6 +127,11 @@ def _apply(
     elif what == "role":
         assert contact is not None
         engine.identify(attrs.evolve(contact, role=detail))
+    elif what == "open":  # the contact opens (or clicks) its latest sent message of a touch
+        assert contact is not None
+        rows = _rows(engine, f"t{ago}", contact.id, status="sent")
+        if rows:
+            engine.track_engagement(rows[-1], detail, id=f"ev{serial}")
     else:  # someone new joins an account, perhaps one that is absent already
         engine.identify(
             Contact(
@@ -127,10 +144,11 @@ def _apply(
 
 
 def _forget(engine: Engine) -> None:
-    """Wipe what the absence touches remember between rounds."""
+    """Wipe what the time-driven touches remember between rounds."""
     t = schema.cursors
     with engine.store.engine.begin() as conn:
-        conn.execute(t.delete().where(t.c.name.like("absence:%")))
+        for kind in ("absence", "cadence", "engagement"):
+            conn.execute(t.delete().where(t.c.name.like(f"{kind}:%")))
 
 
 @contextmanager
@@ -202,3 +220,134 @@ def test_a_steady_round_reads_only_the_subjects_that_changed(tmp_path) -> None:
         assert any("a0" in map(str, p) for p in asked)
         clock.advance(days=30)
         assert engine.tick() == 1  # its new absence, found the moment it begins
+
+
+@st.composite
+def ladder_touches(draw: st.DrawFn) -> tuple[Touch, ...]:
+    """A welcome on sign-up or a cadence anchored on it, then engagement steps watching any
+    touch before them."""
+    first = draw(
+        st.one_of(
+            st.builds(EventTrigger, event=st.just("signed_up")),
+            st.builds(
+                CadenceTrigger,
+                rrule=st.sampled_from(RRULES),
+                anchor=st.just("signed_up"),
+                by=st.sampled_from(["account", "contact"]),
+                after_days=st.integers(0, 1),
+            ),
+        )
+    )
+    triggers: list[Any] = [first]
+    for index in range(1, draw(st.integers(2, 3))):
+        triggers.append(
+            draw(
+                st.builds(
+                    EngagementTrigger,
+                    touch=st.sampled_from([f"t{i}" for i in range(index)]),
+                    outcome=st.sampled_from(["not_opened", "not_clicked"]),
+                    days=st.integers(1, 2),
+                )
+                | st.builds(
+                    CadenceTrigger,
+                    rrule=st.sampled_from(RRULES),
+                    anchor=st.just("signed_up"),
+                    by=st.sampled_from(["account", "contact"]),
+                    after_days=st.integers(0, 1),
+                )
+            )
+        )
+    return tuple(
+        Touch(
+            name=f"t{i}",
+            trigger=trigger,
+            channel="email",
+            template="welcome",
+            audience=draw(AUDIENCES),
+            segment=draw(st.none() | st.sampled_from(sorted(SEGMENTS))),
+            reentry=draw(REENTRIES),
+        )
+        for i, trigger in enumerate(triggers)
+    )
+
+
+#: As ACTIONS, with opens and clicks of a touch's latest sent message (its index last).
+LADDER_ACTIONS = st.one_of(
+    ACTIONS,
+    st.tuples(
+        st.just("open"),
+        st.integers(0, 1),
+        st.integers(0, 2),
+        st.sampled_from(["opened", "clicked"]),
+        st.integers(0, 2),
+    ),
+)
+LADDER_ROUNDS = st.lists(
+    st.tuples(STEPS, st.lists(LADDER_ACTIONS, max_size=4)), min_size=2, max_size=6
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(touches=ladder_touches(), population=people(), rounds=LADDER_ROUNDS)
+def test_steady_cadence_and_engagement_rounds_queue_what_reading_everything_would(
+    touches: tuple[Touch, ...],
+    population: tuple[list[Account], list[Contact]],
+    rounds: list[tuple[int, list[tuple[Any, ...]]]],
+) -> None:
+    found_accounts, contacts = population
+    with _pair(touches) as engines:
+        for engine, _ in engines:
+            engine.identify(*found_accounts, *contacts)
+        serial = 0
+        for number, (hours, actions) in enumerate(rounds):
+            for _, clock in engines:
+                clock.advance(hours=hours)
+            for action in actions:
+                serial += 1
+                for engine, _ in engines:
+                    _apply(engine, action, found_accounts, contacts, serial)
+            (steady, _), (fresh, _) = engines
+            _forget(fresh)
+            steady.tick()
+            fresh.tick()
+            assert _keys(steady) == _keys(fresh), f"round {number} at {steady.clock.now()}"
+            # Sent between rounds, so that the ladders have messages to watch.
+            steady.dispatch()
+            fresh.dispatch()
+
+
+def test_an_engagement_round_finds_the_rows_that_crossed_its_days_between_rounds() -> None:
+    welcome = Touch(
+        name="t0", trigger=EventTrigger(event="signed_up"), channel="email", template="welcome"
+    )
+    resend = Touch(
+        name="t1",
+        trigger=EngagementTrigger(touch="t0", outcome="not_opened", days=1),
+        channel="email",
+        template="welcome",
+    )
+    with _engine((welcome, resend)) as (engine, clock):
+        for i in range(3):
+            engine.identify(
+                Account(id=f"a{i}"),
+                Contact(id=f"c{i}", account_id=f"a{i}", email=f"c{i}@example.test"),
+            )
+            engine.track("signed_up", account_id=f"a{i}", contact_id=f"c{i}", id=f"s{i}")
+        assert engine.tick() == 3
+        engine.dispatch()
+        opened = _rows(engine, "t0", "c0", status="sent")
+        engine.track_engagement(opened[-1], "opened", id="open0")
+        clock.advance(hours=1)
+        assert engine.tick() == 0  # sent an hour ago: not due, but read since it was sent
+        clock.advance(hours=12)
+        assert engine.tick() == 0  # nothing stored since: a round reading no row
+        clock.advance(hours=12)
+        # Neither stored nor saved since the last round: found because it crossed its day.
+        assert engine.tick() == 2
+        assert {c for c, t in _keys(engine) if t == "t1"} == {"c1", "c2"}
+        clock.advance(hours=1)
+        assert engine.tick() == 0

@@ -112,6 +112,8 @@ outbox = sa.Table(
     # Set when retention archived the row's payload and attempts (the row keeps its key).
     sa.Column("archived_at", UTCDateTime),
     sa.Index("ix_outbox_due", "status", "available_at"),
+    # An engagement trigger's steady round: the sent rows of the contacts saved since.
+    sa.Index("ix_outbox_touch_contact", "touch", "contact_id"),
 )
 
 deliveries = sa.Table(
@@ -127,6 +129,8 @@ deliveries = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("provider", sa.String(128)),
+    # An engagement trigger's steady round: the rows whose send time crossed its days since.
+    sa.Index("ix_deliveries_sent_at", "status", "at"),
 )
 
 inbox = sa.Table(

@@ -7,7 +7,9 @@ with the rows that are new or due, not with the population:
 
 1. :func:`start_schedules`: one anti-join finds the accounts (or contacts) that have the
    anchor event but no schedule for the touch yet; their recipients are picked by the touch's
-   audience, and only for those new rows is the first occurrence computed, in Python.
+   audience, and only for those new rows is the first occurrence computed, in Python. After
+   the first round it looks only at the subjects that changed since the last
+   (:mod:`onetomany.triggers.cadence`).
 2. :func:`due_firings`: the rows whose ``next_at`` has come (index ``ix_schedules_due``),
    each with the occurrence to send now and the next one after now. The engine queues them;
    :func:`~onetomany.store.queries.schedules.advance_schedules` then moves ``next_at`` on.
@@ -23,7 +25,7 @@ to a program months later does not greet old accounts with its fifth day).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -130,10 +132,13 @@ def start_schedules(
     now: datetime,
     choose: Chooser,
     from_now: bool = False,
+    among: Collection[str] | None = None,
 ) -> int:
     """Add schedule rows for the recipients whose subject has the anchor but no schedule yet
     (:func:`new_schedules`). Returns the rows added."""
-    schedules = new_schedules(store, touch, trigger, now=now, choose=choose, from_now=from_now)
+    schedules = new_schedules(
+        store, touch, trigger, now=now, choose=choose, from_now=from_now, among=among
+    )
     if schedules:
         add_schedules(store, schedules, now=now)
     return len(schedules)
@@ -147,6 +152,7 @@ def new_schedules(
     now: datetime,
     choose: Chooser,
     from_now: bool = False,
+    among: Collection[str] | None = None,
 ) -> list[Schedule]:
     """The schedule rows the recipients whose subject has the anchor but no schedule yet get.
 
@@ -160,6 +166,8 @@ def new_schedules(
     :meth:`~onetomany.engine.Engine.start_from_now`) a row starts at the rule's first
     occurrence after ``now``: the occurrences before it are history, not missed, so none is
     caught up (a rule already over gets a row that never fires).
+
+    ``among`` limits the subjects looked at (a steady round's, :mod:`onetomany.triggers.cadence`).
     """
     anchors = unscheduled_anchors(
         store,
@@ -168,6 +176,7 @@ def new_schedules(
         by=trigger.by,
         roles=touch.audience.roles,
         now=now,
+        among=among,
     )
     if not anchors:
         return []

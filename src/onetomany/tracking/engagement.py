@@ -26,7 +26,7 @@ an open of the original email after the resend went out stops the SMS and the CS
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -125,9 +125,16 @@ def occurrence(row_id: int) -> str:
 
 
 def unengaged(
-    store: Store, program: str, touch: Touch, trigger: EngagementTrigger, *, now: datetime
+    store: Store,
+    program: str,
+    touch: Touch,
+    trigger: EngagementTrigger,
+    *,
+    now: datetime,
+    among: Collection[int] | None = None,
 ) -> list[Unengaged]:
-    """The sent rows of ``trigger.touch`` that ``touch`` escalates at ``now``.
+    """The sent rows of ``trigger.touch`` that ``touch`` escalates at ``now`` (only among the
+    outbox ids ``among`` when given: a steady round's, :mod:`onetomany.triggers.engagement`).
 
     One statement selects the rows sent ``days`` ago or more that neither escalated nor were
     engaged with; then the earlier steps of those rows' ladder runs are checked, for them
@@ -147,6 +154,7 @@ def unengaged(
             engagement=counted,
             sent_by=now - timedelta(days=trigger.days),
             now=now,
+            among=among,
         )
     ]
     earlier = {k for c in candidates for k in c.ladder[:-1]}

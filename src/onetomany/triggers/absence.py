@@ -19,8 +19,6 @@ absent subject: it proposes what a first round would, which the outbox check the
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,32 +26,12 @@ from typing import Any
 from onetomany.model import Contact, Event
 from onetomany.model.decisions import Check
 from onetomany.program import Touch
-from onetomany.rules.segments import SegmentSet
-from onetomany.rules.segments.ast import (
-    And,
-    Arith,
-    Between,
-    Compare,
-    Exists,
-    Expr,
-    Field,
-    In,
-    Literal,
-    Neg,
-    Not,
-    Or,
-    SegmentRef,
-    walk,
-)
 from onetomany.rules.triggers import AbsenceTrigger, Reporter
-from onetomany.store import EventPosition, Store
+from onetomany.store import Store
 from onetomany.store.queries.absence import changed_subjects, contact_ids_of, log_position
 from onetomany.store.segments import matching_contact_ids
 from onetomany.triggers.base import Candidates, TickContext, Waiting, when
-
-#: Nodes whose value changes only when a profile is saved: a segment made of them alone
-#: lets a round skip the subjects whose profiles did not change.
-_ON_PROFILES = (And, Arith, Between, Compare, Exists, Field, In, Literal, Neg, Not, Or, SegmentRef)
+from onetomany.triggers.rounds import cursor_name, cursor_value, last_round, shape
 
 #: Read a little either side of the threshold: ``days_since`` counts whole seconds.
 _MARGIN = timedelta(minutes=1)
@@ -80,11 +58,12 @@ class AbsenceKind:
         position = log_position(store) if not context.dry else None
         for touch, trigger in touches:
             among: list[str] | None = None
-            shape = _shape(context.segments, touch, trigger)
-            if position is not None and shape is not None:
-                name = f"absence:{context.program.name}:{touch.name}"
-                among = _changed_contacts(store, trigger, store.get_cursor(name), shape, now)
-                cursors.append((touch.name, name, _cursor(shape, now, position)))
+            valid_for = shape(context.segments, touch, trigger)
+            if position is not None and valid_for is not None:
+                name = cursor_name(self.name, context.program.name, touch)
+                previous = last_round(store.get_cursor(name), valid_for, now)
+                among = _changed_contacts(store, trigger, previous, now)
+                cursors.append((touch.name, name, cursor_value(valid_for, now, position)))
             if among is not None and not among:
                 continue
             ids = matching_contact_ids(
@@ -152,44 +131,14 @@ class AbsenceKind:
         return Waiting(checks=[Check.failed("audience", why, **inputs)])
 
 
-def _shape(segments: SegmentSet, touch: Touch, trigger: AbsenceTrigger) -> str | None:
-    """What a round's cursor is valid for (the trigger, audience and segment it read); None
-    when the touch must read every absent subject each round (see the module's text)."""
-    if touch.reentry.kind in ("stage", "period"):
-        return None
-    read: list[str] = []
-    pending = [touch.segment] if touch.segment else []
-    seen = set(pending)
-    while pending:
-        name = pending.pop()
-        expr: Expr = segments.expr(name)
-        read.append(f"{name}={expr!r}")
-        for node in walk(expr):
-            if not isinstance(node, _ON_PROFILES):
-                return None
-            if isinstance(node, SegmentRef) and node.name not in seen:
-                seen.add(node.name)
-                pending.append(node.name)
-    text = repr((trigger, touch.audience, touch.reentry, touch.segment, sorted(read)))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _cursor(shape: str, now: datetime, position: EventPosition) -> str:
-    return json.dumps({"shape": shape, "at": now.isoformat(), "log": str(position)})
-
-
 def _changed_contacts(
-    store: Store, trigger: AbsenceTrigger, stored: str | None, shape: str, now: datetime
+    store: Store, trigger: AbsenceTrigger, last: Mapping[str, Any] | None, now: datetime
 ) -> list[str] | None:
-    """The contacts whose absence may differ from the round that stored ``stored``; None
-    (all of them) without a usable cursor: the first round, a changed touch, or a clock
-    that went back."""
-    if stored is None:
+    """The contacts whose absence may differ from the ``last`` round's; None (all of them)
+    without one."""
+    if last is None:
         return None
-    last = json.loads(stored)
-    then = datetime.fromisoformat(last["at"])
-    if last.get("shape") != shape or then > now:
-        return None
+    then: datetime = last["at"]
     days = timedelta(days=trigger.days)
     subjects = changed_subjects(
         store,
@@ -197,7 +146,7 @@ def _changed_contacts(
         by=trigger.by,
         crossed_after=then - days - _MARGIN,
         crossed_until=now - days + _MARGIN,
-        stored_after=EventPosition.parse(last["log"]),
+        stored_after=last["log"],
         changed_since=then,
     )
     return contact_ids_of(store, by=trigger.by, subjects=subjects) if subjects else []

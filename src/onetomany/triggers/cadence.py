@@ -3,13 +3,19 @@
 Schedules live in the store (:mod:`onetomany.tracking.cadence`): each tick starts the new
 ones, proposes the current occurrence of every due one (its UTC instant is the occurrence,
 ``at-<instant>``), and moves them on once the queued decisions are written.
+
+Which subjects need a new schedule is read for everyone only in the first round. After that
+a cursor per touch (:mod:`onetomany.triggers.rounds`, stored with the round's rows) says when
+the last round ran and how far it had read the event log, and a round looks only at the
+subjects with an anchor stored since, an anchor dated after the last round that has come
+since, or a contact saved since (a newcomer, a new role).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +24,7 @@ from onetomany.model.decisions import Check
 from onetomany.program import Audience, Touch
 from onetomany.rules.triggers import CadenceTrigger, Reporter
 from onetomany.store import Store
+from onetomany.store.queries.absence import changed_subjects, log_position
 from onetomany.store.queries.schedules import Schedule, advance_schedules, schedule
 from onetomany.tracking.cadence import (
     Firing,
@@ -27,6 +34,10 @@ from onetomany.tracking.cadence import (
     start_schedules,
 )
 from onetomany.triggers.base import Candidates, TickContext, Waiting, when
+from onetomany.triggers.rounds import cursor_name, cursor_value, digest, last_round
+
+#: Read a little before the last round: an anchor stored at its very instant.
+_MARGIN = timedelta(minutes=1)
 
 
 def pick(audience: Audience, contacts: list[Contact]) -> list[Contact]:
@@ -50,14 +61,23 @@ class CadenceKind:
         store = context.store
         decisions = []
         fired: list[Firing] = []
+        cursors: list[tuple[str, str, str]] = []
+        # Read before the queries below: an event stored meanwhile is after it, read again.
+        position = log_position(store) if not context.dry else None
         for touch, trigger in touches:
             unsaved: list[tuple[Schedule, str | None]] = []
-            if context.dry:
+            if position is None:
                 fresh = new_schedules(store, touch, trigger, now=now, choose=pick)
                 zones = store.get_contacts(s.contact_id for s in fresh)
                 unsaved = [(s, zones[s.contact_id].timezone) for s in fresh]
             else:
-                start_schedules(store, touch, trigger, now=now, choose=pick)
+                # Which subjects gain a schedule depends on the anchor, its subject and the
+                # audience's roles only, not on the touch's segment or re-entry rule.
+                valid_for = digest(trigger, touch.audience.roles)
+                name = cursor_name(self.name, context.program.name, touch)
+                among = _changed_subjects(store, trigger, store.get_cursor(name), valid_for, now)
+                start_schedules(store, touch, trigger, now=now, choose=pick, among=among)
+                cursors.append((touch.name, name, cursor_value(valid_for, now, position)))
             due = due_firings(store, touch, trigger, now=now, unsaved=unsaved)
             fired += [firing for firing, _ in due]
             firing = [(f, zone) for f, zone in due if f.at is not None]
@@ -76,6 +96,7 @@ class CadenceKind:
             after_queued=functools.partial(
                 advance_schedules, store, [f.move for f in fired], now=now
             ),
+            cursors=tuple(cursors),
         )
 
     def waiting(
@@ -129,6 +150,27 @@ class CadenceKind:
             due_at=row.next_at,
             due=f"the cadence's next occurrence ({shown})",
         )
+
+
+def _changed_subjects(
+    store: Store, trigger: CadenceTrigger, stored: str | None, valid_for: str, now: datetime
+) -> set[str] | None:
+    """The subjects that may have gained a schedule since the round that stored ``stored``
+    (None: every subject, without a usable cursor): an anchor stored since, one dated after
+    that round that has come since, or a contact saved since (a newcomer, a new role)."""
+    last = last_round(stored, valid_for, now)
+    if last is None:
+        return None
+    then: datetime = last["at"]
+    return changed_subjects(
+        store,
+        event=trigger.anchor,
+        by=trigger.by,
+        crossed_after=then - _MARGIN,
+        crossed_until=now,
+        stored_after=last["log"],
+        changed_since=then,
+    )
 
 
 def _payload(

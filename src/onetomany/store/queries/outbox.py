@@ -4,7 +4,7 @@ touch was last queued for a contact (re-entry), the sent rows nobody engaged wit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ def sent_not_engaged(
     engagement: Sequence[str],
     sent_by: datetime,
     now: datetime,
+    among: Collection[int] | None = None,
 ) -> list[tuple[OutboxRow, datetime]]:
     """The rows of ``touch`` in ``program`` sent at or before ``sent_by`` that were neither
     followed up nor engaged with, each with when it was sent, in row order; one statement.
@@ -69,6 +70,8 @@ def sent_not_engaged(
       ``next_key`` is ``(head, tail)``.
     * Engaged with: an event of the row's contact named in ``engagement``, at or before
       ``now``, carries the row's idempotency key.
+
+    ``among`` limits it to those outbox ids (a steady round's), a statement per chunk.
     """
     o, nxt, d, e = (
         schema.outbox.alias("sent"),
@@ -105,12 +108,23 @@ def sent_not_engaged(
         )
         .order_by(o.c.id)
     )
+    if among is None:
+        queries = [query]
+    else:
+        wanted = sorted(among)
+        queries = [
+            query.where(o.c.id.in_(wanted[start : start + _CHUNK]))
+            for start in range(0, len(wanted), _CHUNK)
+        ]
+    found: dict[int, tuple[OutboxRow, datetime]] = {}
     with store.read() as conn:
-        # One per row even if a row has two sent deliveries.
-        found = {
-            row.id: (OutboxRow.from_row(row), _aware(row.sent_at)) for row in conn.execute(query)
-        }
-    return list(found.values())
+        for chunk in queries:
+            # One per row even if a row has two sent deliveries.
+            found.update(
+                (row.id, (OutboxRow.from_row(row), _aware(row.sent_at)))
+                for row in conn.execute(chunk)
+            )
+    return [found[i] for i in sorted(found)]
 
 
 def touch_rows(store: Store, touch: str, contact_id: str, *, limit: int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ and writes the rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,9 @@ from onetomany.store import schema
 
 if TYPE_CHECKING:
     from onetomany.store import Store
+
+#: Ids per IN list: under SQLite's bound-parameter limit.
+_CHUNK = 500
 
 
 @attrs.frozen(kw_only=True)
@@ -48,22 +51,31 @@ class ScheduleMove:
 
 
 def unscheduled_anchors(
-    store: Store, touch: str, *, anchor: str, by: str, roles: Sequence[str], now: datetime
+    store: Store,
+    touch: str,
+    *,
+    anchor: str,
+    by: str,
+    roles: Sequence[str],
+    now: datetime,
+    among: Collection[str] | None = None,
 ) -> dict[str, tuple[str, datetime]]:
     """The first ``anchor`` event (id, instant) at or before ``now`` of each subject (account
     with ``by="account"``, else contact) that has no schedule for ``touch`` yet and a contact
-    in one of ``roles`` (any contact when empty), by subject id.
+    in one of ``roles`` (any contact when empty), by subject id; only subjects in ``among``
+    when given (a steady round's changed subjects).
 
-    One anti-join over the events: the cost grows with the new subjects, not the population.
+    One anti-join over the anchor events (of ``among``, through the subject's (subject, name,
+    time) index, when given).
     """
     e, s, c = schema.events, schema.schedules, schema.contacts
     if by == "account":
         subject = e.c.account_id
-        scheduled = (
-            sa.select(1)
-            .select_from(s.join(c, c.c.id == s.c.contact_id))
-            .where(s.c.touch == touch, c.c.account_id == subject)
-        )
+        # From the account's contacts to their rows (both by index): as a join, SQLite
+        # read every schedule of the touch for each anchor, quadratic in the accounts.
+        member = schema.contacts.alias("member")
+        has_row = sa.select(1).where(s.c.touch == touch, s.c.contact_id == member.c.id)
+        scheduled = sa.select(1).where(member.c.account_id == subject, sa.exists(has_row))
         eligible = sa.select(1).where(c.c.account_id == subject)
     else:
         subject = e.c.contact_id
@@ -77,9 +89,20 @@ def unscheduled_anchors(
         .where(~sa.exists(scheduled), sa.exists(eligible))
         .order_by(e.c.occurred_at.desc(), e.c.seq.desc())
     )
+    if among is None:
+        chunks = [query]
+    else:
+        wanted = sorted(among)
+        chunks = [
+            query.where(subject.in_(wanted[start : start + _CHUNK]))
+            for start in range(0, len(wanted), _CHUNK)
+        ]
+    found: dict[str, tuple[str, datetime]] = {}
     with store.read() as conn:
-        # Latest first, so the last one written per subject is its first anchor.
-        return {row.subject: (row.id, row.occurred_at) for row in conn.execute(query)}
+        for chunk in chunks:
+            # Latest first, so the last one written per subject is its first anchor.
+            found.update({row.subject: (row.id, row.occurred_at) for row in conn.execute(chunk)})
+    return found
 
 
 def add_schedules(store: Store, schedules: Sequence[Schedule], *, now: datetime) -> None:
