@@ -180,7 +180,9 @@ def test_the_status_command_prints_the_same_facts_as_json(tmp_path: Path):
 def test_tick_dispatch_and_prune_commands_run_the_single_steps(tmp_path: Path):
     from onetomany import Account, Contact
 
-    folder = write_program(tmp_path / "prog", '[retention]\nevents = "30d"\n')
+    # The commands run on the wall clock: email's window is open at any hour of the run.
+    extra = '[retention]\nevents = "30d"\n[windows]\nemail = "always"\n'
+    folder = write_program(tmp_path / "prog", extra)
     with Engine(load_program(folder)) as engine:
         engine.identify(
             Account(id="a1", name="Northwind"),
