@@ -60,3 +60,17 @@ def test_the_latest_event_of_each_subject_is_the_last_one_read_in_order(
             assert {s: e.id for s, e in found.items()} == expected
         finally:
             store.close()
+
+
+def test_latest_events_on_each_database(store: Store) -> None:
+    at = [START + timedelta(hours=h) for h in (0, 2, 2, 1, 5)]
+    names = ["login", "login", "login", "login", "signed_up"]
+    accounts = ["a0", "a0", "a0", "a1", "a1"]
+    for i, (name, account, when) in enumerate(zip(names, accounts, at, strict=True)):
+        event = Event(id=f"e{i}", name=name, account_id=account, occurred_at=when)
+        store.add_events([event], now=START)
+    found = store.latest_events("login", by="account", ids=["a0", "a1", "a2"], until=at[-1])
+    # e2 shares e1's instant and was stored after it; a2 has none; a1's sign-up is no login.
+    assert {s: e.id for s, e in found.items()} == {"a0": "e2", "a1": "e3"}
+    earlier = store.latest_events("login", by="account", ids=["a0"], until=at[0])
+    assert {s: e.id for s, e in earlier.items()} == {"a0": "e0"}
