@@ -130,7 +130,9 @@ deliveries = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("provider", sa.String(128)),
     # An engagement trigger's steady round: the rows whose send time crossed its days since.
-    sa.Index("ix_deliveries_sent_at", "status", "at"),
+    # The time alone: with the status first, SQLite chose it over ix_deliveries_outbox_id to
+    # find a row's sent delivery, and read every sent delivery for each row.
+    sa.Index("ix_deliveries_at", "at"),
 )
 
 inbox = sa.Table(
@@ -239,6 +241,9 @@ schedules = sa.Table(
     sa.Column("fired", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_schedules_due", "next_at"),
+    # A touch's due rows: led by next_at alone, SQLite preferred the primary key and read
+    # every row of the touch each round.
+    sa.Index("ix_schedules_touch_due", "touch", "next_at"),
 )
 
 #: What the engine decided about a touch for a recipient (:class:`onetomany.Decision`), as

@@ -3,7 +3,7 @@ touch whose answer could have changed since its last round.
 
 A sent row escalates once it was sent ``days`` ago, unless it was engaged with or escalated
 already. Between two rounds a row can only become due when its send time crossed the
-threshold in between (``ix_deliveries_sent_at``), when it was sent since (a delivery stored
+threshold in between (``ix_deliveries_at``), when it was sent since (a delivery stored
 after the last round's, whatever time it carries), or when its contact or the contact's
 account was saved since (the touch's segment reads them; ``ix_outbox_touch_contact``).
 Engagement and escalation only ever stop a row, so they need no arm of their own.
@@ -49,18 +49,26 @@ def changed_sent_rows(
         d.c.status == "sent", d.c.at > sent_after, d.c.at <= sent_until
     )
     stored = sa.select(d.c.outbox_id).where(d.c.id > delivered_after, d.c.status == "sent")
+    # From the few accounts saved since to their contacts (by index): as a join, SQLite
+    # walked every contact to look its account up.
     saved = sa.union(
         sa.select(c.c.id).where(c.c.updated_at >= changed_since),
-        sa.select(c.c.id).join(a, a.c.id == c.c.account_id).where(a.c.updated_at >= changed_since),
+        sa.select(c.c.id).where(
+            c.c.account_id.in_(sa.select(a.c.id).where(a.c.updated_at >= changed_since))
+        ),
     ).subquery()
-    profiles = sa.select(o.c.id).where(
-        o.c.touch == touch,
-        o.c.contact_id.in_(sa.select(saved.c.id)),
-        o.c.program == program,
-        o.c.status == OutboxStatus.SENT,
+    # The touch and contacts alone (ix_outbox_touch_contact); the program and status are
+    # checked here: asked for the status, SQLite walks every sent row in ix_outbox_due.
+    profiles = sa.select(o.c.id, o.c.program, o.c.status).where(
+        o.c.touch == touch, o.c.contact_id.in_(sa.select(saved.c.id))
     )
     found: set[int] = set()
     with store.read() as conn:
-        for query in (crossed, stored, profiles):
-            found.update(conn.scalars(query))
+        found.update(conn.scalars(crossed))
+        found.update(conn.scalars(stored))
+        found.update(
+            row.id
+            for row in conn.execute(profiles)
+            if row.program == program and row.status == OutboxStatus.SENT
+        )
     return found

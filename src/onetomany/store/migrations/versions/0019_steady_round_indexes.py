@@ -1,9 +1,9 @@
 """steady round indexes: engagement and cadence rounds read what changed
 
 An engagement trigger's round after the first reads only the watched rows whose send time
-crossed its threshold since the last round (deliveries by status and time), and the sent
+crossed its threshold since the last round (deliveries by time), and the sent
 rows of contacts saved since (the outbox by touch and contact, which an explanation's
-``touch_rows`` reads too).
+``touch_rows`` reads too); and a cadence touch's due rows by touch and time.
 
 Revision ID: 0019
 Revises: 0018
@@ -21,10 +21,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_deliveries_sent_at", "deliveries", ["status", "at"])
+    op.create_index("ix_deliveries_at", "deliveries", ["at"])
     op.create_index("ix_outbox_touch_contact", "outbox", ["touch", "contact_id"])
+    op.create_index("ix_schedules_touch_due", "schedules", ["touch", "next_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_schedules_touch_due", table_name="schedules")
     op.drop_index("ix_outbox_touch_contact", table_name="outbox")
-    op.drop_index("ix_deliveries_sent_at", table_name="deliveries")
+    op.drop_index("ix_deliveries_at", table_name="deliveries")
