@@ -85,6 +85,10 @@ def _program(tmp_path, port):
             channel = "email"
             template = "hello"
             audience = {{ every = true }}
+
+            # The workers run on the wall clock: email's window open at any hour.
+            [windows]
+            email = "always"
             """
         )
     )

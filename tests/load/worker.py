@@ -20,6 +20,7 @@ from onetomany.delivery.retry import RetryPolicy
 from onetomany.errors import StoreError
 from onetomany.plugins.settings import PluginSettings
 from onetomany.program import Audience, EventTrigger, Program, Touch
+from onetomany.rules.windows import DEFAULT_WINDOWS, WindowSettings
 from onetomany.store import Store
 from tests.load.harness import BATCH, LEASE_SECONDS, TOKEN
 
@@ -53,6 +54,8 @@ def program(provider: str, folder: Path) -> Program:
         sender="Acme <success@acme.test>",
         base_dir=folder,
         retry=RETRY,
+        # The workers run on the wall clock: email's window open at any hour of the run.
+        windows=WindowSettings(windows={**DEFAULT_WINDOWS, "email": None}),
     )
 
 
