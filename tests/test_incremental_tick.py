@@ -157,17 +157,15 @@ def _pair(touches: tuple[Touch, ...]) -> Iterator[list[tuple[Engine, FrozenClock
         yield [stack.enter_context(_engine(touches)) for _ in range(2)]
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(touches=absence_touches(), population=people(), rounds=ROUNDS)
-def test_steady_rounds_queue_what_reading_everything_would(
+def _rounds_agree(
     touches: tuple[Touch, ...],
     population: tuple[list[Account], list[Contact]],
     rounds: list[tuple[int, list[tuple[Any, ...]]]],
+    *,
+    dispatch: bool,
 ) -> None:
+    """Play ``rounds`` on two engines; each round, the one with cursors queues what the one
+    whose cursors were wiped queues (``dispatch``: send what they queued between rounds)."""
     found_accounts, contacts = population
     with _pair(touches) as engines:
         for engine, _ in engines:
@@ -185,6 +183,23 @@ def test_steady_rounds_queue_what_reading_everything_would(
             steady.tick()
             fresh.tick()
             assert _keys(steady) == _keys(fresh), f"round {number} at {steady.clock.now()}"
+            if dispatch:
+                steady.dispatch()
+                fresh.dispatch()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(touches=absence_touches(), population=people(), rounds=ROUNDS)
+def test_steady_rounds_queue_what_reading_everything_would(
+    touches: tuple[Touch, ...],
+    population: tuple[list[Account], list[Contact]],
+    rounds: list[tuple[int, list[tuple[Any, ...]]]],
+) -> None:
+    _rounds_agree(touches, population, rounds, dispatch=False)
 
 
 def test_a_steady_round_reads_only_the_subjects_that_changed(tmp_path) -> None:
@@ -298,26 +313,8 @@ def test_steady_cadence_and_engagement_rounds_queue_what_reading_everything_woul
     population: tuple[list[Account], list[Contact]],
     rounds: list[tuple[int, list[tuple[Any, ...]]]],
 ) -> None:
-    found_accounts, contacts = population
-    with _pair(touches) as engines:
-        for engine, _ in engines:
-            engine.identify(*found_accounts, *contacts)
-        serial = 0
-        for number, (hours, actions) in enumerate(rounds):
-            for _, clock in engines:
-                clock.advance(hours=hours)
-            for action in actions:
-                serial += 1
-                for engine, _ in engines:
-                    _apply(engine, action, found_accounts, contacts, serial)
-            (steady, _), (fresh, _) = engines
-            _forget(fresh)
-            steady.tick()
-            fresh.tick()
-            assert _keys(steady) == _keys(fresh), f"round {number} at {steady.clock.now()}"
-            # Sent between rounds, so that the ladders have messages to watch.
-            steady.dispatch()
-            fresh.dispatch()
+    # Sent between rounds, so that the ladders have messages to watch.
+    _rounds_agree(touches, population, rounds, dispatch=True)
 
 
 def test_an_engagement_round_finds_the_rows_that_crossed_its_days_between_rounds() -> None:
