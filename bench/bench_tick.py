@@ -234,6 +234,45 @@ CHECKIN = Touch(
 )
 
 
+def _sent_email(
+    row_id: int, key: str, touch: str, contact: str, account: str, at: datetime
+) -> Iterator[tuple[sa.Table, dict[str, Any]]]:
+    """An email the program sent at ``at``: its outbox row (sent) and its delivery."""
+    yield (
+        outbox,
+        {
+            "id": row_id,
+            "idempotency_key": key,
+            "program": "bench",
+            "touch": touch,
+            "channel": "email",
+            "template": "nudge",
+            "contact_id": contact,
+            "account_id": account,
+            "event_id": None,
+            "payload": {},
+            "status": "sent",
+            "attempts": 1,
+            "available_at": at,
+            "created_at": at,
+            "updated_at": at,
+        },
+    )
+    yield (
+        deliveries,
+        {
+            "outbox_id": row_id,
+            "idempotency_key": key,
+            "channel": "email",
+            "attempt": 1,
+            "status": "sent",
+            "provider_message_id": f"<{row_id}@bench>",
+            "at": at,
+            "provider": "email",
+        },
+    )
+
+
 def _watched_rows(rng: random.Random, size: int) -> Iterator[tuple[sa.Table, dict[str, Any]]]:
     """The winback emails already sent: one contact in eight got one in the last 10 days,
     and half of those opened it (the rest are what the ``resend`` touch watches: about one
@@ -243,39 +282,7 @@ def _watched_rows(rng: random.Random, size: int) -> Iterator[tuple[sa.Table, dic
         at = NOW - timedelta(minutes=rng.randint(1, 10 * DAY))
         contact, account = f"c{k:07d}", f"a{k // 4:07d}"
         key = f"bench:winback:{contact}:sent-{row_id}"
-        yield (
-            outbox,
-            {
-                "id": row_id,
-                "idempotency_key": key,
-                "program": "bench",
-                "touch": "winback",
-                "channel": "email",
-                "template": "nudge",
-                "contact_id": contact,
-                "account_id": account,
-                "event_id": None,
-                "payload": {},
-                "status": "sent",
-                "attempts": 1,
-                "available_at": at,
-                "created_at": at,
-                "updated_at": at,
-            },
-        )
-        yield (
-            deliveries,
-            {
-                "outbox_id": row_id,
-                "idempotency_key": key,
-                "channel": "email",
-                "attempt": 1,
-                "status": "sent",
-                "provider_message_id": f"<{row_id}@bench>",
-                "at": at,
-                "provider": "email",
-            },
-        )
+        yield from _sent_email(row_id, key, "winback", contact, account, at)
         if rng.random() < 0.5:
             opened = _event_row(
                 f"o{k}", "message_opened", account, contact, rng.randint(0, 10 * DAY)
@@ -437,39 +444,7 @@ def _history_rows(
                 continue  # the admin and the sponsor seats of each account
             serial += 1
             contact, key = f"c{k:07d}", f"bench:digest:c{k:07d}:{at:%Y-%m}"
-            yield (
-                outbox,
-                {
-                    "id": serial,
-                    "idempotency_key": key,
-                    "program": "bench",
-                    "touch": "digest",
-                    "channel": "email",
-                    "template": "nudge",
-                    "contact_id": contact,
-                    "account_id": f"a{k // 4:07d}",
-                    "event_id": None,
-                    "payload": {},
-                    "status": "sent",
-                    "attempts": 1,
-                    "available_at": at,
-                    "created_at": at,
-                    "updated_at": at,
-                },
-            )
-            yield (
-                deliveries,
-                {
-                    "outbox_id": serial,
-                    "idempotency_key": key,
-                    "channel": "email",
-                    "attempt": 1,
-                    "status": "sent",
-                    "provider_message_id": f"<{serial}@bench>",
-                    "at": at,
-                    "provider": "email",
-                },
-            )
+            yield from _sent_email(serial, key, "digest", contact, f"a{k // 4:07d}", at)
             yield (
                 decisions,
                 {
