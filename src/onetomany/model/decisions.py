@@ -43,6 +43,11 @@ class Outcome(enum.StrEnum):
     HOLDOUT = "holdout"
 
 
+def _verdict(value: str) -> Verdict:
+    # Checks are built per claimed row by the send policies, almost always from a member.
+    return value if type(value) is Verdict else Verdict(value)
+
+
 @attrs.frozen(kw_only=True)
 class Check:
     """One rule applied to one candidate: its name, what it read, and its verdict.
@@ -53,7 +58,7 @@ class Check:
     """
 
     name: str
-    verdict: Verdict = attrs.field(converter=Verdict)
+    verdict: Verdict = attrs.field(converter=_verdict)
     reason: str = ""
     inputs: Mapping[str, Any] = attrs.field(factory=dict)
 

@@ -21,6 +21,7 @@ Pure: no I/O. ``[windows]`` in program.toml is read by :func:`read_windows`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -99,7 +100,7 @@ class SendWindow:
         return cls(start=start, end=end, days=_parse_days(days))
 
     def describe(self) -> str:
-        return f"{_clock(self.start)}-{_clock(self.end)} {_describe_days(self.days)}"
+        return _describe(self.start, self.end, self.days)
 
     def contains(self, local: datetime) -> bool:
         """Whether the wall-clock time ``local`` is inside the window (closed days aside)."""
@@ -118,6 +119,12 @@ def _parse_days(days: object) -> frozenset[int]:
     elif isinstance(days, list) and all(isinstance(d, str) and d.lower() in WEEKDAYS for d in days):
         return frozenset(WEEKDAYS.index(d.lower()) for d in days)
     raise ValueError(f'expected weekdays as "mon-fri" or ["mon", "wed"], got {days!r}')
+
+
+# Cached: the quiet-hours policy describes its window in every row's check.
+@functools.lru_cache(maxsize=64)
+def _describe(start: int, end: int, days: frozenset[int]) -> str:
+    return f"{_clock(start)}-{_clock(end)} {_describe_days(days)}"
 
 
 def _describe_days(days: frozenset[int]) -> str:

@@ -37,6 +37,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    #: The MAIL command's parameters (SIZE, SMTPUTF8, ...).
+    mail_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class RecordingHandler:
                     mail_from=envelope.mail_from,
                     rcpt_tos=list(envelope.rcpt_tos),
                     data=envelope.original_content,
+                    mail_options=list(envelope.mail_options),
                 )
             )
         if self.hang_up_after_data:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import smtplib
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from onetomany.model.clock import FrozenClock
 from onetomany_smtp import SmtpChannel
+from onetomany_smtp.channel import _plain_envelope
 
 if TYPE_CHECKING:
     from conftest import MakeMessage, Received, SmtpServer
@@ -107,3 +111,33 @@ def test_lines_end_in_crlf_and_fit_998_octets(
     html_part = parsed(server.handler.received[0]).get_body(("html",))
     assert html_part is not None
     assert decoded(html_part) == html
+
+
+PLAIN = "abcxyzABCXYZ0129!#$%&'*+-/=?^_`{|}~.@"
+
+
+@given(st.text(alphabet=PLAIN, min_size=1))
+def test_a_plain_envelope_address_is_what_smtplib_would_send(address: str) -> None:
+    # The channel writes MAIL FROM / RCPT TO itself for these; smtplib's quoteaddr must agree.
+    assert _plain_envelope(address)
+    assert smtplib.quoteaddr(address) == f"<{address}>"
+
+
+@pytest.mark.parametrize(
+    "address", ['"john doe"@example.com', "jos\u00e9@example.com", "a b@example.com", "<x@y.z>"]
+)
+def test_other_addresses_are_left_to_smtplib(address: str) -> None:
+    assert not _plain_envelope(address.encode().decode("unicode_escape"))
+
+
+def test_mail_keeps_its_parameters(
+    channel: SmtpChannel, server: SmtpServer, make_message: MakeMessage
+) -> None:
+    channel.send(make_message(to="ops+alerts@customer.example", sender="zoe@example.com"))
+
+    [received] = server.handler.received
+    assert received.mail_from == "zoe@example.com"
+    assert received.rcpt_tos == ["ops+alerts@customer.example"]
+    # smtplib's sendmail offers the size when the server takes SIZE: it still does.
+    assert [o.split("=")[0].upper() for o in received.mail_options] == ["SIZE"]
+    assert int(received.mail_options[0].split("=")[1]) == len(received.data)

@@ -45,8 +45,10 @@ class ConsentPolicy:
         declared = self.topics.get(topic) if topic else None
         if declared is not None and declared.transactional:
             return Ruling(check=Check.passed(self.name, f"{topic!r} is transactional", **inputs))
-        prefs = Preferences(contact_id=contact.id, topics=self.topics, answers=answers)
-        answer = prefs.deciding(topic, str(kind))
+        answer = None
+        if answers:  # most contacts never answered: no Preferences to build
+            prefs = Preferences(contact_id=contact.id, topics=self.topics, answers=answers)
+            answer = prefs.deciding(topic, str(kind))
         if answer is None:
             return Ruling(check=Check.passed(self.name, "subscribed (never opted out)", **inputs))
         inputs["answer"] = answer.describe()
