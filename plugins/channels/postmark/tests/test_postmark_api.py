@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from datetime import timedelta
+from email.header import decode_header, make_header
 from email.utils import formataddr, parseaddr
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -81,9 +82,32 @@ def test_a_display_name_with_punctuation_is_quoted(
     )
 )
 def test_an_address_is_written_as_parsing_it_would_write_it(address: str) -> None:
-    # The common forms skip parseaddr: that must change nothing, for any input (formataddr
-    # refuses a non-ASCII address; the fast path must not start accepting one).
-    assert _outcome(_address, address) == _outcome(_with_parseaddr, address)
+    # The common forms skip parseaddr: that must change nothing, for any ASCII address; a
+    # non-ASCII one either goes with its domain in IDNA form or is a permanent error.
+    written = _outcome(lambda value: _address("To", value), address)
+    expected = _outcome(_with_parseaddr, address)
+    if expected is UnicodeEncodeError:
+        assert written is PermanentDeliveryError or (isinstance(written, str) and written.isascii())
+    else:
+        assert written == expected
+
+
+def test_an_internationalised_domain_is_sent_in_idna_form(
+    postmark: FakePostmark, make_channel: MakeChannel, make_message: MakeMessage
+) -> None:
+    make_channel().send(make_message(to="José Müller <jose@müller.example>"))
+
+    to = postmark.accepted[0]["To"]
+    assert parseaddr(to)[1] == "jose@xn--mller-kva.example"
+    assert to.isascii()
+    assert str(make_header(decode_header(parseaddr(to)[0]))) == "José Müller"
+
+
+def test_a_non_ascii_mailbox_name_is_a_permanent_error_naming_it(
+    make_channel: MakeChannel, make_message: MakeMessage
+) -> None:
+    with pytest.raises(PermanentDeliveryError, match=r"'zoë@acme\.test' has a non-ASCII mailbox"):
+        make_channel().send(make_message(to="Zoë <zoë@acme.test>"))
 
 
 def _with_parseaddr(value: str) -> str:
@@ -94,7 +118,7 @@ def _with_parseaddr(value: str) -> str:
 def _outcome(write: Callable[[str], str], address: str) -> object:
     try:
         return write(address)
-    except UnicodeError as exc:
+    except (UnicodeError, PermanentDeliveryError) as exc:
         return type(exc)
 
 

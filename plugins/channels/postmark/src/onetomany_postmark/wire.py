@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from email.utils import formataddr
 from typing import Any
 
-from onetomany.delivery.mime import split_mailbox
+from onetomany.delivery.mime import ascii_domain, parse_mailbox, split_mailbox
 from onetomany.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -73,12 +73,24 @@ def key_from_metadata(fields: Mapping[str, str]) -> str | None:
     return "".join(pieces)
 
 
-def _address(value: str) -> str:
+def _address(header: str, value: str) -> str:
     # Postmark refuses a display name with punctuation unless it is quoted; formataddr
     # quotes (or encodes) it as RFC 5322 wants. split_mailbox reads what parseaddr reads,
     # the forms the core writes with one regular expression instead of parseaddr's tokenizer.
     name, address = split_mailbox(value)
-    return formataddr((name, address)) if address else value
+    if not address:
+        return value
+    if not address.isascii():
+        # formataddr writes ASCII addresses only: an internationalised domain goes in IDNA
+        # form, as the SMTP channel sends it; a non-ASCII mailbox name cannot be written.
+        box = parse_mailbox(header, value)
+        if not box.local.isascii():
+            raise PermanentDeliveryError(
+                f"header {header}: {box.address!r} has a non-ASCII mailbox name, which needs "
+                "SMTPUTF8 (RFC 6531); the postmark channel sends ASCII addresses only"
+            )
+        address = f"{box.local}@{ascii_domain(header, box)}"
+    return formataddr((name, address))
 
 
 def body(message: Message, *, sender: str, stream: str) -> dict[str, Any]:
@@ -92,8 +104,8 @@ def body(message: Message, *, sender: str, stream: str) -> dict[str, Any]:
             f"channel's 'sender' option"
         )
     document: dict[str, Any] = {
-        "From": _address(sender),
-        "To": _address(message.to),
+        "From": _address("From", sender),
+        "To": _address("To", message.to),
         "Subject": message.subject,
         "MessageStream": stream,
         "Metadata": metadata(message.idempotency_key),
@@ -103,7 +115,7 @@ def body(message: Message, *, sender: str, stream: str) -> dict[str, Any]:
     if message.text or not message.html:
         document["TextBody"] = message.text
     if message.reply_to:
-        document["ReplyTo"] = _address(message.reply_to)
+        document["ReplyTo"] = _address("Reply-To", message.reply_to)
     if message.touch:
         document["Tag"] = message.touch[:1000]
     if message.headers:
