@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from onetomany.model.clock import FrozenClock
 from onetomany_smtp import SmtpChannel
-from onetomany_smtp.channel import _plain_envelope
+from onetomany_smtp.channel import _plain_envelope, wire_data
 
 if TYPE_CHECKING:
     from conftest import MakeMessage, Received, SmtpServer
@@ -141,3 +141,24 @@ def test_mail_keeps_its_parameters(
     # smtplib's sendmail offers the size when the server takes SIZE: it still does.
     assert [o.split("=")[0].upper() for o in received.mail_options] == ["SIZE"]
     assert int(received.mail_options[0].split("=")[1]) == len(received.data)
+
+
+@given(st.lists(st.sampled_from([b".", b"..", b"\r\n", b"\n", b"\r", b"a", b"=2E", b"\x00"])))
+def test_data_goes_out_as_smtplib_writes_it(pieces: list[bytes]) -> None:
+    message = b"".join(pieces)
+    expected = smtplib._quote_periods(message)  # smtplib.SMTP.data's own steps
+    if expected[-2:] != b"\r\n":
+        expected += b"\r\n"
+    assert wire_data(message) == expected + b".\r\n"
+
+
+def test_a_line_starting_with_a_dot_arrives_as_it_was_written(
+    channel: SmtpChannel, server: SmtpServer, make_message: MakeMessage
+) -> None:
+    text, html = ".hidden\n..two\nend\n", "<p>a</p>\n.<p>b</p>\n"
+    channel.send(make_message(text=text, html=html))
+
+    [received] = server.handler.received
+    assert any(line.startswith(b".") for line in received.data.split(b"\r\n"))
+    plain, rich = parsed(received).iter_parts()
+    assert (decoded(plain), decoded(rich)) == (text, html)

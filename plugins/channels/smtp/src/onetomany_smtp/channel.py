@@ -181,6 +181,34 @@ class _Client(smtplib.SMTP):
         self.putcmd("rcpt", f"TO:<{recip}>{_option_list(self, options)}")
         return self.getreply()
 
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        if not isinstance(msg, bytes):
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        self.send(wire_data(msg))
+        return self.getreply()
+
+
+def wire_data(message: bytes) -> bytes:
+    """What DATA sends for ``message``: lines starting with ``.`` doubled, the message ended
+    by CRLF and the closing ``.`` line, as ``smtplib.SMTP.data`` writes it.
+
+    smtplib doubles the dots with a multi-line regular expression over the whole message
+    (tens of microseconds for 10 KB, each message); most messages have no line to change,
+    which a bytes search finds in a few.
+    """
+    if message.startswith(b".") or b"\n." in message:
+        message = _LEADING_DOT.sub(b"..", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return message + b".\r\n"
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
 
 #: An envelope address that smtplib's ``quoteaddr`` would only put in angle brackets: printable
 #: ASCII without spaces or the characters RFC 5322 gives a meaning outside atoms (anything
