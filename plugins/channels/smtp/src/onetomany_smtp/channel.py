@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -44,6 +44,9 @@ from onetomany.model import ChannelKind, DeliveryResult, Message
 from onetomany.plugins.options import MASK, email_address, option, positive, secret
 from onetomany.plugins.settings import PluginSettings
 from onetomany_smtp.dkim_signing import DkimSigner
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +184,7 @@ class _Client(smtplib.SMTP):
         self.putcmd("rcpt", f"TO:<{recip}>{_option_list(self, options)}")
         return self.getreply()
 
-    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         if not isinstance(msg, bytes):
             return super().data(msg)
         self.putcmd("data")
