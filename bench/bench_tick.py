@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import sqlalchemy as sa
 
 from onetomany import FrozenClock
@@ -420,6 +421,10 @@ def run(size: int) -> dict[str, float]:
 #: Sizes of the history runs: the issue's 100,000-contact program, and ``--quick``.
 HISTORY_SIZE, HISTORY_QUICK = 100_000, 10_000
 MONTH = 30 * DAY
+#: How long the history runs keep decisions: the whole history. With the default 30 days,
+#: the first tick would delete every decision of the history at once, which the rounds of
+#: those months would have done a day at a time.
+HISTORY_DECISIONS = timedelta(days=14 * 30)
 
 
 def _history_rows(
@@ -491,6 +496,9 @@ def run_history(size: int, months: int) -> dict[str, float]:
         folder = Path(name)
         store = Store(folder / "bench.db")
         program = make_program(folder)
+        program = attrs.evolve(
+            program, retention=attrs.evolve(program.retention, decisions=HISTORY_DECISIONS)
+        )
         build_s, _ = timed(
             lambda: (add_history(store, size, months), build(store, size), adopt(store, program))
         )
