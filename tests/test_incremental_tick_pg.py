@@ -34,7 +34,11 @@ from .test_incremental_tick import (
 )
 
 #: Examples per property on PostgreSQL (60 on SQLite): about ten seconds each on a busy machine.
-EXAMPLES = 20
+ON_POSTGRESQL = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 class _Databases:
@@ -71,11 +75,7 @@ def databases(postgres_url: str, postgres_admin: sa.Engine) -> Iterator[_Databas
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@ON_POSTGRESQL
 @given(touches=absence_touches(), population=people(), rounds=ROUNDS)
 def test_steady_absence_rounds_on_postgresql_queue_what_reading_everything_would(
     databases: _Databases,
@@ -86,11 +86,7 @@ def test_steady_absence_rounds_on_postgresql_queue_what_reading_everything_would
     _rounds_agree(touches, population, rounds, dispatch=False, stores=databases)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@ON_POSTGRESQL
 @given(touches=ladder_touches(), population=people(), rounds=LADDER_ROUNDS)
 def test_steady_cadence_and_engagement_rounds_on_postgresql_queue_what_reading_everything_would(
     databases: _Databases,
