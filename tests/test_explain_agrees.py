@@ -210,12 +210,15 @@ ROUNDS = st.lists(st.tuples(STEPS, st.lists(ACTIONS, max_size=4)), min_size=2, m
 
 
 @contextmanager
-def _engine(program_touches: tuple[Touch, ...]) -> Iterator[tuple[Engine, FrozenClock]]:
+def _engine(
+    program_touches: tuple[Touch, ...], store: Store | None = None
+) -> Iterator[tuple[Engine, FrozenClock]]:
+    """An engine on ``store`` (closed with it), by default on a new SQLite file."""
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
         program = attrs.evolve(make_program(base, *program_touches), segments=SEGMENTS)
         clock = FrozenClock()
-        store = Store(base / "store.db")
+        store = store or Store(base / "store.db")
         engine = Engine(
             program,
             store=store,

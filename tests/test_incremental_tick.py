@@ -17,7 +17,7 @@ rows after every round.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
@@ -36,7 +36,7 @@ from onetomany.program import (
     EventTrigger,
     Touch,
 )
-from onetomany.store import schema
+from onetomany.store import Store, schema
 from onetomany.testing import FrozenClock
 
 from .test_explain_agrees import (
@@ -151,10 +151,15 @@ def _forget(engine: Engine) -> None:
             conn.execute(t.delete().where(t.c.name.like(f"{kind}:%")))
 
 
+#: Two empty stores for the two engines of a pair (None: two new SQLite files).
+Stores = Callable[[], tuple[Store, Store]] | None
+
+
 @contextmanager
-def _pair(touches: tuple[Touch, ...]) -> Iterator[list[tuple[Engine, FrozenClock]]]:
+def _pair(touches: tuple[Touch, ...], stores: Stores) -> Iterator[list[tuple[Engine, FrozenClock]]]:
     with ExitStack() as stack:
-        yield [stack.enter_context(_engine(touches)) for _ in range(2)]
+        given = stores() if stores is not None else (None, None)
+        yield [stack.enter_context(_engine(touches, store)) for store in given]
 
 
 def _rounds_agree(
@@ -163,11 +168,12 @@ def _rounds_agree(
     rounds: list[tuple[int, list[tuple[Any, ...]]]],
     *,
     dispatch: bool,
+    stores: Stores = None,
 ) -> None:
     """Play ``rounds`` on two engines; each round, the one with cursors queues what the one
     whose cursors were wiped queues (``dispatch``: send what they queued between rounds)."""
     found_accounts, contacts = population
-    with _pair(touches) as engines:
+    with _pair(touches, stores) as engines:
         for engine, _ in engines:
             engine.identify(*found_accounts, *contacts)
         serial = 0
@@ -202,7 +208,7 @@ def test_steady_rounds_queue_what_reading_everything_would(
     _rounds_agree(touches, population, rounds, dispatch=False)
 
 
-def test_a_steady_round_reads_only_the_subjects_that_changed(tmp_path) -> None:
+def test_a_steady_round_reads_only_the_subjects_that_changed(store: Store) -> None:
     touch = Touch(
         name="t0",
         trigger=AbsenceTrigger(event="login", days=30),
@@ -210,7 +216,7 @@ def test_a_steady_round_reads_only_the_subjects_that_changed(tmp_path) -> None:
         template="welcome",
         segment="paying",
     )
-    with _engine((touch,)) as (engine, clock):
+    with _engine((touch,), store) as (engine, clock):
         for i in range(30):
             engine.identify(
                 Account(id=f"a{i}", traits={"plan": "pro"}),
@@ -225,7 +231,8 @@ def test_a_steady_round_reads_only_the_subjects_that_changed(tmp_path) -> None:
 
         def listen(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
             if "IN (" in statement:
-                asked.append(params)
+                # SQLite's driver takes a tuple of values, psycopg a dict by name.
+                asked.append(params.values() if isinstance(params, dict) else params)
 
         sa.event.listen(engine.store.engine, "before_cursor_execute", listen)
         assert engine.tick() == 0
@@ -317,7 +324,9 @@ def test_steady_cadence_and_engagement_rounds_queue_what_reading_everything_woul
     _rounds_agree(touches, population, rounds, dispatch=True)
 
 
-def test_an_engagement_round_finds_the_rows_that_crossed_its_days_between_rounds() -> None:
+def test_an_engagement_round_finds_the_rows_that_crossed_its_days_between_rounds(
+    store: Store,
+) -> None:
     welcome = Touch(
         name="t0", trigger=EventTrigger(event="signed_up"), channel="email", template="welcome"
     )
@@ -327,7 +336,7 @@ def test_an_engagement_round_finds_the_rows_that_crossed_its_days_between_rounds
         channel="email",
         template="welcome",
     )
-    with _engine((welcome, resend)) as (engine, clock):
+    with _engine((welcome, resend), store) as (engine, clock):
         for i in range(3):
             engine.identify(
                 Account(id=f"a{i}"),
