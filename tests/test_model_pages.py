@@ -8,7 +8,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from onetomany import Account, Contact
-from onetomany.model.pages import checked_accounts, checked_contacts
+from onetomany.model.pages import (
+    account_columns,
+    checked_accounts,
+    checked_contacts,
+    contact_columns,
+)
 
 texts = st.one_of(
     st.sampled_from(["", " ", "ana", "Ana Lima", "x" * 255, "x" * 256, "a\x00b", "é", "\ud800"]),
@@ -111,3 +116,115 @@ def test_a_page_of_accounts_checked_by_column_agrees_with_each_alone(records):
     assert alone is not None, "the page path accepted a record Account refuses"
     assert fast == alone
     assert [a.given for a in fast] == [a.given for a in alone]
+
+
+contact_values = {
+    "account_id": optional,
+    "name": optional,
+    "email": emails,
+    "phone": phones,
+    "role": optional,
+    "locale": optional,
+    "timezone": zones,
+    "consent": mappings,
+    "traits": mappings,
+}
+#: Values each page check accepts, mixed in often so that whole pages take the column path.
+plain_values = {
+    "account_id": st.just("acme"),
+    "name": st.just("Ana Lima"),
+    "email": st.just("ana@acme.test"),
+    "phone": st.none(),
+    "role": st.just("admin"),
+    "locale": st.just("pt-BR"),
+    "timezone": st.just("Europe/Lisbon"),
+    "consent": st.just({"email": False}),
+    "traits": st.dictionaries(st.sampled_from("abc"), st.integers(0, 5), max_size=2),
+}
+# Pages whose records all give the same fields: what a source reading rows has.
+same_fields = st.sets(st.sampled_from(sorted(contact_values))).flatmap(
+    lambda names: st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": st.one_of(
+                    texts, st.integers(0, 9), st.from_regex(r"u[0-9]{1,6}", fullmatch=True)
+                ),
+                **{n: st.one_of(plain_values[n], contact_values[n]) for n in names},
+            }
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+
+
+def _columns(records):
+    """The records' fields column by column, with their own copy of each dict (the column
+    functions take theirs over)."""
+    return {
+        field: [dict(r[field]) if type(r[field]) is dict else r[field] for r in records]
+        for field in records[0]
+    }
+
+
+@settings(max_examples=400)
+@given(same_fields)
+@example([{"id": "u1", "email": "ana@acme.test", "consent": {}, "traits": {"seats": 3}}])
+@example(
+    [
+        {"id": "u1", "name": "Ana", "timezone": "Europe/Lisbon"},
+        {"id": "u2", "name": "Bo", "timezone": "UTC"},
+    ]
+)
+def test_a_page_given_as_columns_agrees_with_each_record_checked_alone(records):
+    fast = contact_columns(_columns(records))
+    alone = _one_by_one(records)
+    if fast is None:
+        return
+    assert alone is not None, "the column path accepted a record Contact refuses"
+    assert fast == alone
+    assert [c.given for c in fast] == [c.given for c in alone]
+
+
+def test_a_plain_page_of_columns_takes_the_column_path():
+    records = [{"id": f"u{i}", "email": f"p{i}@acme.test", "traits": {"n": i}} for i in range(50)]
+    assert contact_columns(_columns(records)) == [Contact(**r) for r in records]
+    assert [c.given for c in contact_columns(_columns(records))] == [
+        frozenset({"id", "email", "traits"})
+    ] * 50
+
+
+@settings(max_examples=300)
+@given(
+    st.sets(st.sampled_from(["name", "traits"])).flatmap(
+        lambda names: st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.one_of(texts, st.integers(0, 9), st.just("acct1")),
+                    **{n: {"name": optional, "traits": mappings}[n] for n in names},
+                }
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+)
+def test_accounts_given_as_columns_agree_with_each_alone(records):
+    fast = account_columns(_columns(records))
+    alone = _one_by_one(records, Account)
+    if fast is None:
+        return
+    assert alone is not None, "the column path accepted a record Account refuses"
+    assert fast == alone
+    assert [a.given for a in fast] == [a.given for a in alone]
+
+
+def test_the_defaults_of_a_page_are_the_contact_class_defaults():
+    from onetomany.model.pages import _DEFAULTS
+
+    bare = Contact(id="u1")
+    assert {field: getattr(bare, field) for field in _DEFAULTS} == dict(_DEFAULTS)
+    assert set(_DEFAULTS) | {"id", "consent", "traits"} == set(Contact.__slots__) - {
+        "given",
+        "__weakref__",
+    }
