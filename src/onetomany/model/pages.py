@@ -57,6 +57,10 @@ _STRIPPED: Final = frozenset(
 _NULLABLE: Final = frozenset(name for name, default in _DEFAULTS.items() if default is None)
 _DATA: Final = ("consent", "traits")
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+# Type tests of a whole column (``issuperset(map(type, column))``) run their loop in C.
+_TEXT: Final = frozenset({str})
+_TEXT_OR_NONE: Final = frozenset({str, type(None)})
+_DICTS: Final = frozenset({dict})
 V = TypeVar("V", Account, Contact)
 
 
@@ -93,7 +97,7 @@ def contact_columns(columns: Mapping[str, list[Any]]) -> list[Contact] | None:
     for field in _DATA:
         if field not in columns:
             full[field] = [{} for _ in range(size)]
-        elif not all(type(m) is dict for m in columns[field]):
+        elif not _DICTS.issuperset(map(type, columns[field])):
             return None
         else:
             full[field] = columns[field]
@@ -125,7 +129,7 @@ def account_columns(columns: Mapping[str, list[Any]]) -> list[Account] | None:
     if any(len(column) != size for column in columns.values()):
         raise ValueError("the columns of a page must be of the same length")
     traits = columns["traits"] if "traits" in columns else [{} for _ in range(size)]
-    if not all(type(m) is dict for m in traits):
+    if not _DICTS.issuperset(map(type, traits)):
         return None
     full = {"id": columns["id"], "name": columns.get("name") or [""] * size, "traits": traits}
     return _accounts(full, [frozenset(columns)] * size)
@@ -135,11 +139,11 @@ def _contacts(columns: dict[str, list[Any]], givens: list[frozenset[str]]) -> li
     """Contacts of every field's column, each giving its ``givens``; ``None`` unless plain."""
     for field in _STRIPPED:
         column = columns[field]
-        if not all(type(v) is str or v is None for v in column):
+        if not _TEXT_OR_NONE.issuperset(map(type, column)):
             return None
         columns[field] = [v.strip() or None if v is not None else None for v in column]
     ids = columns["id"]
-    if not all(type(i) is str and i.strip() for i in ids):
+    if not (_TEXT.issuperset(map(type, ids)) and all(map(str.strip, ids))):
         return None
     for field in _LIMITED:
         if not _plain_texts(columns[field], nullable=field in _NULLABLE, limit=255):
@@ -165,7 +169,7 @@ def _contacts(columns: dict[str, list[Any]], givens: list[frozenset[str]]) -> li
 
 def _accounts(columns: dict[str, list[Any]], givens: list[frozenset[str]]) -> list[Account] | None:
     ids, names = columns["id"], columns["name"]
-    if not all(type(i) is str and i.strip() for i in ids):
+    if not (_TEXT.issuperset(map(type, ids)) and all(map(str.strip, ids))):
         return None
     if not (
         _plain_texts(ids, nullable=False, limit=255)
@@ -219,7 +223,7 @@ def _plain_texts(column: list[Any], *, nullable: bool, limit: int | None) -> boo
     """Whether every value is text (or ``None`` where allowed) of ASCII without a NUL (so no
     lone surrogate either), within ``limit``."""
     texts = [v for v in column if v is not None] if nullable else column
-    if not all(type(v) is str for v in texts):
+    if not _TEXT.issuperset(map(type, texts)):
         return False
     joined = "".join(texts)
     if not joined.isascii() or "\x00" in joined:
@@ -232,7 +236,7 @@ def _flat_plain(mappings: Iterable[dict[Any, Any]]) -> bool:
     ``plaindata.json_problem``'s fast path asks, for a whole column at once)."""
     keys = [k for m in mappings for k in m]
     values = [v for m in mappings for v in m.values()]
-    if not all(type(k) is str for k in keys):
+    if not _TEXT.issuperset(map(type, keys)):
         return False
     if not _SCALARS.issuperset(map(type, values)):
         return False

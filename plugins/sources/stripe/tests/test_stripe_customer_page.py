@@ -14,7 +14,7 @@ from onetomany.model.pages import account_columns
 from onetomany_stripe.mapping import Unmapped, customer_account, customer_columns
 
 account_ids = st.one_of(
-    st.from_regex(r"acct[0-9]{1,5}", fullmatch=True),
+    st.integers(0, 99999).map("acct{}".format),
     st.sampled_from(["", " ", "é", "x" * 256, "a\x00b"]),
     st.integers(0, 9),
     st.none(),

@@ -95,7 +95,7 @@ def contact_columns(
             if field not in _CLEARED:
                 return None
             columns[field] = [None if v is None else str(v).strip() for v in values]
-        elif all(type(v) is str for v in values):
+        elif _TEXT.issuperset(map(type, values)):
             columns[field] = list(map(str.strip, values))
         else:
             columns[field] = [str(v).strip() for v in values]
@@ -199,6 +199,7 @@ def _timestamp(value: Any, zone: ZoneInfo) -> datetime:
 
 #: Column values that are plain JSON data as they come (most are): returned at once.
 _AS_IS: Final = frozenset({str, int, float, bool, type(None)})
+_TEXT: Final = frozenset({str})
 
 
 def _plain(value: Any) -> Any:
