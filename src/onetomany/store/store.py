@@ -378,10 +378,16 @@ class Store:
     def _upsert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        stmt = self._insert(table)
-        keys = [c.name for c in table.primary_key.columns]
-        update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
+        # Built once per table and set of columns: building it (and its cache key) cost as
+        # much as running it, at every page of a sync and every cursor set.
+        key = (self.dialect, table, tuple(rows[0]))
+        stmt = _UPSERTS.get(key)
+        if stmt is None:
+            insert = self._insert(table)
+            keys = [c.name for c in table.primary_key.columns]
+            update = {c: insert.excluded[c] for c in rows[0] if c not in keys}
+            stmt = _UPSERTS[key] = insert.on_conflict_do_update(index_elements=keys, set_=update)
+        conn.execute(stmt, rows)
 
     # -- profiles ---------------------------------------------------------------------------
 
@@ -995,6 +1001,10 @@ class _PlainInsert:
             else:
                 values.append(list(map(process, given)))
         conn.exec_driver_sql(self.sql, list(zip(*values, strict=True)))
+
+
+#: Each upsert statement, by dialect, table and the columns its rows give (see ``_upsert``).
+_UPSERTS: dict[tuple[str, sa.Table, tuple[str, ...]], Any] = {}
 
 
 @functools.cache
