@@ -40,20 +40,19 @@ mappings = st.one_of(
     st.dictionaries(texts, st.lists(scalars, max_size=2), max_size=2),
     st.none(),
 )
-fields = st.fixed_dictionaries(
-    {"id": st.one_of(texts, st.integers(0, 9))},
-    optional={
-        "account_id": optional,
-        "name": optional,
-        "email": emails,
-        "phone": phones,
-        "role": optional,
-        "locale": optional,
-        "timezone": zones,
-        "consent": mappings,
-        "traits": mappings,
-    },
-)
+#: Each field a contact record may give, with values of every kind.
+contact_values = {
+    "account_id": optional,
+    "name": optional,
+    "email": emails,
+    "phone": phones,
+    "role": optional,
+    "locale": optional,
+    "timezone": zones,
+    "consent": mappings,
+    "traits": mappings,
+}
+fields = st.fixed_dictionaries({"id": st.one_of(texts, st.integers(0, 9))}, optional=contact_values)
 plain = st.fixed_dictionaries(
     {"id": st.from_regex(r"u[0-9]{1,6}", fullmatch=True)},
     optional={
@@ -73,6 +72,16 @@ def _one_by_one(records, kind=Contact):
         return None
 
 
+def _agree(fast, alone):
+    """A page path's answer against each record built alone: ``None`` (the caller builds each
+    record on its own, and that path decides), or the same values giving the same fields."""
+    if fast is None:
+        return
+    assert alone is not None, "the page path accepted a record the value class refuses"
+    assert fast == alone
+    assert [v.given for v in fast] == [v.given for v in alone]
+
+
 @settings(max_examples=400)
 @given(st.lists(st.one_of(fields, plain), max_size=6))
 @example([{"id": "u1", "email": "ana@acme.test", "traits": {"seats": 3}}])
@@ -81,11 +90,7 @@ def _one_by_one(records, kind=Contact):
 def test_a_page_checked_by_column_agrees_with_each_record_checked_alone(records):
     fast = checked_contacts(records)
     alone = _one_by_one(records)
-    if fast is None:
-        return  # the caller checks each record on its own: the general path decides
-    assert alone is not None, "the page path accepted a record Contact refuses"
-    assert fast == alone
-    assert [c.given for c in fast] == [c.given for c in alone]
+    _agree(fast, alone)
 
 
 def test_a_plain_page_takes_the_column_path():
@@ -111,24 +116,9 @@ plain_accounts = st.fixed_dictionaries(
 def test_a_page_of_accounts_checked_by_column_agrees_with_each_alone(records):
     fast = checked_accounts(records)
     alone = _one_by_one(records, Account)
-    if fast is None:
-        return
-    assert alone is not None, "the page path accepted a record Account refuses"
-    assert fast == alone
-    assert [a.given for a in fast] == [a.given for a in alone]
+    _agree(fast, alone)
 
 
-contact_values = {
-    "account_id": optional,
-    "name": optional,
-    "email": emails,
-    "phone": phones,
-    "role": optional,
-    "locale": optional,
-    "timezone": zones,
-    "consent": mappings,
-    "traits": mappings,
-}
 #: Values each page check accepts, mixed in often so that whole pages take the column path.
 plain_values = {
     "account_id": st.just("acme"),
@@ -177,11 +167,7 @@ def _columns(records):
 def test_a_page_given_as_columns_agrees_with_each_record_checked_alone(records):
     fast = contact_columns(_columns(records))
     alone = _one_by_one(records)
-    if fast is None:
-        return
-    assert alone is not None, "the column path accepted a record Contact refuses"
-    assert fast == alone
-    assert [c.given for c in fast] == [c.given for c in alone]
+    _agree(fast, alone)
 
 
 def test_a_plain_page_of_columns_takes_the_column_path():
@@ -210,11 +196,7 @@ def test_a_plain_page_of_columns_takes_the_column_path():
 def test_accounts_given_as_columns_agree_with_each_alone(records):
     fast = account_columns(_columns(records))
     alone = _one_by_one(records, Account)
-    if fast is None:
-        return
-    assert alone is not None, "the column path accepted a record Account refuses"
-    assert fast == alone
-    assert [a.given for a in fast] == [a.given for a in alone]
+    _agree(fast, alone)
 
 
 def test_the_defaults_of_a_page_are_the_contact_class_defaults():
