@@ -12,7 +12,7 @@ import decimal
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
@@ -23,6 +23,8 @@ from onetomany.plugins.sources import Skipped
 from onetomany_sql.options import FIELDS, Query
 
 Record = Account | Contact | Event
+#: The text fields a NULL clears (the others it leaves out).
+_CLEARED: Final = frozenset({"account_id", "email", "phone", "role"})
 
 
 class RowError(Exception):
@@ -69,9 +71,49 @@ def build(
 
 
 def contact_fields(row: Mapping[Any, Any], laid: Layout) -> dict[str, Any]:
-    """The keyword arguments of the contact ``row`` is (unchecked: ``Contact`` checks them,
-    or :func:`onetomany.model.pages.checked_contacts` for a whole page)."""
+    """The keyword arguments of the contact ``row`` is (unchecked: ``Contact`` checks them).
+    A page of rows is read by :func:`contact_columns`, which the plugin's tests hold to
+    this, row by row."""
     return _contact_fields(*_read(row, laid))
+
+
+def contact_columns(
+    laid: Layout, keys: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> dict[str, list[Any]] | None:
+    """The contact fields of a page's rows (value tuples in the order of ``keys``), column by
+    column, as :func:`contact_fields` reads each row (for
+    :func:`onetomany.model.pages.contact_columns`); ``None`` when some row must be read on its
+    own: an empty id (a skip), or a NULL in a field it then does not give."""
+    if not rows:
+        return None
+    at = {key: n for n, key in enumerate(keys)}
+    table = list(zip(*rows, strict=True))
+    columns: dict[str, list[Any]] = {}
+    for field, column in laid.fields:
+        values = table[at[column]]
+        if None in values:
+            if field not in _CLEARED:
+                return None
+            columns[field] = [None if v is None else str(v).strip() for v in values]
+        elif _TEXT.issuperset(map(type, values)):
+            columns[field] = list(map(str.strip, values))
+        else:
+            columns[field] = [str(v).strip() for v in values]
+    if not all(columns.get("id", ())):
+        return None
+    extra = [_plain_column(table[at[name]]) for name in laid.extra]
+    if extra:
+        columns["traits"] = [
+            dict(zip(laid.extra, values, strict=True)) for values in zip(*extra, strict=True)
+        ]
+    else:
+        columns["traits"] = [{} for _ in rows]
+    return columns
+
+
+def _plain_column(values: Sequence[Any]) -> Sequence[Any]:
+    """A column's values as plain data (most columns are already: returned as they are)."""
+    return values if _AS_IS.issuperset(map(type, values)) else list(map(_plain, values))
 
 
 def _read(row: Mapping[Any, Any], laid: Layout) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -112,7 +154,7 @@ def _texts(fields: Mapping[str, Any], *names: str) -> dict[str, Any]:
             continue
         value = fields[name]
         if value is None:
-            if name in ("account_id", "email", "phone", "role"):
+            if name in _CLEARED:
                 out[name] = None
             continue
         out[name] = str(value).strip()
@@ -157,6 +199,7 @@ def _timestamp(value: Any, zone: ZoneInfo) -> datetime:
 
 #: Column values that are plain JSON data as they come (most are): returned at once.
 _AS_IS: Final = frozenset({str, int, float, bool, type(None)})
+_TEXT: Final = frozenset({str})
 
 
 def _plain(value: Any) -> Any:

@@ -19,12 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from onetomany.errors import ConfigError, InputError, SourceDataError, SourceRow
-from onetomany.model import Account, Contact, Event
-from onetomany.model.pages import checked_contacts
+from onetomany.model import Account, Contact, Event, pages
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Skipped, Source, SyncPage
 from onetomany_sql.options import REQUIRED, Query, SqlOptions, option_error, read_options
-from onetomany_sql.records import RowError, build, contact_fields, describe, layout
+from onetomany_sql.records import RowError, build, contact_columns, describe, layout
 
 #: How a cursor value is written in the sync's cursor, and read back.
 _ENCODE: Mapping[type, str] = {
@@ -77,12 +76,8 @@ class SqlSource(Source):
                 ).execute(statement, params)
                 keys = list(result.keys())
                 self._check_columns(query, keys)
-                # Plain dicts from the row tuples: SQLAlchemy's RowMapping costs more per
-                # lookup than the rest of reading a record.
                 for rows in result.partitions(self.options.page_size):
-                    yield self._page(
-                        query, [dict(zip(keys, r, strict=True)) for r in rows], positions
-                    )
+                    yield self._page(query, keys, rows, positions)
         except SQLAlchemyError as exc:
             raise self._unavailable(query, exc) from exc
 
@@ -114,11 +109,15 @@ class SqlSource(Source):
             )
 
     def _page(
-        self, query: Query, rows: Sequence[dict[str, Any]], positions: dict[str, Any]
+        self,
+        query: Query,
+        keys: list[str],
+        rows: Sequence[Sequence[Any]],
+        positions: dict[str, Any],
     ) -> SyncPage:
-        built, skipped = self._records(query, rows)
+        built, skipped = self._records(query, keys, rows)
         if query.cursor is not None and rows:
-            last = rows[-1][query.cursor]
+            last = dict(zip(keys, rows[-1], strict=True))[query.cursor]
             if last is None:
                 raise SourceDataError(
                     self.settings.name,
@@ -138,23 +137,23 @@ class SqlSource(Source):
         )
 
     def _records(
-        self, query: Query, rows: Sequence[dict[str, Any]]
+        self, query: Query, keys: list[str], rows: Sequence[Sequence[Any]]
     ) -> tuple[list[Account | Contact | Event], list[Skipped]]:
         """The rows' records and the rows skipped, named. A page of plain contacts is
-        checked a column at a time; any other page, a row at a time."""
+        read and checked a column at a time; any other page, a row at a time."""
         if not rows:
             return [], []
-        laid = layout(query, rows[0])
+        laid = layout(query, keys)
         if query.kind == "contacts":
-            try:
-                fast = checked_contacts([contact_fields(row, laid) for row in rows])
-            except RowError:
-                fast = None
+            columns = contact_columns(laid, keys, rows)
+            fast = pages.contact_columns(columns) if columns is not None else None
             if fast is not None:
                 return list(fast), []
         built: list[Account | Contact | Event] = []
         skipped: list[Skipped] = []
-        for row in rows:
+        # Plain dicts from the row tuples: SQLAlchemy's RowMapping costs more per lookup
+        # than the rest of reading a record.
+        for row in (dict(zip(keys, r, strict=True)) for r in rows):
             try:
                 built.append(build(query, row, self.options.zone, laid))
             except RowError as exc:

@@ -107,6 +107,26 @@ def customer_fields(customer: Mapping[str, Any], options: StripeOptions) -> dict
     return {"id": account_id(customer, options), "traits": {"stripe_customer_id": customer["id"]}}
 
 
+def customer_columns(
+    customers: Sequence[Mapping[str, Any]], options: StripeOptions
+) -> dict[str, list[Any]] | None:
+    """The fields of a page of customers' accounts column by column (unchecked, for
+    :func:`onetomany.model.pages.account_columns`), when every customer names its account in
+    its metadata as plain text; ``None`` sends the page to :func:`customer_fields`, customer
+    by customer (which names what is wrong with one)."""
+    if options.account_from != "metadata":
+        return None
+    key = options.metadata_key
+    metadata: list[Any] = [c.get("metadata") for c in customers]
+    if not all(type(m) is dict for m in metadata):
+        return None
+    ids = [m.get(key) for m in metadata]
+    if not all(type(i) is str and i for i in ids):
+        return None
+    # The list's ids are text: the client checked every item of the page.
+    return {"id": ids, "traits": [{"stripe_customer_id": c["id"]} for c in customers]}
+
+
 @attrs.frozen(kw_only=True)
 class Subscription:
     """What one Stripe subscription brings its account."""

@@ -30,7 +30,7 @@ from typing import Any, Final
 from onetomany.errors import InputError
 from onetomany.model import Account, Event
 from onetomany.model.clock import Clock, SystemClock
-from onetomany.model.pages import checked_accounts
+from onetomany.model.pages import account_columns, checked_accounts
 from onetomany.plugins.settings import PluginSettings
 from onetomany.plugins.sources import Skipped, Source, SyncPage
 from onetomany_stripe.client import ExpiredCursorError, StripeClient, StripeError
@@ -41,6 +41,7 @@ from onetomany_stripe.mapping import (
     billing_event,
     billing_traits,
     customer_account,
+    customer_columns,
     customer_fields,
     invoice_account,
     overdue_days,
@@ -243,11 +244,14 @@ class StripeSource(Source):
     def _customer_page(self, customers: list[Mapping[str, Any]]) -> SyncPage:
         """A page of customers' accounts: checked together when every customer maps to one
         (the common case), else one by one, each that cannot be read skipped by name."""
-        try:
-            fields = [customer_fields(c, self.options) for c in customers]
-        except (Unmapped, KeyError, TypeError):
-            fields = []
-        accounts = checked_accounts(fields)
+        columns = customer_columns(customers, self.options)
+        accounts = account_columns(columns) if columns is not None else None
+        if accounts is None:
+            try:
+                fields = [customer_fields(c, self.options) for c in customers]
+            except (Unmapped, KeyError, TypeError):
+                fields = []
+            accounts = checked_accounts(fields)
         if accounts is not None:
             return SyncPage(accounts=accounts)
         return self._page([(c, lambda c=c: [customer_account(c, self.options)]) for c in customers])
