@@ -238,7 +238,8 @@ def test_the_list_costs_one_sql_statement(client, sqlite_engine):
     statements: list[str] = []
 
     def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
+        if not _checkpoint(statement):
+            statements.append(statement)
 
     sa.event.listen(sqlite_engine.store.engine, "before_cursor_execute", record)
     try:
@@ -256,7 +257,9 @@ def test_reads_run_on_the_event_loop_on_sqlite_unless_told_otherwise(
     deliver_tips(sqlite_engine, "c2", 2)
     where: list[bool] = []
 
-    def record(*args):  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if _checkpoint(statement):
+            return
         try:
             asyncio.get_running_loop()
             where.append(True)
@@ -274,3 +277,9 @@ def test_reads_run_on_the_event_loop_on_sqlite_unless_told_otherwise(
         sa.event.remove(sqlite_engine.store.engine, "before_cursor_execute", record)
     assert len(listed["items"]) == 2 and counted == {"unread": 2, "unseen": 2}
     assert where == [on_loop, on_loop]
+
+
+def _checkpoint(statement: str) -> bool:
+    # The store's WAL checkpoint thread runs every quarter second after a write, on the same
+    # engine: on a slow machine one lands inside the counted requests.
+    return "wal_checkpoint" in statement
