@@ -11,7 +11,8 @@ microseconds of CPU per row of each step, best of ``--repeat`` runs.
 To compare two versions of the store, run the command once with each on ``PYTHONPATH``, taking
 turns, and compare the figures of runs close together:
 ``PYTHONPATH=OTHER/src .venv/bin/python bench/bench_record.py``.
-Run: ``python bench/bench_record.py [--rows 4000] [--url postgresql+psycopg://...]``.
+Run: ``python bench/bench_record.py [--rows 4000] [--url postgresql+psycopg://...]`` (an
+empty PostgreSQL database, which each run empties again; SQLite in a temporary file if none).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from onetomany import Account, Contact, Delivery
 from onetomany.store import Store
@@ -120,6 +123,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs; the best is shown")
     parser.add_argument("--url", help="a PostgreSQL URL (an empty database); default SQLite")
     args = parser.parse_args()
+    if args.url:
+        _check_empty(args.url)
     best = [float("inf")] * 3
     for n in range(args.repeat):
         if args.url:
@@ -139,10 +144,19 @@ def _line(figures: tuple[float, ...], rows: int) -> str:
     return f"claim {claim:.1f} us/row, profile read {read:.1f} us/row, record {record:.1f} us/row"
 
 
-def _drop_all(url: str) -> None:
-    """Empty the PostgreSQL database between runs (the store migrates it again)."""
-    import sqlalchemy as sa
+def _check_empty(url: str) -> None:
+    """Refuse a database that holds tables: each run starts by dropping everything in it."""
+    engine = sa.create_engine(url)
+    try:
+        tables = sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    if tables:
+        raise SystemExit(f"--url must name an empty database; this one has {len(tables)} tables")
 
+
+def _drop_all(url: str) -> None:
+    """Empty the PostgreSQL database before a run (the store migrates it again)."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
