@@ -1022,25 +1022,24 @@ def _contact_row(contact: Contact, now: datetime) -> dict[str, Any]:
     }
 
 
+#: The columns a Contact is read back from.
+_CONTACT_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "email",
+    "phone",
+    "role",
+    "locale",
+    "timezone",
+    "consent",
+    "traits",
+)
+
+
 def _contact(row: sa.Row[Any]) -> Contact:
     m = row._mapping
-    return Contact.restored(
-        **{
-            k: m[k]
-            for k in (
-                "id",
-                "account_id",
-                "name",
-                "email",
-                "phone",
-                "role",
-                "locale",
-                "timezone",
-                "consent",
-                "traits",
-            )
-        }
-    )
+    return Contact.restored(**{k: m[k] for k in _CONTACT_FIELDS})
 
 
 def _event_row(event: Event, now: datetime) -> dict[str, Any]:
@@ -1313,18 +1312,6 @@ def _insert_of(table: sa.Table, params: Sequence[str], dialect: sa.Dialect) -> A
 
 #: The columns a claim hands back: the fields of an OutboxRow.
 _CLAIMED_FIELDS = tuple(field.name for field in attrs.fields(OutboxRow))
-_CONTACT_FIELDS = (
-    "id",
-    "account_id",
-    "name",
-    "email",
-    "phone",
-    "role",
-    "locale",
-    "timezone",
-    "consent",
-    "traits",
-)
 _ACCOUNT_FIELDS = ("id", "name", "traits")
 #: The parameters of _DeliveryPath's statements, in the order their compiled SQL takes them.
 _MOVE_PARAMS = ("m_status", "m_attempts", "m_retry_at", "m_error", "m_at", "m_id", "m_token")
