@@ -41,6 +41,7 @@ from onetomany.store.checkpoints import (
     SAFETY_NET_PAGES,
     Checkpoints,
 )
+from onetomany.store.driver import DriverStatement, ResultShape
 from onetomany.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,7 @@ class Store:
         self._writer = threading.Lock() if self.dialect == "sqlite" else None
         self._insert_new_stmts: dict[tuple[str, str], Any] = {}
         self._plain_inserts: dict[str, _PlainInsert] = {}
+        self._delivery_statements: _DeliveryPath | None = None
         if migrate:
             self.upgrade()
         else:
@@ -502,21 +504,26 @@ class Store:
             ).first()
         return _account(row) if row else None
 
-    def _by_id(self, table: sa.Table, ids: Iterable[str]) -> Iterator[sa.Row[Any]]:
+    def _by_id(self, query: DriverStatement, ids: Iterable[str]) -> Iterator[Sequence[Any]]:
+        """The rows of ``query`` (one of _DeliveryPath's profile reads) for ``ids``."""
         wanted = sorted(set(ids))
+        listed = query.processor("ids")
         with self.engine.connect() as conn:
-            # Chunks keep each IN list under SQLite's bound-parameter limit.
+            # In pages, so a large read holds one page of raw rows at a time.
             for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                yield from conn.execute(sa.select(table).where(table.c.id.in_(chunk)))
+                yield from query.run(conn, [(listed(wanted[start : start + _CHUNK]),)]).all()
 
     def get_contacts(self, ids: Iterable[str]) -> dict[str, Contact]:
         """The contacts with these ids, by id (missing ids are simply absent)."""
-        return {row.id: _contact(row) for row in self._by_id(schema.contacts, ids)}
+        path = self._delivery_path()
+        found = path.contact_shape.read(self._by_id(path.contacts, ids))
+        return {fields["id"]: Contact.restored(**fields) for fields in found}
 
     def get_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
         """The accounts with these ids, by id (missing ids are simply absent)."""
-        return {row.id: _account(row) for row in self._by_id(schema.accounts, ids)}
+        path = self._delivery_path()
+        found = path.account_shape.read(self._by_id(path.accounts, ids))
+        return {fields["id"]: Account(**fields) for fields in found}
 
     def all_contacts(self) -> list[Contact]:
         """Every contact, in id order."""
@@ -765,20 +772,22 @@ class Store:
             ids = [row_id for row_id, _ in found[:limit]]
             if not ids:
                 return []
-            stmt = (
-                sa.update(t)
-                .where(t.c.id.in_(ids))
-                .values(
-                    status=OutboxStatus.CLAIMED,
-                    claimed_by=worker,
-                    claim_token=uuid.uuid4().hex,
-                    lease_until=now + lease,
-                    updated_at=now,
-                )
-                .returning(*t.c)
-            )
-            raw = conn.execute(stmt).all()
-        rows = [OutboxRow.from_row(row) for row in raw]  # after the commit: a short lock
+            path = self._delivery_path()
+            time_of = path.claim.processor("c_at")
+            raw = path.claim.run(
+                conn,
+                [
+                    (
+                        time_of(now + lease),
+                        worker,
+                        uuid.uuid4().hex,
+                        time_of(now),
+                        path.claim.processor("ids")(ids),
+                    )
+                ],
+            ).all()
+        # After the commit: a short lock.
+        rows = [OutboxRow(**fields) for fields in path.claimed.read(raw)]
         return sorted(rows, key=lambda r: (r.available_at, r.id))
 
     def renew(self, claims: Mapping[int, str], *, now: datetime, lease: timedelta) -> set[int]:
@@ -835,35 +844,31 @@ class Store:
                 raise ValueError("a retrying delivery needs retry_at")
         # Everything but the writes is prepared before the transaction: on SQLite it holds
         # the one write lock, and a track() on a request path waits for it to end.
-        prepared = [_prepare_outcome(outcome) for outcome in outcomes]
-        events = self._insert(schema.events).on_conflict_do_nothing(index_elements=["id"])
-        t = schema.outbox
+        path = self._delivery_path()
+        prepared = [path.prepare(outcome) for outcome in outcomes]
         with self.write() as conn:
             # The fence: which rows are still claimed under their outcome's token. Locked on
             # PostgreSQL until the commit; SQLite's write lock is already held.
-            current: set[tuple[int, str]] = {
-                (row.id, row.claim_token)
-                for row in conn.execute(
-                    sa.select(t.c.id, t.c.claim_token)
-                    .where(
-                        t.c.id.in_([p.values["m_id"] for p in prepared]),
-                        t.c.status == OutboxStatus.CLAIMED,
-                    )
-                    .with_for_update()
-                )
-            }
+            listed = path.listed([p.claim[0] for p in prepared])
+            fenced: Iterable[Sequence[Any]] = path.fence.run(conn, [(listed,)])
+            current = {(row[0], row[1]) for row in fenced}
             moving = []
             for p in prepared:
-                claim = (p.values["m_id"], p.values["m_token"])
-                if claim in current:
-                    current.discard(claim)  # a second outcome for one row finds it moved
+                if p.claim in current:
+                    current.discard(p.claim)  # a second outcome for one row finds it moved
                     moving.append(p)
             if moving:
-                conn.execute(_MOVE_CLAIMED, [p.values for p in moving])
-                conn.execute(sa.insert(schema.deliveries), [p.delivery_row for p in moving])
-                conn.execute(events, [p.event_row for p in moving])
+                path.move.run(conn, [p.move for p in moving])
+                path.deliveries.run(conn, [p.delivery for p in moving])
+                path.events.run(conn, [p.event for p in moving])
         moved = {id(p.outcome) for p in moving}
         return [outcome for outcome in outcomes if id(outcome) not in moved]
+
+    def _delivery_path(self) -> _DeliveryPath:
+        path = self._delivery_statements
+        if path is None:
+            path = self._delivery_statements = _DeliveryPath(self.engine.dialect)
+        return path
 
     def next_due(self) -> datetime | None:
         """When the earliest pending or claimed row becomes due, if any."""
@@ -1051,25 +1056,24 @@ def _contact_row(contact: Contact, now: datetime) -> dict[str, Any]:
     }
 
 
+#: The columns a Contact is read back from.
+_CONTACT_FIELDS = (
+    "id",
+    "account_id",
+    "name",
+    "email",
+    "phone",
+    "role",
+    "locale",
+    "timezone",
+    "consent",
+    "traits",
+)
+
+
 def _contact(row: sa.Row[Any]) -> Contact:
     m = row._mapping
-    return Contact.restored(
-        **{
-            k: m[k]
-            for k in (
-                "id",
-                "account_id",
-                "name",
-                "email",
-                "phone",
-                "role",
-                "locale",
-                "timezone",
-                "consent",
-                "traits",
-            )
-        }
-    )
+    return Contact.restored(**{k: m[k] for k in _CONTACT_FIELDS})
 
 
 def _event_row(event: Event, now: datetime) -> dict[str, Any]:
@@ -1158,65 +1162,222 @@ def _clean_delivery(delivery: Delivery) -> Delivery:
     return attrs.evolve(delivery, error=error, provider_message_id=provider_message_id)
 
 
-def _delivery_row(delivery: Delivery) -> dict[str, Any]:
-    # Its fields are plain values: read directly, not through attrs.asdict's generic walk.
-    return {name: getattr(delivery, name) for name in _DELIVERY_COLUMNS}
+class _DeliveryPath:
+    """The delivery path's statements for one store's dialect, each run as driver-level SQL
+    with tuples (:mod:`onetomany.store.driver`): on this path SQLAlchemy's per-row handling of
+    parameters and results cost more than the database's work.
+
+    - ``claim``: hands a list of rows to a worker under a fresh token, returning the fields
+      of :class:`OutboxRow`;
+    - ``contacts`` and ``accounts``: the profiles of a list of ids (a claimed batch's);
+    - ``fence``: which of a list of rows are still claimed, and under which token (locked
+      until the commit on PostgreSQL);
+    - ``move``: moves one row on from ``claimed``, only under its claim token;
+    - ``deliveries`` and ``events``: the attempt's record and its event (an event id already
+      stored is skipped).
+    """
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        t = schema.outbox
+        claimed: sa.ColumnElement[str] = sa.literal_column(f"'{OutboxStatus.CLAIMED.value}'")
+        returned = [t.c[name] for name in _CLAIMED_FIELDS]
+        self.claim = DriverStatement.of(
+            sa.update(t)
+            .where(t.c.id.in_(_listed_ids(dialect)))
+            .values(
+                status=claimed,
+                claimed_by=sa.bindparam("c_worker", type_=sa.String),
+                claim_token=sa.bindparam("c_token", type_=sa.String),
+                lease_until=sa.bindparam("c_lease_until", type_=schema.UTCDateTime),
+                updated_at=sa.bindparam("c_at", type_=schema.UTCDateTime),
+            )
+            .returning(*returned),
+            dialect,
+            ("c_lease_until", "c_worker", "c_token", "c_at", "ids"),
+            processed={"c_lease_until", "c_at", "ids"},
+        )
+        self.claimed = ResultShape.of(returned, dialect)
+        self.contacts = _profiles_by_id(schema.contacts, _CONTACT_FIELDS, dialect)
+        self.contact_shape = ResultShape.of(
+            [schema.contacts.c[name] for name in _CONTACT_FIELDS], dialect
+        )
+        self.accounts = _profiles_by_id(schema.accounts, _ACCOUNT_FIELDS, dialect)
+        self.account_shape = ResultShape.of(
+            [schema.accounts.c[name] for name in _ACCOUNT_FIELDS], dialect
+        )
+        self.fence = DriverStatement.of(
+            sa.select(t.c.id, t.c.claim_token)
+            .where(t.c.id.in_(_listed_ids(dialect)), t.c.status == claimed)
+            .with_for_update(),
+            dialect,
+            ["ids"],
+            processed={"ids"},
+        )
+        self.move = DriverStatement.of(
+            sa.update(t)
+            .where(
+                t.c.id == sa.bindparam("m_id", type_=sa.Integer),
+                t.c.claim_token == sa.bindparam("m_token", type_=sa.String),
+                t.c.status == claimed,
+            )
+            .values(
+                status=sa.bindparam("m_status", type_=sa.String),
+                attempts=sa.bindparam("m_attempts", type_=sa.Integer),
+                available_at=sa.func.coalesce(
+                    sa.bindparam("m_retry_at", type_=schema.UTCDateTime), t.c.available_at
+                ),
+                updated_at=sa.bindparam("m_at", type_=schema.UTCDateTime),
+                last_error=sa.bindparam("m_error", type_=sa.Text),
+                lease_until=sa.null(),
+                claimed_by=sa.null(),
+                claim_token=sa.null(),
+            ),
+            dialect,
+            _MOVE_PARAMS,
+            processed={"m_retry_at", "m_at"},
+        )
+        self.deliveries = DriverStatement.of(
+            _insert_of(schema.deliveries, _DELIVERY_PARAMS, dialect),
+            dialect,
+            _DELIVERY_PARAMS,
+            processed={"at"},
+        )
+        self.events = DriverStatement.of(
+            _insert_of(schema.events, _EVENT_PARAMS, dialect).on_conflict_do_nothing(
+                index_elements=["id"]
+            ),
+            dialect,
+            _EVENT_PARAMS,
+            processed={"occurred_at", "received_at", "properties"},
+        )
+        self.listed = self.fence.processor("ids")
+        # One processor for every time of an outcome: the columns share UTCDateTime.
+        self.time = self.move.processor("m_at")
+        self.properties = self.events.processor("properties")
+
+    def prepare(self, outcome: Outcome) -> _PreparedOutcome:
+        """The rows that record ``outcome`` (see :meth:`Store.record_many`)."""
+        delivery = _clean_delivery(outcome.delivery)
+        retry_at = outcome.retry_at
+        status = OutboxStatus.PENDING if retry_at is not None else _ROW_STATUS[delivery.status]
+        event = self._event(delivery)
+        at = self.time(delivery.at)
+        row_id, error = delivery.outbox_id, delivery.error
+        return _PreparedOutcome(
+            outcome,
+            (row_id, outcome.claim_token),
+            # In _MOVE_PARAMS order.
+            (
+                status.value,
+                delivery.attempt,
+                None if retry_at is None else self.time(retry_at),
+                error,
+                at,
+                row_id,
+                outcome.claim_token,
+            ),
+            # In _DELIVERY_PARAMS order.
+            (
+                row_id,
+                delivery.idempotency_key,
+                delivery.channel,
+                delivery.attempt,
+                delivery.status,
+                delivery.provider_message_id,
+                error,
+                at,
+                delivery.provider,
+            ),
+            # In _EVENT_PARAMS order: it occurred, and was received, when the attempt ended
+            # (``at`` processed once: the columns share their type).
+            (
+                event["id"],
+                event["name"],
+                event["account_id"],
+                event["contact_id"],
+                at,
+                at,
+                self.properties(event["properties"]),
+            ),
+        )
+
+    def _event(self, delivery: Delivery) -> dict[str, Any]:
+        """The event row of ``delivery``: built directly when its fields are plain text the
+        events table keeps as they are; otherwise through :class:`Event`, whose checks refuse
+        what it must (no subject, a naive time) with the same error as always."""
+        if _plain_delivery(delivery):
+            return {
+                "id": _delivery_event_id(delivery),
+                "name": DELIVERY_EVENTS[delivery.status],
+                "account_id": delivery.account_id,
+                "contact_id": delivery.contact_id,
+                "properties": _delivery_event_properties(delivery),
+            }
+        return _event_row(_delivery_event(delivery), delivery.at)
 
 
-#: Delivery fields that live on the outbox row rather than in the deliveries table.
-_DELIVERY_ONLY = {"touch", "contact_id", "account_id"}
-#: The Delivery fields the deliveries table keeps, in the class's order.
-_DELIVERY_COLUMNS = tuple(
-    field.name for field in attrs.fields(Delivery) if field.name not in _DELIVERY_ONLY
+def _listed_ids(dialect: sa.Dialect, of: type[sa.types.TypeEngine[Any]] = sa.Integer) -> Any:
+    """A list of ids as one parameter ``ids``: a JSON array on SQLite (an IN list of bound
+    ids costs SQLAlchemy more per id than SQLite takes to find the rows), an array on
+    PostgreSQL."""
+    if dialect.name == "postgresql":
+        return sa.select(sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(of))))
+    each = sa.func.json_each(sa.bindparam("ids", type_=sa.JSON)).table_valued("value")
+    return sa.select(each.c.value).scalar_subquery()
+
+
+def _profiles_by_id(table: sa.Table, fields: Sequence[str], dialect: sa.Dialect) -> DriverStatement:
+    """The fields of the profiles whose ids are listed, in id order."""
+    return DriverStatement.of(
+        sa.select(*(table.c[name] for name in fields))
+        .where(table.c.id.in_(_listed_ids(dialect, sa.String)))
+        .order_by(table.c.id),
+        dialect,
+        ["ids"],
+        processed={"ids"},
+    )
+
+
+def _insert_of(table: sa.Table, params: Sequence[str], dialect: sa.Dialect) -> Any:
+    """An INSERT of ``params`` (columns named as the parameters, typed as the columns)."""
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    return insert(table).values({c: sa.bindparam(c, type_=table.c[c].type) for c in params})
+
+
+#: The columns a claim hands back: the fields of an OutboxRow.
+_CLAIMED_FIELDS = tuple(field.name for field in attrs.fields(OutboxRow))
+_ACCOUNT_FIELDS = ("id", "name", "traits")
+#: The parameters of _DeliveryPath's statements, in the order their compiled SQL takes them.
+_MOVE_PARAMS = ("m_status", "m_attempts", "m_retry_at", "m_error", "m_at", "m_id", "m_token")
+_DELIVERY_PARAMS = (
+    "outbox_id",
+    "idempotency_key",
+    "channel",
+    "attempt",
+    "status",
+    "provider_message_id",
+    "error",
+    "at",
+    "provider",
 )
-
-
-#: Moves a row on from ``claimed`` under its claim token (the fence); one statement built
-#: once and run for many rows (building it per row cost more than running it).
-_MOVE_CLAIMED = (
-    sa.update(schema.outbox)
-    .where(
-        schema.outbox.c.id == sa.bindparam("m_id"),
-        schema.outbox.c.claim_token == sa.bindparam("m_token"),
-        schema.outbox.c.status == OutboxStatus.CLAIMED,
-    )
-    .values(
-        status=sa.bindparam("m_status"),
-        attempts=sa.bindparam("m_attempts"),
-        available_at=sa.func.coalesce(
-            sa.bindparam("m_retry_at", type_=schema.UTCDateTime), schema.outbox.c.available_at
-        ),
-        updated_at=sa.bindparam("m_at", type_=schema.UTCDateTime),
-        last_error=sa.bindparam("m_error"),
-        lease_until=None,
-        claimed_by=None,
-        claim_token=None,
-    )
+_EVENT_PARAMS = (
+    "id",
+    "name",
+    "account_id",
+    "contact_id",
+    "occurred_at",
+    "received_at",
+    "properties",
 )
 
 
 class _PreparedOutcome(NamedTuple):
     outcome: Outcome
-    values: dict[str, Any]
-    delivery_row: dict[str, Any]
-    event_row: dict[str, Any]
-
-
-def _prepare_outcome(outcome: Outcome) -> _PreparedOutcome:
-    """The parameters of the writes that record ``outcome`` (see :meth:`Store.record_many`)."""
-    delivery = _clean_delivery(outcome.delivery)
-    status = OutboxStatus.PENDING if outcome.retry_at is not None else _ROW_STATUS[delivery.status]
-    values = {
-        "m_id": delivery.outbox_id,
-        "m_token": outcome.claim_token,
-        "m_status": status,
-        "m_attempts": delivery.attempt,
-        "m_retry_at": outcome.retry_at,
-        "m_at": delivery.at,
-        "m_error": delivery.error,
-    }
-    event_row = _event_row(_delivery_event(delivery), delivery.at)
-    return _PreparedOutcome(outcome, values, _delivery_row(delivery), event_row)
+    #: The claim it was made under: (row id, claim token).
+    claim: tuple[int, str]
+    move: tuple[Any, ...]
+    delivery: tuple[Any, ...]
+    event: tuple[Any, ...]
 
 
 _ROW_STATUS = {
@@ -1230,23 +1391,55 @@ DELIVERY_EVENT_NAMES = frozenset(DELIVERY_EVENTS.values())
 
 
 def _delivery_event(delivery: Delivery) -> Event:
-    digest = hashlib.sha256(
-        f"{delivery.idempotency_key}#{delivery.attempt}#{delivery.status}".encode()
-    ).hexdigest()[:32]
     return Event(
-        id=digest,
+        id=_delivery_event_id(delivery),
         name=DELIVERY_EVENTS[delivery.status],
         occurred_at=delivery.at,
         account_id=delivery.account_id,
         contact_id=delivery.contact_id,
-        properties={
-            "idempotency_key": delivery.idempotency_key,
-            "touch": delivery.touch,
-            "channel": delivery.channel,
-            "attempt": delivery.attempt,
-            "error": delivery.error,
-        },
+        properties=_delivery_event_properties(delivery),
     )
+
+
+def _delivery_event_id(delivery: Delivery) -> str:
+    return hashlib.sha256(
+        f"{delivery.idempotency_key}#{delivery.attempt}#{delivery.status}".encode()
+    ).hexdigest()[:32]
+
+
+def _delivery_event_properties(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "idempotency_key": delivery.idempotency_key,
+        "touch": delivery.touch,
+        "channel": delivery.channel,
+        "attempt": delivery.attempt,
+        "error": delivery.error,
+    }
+
+
+def _plain_delivery(delivery: Delivery) -> bool:
+    """Whether :class:`Event` would take ``delivery``'s event as it is: it names a subject,
+    each of them short ASCII text, and its time is aware (a cleaned delivery's error and
+    provider id are always storable text). Anything else goes through ``Event``'s checks."""
+    at = delivery.at
+    return (
+        (delivery.account_id is not None or delivery.contact_id is not None)
+        and _plain_id(delivery.account_id)
+        and _plain_id(delivery.contact_id)
+        and at.tzinfo is not None
+        and at.utcoffset() is not None
+        and _plain_text(delivery.idempotency_key)
+        and _plain_text(delivery.touch)
+        and _plain_text(delivery.channel)
+    )
+
+
+def _plain_id(value: str | None) -> bool:
+    return value is None or (_plain_text(value) and 0 < len(value) <= 255 and not value.isspace())
+
+
+def _plain_text(value: object) -> bool:
+    return type(value) is str and value.isascii() and "\x00" not in value
 
 
 def _latest_of_each(name: str, *, by: str, ids: Sequence[str], until: datetime) -> sa.Select[Any]:
