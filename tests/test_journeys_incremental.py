@@ -8,6 +8,7 @@ events by account and by contact, named segments, some that move with time on th
 stages with ``ideal_days``), people, and rounds of events (some dated in the past, some in
 the future), profile changes, newcomers, contacts moving between accounts and clock steps;
 both must take the same steps, store the same states and emit the same events every round.
+The tests after it name which accounts a round looks at, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -120,14 +121,14 @@ STEPS = st.sampled_from([0, 1, 5, 23, 24, 25, 48, 72])
 ROUNDS = st.lists(st.tuples(STEPS, st.lists(ACTIONS, max_size=4)), min_size=2, max_size=7)
 
 
-def _new_engine(base: Path, found: tuple[Journey, ...]) -> Engine:
+def _new_engine(base: Path, found: tuple[Journey, ...], store: Store | None = None) -> Engine:
     """An engine running ``found``, which accepts events dated up to two days ahead."""
     program = attrs.evolve(
         make_program(base), segments=SegmentSet(SEGMENTS), journeys={j.name: j for j in found}
     )
     return Engine(
         program,
-        store=Store(base / "store.db"),
+        store=store or Store(base / "store.db"),
         clock=FrozenClock(),
         plugins=make_plugins(),
         future_tolerance=timedelta(days=2),
@@ -236,8 +237,9 @@ ONBOARDING = Journey(
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    found = _new_engine(tmp_path, (ONBOARDING,))
+def engine(tmp_path: Path, store: Store) -> Iterator[Engine]:
+    """An engine on each database, with 20 accounts signed up a minute before its clock."""
+    found = _new_engine(tmp_path, (ONBOARDING,), store)
     found.identify(
         *[Account(id=f"a{i}") for i in range(20)],
         *[Contact(id=f"a{i}c", account_id=f"a{i}", role="admin") for i in range(20)],
