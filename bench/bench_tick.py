@@ -5,7 +5,9 @@ days, so about a fifth of the accounts have been absent for 30 days or more; sig
 the history had been imported the day before and its events already ticked through. A few
 accounts sign up in the last hour. The program has an absence touch (no login for 30 days,
 paying accounts only, through a named segment) and an event touch on ``signed_up``; its
-channel is an outbox folder, but nothing is dispatched: only ``tick`` is timed.
+channel is an outbox folder, but nothing is dispatched: only ``tick`` is timed. Its journey
+(stages entered and completed on events and traits, two with ``ideal_days``) is timed apart:
+``update_journeys``, which ``run`` calls beside each tick.
 
 Per size it prints:
 
@@ -13,6 +15,8 @@ Per size it prints:
   new: the cost every round pays; the median of five rounds a minute apart), in wall and CPU
   seconds and CPU microseconds per contact, and how much more a steady round costs at the
   largest size than at the smallest (the goal: within 10x from 10,000 to 1,000,000);
+* the first journey round (places every account) and a steady one (the median of five a
+  minute apart), in CPU seconds and microseconds per contact, and the same ratio;
 * one named segment evaluated over the whole population in SQL, against the Python
   evaluator, ``evaluate()`` over preloaded profiles, timed on a sample of contacts and
   extrapolated per contact (the baseline, measured in the same run). The two must agree on
@@ -57,6 +61,7 @@ from onetomany.program import (
     Program,
     Touch,
 )
+from onetomany.rules.journeys import Journey, Stage
 from onetomany.rules.segments import Profile, SegmentSet
 from onetomany.store import Store
 from onetomany.store.profiles import load_profiles
@@ -303,6 +308,27 @@ def adopt(store: Store, program: Program) -> int:
     )
 
 
+#: Signed up, then onboarded after three logins (ideally within 14 days); expanding to 50
+#: seats (within 90); enterprise accounts with eight logins become advocates.
+ADOPTION = Journey(
+    name="adoption",
+    stages=(
+        Stage(
+            name="onboarding",
+            entry='exists(last("signed_up"))',
+            complete='count("login") >= 3',
+            ideal_days=14,
+        ),
+        Stage(name="expansion", complete="account.seats >= 50", ideal_days=90),
+        Stage(
+            name="advocacy",
+            entry='account.plan == "enterprise"',
+            complete='count("login") >= 8',
+        ),
+    ),
+)
+
+
 def make_program(folder: Path) -> Program:
     templates = folder / "templates"
     templates.mkdir()
@@ -339,6 +365,7 @@ def make_program(folder: Path) -> Program:
             )
         },
         segments=SEGMENTS,
+        journeys={ADOPTION.name: ADOPTION},
         templates_dir=templates,
         sender="Acme <success@acme.test>",
         base_dir=folder,
@@ -391,6 +418,12 @@ def run(size: int) -> dict[str, float]:
             # checkpoint of what that round wrote.
             steady_s = statistics.median(wall for wall, _, _ in rounds)
             steady_cpu = statistics.median(cpu for _, cpu, _ in rounds)
+            # The journey's rounds, after the ticks: their stage events are not ticked.
+            _, journey_first_cpu, placed = cpu_timed(engine.update_journeys)
+            journey_rounds = []
+            for _ in range(STEADY_ROUNDS):
+                clock.advance(ROUND)
+                journey_rounds.append(cpu_timed(engine.update_journeys)[1])
             sql_s, in_sql = timed(
                 lambda: matching_contact_ids(
                     store, segments.expr(TIMED_SEGMENT), now=NOW, segments=segments
@@ -410,6 +443,9 @@ def run(size: int) -> dict[str, float]:
         "steady_s": steady_s,
         "steady_queued": steady_queued,
         "steady_cpu": steady_cpu,
+        "journey_steps": len(placed),
+        "journey_first_cpu": journey_first_cpu,
+        "journey_cpu": statistics.median(journey_rounds),
         "matched": len(in_sql),
         "sql_us": sql_s / size * 1e6,
         "py_us": py_s / len(profiles) * 1e6,
@@ -587,13 +623,17 @@ def main() -> None:
     )
     print("tick columns: wall seconds, CPU seconds of this process, CPU microseconds per contact")
     print(
+        f"journey {ADOPTION.name!r}: steps of its first round, then CPU seconds of the first "
+        f"and of the median steady round, and CPU microseconds per contact of the steady one"
+    )
+    print(
         f"tick2: the median of {STEADY_ROUNDS} rounds {ROUND.seconds // 60} minute apart; "
         "queued2: what they queued in all (absences that began meanwhile)"
     )
     print(
         f"{'contacts':>10} {'events':>10} {'build s':>8} {'queued':>7} {'tick1 s':>8} "
         f"{'cpu s':>7} {'us/c':>6} {'tick2 s':>8} {'cpu s':>7} {'us/c':>6} {'queued2':>7} "
-        f"{'matched':>8} "
+        f"{'steps':>7} {'jrny1 s':>8} {'jrny2 s':>8} {'us/c':>6} {'matched':>8} "
         f"{'SQL us/c':>9} {'Py us/c':>8} {'SQL/Py':>7}",
         flush=True,
     )
@@ -605,7 +645,9 @@ def main() -> None:
             f"{size:>10,} {r['events']:>10,} {r['build_s']:>8.1f} {r['queued']:>7,} "
             f"{r['first_s']:>8.3f} {r['first_cpu']:>7.3f} {r['first_cpu'] / size * 1e6:>6.1f} "
             f"{r['steady_s']:>8.3f} {r['steady_cpu']:>7.3f} {r['steady_cpu'] / size * 1e6:>6.1f} "
-            f"{int(r['steady_queued']):>7,} {r['matched']:>8,} "
+            f"{int(r['steady_queued']):>7,} {int(r['journey_steps']):>7,} "
+            f"{r['journey_first_cpu']:>8.3f} {r['journey_cpu']:>8.3f} "
+            f"{r['journey_cpu'] / size * 1e6:>6.1f} {r['matched']:>8,} "
             f"{r['sql_us']:>9.2f} {r['py_us']:>8.2f} "
             f"{r['sql_us'] / r['py_us']:>7.3f}",
             flush=True,
@@ -617,6 +659,10 @@ def main() -> None:
             f"steady tick at {last:,} contacts / at {first:,}: "
             f"{r['steady_cpu'] / smallest['steady_cpu']:.1f}x CPU, "
             f"{r['steady_s'] / smallest['steady_s']:.1f}x wall (the book is {last / first:.0f}x)"
+        )
+        print(
+            f"steady journey round at {last:,} contacts / at {first:,}: "
+            f"{r['journey_cpu'] / smallest['journey_cpu']:.1f}x CPU"
         )
 
 

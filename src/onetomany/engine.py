@@ -881,7 +881,9 @@ class Engine:
         """Move accounts through the program's journeys; each step becomes a stage event.
 
         Events are ``stage_entered``, ``stage_completed`` and ``stage_overdue``, with the
-        journey, stage and entry id in their properties (docs/journeys.md).
+        journey, stage and entry id in their properties (docs/journeys.md). A round after
+        the first looks only at the accounts with something new (docs/journeys.md, "What a
+        round reads").
         """
         if not self.program.journeys:
             return []
@@ -890,6 +892,7 @@ class Engine:
             self.program.journeys.values(),
             now=self.clock.now(),
             segments=self.segments,
+            program=self.program.name,
         )
 
     def journey_states(self, account_id: str) -> list[JourneyState]:

@@ -215,6 +215,8 @@ journey_states = sa.Table(
     sa.Column("entered_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("overdue_at", UTCDateTime),
+    # A steady journey round finds the stages that became overdue since the last one.
+    sa.Index("ix_journey_states_entered", "journey", "stage", "entered_at"),
 )
 
 journey_history = sa.Table(

@@ -112,7 +112,8 @@ class CompiledSegment:
     are bound parameters, so the statements are built, and compiled by SQLAlchemy, once.
 
     Execute :attr:`contacts` (contact ids), :attr:`contacts_among` (the same, among the ids
-    bound to ``otm_ids``) or :attr:`accounts` (ids of accounts with a contact in it) with
+    bound to ``otm_ids``), :attr:`accounts` (ids of accounts with a contact in it) or
+    :attr:`accounts_among` (the same, among the account ids bound to ``otm_ids``) with
     :meth:`params`.
     """
 
@@ -121,6 +122,7 @@ class CompiledSegment:
     contacts: sa.Select[tuple[str]] = attrs.field(init=False)
     contacts_among: sa.Select[tuple[str]] = attrs.field(init=False)
     accounts: sa.Select[tuple[str]] = attrs.field(init=False)
+    accounts_among: sa.Select[tuple[str]] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         chosen = population().where(self.condition)
@@ -134,6 +136,8 @@ class CompiledSegment:
         object.__setattr__(self, "contacts", chosen)
         object.__setattr__(self, "contacts_among", among)
         object.__setattr__(self, "accounts", owners)
+        ids: sa.BindParameter[list[str]] = sa.bindparam("otm_ids", expanding=True)
+        object.__setattr__(self, "accounts_among", owners.where(contacts.c.account_id.in_(ids)))
 
     def params(self, now: datetime) -> dict[str, Any]:
         """The parameter values that ask the question at ``now``."""
@@ -219,12 +223,29 @@ def matching_contact_ids(
 
 
 def accounts_meeting(
-    store: Store, expr: Expr | str, *, now: datetime, segments: SegmentSet | None = None
+    store: Store,
+    expr: Expr | str,
+    *,
+    now: datetime,
+    segments: SegmentSet | None = None,
+    among: Iterable[str] | None = None,
 ) -> frozenset[str]:
-    """Ids of the accounts with at least one contact in segment expression ``expr``."""
+    """Ids of the accounts with at least one contact in segment expression ``expr``.
+
+    ``among`` limits the question to those accounts (a steady journey round's), in chunks
+    like :func:`matching_contact_ids`.
+    """
     compiled = compile_segment(expr, dialect_name=store.dialect, segments=segments)
+    params = compiled.params(now)
     with store.engine.connect() as conn:
-        return frozenset(conn.scalars(compiled.accounts, compiled.params(now)))
+        if among is None:
+            return frozenset(conn.scalars(compiled.accounts, params))
+        wanted = sorted(set(among))
+        found: set[str] = set()
+        for start in range(0, len(wanted), AMONG_CHUNK):
+            chunk = {**params, "otm_ids": wanted[start : start + AMONG_CHUNK]}
+            found.update(conn.scalars(compiled.accounts_among, chunk))
+        return frozenset(found)
 
 
 def account_numbers(

@@ -1,8 +1,8 @@
 """Journey tracking: which stage of each journey every account is in, moved forward each round.
 
-Each round, every stage criterion is evaluated once over the whole population in SQL (one
-query per criterion, giving the ids of the accounts with at least one contact that meets it).
-Then, per journey:
+Each round, every stage criterion is evaluated once over the accounts the round looks at,
+in SQL (one query per criterion, giving the ids of the accounts with at least one contact
+that meets it). Then, per journey:
 
 * an account not in the journey is placed at the first stage whose ``entry`` holds;
 * an account whose current stage's ``complete`` holds completes it (``stage_completed``),
@@ -18,6 +18,19 @@ fresh ``entry_id``; re-entry rule ``{ per = "stage", journey = ... }`` keys touc
 State (``journey_states``), history (``journey_history``) and events are written in one
 transaction; a state row changes only if it still holds what the round read, so two engines
 running at once cannot record one step twice.
+
+A round looks at every account the first time. After that, given the program's name, a
+cursor per journey (``journey:<program>:<journey>`` in ``cursors``, written in the round's
+transaction) says when the last round ran and how far it had read the event log, and a round
+looks only at the accounts whose answer may differ from then: those with an event a
+criterion reads stored since (or dated since, now reached), those saved since (the account
+or one of its contacts), and those whose open stage reached its ``ideal_days`` in between;
+it reads their states only. Every other account was settled by an earlier round from the
+same inputs. That holds while every criterion changes only with what is written (see
+:mod:`onetomany.rules.segments.inputs`): a journey with a criterion that moves with time on
+its own (``days_since()``, ``count()`` over N days, ``tier()``, ``health()``, ``stage()``)
+looks at every account every round, as does a round without a usable cursor (the first, a
+changed journey or segment, a clock that went back).
 
 Contradictory data never stops a round (docs/journeys.md, "When the data disagrees"):
 
@@ -40,8 +53,20 @@ import attrs
 
 from onetomany.rules.journeys import Action, Journey, JourneyState, StageChange
 from onetomany.rules.segments import SegmentSet
-from onetomany.store import Store
-from onetomany.store.queries.journeys import Move, save_moves, states_in
+from onetomany.rules.segments.ast import Expr
+from onetomany.rules.segments.inputs import events_read, written_inputs
+from onetomany.rules.segments.parser import parse
+from onetomany.store import EventPosition, Store
+from onetomany.store.queries.absence import log_position
+from onetomany.store.queries.journeys import (
+    Move,
+    became_overdue,
+    save_moves,
+    states_in,
+    states_of,
+    written_since,
+)
+from onetomany.store.round_cursors import cursor_value, digest, last_round
 from onetomany.store.segments import accounts_meeting
 
 log = logging.getLogger(__name__)
@@ -67,12 +92,34 @@ def update_journeys(
     *,
     now: datetime,
     segments: SegmentSet | None = None,
+    program: str | None = None,
 ) -> list[StageChange]:
-    """Move every account forward through ``journeys``; returns the steps taken."""
+    """Move every account forward through ``journeys``; returns the steps taken.
+
+    With ``program`` (its name), each journey keeps a cursor, and a round after the first
+    looks only at the accounts whose answer may have changed (see the module's text).
+    """
     planned: list[Move] = []
+    cursors: list[tuple[str, str]] = []
+    # Read before the queries below: an event stored meanwhile is after it, read again.
+    position = log_position(store) if program is not None else None
     for journey in journeys:
-        criteria = _criteria(store, journey, now=now, segments=segments)
-        states = states_in(store, journey.name)
+        among: set[str] | None = None
+        valid_for = shape(journey, segments)
+        if position is not None and valid_for is not None:
+            name = cursor_name(program or "", journey)
+            previous = last_round(store.get_cursor(name), valid_for, now)
+            if previous is not None:
+                among = _changed_accounts(
+                    store, journey, segments, previous["at"], previous["log"], now
+                )
+            cursors.append((name, cursor_value(valid_for, now, position)))
+        criteria = _criteria(store, journey, now=now, segments=segments, among=among)
+        states = (
+            states_in(store, journey.name)
+            if among is None
+            else states_of(store, journey.name, among)
+        )
         for account_id in sorted(set(states) | _placeable(criteria)):
             old = states.get(account_id)
             new, steps = advance(journey, account_id, old, criteria, now)
@@ -80,7 +127,47 @@ def update_journeys(
                 planned.append((old, new, steps))
         if log.isEnabledFor(logging.DEBUG):
             _log_early_completions(journey, states, criteria, planned)
-    return save_moves(store, planned, now=now)
+    return save_moves(store, planned, now=now, cursors=cursors)
+
+
+def cursor_name(program: str, journey: Journey) -> str:
+    return f"journey:{program}:{journey.name}"
+
+
+def shape(journey: Journey, segments: SegmentSet | None) -> str | None:
+    """What a journey's cursor is valid for (its stages and the segments they name); None
+    when a criterion moves with time on its own, and every round must look at everyone."""
+    definitions = written_inputs(_parsed(journey), segments, events=True)
+    if definitions is None:
+        return None
+    return digest("journey", journey, sorted(definitions))
+
+
+def _parsed(journey: Journey) -> list[Expr]:
+    return [parse(text) for text in journey.expressions().values()]
+
+
+def _changed_accounts(
+    store: Store,
+    journey: Journey,
+    segments: SegmentSet | None,
+    then: datetime,
+    log: EventPosition,
+    now: datetime,
+) -> set[str]:
+    """The accounts whose round may differ from the one at ``then`` (read to ``log``)."""
+    found = written_since(
+        store,
+        events=events_read(_parsed(journey), segments),
+        stored_after=log,
+        occurred_after=then,
+        until=now,
+        changed_since=then,
+    )
+    ideal = {s.name: s.ideal_days for s in journey.stages if s.ideal_days is not None}
+    if ideal:
+        found |= became_overdue(store, journey.name, ideal, after=then, until=now)
+    return found
 
 
 def advance(
@@ -156,10 +243,17 @@ def advance(
 
 
 def _criteria(
-    store: Store, journey: Journey, *, now: datetime, segments: SegmentSet | None
+    store: Store,
+    journey: Journey,
+    *,
+    now: datetime,
+    segments: SegmentSet | None,
+    among: set[str] | None = None,
 ) -> Criteria:
     def meeting(expr: str) -> frozenset[str]:
-        return accounts_meeting(store, expr, now=now, segments=segments)
+        if among is not None and not among:
+            return frozenset()
+        return accounts_meeting(store, expr, now=now, segments=segments, among=among)
 
     return Criteria(
         entry=tuple(None if s.entry is None else meeting(s.entry) for s in journey.stages),

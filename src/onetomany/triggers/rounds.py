@@ -16,35 +16,13 @@ reads everything every round, as before.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
-
 from onetomany.program import Touch
 from onetomany.rules.segments import SegmentSet
-from onetomany.rules.segments.ast import (
-    And,
-    Arith,
-    Between,
-    Compare,
-    Exists,
-    Expr,
-    Field,
-    In,
-    Literal,
-    Neg,
-    Not,
-    Or,
-    SegmentRef,
-    walk,
-)
-from onetomany.store import EventPosition
+from onetomany.rules.segments.ast import SegmentRef
+from onetomany.rules.segments.inputs import written_inputs
+from onetomany.store.round_cursors import cursor_value, digest, last_round
 
-#: Nodes whose value changes only when a profile is saved: a segment made of them alone
-#: lets a round skip the subjects whose profiles did not change.
-_ON_PROFILES = (And, Arith, Between, Compare, Exists, Field, In, Literal, Neg, Not, Or, SegmentRef)
+__all__ = ["cursor_name", "cursor_value", "digest", "last_round", "shape"]
 
 
 def shape(segments: SegmentSet, touch: Touch, *read: object) -> str | None:
@@ -52,44 +30,12 @@ def shape(segments: SegmentSet, touch: Touch, *read: object) -> str | None:
     segment); None when the touch must read everything each round (see the module's text)."""
     if touch.reentry.kind in ("stage", "period"):
         return None
-    definitions: list[str] = []
-    pending = [touch.segment] if touch.segment else []
-    seen = set(pending)
-    while pending:
-        name = pending.pop()
-        expr: Expr = segments.expr(name)
-        definitions.append(f"{name}={expr!r}")
-        for node in walk(expr):
-            if not isinstance(node, _ON_PROFILES):
-                return None
-            if isinstance(node, SegmentRef) and node.name not in seen:
-                seen.add(node.name)
-                pending.append(node.name)
+    roots = [SegmentRef(touch.segment)] if touch.segment else []
+    definitions = written_inputs(roots, segments)
+    if definitions is None:
+        return None
     return digest(*read, touch.audience, touch.reentry, touch.segment, sorted(definitions))
-
-
-def digest(*read: object) -> str:
-    """A short digest of what a round read its answer from."""
-    return hashlib.sha256(repr(read).encode()).hexdigest()[:16]
 
 
 def cursor_name(kind: str, program: str, touch: Touch) -> str:
     return f"{kind}:{program}:{touch.name}"
-
-
-def cursor_value(shape: str, now: datetime, log: EventPosition, **more: Any) -> str:
-    """A round's cursor: its shape, when it ran, how far it had read the log, and ``more``."""
-    return json.dumps({"shape": shape, "at": now.isoformat(), "log": str(log), **more})
-
-
-def last_round(stored: str | None, shape: str, now: datetime) -> Mapping[str, Any] | None:
-    """The last round's cursor as stored, with ``at`` as a datetime and ``log`` as a position;
-    None (read everything) without a usable one: the first round, a changed touch, or a clock
-    that went back."""
-    if stored is None:
-        return None
-    last = json.loads(stored)
-    then = datetime.fromisoformat(last["at"])
-    if last.get("shape") != shape or then > now:
-        return None
-    return {**last, "at": then, "log": EventPosition.parse(last["log"])}

@@ -41,6 +41,17 @@ def log_position(store: Store) -> EventPosition:
     return EventPosition(row.txid, row.seq) if row is not None else EventPosition(0, 0)
 
 
+def stored_since(store: Store, position: EventPosition) -> sa.ColumnElement[bool]:
+    """The events stored after ``position``, by the order :meth:`Store.events_after` reads:
+    (txid, seq) on PostgreSQL, seq on SQLite."""
+    e = schema.events
+    if store.dialect == "postgresql":
+        return sa.tuple_(e.c.txid, e.c.seq) > sa.tuple_(
+            sa.literal(position.txid), sa.literal(position.seq)
+        )
+    return e.c.seq > position.seq
+
+
 def changed_subjects(
     store: Store,
     *,
@@ -63,14 +74,7 @@ def changed_subjects(
     )
     # Every event stored since, by position alone, its name checked here: asked for the
     # name too, SQLite may walk every event of that name in an index led by it instead.
-    stored = sa.select(e.c.name, owner)
-    if store.dialect == "postgresql":
-        stored = stored.where(
-            sa.tuple_(e.c.txid, e.c.seq)
-            > sa.tuple_(sa.literal(stored_after.txid), sa.literal(stored_after.seq))
-        )
-    else:
-        stored = stored.where(e.c.seq > stored_after.seq)
+    stored = sa.select(e.c.name, owner).where(stored_since(store, stored_after))
     if by == "account":
         profiles = [
             sa.select(a.c.id).where(a.c.updated_at >= changed_since),

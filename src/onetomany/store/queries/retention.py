@@ -104,8 +104,15 @@ def old_events(
 
 
 def delete_events(store: Store, seqs: Sequence[int]) -> int:
-    """Remove the events at ``seqs``; returns how many went."""
-    return _delete(store, schema.events, schema.events.c.seq, seqs)
+    """Remove the events at ``seqs``; returns how many went.
+
+    A journey's steady round looks only at accounts with something new, but a ``count()``
+    over all time falls when events go: the journeys' cursors go too (in the same
+    transaction), so their next round looks at every account.
+    """
+    cursors = schema.cursors
+    forget = sa.delete(cursors).where(cursors.c.name.like("journey:%"))
+    return _delete(store, schema.events, schema.events.c.seq, seqs, then=forget)
 
 
 def old_finished_rows(
@@ -197,11 +204,22 @@ def prune_cap_reservations(
         return conn.execute(sa.delete(r).where(gone)).rowcount or 0
 
 
-def _delete(store: Store, table: sa.Table, key: sa.Column[Any], ids: Collection[int]) -> int:
+def _delete(
+    store: Store,
+    table: sa.Table,
+    key: sa.Column[Any],
+    ids: Collection[int],
+    *,
+    then: sa.Delete | None = None,
+) -> int:
+    """Delete the rows of ``table`` whose ``key`` is in ``ids``, and run ``then`` in the same
+    transaction if any went; returns how many went."""
     wanted = sorted(ids)
     done = 0
     with store.write() as conn:
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             done += conn.execute(sa.delete(table).where(key.in_(chunk))).rowcount or 0
+        if done and then is not None:
+            conn.execute(then)
     return done
