@@ -3,6 +3,7 @@ HTML by the touch's choice, and in every mode no script reaches the page."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -56,11 +57,28 @@ def _safe(markup: str) -> bool:
         for name, value in attributes:
             if name.startswith("on") or name == "style":
                 return False
-            if name in ("href", "src") and value is not None:
-                scheme = value.strip().split(":", 1)[0].lower() if ":" in value else ""
-                if scheme not in ("", "http", "https", "mailto"):
-                    return False
+            if name in ("href", "src") and _scheme(value or "") not in _SAFE_SCHEMES:
+                return False
     return True
+
+
+_SAFE_SCHEMES = ("", "http", "https", "mailto")
+
+
+def _scheme(url: str) -> str:
+    """The scheme a browser reads in ``url`` ("" for a relative one): the WHATWG URL parser
+    drops tabs and line breaks anywhere and leading C0 controls and spaces, then takes a
+    letter followed by letters, digits, "+", "-" or "." up to a colon."""
+    cleaned = re.sub(r"[\t\n\r]", "", url).lstrip("".join(map(chr, range(0x21))))
+    found = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:", cleaned)
+    return found.group()[:-1].lower() if found else ""
+
+
+def test_the_scheme_check_reads_urls_as_a_browser_does() -> None:
+    assert _scheme(" java\tscript:alert(1)") == "javascript"
+    assert _scheme("HTTPS://acme.test") == "https"
+    assert _scheme("%5Bgo%5D(javascript:alert(1))") == ""  # a relative path
+    assert _scheme("/u/1?next=javascript:x") == ""
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
