@@ -146,6 +146,27 @@ def test_a_bad_row_is_skipped_by_name_and_the_rest_read(host_db, make_source):
     assert "id column is empty" in reasons[1]
 
 
+def test_a_number_json_cannot_hold_is_a_skip_naming_the_row(host_db, make_source):
+    insert(
+        host_db,
+        "users",
+        [
+            {"id": "u1", "email": "ana@example.test", "changed_at": T0},
+            {"id": "u2", "email": "budi@example.test", "changed_at": T0},
+        ],
+    )
+    # PostgreSQL's numeric holds Infinity (a Decimal); SQLite hands back a float.
+    infinity = "'Infinity'::numeric" if host_db.dialect.name == "postgresql" else "9e999"
+    query = f"SELECT id, email, CASE WHEN id = 'u2' THEN {infinity} ELSE 1 END AS score FROM users"
+
+    result = read_all(make_source(contacts={"query": query}))
+
+    assert [c.id for c in result.contacts] == ["u1"]
+    [skipped] = [str(s) for s in result.skipped]
+    assert skipped.startswith("contacts row id='u2': ")
+    assert "score" in skipped and "JSON number" in skipped
+
+
 def test_a_query_without_a_required_column_names_the_option(host_db, make_source):
     source = make_source(events={"query": "SELECT seq, kind FROM app_events", "cursor": "seq"})
     with pytest.raises(ConfigError) as caught:

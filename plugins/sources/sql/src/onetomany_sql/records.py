@@ -208,6 +208,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            # As a float, so the model's check refuses it by name ("not a JSON number").
+            return float("nan") if value.is_nan() else float(value)
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, uuid.UUID):
         return str(value)
