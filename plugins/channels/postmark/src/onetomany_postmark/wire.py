@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from email.utils import formataddr
 from typing import Any
 
-from onetomany.delivery.mime import ascii_domain, parse_mailbox, split_mailbox
+from onetomany.delivery.mime import envelope_address, split_mailbox
 from onetomany.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -81,15 +81,10 @@ def _address(header: str, value: str) -> str:
     if not address:
         return value
     if not address.isascii():
-        # formataddr writes ASCII addresses only: an internationalised domain goes in IDNA
-        # form, as the SMTP channel sends it; a non-ASCII mailbox name cannot be written.
-        box = parse_mailbox(header, value)
-        if not box.local.isascii():
-            raise PermanentDeliveryError(
-                f"header {header}: {box.address!r} has a non-ASCII mailbox name, which needs "
-                "SMTPUTF8 (RFC 6531); the postmark channel sends ASCII addresses only"
-            )
-        address = f"{box.local}@{ascii_domain(header, box)}"
+        # formataddr writes ASCII addresses only: the address as an SMTP envelope without
+        # SMTPUTF8 has it (an internationalised domain in IDNA form; a non-ASCII mailbox
+        # name is a PermanentDeliveryError naming the address).
+        address = envelope_address(header, value)
     return formataddr((name, address))
 
 
