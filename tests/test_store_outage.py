@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import Counter
 
 import pytest
@@ -209,3 +210,100 @@ def test_closing_the_engine_writes_the_outcomes_it_kept(tmp_path, database, sink
         "sent": 2 * DEFAULT_RECORD_EVERY,
         "claimed": ROWS - 2 * DEFAULT_RECORD_EVERY,
     }
+
+
+# -- a database out of reach while a batch is read -----------------------------------------------
+
+
+class OutageAfterClaim:
+    """Right after the dispatcher's first claim, the database refuses every connection (its
+    sessions are ended and new ones turned away, as during a restart) for ``seconds``."""
+
+    def __init__(self, engine: Engine, admin: sa.Engine, database: str, seconds: float) -> None:
+        self.admin, self.database, self.seconds = admin, database, seconds
+        self.over = threading.Event()
+        self.started = False
+        claim = engine.store.claim
+
+        def claim_then_fail(**kwargs):  # type: ignore[no-untyped-def]
+            rows = claim(**kwargs)
+            if rows and not self.started:
+                self.started = True
+                self._set(allow=False)
+                threading.Timer(seconds, self._end).start()
+            return rows
+
+        engine.store.claim = claim_then_fail  # type: ignore[method-assign]
+
+    def _set(self, *, allow: bool) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(
+                sa.text(f'ALTER DATABASE "{self.database}" WITH ALLOW_CONNECTIONS {allow}')
+            )
+            if not allow:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": self.database},
+                )
+
+    def _end(self) -> None:
+        self._set(allow=True)
+        self.over.set()
+
+
+@pytest.fixture
+def pg_database(pg_url):
+    """(store URL, what the locker connects to, the dialect) of a fresh PostgreSQL database."""
+    url = sa.make_url(pg_url)
+    return (
+        pg_url,
+        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        "postgresql",
+    )
+
+
+def test_a_database_out_of_reach_while_a_batch_is_read_is_waited_out(
+    tmp_path, pg_database, postgres_admin, sink, frozen_clock
+):
+    with _engine(tmp_path, pg_database, sink.port, object(), frozen_clock, patience=20) as engine:
+        _queue(engine)
+        outage = OutageAfterClaim(
+            engine, postgres_admin, sa.make_url(pg_database[0]).database or "", seconds=1.0
+        )
+        report = engine.dispatch()
+        rows = engine.store.outbox_rows()
+
+    assert outage.started and outage.over.wait(10)
+    assert _recipients(sink) == Counter({f"p{i}@acme.test": 1 for i in range(ROWS)})
+    assert (report.sent, report.dead, report.retrying, report.held) == (ROWS, 0, 0, 0)
+    assert (report.unrecorded, report.stopped) == (0, None)
+    assert {row.status for row in rows} == {"sent"}
+
+
+def test_a_database_out_of_reach_past_the_patience_stops_the_pass_without_raising(
+    tmp_path, pg_database, postgres_admin, sink, frozen_clock
+):
+    with _engine(tmp_path, pg_database, sink.port, object(), frozen_clock, patience=0.3) as engine:
+        _queue(engine)
+        outage = OutageAfterClaim(
+            engine, postgres_admin, sa.make_url(pg_database[0]).database or "", seconds=2.0
+        )
+        first = engine.dispatch()
+
+        assert first.stopped is not None
+        assert "cannot read from store" in first.stopped
+        assert (first.sent, first.dead, first.retrying) == (0, 0, 0)
+        assert not sink.messages
+
+        # Back: the claimed rows return when their lease runs out, and each is sent once.
+        assert outage.over.wait(10)
+        frozen_clock.advance(seconds=engine.dispatcher.lease.total_seconds() + 1)
+        second = engine.dispatch()
+        rows = engine.store.outbox_rows()
+
+    assert second.sent == ROWS
+    assert _recipients(sink) == Counter({f"p{i}@acme.test": 1 for i in range(ROWS)})
+    assert {row.status for row in rows} == {"sent"}

@@ -15,7 +15,7 @@
      ├── TemplateError               a template cannot be compiled or rendered (names template)
      │    ├── MissingVariableError    a variable the template uses is not in the context
      │    └── TemplateSecurityError   the template tried to escape the sandbox
-     ├── StoreError                  the store cannot be opened, migrated or written
+     ├── StoreError                  the store cannot be opened, migrated, written or read
      └── DeliveryError               a channel could not deliver one message
           ├── TransientDeliveryError  worth retrying (timeouts, 4xx SMTP, 429/5xx HTTP)
           ├── UnknownOutcomeError     sent, but no answer came back: it may have arrived
@@ -167,7 +167,7 @@ class TemplateSecurityError(TemplateError):
 
 
 class StoreError(OnetomanyError):
-    """The store cannot be opened, migrated or written."""
+    """The store cannot be opened, migrated, written or read."""
 
 
 class DeliveryError(OnetomanyError):

@@ -34,7 +34,8 @@ keys drop them.
 Leases are fenced. Every claim carries a token, every outcome write and lease renewal checks
 it, so a worker whose lease ran out changes nothing (it logs the rows it lost and does not send
 the ones it has not sent yet). A store that refuses a write (a lock held by another process, a
-dropped connection) is retried with backoff for ``store_patience`` seconds; then the batch
+dropped connection) or cannot be read (the database restarting while a batch's contacts or a
+policy's lookups are read) is retried with backoff for ``store_patience`` seconds; then the batch
 stops without touching the unsent rows, and the outcomes not yet written are kept and written
 first by the next :meth:`Dispatcher.dispatch` call. No row is ever dead-lettered for a store
 error.
@@ -169,7 +170,8 @@ def worker_id() -> str:
 
 
 class _StoreDown(Exception):
-    """The store refused a write for longer than the dispatcher's patience."""
+    """The store refused a write, or was out of reach, for longer than the dispatcher's
+    patience."""
 
 
 class Dispatcher:
@@ -400,7 +402,10 @@ class Dispatcher:
             return list(rows)
         now = self.clock.now()
         try:
-            judgements = judge(self.policies, self._pending(judged, people), now)
+            # The policies only read: judged again from the start while the store is away.
+            judgements = self._patiently(
+                lambda: judge(self.policies, self._pending(judged, people), now)
+            )
         except PolicyBug as exc:
             # A bug, not a verdict: nothing is settled, the rows come back after their lease.
             log.exception("%s; %d row(s) left to their lease", exc, len(rows))
@@ -415,7 +420,7 @@ class Dispatcher:
         return [row for row in rows if row.id in passed or row.channel not in self.channels]
 
     def _pending(self, rows: Sequence[OutboxRow], people: _People) -> list[Pending]:
-        contacts, accounts = people.read()
+        contacts, accounts = self._patiently(people.read)
         touches = {touch.name: touch for touch in self.composer.program.touches}
         pending = []
         for row in rows:
@@ -484,7 +489,7 @@ class Dispatcher:
     ) -> Iterator[tuple[OutboxRow, Message]]:
         """Each row with its message, one at a time (so senders can start on the first);
         a row that cannot be composed is dead-lettered and left out."""
-        contacts, accounts = people.read()
+        contacts, accounts = self._patiently(people.read)
         for row in rows:
             try:
                 contact = contacts.get(row.contact_id) if row.contact_id else None
@@ -872,7 +877,8 @@ class Dispatcher:
                 self.plugins.notify("onetomany_delivery_recorded", delivery=outcome.delivery)
 
     def _patiently(self, call: Callable[[], _T]) -> _T:
-        """``call()``, retried with backoff while the store refuses it, for up to
+        """``call()``, retried with backoff while the store refuses it (a write, or a read
+        while the database is out of reach), for up to
         ``store_patience`` seconds of wall time (a lock held by another process does not
         follow an injected clock)."""
         deadline = time.monotonic() + self.store_patience

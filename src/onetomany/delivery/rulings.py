@@ -15,6 +15,7 @@ from datetime import datetime
 import attrs
 
 from onetomany.delivery.policy import Pending, Policy, Ruling
+from onetomany.errors import StoreError
 from onetomany.model.decisions import Check, Decision, Outcome, Verdict
 
 __all__ = ["Judgement", "PolicyBug", "judge", "verdict_decision"]
@@ -59,6 +60,8 @@ def judge(policies: Sequence[Policy], pending: Sequence[Pending], now: datetime)
         name = getattr(policy, "name", type(policy).__name__)
         try:
             rulings = policy.rule([pending[i] for i in open_rows], now)
+        except StoreError:
+            raise  # the store is out of reach, not the policy wrong: the caller may wait
         except Exception as exc:
             raise PolicyBug(f"policy {name!r} raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(rulings, list) or len(rulings) != len(open_rows):

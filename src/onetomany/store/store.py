@@ -304,9 +304,25 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection to read with (the query modules in ``store/queries`` use it)."""
-        with self.engine.connect() as conn:
-            yield conn
+        """A connection to read with (the query modules in ``store/queries`` use it).
+
+        As for :meth:`write`, a lost connection or a database that cannot be reached (a
+        PostgreSQL restart) is a :class:`~onetomany.errors.StoreError`, which callers may
+        wait out.
+        """
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            raise self._unavailable(exc, "read from") from exc
+
+    def _unavailable(self, exc: sa.exc.DBAPIError, doing: str) -> Exception:
+        """``exc`` as a StoreError when it says the store is out of reach (a lock held too
+        long, a lost connection), which callers may wait out; else ``exc`` itself: anything
+        else is about the statement."""
+        if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
+            return StoreError(f"cannot {doing} store {self!r}: {exc.orig}")
+        return exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -343,11 +359,10 @@ class Store:
                     self._begin_immediate(conn)
                 yield conn
         except sa.exc.DBAPIError as exc:
-            # A lock held too long or a lost connection: the store is unavailable for now,
-            # which callers may wait out. Anything else is about what was written.
-            if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
-                raise StoreError(f"cannot write to store {self!r}: {exc.orig}") from exc
-            raise
+            unavailable = self._unavailable(exc, "write to")
+            if unavailable is exc:
+                raise
+            raise unavailable from exc
 
     def _begin_immediate(self, conn: Connection) -> None:
         """``BEGIN IMMEDIATE``, trying again every millisecond for ``busy_timeout`` seconds.
@@ -508,7 +523,7 @@ class Store:
         """The rows of ``query`` (one of _DeliveryPath's profile reads) for ``ids``."""
         wanted = sorted(set(ids))
         listed = query.processor("ids")
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             # In pages, so a large read holds one page of raw rows at a time.
             for start in range(0, len(wanted), _CHUNK):
                 yield from query.run(conn, [(listed(wanted[start : start + _CHUNK]),)]).all()
