@@ -292,3 +292,52 @@ def test_prune_never_removes_a_first_or_last_event_nor_one_the_tick_has_not_read
         assert must_stay <= left
     finally:
         store.close()
+
+
+def test_a_goal_keeps_its_event_for_the_goal_s_days(tmp_path, store):
+    """A conversion counts the goal's event up to ``within_days`` after the send, so retention
+    keeps it that long, whatever a shorter age for its name says."""
+    from onetomany.ops.lifecycle import prune
+    from onetomany.rules.goals import Goal
+
+    now = FrozenClock().now()
+    store.add_events(
+        [
+            Event(
+                id=f"{name}-{age}",
+                name=name,
+                contact_id="c1",
+                account_id="a1",
+                occurred_at=now - timedelta(days=age),
+            )
+            for name in ("report_created", "page_viewed")
+            for age in (100, 90, 40, 20, 1)
+        ],
+        now=now,
+    )
+    through = store.events_after(0, limit=100)[-1][0]
+    base = make_program(tmp_path)
+    [welcome] = base.touches
+    program = attrs.evolve(
+        base,
+        retention=Retention(events=timedelta(days=10)),
+        # The welcome's own goal, and the program's for a second touch that names none.
+        touches=(
+            attrs.evolve(welcome, goal=Goal(event="page_viewed", within_days=30)),
+            attrs.evolve(welcome, name="nudge"),
+        ),
+        goal=Goal(event="report_created", within_days=60),
+    )
+
+    report = prune(program, store, now=now, through=through)
+
+    # Between the first and last of their name: kept while younger than the goal's days.
+    assert report.events == 3
+    left = _event_ids(store)
+    assert {"report_created-90", "page_viewed-90", "page_viewed-40"}.isdisjoint(left)
+    assert {"report_created-40", "report_created-20", "page_viewed-20"} <= left
+
+    # With no touch left on the program's goal, its event keeps the plain age.
+    only_own = attrs.evolve(program, touches=program.touches[:1])
+    assert prune(only_own, store, now=now, through=through).events == 2
+    assert {"report_created-40", "report_created-20"}.isdisjoint(_event_ids(store))

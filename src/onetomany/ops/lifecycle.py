@@ -8,8 +8,10 @@ still needs.
   its contact nor for its account (an absence and ``last()`` / ``days_since()`` read the last;
   a cadence starts at the first), and no cadence schedule is anchored on it. An event name a
   segment or journey counts with ``count(name)`` and no window is kept for ever; one counted
-  with ``count(name, days=N)`` is kept at least N days. Every event is kept at least as long
-  as the longest engagement trigger waits (opens and clicks answer a sent message).
+  with ``count(name, days=N)`` is kept at least N days, and a conversion goal's event at
+  least its ``within_days`` (the measurement counts it against sends that old). Every event is
+  kept at least as long as the longest engagement trigger waits (opens and clicks answer a
+  sent message).
 * A **finished outbox row** (sent, dead or skipped) older than ``deliveries`` has its
   payload and attempts (``deliveries`` rows) archived and removed. The row stays, emptied
   and marked ``archived_at``: it is the record that its idempotency key was queued, so an
@@ -108,6 +110,18 @@ def counted_events(program: Program) -> dict[str, int | None]:
     return windows
 
 
+def goal_events(program: Program) -> dict[str, int]:
+    """The events of the touches' conversion goals (their own, else the program's), each with
+    the longest window (days) a goal gives it: a conversion counts such an event up to that
+    long after the send."""
+    windows: dict[str, int] = {}
+    for touch in program.touches:
+        goal = program.goal_of(touch)
+        if goal is not None:
+            windows[goal.event] = max(goal.within_days, windows.get(goal.event, 0))
+    return windows
+
+
 def _engagement_floor(program: Program) -> timedelta:
     days = [trigger.days for _, trigger in program.touches_of(EngagementTrigger)]
     # A day's margin: the trigger fires on the tick after the wait, not on the dot.
@@ -166,8 +180,12 @@ def prune(
     def cutoff(age: timedelta | None) -> datetime | None:
         return None if age is None else now - max(age, floor)
 
-    # Events: per name, then the rest; a counted name waits for its window, or forever.
+    # Events: per name, then the rest; a counted name waits for its window, or forever, and a
+    # goal's event for the goal's days.
     counted = counted_events(program)
+    for name, days in goal_events(program).items():
+        if counted.get(name, 0) is not None:
+            counted[name] = max(days, counted.get(name) or 0)
     per_name: dict[str, datetime] = {}
     keep: set[str] = set()
     for name in set(retention.event) | set(counted):
