@@ -288,6 +288,25 @@ class Stepping(RecordingChannel):
         return super().send(message)
 
 
+class SteppingOneByOne(Stepping):
+    """The same, through a ``send_many`` of its own that still sends message by message (as
+    the SMTP channel's does): the dispatcher hands it a whole unit at once."""
+
+    sends_one_by_one = True
+
+    def send_many(self, messages):  # type: ignore[no-untyped-def]
+        for message in messages:
+            try:
+                yield self.send(message)
+            except TransientDeliveryError as error:
+                yield error
+
+
+@pytest.fixture(params=[Stepping, SteppingOneByOne], ids=["send", "one-by-one"])
+def stepping(request):
+    return request.param
+
+
 def _second_worker(engine: Engine, store: Store, channel: RecordingChannel) -> Dispatcher:
     return Dispatcher(
         store=Store(store.url, migrate=False),
@@ -298,10 +317,12 @@ def _second_worker(engine: Engine, store: Store, channel: RecordingChannel) -> D
     )
 
 
-def test_a_long_batch_renews_its_lease_so_no_one_else_takes_its_rows(build, store, frozen_clock):
+def test_a_long_batch_renews_its_lease_so_no_one_else_takes_its_rows(
+    build, store, frozen_clock, stepping
+):
     other = RecordingChannel()
     reports = []
-    first = Stepping(frozen_clock, step=DEFAULT_LEASE / 3, at=8)
+    first = stepping(frozen_clock, step=DEFAULT_LEASE / 3, at=8)
     engine = build(first)
     assert engine.dispatcher.lease == DEFAULT_LEASE == timedelta(minutes=1)
     second = _second_worker(engine, store, other)
@@ -321,13 +342,13 @@ def test_a_long_batch_renews_its_lease_so_no_one_else_takes_its_rows(build, stor
 
 
 def test_a_worker_whose_lease_ran_out_changes_nothing_and_sends_no_more(
-    build, store, frozen_clock, caplog
+    build, store, frozen_clock, caplog, stepping
 ):
     other = RecordingChannel()
     reports = []
     # Message 3 stalls for twice the lease; meanwhile a second worker takes the batch over,
     # sends what it finds and records it. Then the first worker's send of message 3 fails.
-    first = Stepping(frozen_clock, step=timedelta(seconds=1), at=3, fail_at=True)
+    first = stepping(frozen_clock, step=timedelta(seconds=1), at=3, fail_at=True)
     engine = build(first)
     second = _second_worker(engine, store, other)
 

@@ -56,6 +56,12 @@ class Channel(abc.ABC):
     #: True when the provider drops a second request with the same idempotency key, so a
     #: message whose outcome is unknown can be sent again safely.
     deduplicates: ClassVar[bool] = False
+    #: True when :meth:`send_many` (overridden) still sends message by message, each only
+    #: once the outcome of the one before was taken, as the default does. The dispatcher then
+    #: hands it many messages at once yet checks the lease between two of them, and leaves
+    #: out the rows another worker took meanwhile. A batch API that sends a group in one
+    #: request must leave it False: its messages have all left when the first outcome comes.
+    sends_one_by_one: ClassVar[bool] = False
 
     #: The checked options, an instance of :attr:`Options`.
     options: Any

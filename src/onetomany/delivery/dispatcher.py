@@ -539,11 +539,19 @@ class Dispatcher:
         step = unit_size(channel, self.record_every)
         pending = list(ready)
         while pending:
-            lost = self._renew_if_due(report)
-            if lost:
-                pending = [(row, message) for row, message in pending if row.id not in lost]
+            self._renew_if_due(report)
+            if self._lost:  # lost now, or between two messages of the last unit
+                pending = [(row, msg) for row, msg in pending if row.id not in self._lost]
+            if not pending:
+                break
             unit, pending = pending[:step], pending[step:]
-            for row, outcome in outcomes(channel, unit):
+            sent = outcomes(
+                channel,
+                unit,
+                skip=self._lost.__contains__,
+                renew=functools.partial(self._renew_if_due, report),
+            )
+            for row, outcome in sent:
                 self._record(channel, row, outcome, report)
 
     def _feed(

@@ -63,15 +63,29 @@ def reason(exc: BaseException) -> str:
 
 
 def unit_size(channel: Channel, record_every: int) -> int:
-    """Messages per ``send_many`` call: a channel with its own batch API gets groups, one that
-    sends message by message gets them one at a time, so the lease is checked before each."""
+    """Messages per ``send_many`` call: a channel with a ``send_many`` of its own gets groups
+    (when it :attr:`~onetomany.Channel.sends_one_by_one`, :func:`outcomes` still checks the
+    lease between two messages); one with the default gets them one at a time, so the lease
+    is checked before each."""
     return record_every if type(channel).send_many is not Channel.send_many else 1
 
 
-def outcomes(channel: Channel, unit: Unit) -> Iterator[tuple[OutboxRow, object]]:
+def outcomes(
+    channel: Channel,
+    unit: Unit,
+    *,
+    skip: Callable[[int], bool] | None = None,
+    renew: Callable[[], object] | None = None,
+) -> Iterator[tuple[OutboxRow, object]]:
     """Each row of ``unit`` with what ``channel`` made of its message: the channel's outcome
     (a result, a :class:`~onetomany.errors.DeliveryError`, or whatever else it yielded), or
-    :class:`Failed`. A channel that raises is charged for the message in flight only."""
+    :class:`Failed`. A channel that raises is charged for the message in flight only.
+
+    For a channel that :attr:`~onetomany.Channel.sends_one_by_one`, between two messages
+    ``renew`` (the lease's renewal, when due) runs and the rows ``skip`` names (their lease
+    was lost) are left out: the channel's iteration is stopped and started again on the
+    rest, so none of them leaves."""
+    between = channel.sends_one_by_one and (skip is not None or renew is not None)
     queue_ = list(unit)
     while queue_:
         sent = iter(channel.send_many([message for _, message in queue_]))
@@ -96,6 +110,24 @@ def outcomes(channel: Channel, unit: Unit) -> Iterator[tuple[OutboxRow, object]]
                 yield row, Failed(reason(exc), final=not isinstance(exc, OSError))
                 break
             yield queue_.pop(0)[0], outcome
+            if between and queue_ and _left_out(queue_, skip, renew):
+                queue_ = [(row, message) for row, message in queue_ if not _lost(row, skip)]
+                close = getattr(sent, "close", None)
+                if close is not None:
+                    close()
+                break
+
+
+def _left_out(
+    queue_: Unit, skip: Callable[[int], bool] | None, renew: Callable[[], object] | None
+) -> bool:
+    if renew is not None:
+        renew()
+    return any(_lost(row, skip) for row, _ in queue_)
+
+
+def _lost(row: OutboxRow, skip: Callable[[int], bool] | None) -> bool:
+    return skip is not None and skip(row.id)
 
 
 class SenderPool:
@@ -209,7 +241,7 @@ class SenderPool:
             unit = [(row, message) for row, message in unit if not self._skip(row.id)]
             handed = 0
             try:
-                for row, outcome in outcomes(channel, unit):
+                for row, outcome in outcomes(channel, unit, skip=self._skip):
                     self._results.put((row, outcome))
                     handed += 1
             except Exception as exc:

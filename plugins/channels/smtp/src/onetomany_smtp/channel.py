@@ -276,6 +276,7 @@ class SmtpChannel(Channel):
     kinds = (ChannelKind.EMAIL,)
     Options = SmtpOptions
     options: SmtpOptions
+    sends_one_by_one = True
 
     def __init__(self, settings: PluginSettings, *, runtime: Runtime | None = None) -> None:
         super().__init__(settings, runtime=runtime)
