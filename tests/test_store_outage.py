@@ -219,8 +219,9 @@ class OutageAfterClaim:
     """Right after the dispatcher's first claim, the database refuses every connection (its
     sessions are ended and new ones turned away, as during a restart) for ``seconds``."""
 
-    def __init__(self, engine: Engine, admin: sa.Engine, database: str, seconds: float) -> None:
-        self.admin, self.database, self.seconds = admin, database, seconds
+    def __init__(self, engine: Engine, admin: sa.Engine, seconds: float) -> None:
+        self.admin, self.seconds = admin, seconds
+        self.database = sa.make_url(engine.store.url).database
         self.over = threading.Event()
         self.started = False
         claim = engine.store.claim
@@ -270,9 +271,7 @@ def test_a_database_out_of_reach_while_a_batch_is_read_is_waited_out(
 ):
     with _engine(tmp_path, pg_database, sink.port, object(), frozen_clock, patience=20) as engine:
         _queue(engine)
-        outage = OutageAfterClaim(
-            engine, postgres_admin, sa.make_url(pg_database[0]).database or "", seconds=1.0
-        )
+        outage = OutageAfterClaim(engine, postgres_admin, seconds=1.0)
         report = engine.dispatch()
         rows = engine.store.outbox_rows()
 
@@ -288,9 +287,7 @@ def test_a_database_out_of_reach_past_the_patience_stops_the_pass_without_raisin
 ):
     with _engine(tmp_path, pg_database, sink.port, object(), frozen_clock, patience=0.3) as engine:
         _queue(engine)
-        outage = OutageAfterClaim(
-            engine, postgres_admin, sa.make_url(pg_database[0]).database or "", seconds=2.0
-        )
+        outage = OutageAfterClaim(engine, postgres_admin, seconds=2.0)
         first = engine.dispatch()
 
         assert first.stopped is not None
