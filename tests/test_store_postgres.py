@@ -41,6 +41,32 @@ def test_a_database_that_does_not_exist_is_a_clear_error(postgres_url):
         Store(url.render_as_string(hide_password=False))
 
 
+def test_a_read_fails_as_unavailable_only_when_the_database_is_out_of_reach(
+    pg_store, postgres_admin
+):
+    # A statement that is wrong is raised as it is: waiting would not change it.
+    with pytest.raises(sa.exc.DataError) as wrong, pg_store.read() as conn:
+        conn.execute(sa.text("SELECT 1 / 0"))
+    assert wrong.value.__cause__ is not wrong.value
+    # A database that turns connections away is a StoreError, which callers may wait out.
+    name = sa.make_url(pg_store.url).database
+    with postgres_admin.connect() as admin:
+        admin.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+        admin.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        try:
+            with pytest.raises(StoreError, match="cannot read from store"):
+                pg_store.get_contacts(["c1"])
+        finally:
+            admin.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+    assert pg_store.get_contacts(["c1"]) == {}
+
+
 def test_a_claim_skips_rows_another_transaction_has_locked(pg_store):
     pg_store.enqueue([touch(f"k{i}") for i in range(4)], now=NOW)
     # lock_timeout: a claim that waited for the locks would fail rather than hang the test.

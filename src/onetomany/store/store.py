@@ -314,15 +314,15 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except sa.exc.DBAPIError as exc:
-            raise self._unavailable(exc, "read from") from exc
+            self._raise_if_unavailable(exc, "read from")
+            raise
 
-    def _unavailable(self, exc: sa.exc.DBAPIError, doing: str) -> Exception:
-        """``exc`` as a StoreError when it says the store is out of reach (a lock held too
-        long, a lost connection), which callers may wait out; else ``exc`` itself: anything
-        else is about the statement."""
+    def _raise_if_unavailable(self, exc: sa.exc.DBAPIError, doing: str) -> None:
+        """Raise a StoreError for ``exc`` when it says the store is out of reach (a lock held
+        too long, a lost connection), which callers may wait out. Anything else is about the
+        statement, and the caller raises it as it is."""
         if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
-            return StoreError(f"cannot {doing} store {self!r}: {exc.orig}")
-        return exc
+            raise StoreError(f"cannot {doing} store {self!r}: {exc.orig}") from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -359,10 +359,8 @@ class Store:
                     self._begin_immediate(conn)
                 yield conn
         except sa.exc.DBAPIError as exc:
-            unavailable = self._unavailable(exc, "write to")
-            if unavailable is exc:
-                raise
-            raise unavailable from exc
+            self._raise_if_unavailable(exc, "write to")
+            raise
 
     def _begin_immediate(self, conn: Connection) -> None:
         """``BEGIN IMMEDIATE``, trying again every millisecond for ``busy_timeout`` seconds.
