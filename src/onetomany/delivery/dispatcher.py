@@ -420,7 +420,7 @@ class Dispatcher:
         return [row for row in rows if row.id in passed or row.channel not in self.channels]
 
     def _pending(self, rows: Sequence[OutboxRow], people: _People) -> list[Pending]:
-        contacts, accounts = self._patiently(people.read)
+        contacts, accounts = people.read()  # in _police's patient retry
         touches = {touch.name: touch for touch in self.composer.program.touches}
         pending = []
         for row in rows:

@@ -74,7 +74,7 @@ def outcomes(
     channel: Channel,
     unit: Unit,
     *,
-    skip: Callable[[int], bool] | None = None,
+    skip: Callable[[int], bool],
     renew: Callable[[], object] | None = None,
 ) -> Iterator[tuple[OutboxRow, object]]:
     """Each row of ``unit`` with what ``channel`` made of its message: the channel's outcome
@@ -85,7 +85,6 @@ def outcomes(
     ``renew`` (the lease's renewal, when due) runs and the rows ``skip`` names (their lease
     was lost) are left out: the channel's iteration is stopped and started again on the
     rest, so none of them leaves."""
-    between = channel.sends_one_by_one and (skip is not None or renew is not None)
     queue_ = list(unit)
     while queue_:
         sent = iter(channel.send_many([message for _, message in queue_]))
@@ -110,24 +109,16 @@ def outcomes(
                 yield row, Failed(reason(exc), final=not isinstance(exc, OSError))
                 break
             yield queue_.pop(0)[0], outcome
-            if between and queue_ and _left_out(queue_, skip, renew):
-                queue_ = [(row, message) for row, message in queue_ if not _lost(row, skip)]
+            if not (channel.sends_one_by_one and queue_):
+                continue
+            if renew is not None:
+                renew()
+            if any(skip(row.id) for row, _ in queue_):
+                queue_ = [(row, message) for row, message in queue_ if not skip(row.id)]
                 close = getattr(sent, "close", None)
                 if close is not None:
                     close()
                 break
-
-
-def _left_out(
-    queue_: Unit, skip: Callable[[int], bool] | None, renew: Callable[[], object] | None
-) -> bool:
-    if renew is not None:
-        renew()
-    return any(_lost(row, skip) for row, _ in queue_)
-
-
-def _lost(row: OutboxRow, skip: Callable[[int], bool] | None) -> bool:
-    return skip is not None and skip(row.id)
 
 
 class SenderPool:

@@ -249,27 +249,6 @@ class _Outgoing:
     needs_smtputf8: tuple[str, ...] = ()
 
 
-@dataclass
-class _Prepared:
-    """A message built for the wire, or what building it raised, kept for its turn."""
-
-    built: _Outgoing | None = None
-    error: Exception | None = None
-
-    @classmethod
-    def of(cls, prepare: Callable[[Message], _Outgoing], message: Message) -> _Prepared:
-        try:
-            return cls(built=prepare(message))
-        except Exception as exc:
-            return cls(error=exc)
-
-    def outgoing(self) -> _Outgoing:
-        if self.error is not None:
-            raise self.error
-        assert self.built is not None
-        return self.built
-
-
 class SmtpChannel(Channel):
     """Sends email through an SMTP server; the options are those of :class:`SmtpOptions`."""
 
@@ -337,24 +316,32 @@ class SmtpChannel(Channel):
         longest wait of a transaction. A message that cannot be built fails at its own turn,
         as it would in :meth:`send`.
         """
-        ahead: _Prepared | None = None
+        ahead: _Outgoing | Exception | None = None
         for index, message in enumerate(messages):
-            prepared = ahead if ahead is not None else _Prepared.of(self._prepare, message)
+            built = ahead if ahead is not None else self._built(message)
             ahead = None
+            on_data: Callable[[], None] | None = None
             if index + 1 < len(messages):
                 following = messages[index + 1]
 
                 def build_next(following: Message = following) -> None:
                     nonlocal ahead
-                    ahead = _Prepared.of(self._prepare, following)
+                    ahead = self._built(following)
 
-                on_data: Callable[[], None] | None = build_next
-            else:
-                on_data = None
+                on_data = build_next
             try:
-                yield self._send(prepared.outgoing(), meanwhile=on_data)
+                if isinstance(built, Exception):
+                    raise built
+                yield self._send(built, meanwhile=on_data)
             except DeliveryError as error:
                 yield error
+
+    def _built(self, message: Message) -> _Outgoing | Exception:
+        """``message`` built for the wire, or what building it raised, kept for its turn."""
+        try:
+            return self._prepare(message)
+        except Exception as exc:
+            return exc
 
     def _send(
         self, outgoing: _Outgoing, meanwhile: Callable[[], None] | None = None
